@@ -1,0 +1,48 @@
+"""Small helpers shared by the CLI modules of every stage (console, errors, JSON output)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+console = Console(stderr=True, highlight=False)
+
+
+class CLIError(Exception):
+    """A user-facing failure: printed as one line, exit code `code` (1 bad input, 2 usage)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    raise CLIError(message, code)
+
+
+def print_json(obj: Any) -> None:
+    """Machine-readable output: one JSON object on stdout."""
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=_default) + "\n")
+    sys.stdout.flush()
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def parse_mapping(items: list[str] | None, option: str = "--map") -> dict[str, str]:
+    """Parse repeated `key=value` options."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        if "=" not in item:
+            fail(f"{option} expects key=value, got {item!r}", code=2)
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out

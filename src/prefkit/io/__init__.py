@@ -1,0 +1,32 @@
+"""Readers and writers for every common feedback format, with autodetection.
+
+`read(path)` returns a ReadResult (canonical tables + rejects + which reader and why);
+`load`/`save` handle canonical Parquet directly.
+"""
+
+from __future__ import annotations
+
+from prefkit.io.base import (
+    READERS,
+    WRITERS,
+    InputError,
+    ReadOptions,
+    ReadResult,
+    Reject,
+    StrictError,
+    write_rejects,
+)
+from prefkit.io.canonical import load, save
+
+__all__ = [
+    "READERS",
+    "WRITERS",
+    "InputError",
+    "ReadOptions",
+    "ReadResult",
+    "Reject",
+    "StrictError",
+    "load",
+    "save",
+    "write_rejects",
+]

@@ -1,0 +1,137 @@
+"""Reader/writer plumbing shared by every format: rejects, results, the registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from prefkit.schema import Kind
+
+
+class InputError(ValueError):
+    """Bad input a user must fix: names the file, line/row, field and reason (one line)."""
+
+    def __init__(
+        self, path: str | Path, reason: str, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.path = str(path)
+        self.line = line
+        self.field = field
+        self.reason = reason
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {reason}")
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One input row that produced no canonical row, and why."""
+
+    file: str
+    line: int | None
+    field: str | None
+    reason: str
+    raw: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "file": self.file,
+                "line": self.line,
+                "field": self.field,
+                "reason": self.reason,
+                "raw": self.raw,
+            },
+            ensure_ascii=False,
+        )
+
+    def message(self) -> str:
+        where = self.file + (f", line {self.line}" if self.line is not None else "")
+        if self.field:
+            where += f", field {self.field!r}"
+        return f"{where}: {self.reason}"
+
+
+@dataclass
+class ReadResult:
+    """What a reader produced: canonical tables by kind, rejects, and which reader and why."""
+
+    tables: dict[Kind, pa.Table]
+    rejects: list[Reject] = field(default_factory=list)
+    reader: str = ""
+    why: str = ""
+    rows_in: int = 0
+
+    @property
+    def kind(self) -> Kind:
+        return next(iter(self.tables))
+
+    @property
+    def table(self) -> pa.Table:
+        """The main table (the first kind the reader produced)."""
+        return self.tables[self.kind]
+
+
+class StrictError(InputError):
+    """Raised in strict mode at the first bad row."""
+
+
+@dataclass
+class ReadOptions:
+    """Options every reader honours."""
+
+    strict: bool = False
+    mapping: Mapping[str, str] = field(default_factory=dict)  # source column -> canonical field
+    value_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # field -> {raw: v}
+    source: str | None = None
+    kind: Kind | None = None
+
+
+class Reader(Protocol):
+    """A format reader. `sniff` returns a reason string when it recognises the input."""
+
+    name: str
+    description: str
+
+    def sniff(self, path: Path, sample: list[Mapping[str, Any]] | None) -> str | None: ...
+
+    def read(self, path: Path, options: ReadOptions) -> ReadResult: ...
+
+
+READERS: dict[str, Reader] = {}
+WRITERS: dict[str, Callable[..., None]] = {}
+
+
+def register_reader(reader: Reader) -> Reader:
+    READERS[reader.name] = reader
+    return reader
+
+
+def register_writer(name: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def deco(fn: Callable[..., None]) -> Callable[..., None]:
+        WRITERS[name] = fn
+        return fn
+
+    return deco
+
+
+def write_rejects(rejects: list[Reject], path: str | Path) -> Path:
+    """Write rejects as JSON lines next to the output; returns the path written."""
+    p = Path(path)
+    with p.open("w", encoding="utf-8") as fh:
+        for r in rejects:
+            fh.write(r.to_json() + "\n")
+    return p
+
+
+def iter_chunks(seq: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]

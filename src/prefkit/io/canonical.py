@@ -1,0 +1,86 @@
+"""Canonical Parquet: the on-disk form of every canonical table (schema version in metadata)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prefkit.io.base import InputError, ReadOptions, ReadResult, register_reader
+from prefkit.schema import (
+    META_KIND_KEY,
+    META_VERSION_KEY,
+    SCHEMA_VERSION,
+    Kind,
+    SchemaError,
+    conform,
+    kind_of,
+    validate,
+    with_metadata,
+)
+
+
+def save(table: pa.Table, path: str | Path, kind: Kind | str | None = None) -> Path:
+    """Validate and write a canonical table as Parquet (zstd), schema version in the metadata."""
+    k = Kind(kind) if kind is not None else kind_of(table)
+    table = conform(table, k)
+    validate(table, k)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(with_metadata(table, k), p, compression="zstd")
+    return p
+
+
+def load(path: str | Path, kind: Kind | str | None = None) -> pa.Table:
+    """Read a canonical Parquet file (checks the schema version and kind)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(p, "file not found")
+    try:
+        table = pq.read_table(p)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(p, f"not a readable Parquet file ({e})") from e
+    md = table.schema.metadata or {}
+    version = md.get(META_VERSION_KEY)
+    if version is not None and version.decode() != SCHEMA_VERSION:
+        raise InputError(
+            p, f"canonical schema version {version.decode()} is not supported ({SCHEMA_VERSION})"
+        )
+    try:
+        k = Kind(kind) if kind is not None else kind_of(table)
+        table = conform(table, k)
+        validate(table, k)
+    except SchemaError as e:
+        raise InputError(p, e.reason, line=e.row, field=e.column) from e
+    return table
+
+
+def is_canonical(path: Path) -> bool:
+    if path.suffix != ".parquet":
+        return False
+    try:
+        md = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError):
+        return False
+    return META_KIND_KEY in md
+
+
+class CanonicalReader:
+    name = "canonical"
+    description = "prefkit canonical Parquet (any kind; schema version in the file metadata)"
+
+    def sniff(self, path: Path, sample: list[Mapping[str, Any]] | None) -> str | None:
+        if is_canonical(path):
+            return "Parquet file with prefkit schema metadata"
+        return None
+
+    def read(self, path: Path, options: ReadOptions) -> ReadResult:
+        table = load(path, options.kind)
+        k = kind_of(table)
+        return ReadResult({k: table}, reader=self.name, rows_in=table.num_rows)
+
+
+register_reader(CanonicalReader())
