@@ -1,0 +1,273 @@
+"""`prefkit pairs` and `prefkit split`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from prefkit._cli import console, fail, print_json
+
+_STRATEGY_HELP = (
+    "Strategy: majority|mean-strength (votes), best-vs-worst|best-vs-random|all-pairs|"
+    "sweet-spot (ratings), all|adjacent|best-vs-rest (rankings), binary (thumbs). "
+    "Default: from the input kind."
+)
+
+
+def pairs_cmd(
+    src: Path = typer.Argument(
+        ..., metavar="IN", help="Any file prefkit reads (format autodetected)."
+    ),
+    out: Path = typer.Argument(..., metavar="OUT", help="Output .parquet or .jsonl."),
+    strategy: str | None = typer.Option(None, "--strategy", help=_STRATEGY_HELP),
+    from_votes: str | None = typer.Option(
+        None, "--from-votes", help="Pairwise votes: majority | mean-strength."
+    ),
+    from_ratings: str | None = typer.Option(
+        None,
+        "--from-ratings",
+        help="Ratings: best-vs-worst | best-vs-random | all-pairs | sweet-spot.",
+    ),
+    from_rankings: str | None = typer.Option(
+        None, "--from-rankings", help="Rankings: all | adjacent | best-vs-rest."
+    ),
+    from_binary: bool = typer.Option(False, "--from-binary", help="Thumbs up/down."),
+    ties: str = typer.Option("drop", "--ties", help="Tie policy: drop | half | keep."),
+    min_margin: float | None = typer.Option(
+        None, "--min-margin", help="Drop pairs whose margin is below X."
+    ),
+    min_agreement: float = typer.Option(
+        0.0, "--min-agreement", help="Votes: drop pairs whose winning share is below X."
+    ),
+    aspect_weights: str | None = typer.Option(
+        None,
+        "--aspect-weights",
+        help="Ratings: aspect=weight,... (e.g. helpfulness=0.7,honesty=0.3).",
+    ),
+    curriculum: bool = typer.Option(
+        False, "--curriculum", help="Order pairs from easy (large margin/rank gap) to hard."
+    ),
+    to: str = typer.Option("canonical", "--to", help="Output format: trl | kto | canonical."),
+    conversational: bool = typer.Option(
+        False,
+        "--conversational",
+        help="trl/kto: write message lists (default: match the input).",
+    ),
+    fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
+    seed: int = typer.Option(0, "--seed", help="Seed for best-vs-random."),
+    as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
+) -> None:
+    """Build training pairs (chosen/rejected) from votes, ratings, rankings or thumbs, with a
+    stated tie policy; writes OUT and OUT.build.json (every dropped row counted)."""
+    import numpy as np
+
+    from prefkit.build.export import to_kto, to_trl, write_table
+    from prefkit.build.pairs import (
+        BUILDER_OF_STRATEGY,
+        DEFAULT_STRATEGY,
+        build_pairs,
+        unpaired_from_binary,
+        unpaired_from_pairs,
+    )
+    from prefkit.build.result import TIE_POLICIES
+    from prefkit.io.detect import read
+
+    if ties not in TIE_POLICIES:
+        fail(f"--ties must be one of {', '.join(TIE_POLICIES)}, got {ties!r}", code=2)
+    if to not in ("trl", "kto", "canonical"):
+        fail(f"--to must be trl, kto or canonical, got {to!r}", code=2)
+    if out.suffix not in (".parquet", ".jsonl"):
+        fail(f"{out}: output must end in .parquet or .jsonl", code=2)
+    chosen = [
+        s
+        for s in (
+            strategy,
+            from_votes,
+            from_ratings,
+            from_rankings,
+            "binary" if from_binary else None,
+        )
+        if s is not None
+    ]
+    if len(set(chosen)) > 1:
+        fail(f"give one strategy, got {', '.join(chosen)}", code=2)
+    strat = chosen[0] if chosen else None
+    if strat is not None and strat not in BUILDER_OF_STRATEGY:
+        fail(f"unknown strategy {strat!r}; known: {', '.join(BUILDER_OF_STRATEGY)}", code=2)
+    for flag, value, kind in (
+        ("--from-votes", from_votes, "comparisons"),
+        ("--from-ratings", from_ratings, "ratings"),
+        ("--from-rankings", from_rankings, "rankings"),
+    ):
+        if value is not None and BUILDER_OF_STRATEGY[value].value != kind:
+            fail(f"{flag} does not take {value!r}", code=2)
+
+    if aspect_weights is not None:
+        from prefkit.build.weights import parse_aspect_weights
+
+        try:
+            parse_aspect_weights(aspect_weights)
+        except ValueError as e:
+            fail(f"--aspect-weights: {e}", code=2)
+    result = read(src, fmt)
+    console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
+    if not result.tables:
+        fail(f"{src}: no valid row ({len(result.rejects)} rejected)")
+    if strat is not None:
+        want = BUILDER_OF_STRATEGY[strat]
+        if want not in result.tables:
+            have = ", ".join(k.value for k in result.tables)
+            fail(f"{src}: strategy {strat!r} needs {want.value}, the input has {have}")
+        table = result.tables[want]
+    else:
+        usable = [k for k in result.tables if k in DEFAULT_STRATEGY]
+        if not usable:
+            fail(f"{src}: no table pairs can be built from ({', '.join(result.tables)})")
+        table = result.tables[usable[0]]
+    from prefkit.schema import Kind, kind_of
+
+    kind = kind_of(table)
+    for flag, given, applies in (
+        ("--min-agreement", min_agreement > 0, kind is Kind.COMPARISONS),
+        ("--aspect-weights", aspect_weights is not None, kind is Kind.RATINGS),
+    ):
+        if given and not applies:
+            console.print(f"[yellow]note:[/yellow] {flag} does not apply to {kind.value}; ignored")
+    try:
+        built = build_pairs(
+            table,
+            strat,
+            ties,  # type: ignore[arg-type]
+            min_margin,
+            min_agreement,
+            aspect_weights,
+            curriculum,
+            np.random.default_rng(seed),
+        )
+    except ValueError as e:
+        fail(str(e))
+    report: dict[str, Any] = dict(built.report)
+    report.update(
+        {
+            "input": str(src),
+            "reader": result.reader,
+            "rejected_on_read": len(result.rejects),
+            "output": str(out),
+            "to": to,
+        }
+    )
+    conv = True if conversational else None
+    if to == "canonical":
+        written = write_table(built.table, out)
+    elif to == "trl":
+        written = write_table(to_trl(built.table, conv), out)
+    else:
+        unpaired = (
+            unpaired_from_binary(table)
+            if report["builder"] == "binary"
+            else unpaired_from_pairs(built.table)
+        )
+        report["unpaired"] = unpaired.report
+        written = write_table(to_kto(unpaired.table, conv), out)
+    report["rows_written"] = report["unpaired"]["rows_out"] if to == "kto" else report["rows_out"]
+    report_path = Path(str(out) + ".build.json")
+    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    if as_json:
+        print_json(report)
+        return
+    _print_report(report, written, report_path)
+
+
+def _print_report(report: dict[str, Any], written: Path, report_path: Path) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"prefkit pairs ({report['builder']})", show_header=False, box=None)
+    for key in ("rows_in", "candidates", "pairs_out", "rows_written"):
+        t.add_row(key, str(report[key]))
+    for reason, n in report["dropped"].items():
+        if n:
+            t.add_row(f"dropped: {reason}", str(n))
+    for reason, n in report["rows_unused"].items():
+        t.add_row(f"rows unused: {reason}", str(n))
+    if "kto" in report:
+        t.add_row("desirable:undesirable", report["kto"]["ratio"])
+    console.print(t)
+    console.print(f"wrote {written} and {report_path}")
+
+
+def split_cmd(
+    src: Path = typer.Argument(
+        ..., metavar="IN", help="Any file prefkit reads, or a pairs Parquet file."
+    ),
+    out_dir: Path = typer.Argument(
+        ..., metavar="OUT_DIR", help="Directory for train/test(/val) Parquet."
+    ),
+    by: str = typer.Option("prompt", "--by", help="Group by: prompt | source | annotator."),
+    test: float = typer.Option(0.1, "--test", help="Test fraction (of rows)."),
+    val: float = typer.Option(0.0, "--val", help="Validation fraction (of rows)."),
+    seed: int = typer.Option(0, "--seed", help="Seed: same input + seed = same split."),
+    near_dup: bool = typer.Option(
+        False, "--near-dup", help="Also keep near-duplicate prompts (MinHash/LSH) together."
+    ),
+    threshold: float = typer.Option(
+        0.7, "--threshold", help="Near-duplicate Jaccard threshold (character 5-grams)."
+    ),
+    fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
+    as_json: bool = typer.Option(False, "--json", help="Print the split report as JSON."),
+) -> None:
+    """Split into train/test(/val) with no prompt (or source/annotator) in two splits,
+    stratified by source, deterministic for a seed; writes split.json."""
+    import pyarrow.parquet as pq
+
+    from prefkit.build.splits import SPLIT_BY, split
+    from prefkit.io.base import InputError
+    from prefkit.io.canonical import save
+    from prefkit.io.detect import read
+
+    if by not in SPLIT_BY:
+        fail(f"--by must be one of {', '.join(SPLIT_BY)}, got {by!r}", code=2)
+    if not (0 < test < 1 and 0 <= val < 1 and test + val < 1):
+        fail("--test and --val are fractions in (0, 1) with test + val < 1", code=2)
+    kind = None
+    try:
+        result = read(src, fmt)
+        kind = result.kind
+        table = result.table
+        console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
+    except InputError:
+        if src.suffix != ".parquet" or not src.exists():
+            raise
+        table = pq.read_table(src)  # a pairs / TRL table written by `prefkit pairs`
+        if "prompt_id" not in table.column_names:
+            raise
+    try:
+        res = split(table, by, test, val, seed, near_dup, threshold)  # type: ignore[arg-type]
+    except ValueError as e:
+        fail(str(e))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, t in res.tables.items():
+        path = out_dir / f"{name}.parquet"
+        if kind is not None:
+            save(t, path, kind)
+        else:
+            pq.write_table(t, path, compression="zstd")
+    report = dict(res.report)
+    report["input"] = str(src)
+    (out_dir / "split.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+    if as_json:
+        print_json(report)
+        return
+    for name, entry in report["splits"].items():
+        console.print(f"{name}: {entry['rows']} rows, {entry['groups']} groups")
+    console.print(
+        f"shared prompt_ids across splits: {report['shared_prompt_ids']}; "
+        f"near-duplicate merges: {report['near_duplicate_merges']}; wrote {out_dir}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pairs")(pairs_cmd)
+    app.command("split")(split_cmd)
