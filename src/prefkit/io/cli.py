@@ -13,6 +13,9 @@ def inspect_cmd(
     path: Path = typer.Argument(..., help="Any file prefkit reads (format autodetected)."),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
     mapping: list[str] | None = typer.Option(None, "--map", help="column=field, repeatable."),
+    value_map: list[str] | None = typer.Option(
+        None, "--value-map", help="field:raw=value, e.g. outcome:left=a. Repeatable."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """What is in a feedback file: kind, rows, outcomes, prompts, annotators, models, lengths."""
@@ -20,7 +23,14 @@ def inspect_cmd(
     from prefkit.io.detect import read
     from prefkit.io.stats import describe
 
-    result = read(path, fmt, ReadOptions(mapping=parse_mapping(mapping)))
+    vmaps: dict[str, dict[str, str]] = {}
+    for item in value_map or []:
+        if ":" not in item or "=" not in item:
+            fail(f"--value-map expects field:raw=value, got {item!r}", code=2)
+        field, rest = item.split(":", 1)
+        raw, val = rest.rsplit("=", 1)
+        vmaps.setdefault(field, {})[raw] = val
+    result = read(path, fmt, ReadOptions(mapping=parse_mapping(mapping), value_maps=vmaps))
     if not result.tables or all(t.num_rows == 0 for t in result.tables.values()):
         fail(f"{path}: no valid row ({len(result.rejects)} rejected)")
     summary = describe(result.table)
@@ -43,11 +53,13 @@ def inspect_cmd(
 
 
 def convert_cmd(
-    src: Path = typer.Argument(..., help="Input file (format autodetected)."),
-    out: Path = typer.Argument(..., help="Output file; format from --to or the extension."),
+    src: Path | None = typer.Argument(None, help="Input file or folder (format autodetected)."),
+    out: Path | None = typer.Argument(None, help="Output; format from --to or the extension."),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
     to: str | None = typer.Option(
-        None, "--to", help="Writer: canonical, trl, trl-unpaired, hf, csv, jsonl (default by ext)."
+        None,
+        "--to",
+        help="Writer: canonical, trl, trl-unpaired, hf, csv, jsonl (default from the extension).",
     ),
     mapping: list[str] | None = typer.Option(
         None, "--map", help="column=field (generic reader), repeatable."
@@ -59,23 +71,31 @@ def convert_cmd(
     conversational: bool = typer.Option(
         False, "--conversational", help="TRL writers: write message lists instead of strings."
     ),
+    list_formats: bool = typer.Option(
+        False, "--list-formats", help="List the readers (detection order) and writers, then exit."
+    ),
 ) -> None:
     """Convert any supported feedback file to canonical Parquet or a trainer format."""
     from prefkit.io.base import ReadOptions, write_rejects
     from prefkit.io.detect import read
     from prefkit.io.writers import write
 
+    if list_formats:
+        _print_formats()
+        return
+    if src is None or out is None:
+        fail("convert needs IN and OUT (or --list-formats)", code=2)
     vmaps: dict[str, dict[str, str]] = {}
     for item in value_map or []:
         if ":" not in item or "=" not in item:
             fail(f"--value-map expects field:raw=value, got {item!r}", code=2)
         field, rest = item.split(":", 1)
-        raw, val = rest.split("=", 1)
+        raw, val = rest.rsplit("=", 1)
         vmaps.setdefault(field, {})[raw] = val
     opts = ReadOptions(strict=strict, mapping=parse_mapping(mapping), value_maps=vmaps)
     result = read(src, fmt, opts)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
-    rejects_path = Path(str(out) + ".rejects.jsonl")
+    rejects_path = Path(str(out).rstrip("/") + ".rejects.jsonl")
     if result.rejects:
         write_rejects(result.rejects, rejects_path)
         console.print(
@@ -86,7 +106,21 @@ def convert_cmd(
     if rows == 0:
         fail(f"{src}: no valid row ({len(result.rejects)} rejected)")
     written = write(result, out, to, conversational=conversational)
-    console.print(f"wrote {written} row(s) to {out}; {len(result.rejects)} rejected")
+    kinds = ", ".join(f"{t.num_rows} {k.value}" for k, t in result.tables.items())
+    console.print(f"wrote {written} row(s) to {out} ({kinds}); {len(result.rejects)} rejected")
+
+
+def _print_formats() -> None:
+    import prefkit.io.readers  # noqa: F401
+    from prefkit.io.base import READERS
+    from prefkit.io.writers import FORMATS
+
+    typer.echo("readers (tried in this order; name one with --from):")
+    for name, r in READERS.items():
+        typer.echo(f"  {name:<22} {r.description}")
+    typer.echo("writers (--to, else from the extension of OUT):")
+    for name, d in FORMATS.items():
+        typer.echo(f"  {name:<22} {d}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,74 +12,32 @@ SAMPLE_ROWS = 20
 SAMPLE_BYTES = 4 << 20  # never read more than this to sniff (one huge line stays bounded)
 
 
-def open_text(path: Path) -> Any:
-    """Open a text file, transparently gunzipping `.gz` (checks the magic bytes)."""
-    with path.open("rb") as fh:
-        magic = fh.read(2)
-    if path.suffix == ".gz" or magic == b"\x1f\x8b":
-        if magic != b"\x1f\x8b":
-            raise InputError(path, "file ends in .gz but is not gzip data")
-        return gzip.open(path, "rt", encoding="utf-8", errors="strict", newline="")
-    return path.open("r", encoding="utf-8", errors="strict", newline="")
-
-
 def sample_records(path: Path) -> list[Mapping[str, Any]] | None:
-    """A few records from a JSON / JSONL / CSV file for sniffing; None when not row data."""
-    if path.is_dir() or path.suffix == ".parquet":
-        return None
-    try:
-        with open_text(path) as fh:
-            head = fh.read(SAMPLE_BYTES)
-    except (UnicodeDecodeError, OSError, EOFError):
-        return None
-    stripped = head.lstrip()
-    if not stripped:
-        return None
-    if stripped.startswith("["):
-        try:
-            data = json.loads(head)
-        except json.JSONDecodeError:
-            return None
-        return [r for r in data[:SAMPLE_ROWS] if isinstance(r, dict)]
-    if stripped.startswith("{"):
-        out: list[Mapping[str, Any]] = []
-        for line in head.splitlines():
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                break
-            if isinstance(rec, dict):
-                out.append(rec)
-            if len(out) >= SAMPLE_ROWS:
-                break
-        if out:
-            return out
-        try:
-            rec = json.loads(head)
-        except json.JSONDecodeError:
-            return None
-        return [rec] if isinstance(rec, dict) else None
-    if path.suffix in (".csv", ".tsv") or path.name.endswith((".csv.gz", ".tsv.gz")):
-        import csv
-        import io
+    """A few records of any container prefkit reads, for sniffing; None when not row data."""
+    from prefkit.io.readers._records import sample
 
-        delim = "\t" if ".tsv" in path.name else ","
-        reader = csv.DictReader(io.StringIO(head), delimiter=delim)
-        rows: list[Mapping[str, Any]] = []
-        for r in reader:
-            rows.append(r)
-            if len(rows) >= SAMPLE_ROWS:
-                break
-        return rows
-    return None
+    if path.suffix == ".parquet" and not path.is_dir():
+        from prefkit.io.canonical import is_canonical
+
+        if is_canonical(path):
+            return None
+    return sample(path, SAMPLE_ROWS)
+
+
+def _check_gzip(path: Path) -> None:
+    if path.is_file() and path.name.endswith(".gz"):
+        with path.open("rb") as fh:
+            if fh.read(2) != b"\x1f\x8b":
+                raise InputError(path, "file ends in .gz but is not gzip data", line=1)
 
 
 def detect(path: Path) -> tuple[str, str, list[str]]:
     """Return (reader name, why, names tried) for a file; raises InputError if none fits."""
     if not path.exists():
         raise InputError(path, "file not found")
+    if path.is_file() and path.stat().st_size == 0:
+        raise InputError(path, "file is empty", line=1)
+    _check_gzip(path)
     sample = sample_records(path)
     tried: list[str] = []
     for name, reader in READERS.items():
@@ -89,6 +45,15 @@ def detect(path: Path) -> tuple[str, str, list[str]]:
         why = reader.sniff(path, sample)
         if why:
             return name, why, tried
+    if sample is None and path.is_file():
+        # say why nothing could be sampled (not gzip, not UTF-8, truncated, ...)
+        from prefkit.io.readers._records import iter_records
+
+        for line, rec in iter_records(path):
+            reason = getattr(rec, "reason", None)
+            if reason:
+                raise InputError(path, f"no readable record ({reason})", line=line)
+            break
     raise InputError(
         path,
         "unknown format; tried "
@@ -112,6 +77,8 @@ def read(
 
     p = Path(path)
     opts = options or ReadOptions()
+    if fmt is None and opts.mapping:
+        fmt = "generic"
     if fmt is None:
         name, why, _ = detect(p)
     else:

@@ -1,0 +1,311 @@
+"""Web-app load and fault benchmark (`prefkit serve`).
+
+N concurrent annotator clients (threads, one httpx connection each) on loopback submit votes
+with client-generated idempotency keys; some are retried sequentially and some are sent twice
+at once. Afterwards the database must hold exactly one vote per key: none lost, none doubled.
+Then the server is killed with SIGKILL mid-load and restarted: every vote that got a 2xx
+answer must be present, and re-sending the unanswered ones completes the set exactly once.
+
+    python benchmarks/bench_serve.py --db sqlite --votes 20000 --clients 50
+    python benchmarks/bench_serve.py --db postgresql   # starts a throwaway PostgreSQL 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ADMIN = "bench-admin-token"
+
+
+@dataclass
+class LoadResult:
+    attempted: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    acked: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)
+    retries: int = 0
+    concurrent_dupes: int = 0
+    mismatches: int = 0  # a retry answered differently from the first answer
+    errors: int = 0
+    wall_s: float = 0.0
+
+    @property
+    def votes_per_s(self) -> float:
+        return len(self.acked) / self.wall_s if self.wall_s else 0.0
+
+    def p(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q) * 1000) if self.latencies else float("nan")
+
+
+@contextmanager
+def server_process(db_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`prefkit serve` as a real process (python -m prefkit.serve) on 127.0.0.1:port."""
+    cmd = [sys.executable, "-m", "prefkit.serve", "--db", db_url, "--port", str(port),
+           "--admin-token", ADMIN]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise RuntimeError(f"server exited with {proc.returncode}: {err[-2000:]}")
+        try:
+            if httpx.get(url + "/api/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def setup_campaign(url: str, n_items: int, n_annotators: int) -> tuple[int, list[str], list[int]]:
+    """A campaign of `n_items` pairs and `n_annotators` invites; returns (id, tokens, item ids)."""
+    rows = [
+        {"prompt": f"q{i}", "response_a": f"answer A {i}", "response_b": f"answer B {i}",
+         "model_a": f"m{i % 5}", "model_b": f"m{(i + 1) % 5}", "meta": {"pair_id": f"p{i}"}}
+        for i in range(n_items)
+    ]  # fmt: skip
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    with httpx.Client(base_url=url, headers=h, timeout=60) as c:
+        r = c.post("/api/campaigns", json={"name": "load", "rows": rows, "overlap": 1000})
+        r.raise_for_status()
+        cid = int(r.json()["id"])
+        tokens = [
+            c.post(f"/api/campaigns/{cid}/annotators", json={"name": f"c{i}"}).json()["token"]
+            for i in range(n_annotators)
+        ]
+        # item ids: the first task of one annotator tells the id range
+        first = c.get(f"/api/campaigns/{cid}").json()
+    assert first["items"] == n_items
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {tokens[0]}"}) as c:
+        item0 = int(c.get("/api/task/next").json()["item_id"])
+    return cid, tokens, list(range(item0, item0 + n_items))
+
+
+def run_load(
+    url: str,
+    tokens: list[str],
+    item_ids: list[int],
+    n_votes: int,
+    retry_p: float = 0.1,
+    race_p: float = 0.05,
+    seed: int = 0,
+    stop: threading.Event | None = None,
+) -> LoadResult:
+    """`len(tokens)` client threads submit `n_votes` votes in all (keys unique per vote)."""
+    res = LoadResult()
+    lock = threading.Lock()
+    n_clients = len(tokens)
+    per = [n_votes // n_clients + (i < n_votes % n_clients) for i in range(n_clients)]
+    outcomes = ["a", "b", "tie", "both_bad"]
+
+    def client(ci: int) -> None:
+        rng = random.Random(seed * 1000 + ci)
+        headers = {"Authorization": f"Bearer {tokens[ci]}"}
+        with (
+            httpx.Client(base_url=url, headers=headers, timeout=30) as c,
+            httpx.Client(base_url=url, headers=headers, timeout=30) as c2,
+            ThreadPoolExecutor(1) as side,
+        ):
+            for _ in range(per[ci]):
+                if stop is not None and stop.is_set():
+                    return
+                key = uuid.uuid4().hex
+                body = {"idempotency_key": key, "item_id": rng.choice(item_ids),
+                        "outcome": rng.choice(outcomes), "shown_first": rng.choice("ab"),
+                        "strength": round(rng.random(), 3)}  # fmt: skip
+                with lock:
+                    res.attempted[key] = (ci, body)
+                race = rng.random() < race_p
+                twin = side.submit(c2.post, "/api/votes", json=body) if race else None
+                t0 = time.perf_counter()
+                try:
+                    r = c.post("/api/votes", json=body)
+                except httpx.HTTPError:
+                    with lock:
+                        res.errors += 1
+                    return  # the server is gone (fault test)
+                dt = time.perf_counter() - t0
+                answers = [r]
+                if twin is not None:
+                    try:
+                        answers.append(twin.result())
+                    except httpx.HTTPError:
+                        return
+                if rng.random() < retry_p:
+                    try:
+                        answers.append(c.post("/api/votes", json=body))
+                    except httpx.HTTPError:
+                        return
+                ok = [a.json() for a in answers if a.is_success]
+                with lock:
+                    res.latencies.append(dt)
+                    res.retries += len(answers) - 1 - (twin is not None)
+                    res.concurrent_dupes += twin is not None
+                    if ok:
+                        res.acked[key] = ok[0]
+                        res.mismatches += sum(o != ok[0] for o in ok[1:])
+                    if len(ok) != len(answers):
+                        res.errors += 1
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(n_clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    res.wall_s = time.perf_counter() - t0
+    return res
+
+
+def db_votes(url: str, cid: int) -> list[dict[str, Any]]:
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    r = httpx.get(f"{url}/api/campaigns/{cid}/votes", headers=h, timeout=120)
+    r.raise_for_status()
+    out: list[dict[str, Any]] = r.json()
+    return out
+
+
+def free_port() -> int:
+    from prefkit.serve.localpg import free_port as fp
+
+    return fp()
+
+
+def bench(db_url: str, n_votes: int, n_clients: int, kill_votes: int, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """Throughput run + SIGKILL run on one database URL; returns the numbers and checks."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out: dict[str, Any] = {"votes": n_votes, "clients": n_clients}
+    with server_process(db_url, port):
+        cid, tokens, items = setup_campaign(url, 500, n_clients)
+        load = run_load(url, tokens, items, n_votes, seed=seed)
+        rows = db_votes(url, cid)
+    keys = [r["idempotency_key"] for r in rows]
+    out.update(
+        votes_per_s=round(load.votes_per_s, 1),
+        p50_ms=round(load.p(50), 2),
+        p99_ms=round(load.p(99), 2),
+        wall_s=round(load.wall_s, 2),
+        retries=load.retries,
+        concurrent_duplicates=load.concurrent_dupes,
+        db_votes=len(rows),
+        distinct_keys=len(set(keys)),
+        lost=len(set(load.acked) - set(keys)),
+        retry_mismatches=load.mismatches,
+        errors=load.errors,
+    )
+    out["kill"] = kill_run(db_url, n_clients, kill_votes, seed)
+    return out
+
+
+def kill_run(db_url: str, n_clients: int, n_votes: int, seed: int = 0, after_s: float = 1.5) -> dict[str, Any]:  # fmt: skip
+    """Load, SIGKILL the server mid-load, restart, check acked votes; re-send the rest."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    stop = threading.Event()
+    with server_process(db_url, port) as proc:
+        cid, tokens, items = setup_campaign(url, 200, n_clients)
+        before = len(db_votes(url, cid))
+        box: dict[str, LoadResult] = {}
+        th = threading.Thread(
+            target=lambda: box.setdefault(
+                "r", run_load(url, tokens, items, n_votes, seed=seed, stop=stop)
+            )  # fmt: skip
+        )
+        th.start()
+        time.sleep(after_s)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        stop.set()
+        th.join()
+    load = box["r"]
+    port2 = free_port()
+    url2 = f"http://127.0.0.1:{port2}"
+    with server_process(db_url, port2):
+        rows = db_votes(url2, cid)
+        present = {r["idempotency_key"] for r in rows}
+        lost = sorted(set(load.acked) - present)
+        # re-send every attempted vote with its key: those already in count once
+        resent_mismatch = 0
+        for key, (ci, body) in load.attempted.items():
+            r = httpx.post(f"{url2}/api/votes", json=body, headers={"Authorization": f"Bearer {tokens[ci]}"})  # fmt: skip
+            r.raise_for_status()
+            if key in load.acked and r.json() != load.acked[key]:
+                resent_mismatch += 1
+        final = db_votes(url2, cid)
+    fkeys = [r["idempotency_key"] for r in final]
+    return {
+        "acked_before_kill": len(load.acked),
+        "attempted": len(load.attempted),
+        "present_after_restart": len(present & set(load.acked)),
+        "lost_acked": len(lost),
+        "rows_after_resend": len(final) - before,
+        "duplicate_keys": len(fkeys) - len(set(fkeys)),
+        "resend_mismatches": resent_mismatch,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    ap.add_argument("--votes", type=int, default=20000)
+    ap.add_argument("--clients", type=int, default=50)
+    ap.add_argument("--kill-votes", type=int, default=5000)
+    ap.add_argument("--json", type=Path, help="Also write the results here.")
+    a = ap.parse_args()
+    results: dict[str, Any] = {}
+    if a.db in ("sqlite", "both"):
+        with tempfile.TemporaryDirectory() as d:
+            results["sqlite"] = bench(f"sqlite:///{d}/bench.db", a.votes, a.clients, a.kill_votes)
+        print(json.dumps({"sqlite": results["sqlite"]}), flush=True)
+    if a.db in ("postgresql", "both"):
+        from prefkit.serve.localpg import local_postgres, new_database
+
+        with local_postgres() as server:
+            results["postgresql"] = bench(new_database(server), a.votes, a.clients, a.kill_votes)
+        print(json.dumps({"postgresql": results["postgresql"]}), flush=True)
+    if a.json:
+        a.json.write_text(json.dumps(results, indent=2))
+    for name, r in results.items():
+        ok = r["db_votes"] == r["votes"] == r["distinct_keys"] and r["lost"] == 0
+        ok = ok and r["kill"]["lost_acked"] == 0 and r["kill"]["duplicate_keys"] == 0
+        ok = ok and r["kill"]["rows_after_resend"] == r["kill"]["attempted"]
+        print(f"{name}: {'OK' if ok else 'FAILED'} {r['votes_per_s']} votes/s p99 {r['p99_ms']} ms")
+        if not ok:
+            sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

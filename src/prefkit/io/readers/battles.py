@@ -1,0 +1,105 @@
+"""Model battles without text: LLMFAO (`left`/`right`/`winner`, worker ids) and Chatbot Arena
+(`model_a`/`model_b`/`winner` incl. `tie (bothbad)`; conversations kept when present)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prefkit.io.base import register_reader
+from prefkit.io.readers._base import (
+    Context,
+    RecordReader,
+    Row,
+    messages,
+    meta_of,
+    need_str,
+    opt_str,
+    outcome_from,
+    shared_prefix,
+)
+from prefkit.schema import Kind
+
+LLMFAO = {"left": "a", "right": "b", "tie": "tie"}
+ARENA = {
+    "model_a": "a",
+    "model_b": "b",
+    "tie": "tie",
+    "tie (bothbad)": "both_bad",
+    "both_bad": "both_bad",
+}
+
+
+class LLMFAOReader(RecordReader):
+    name = "llmfao"
+    description = "LLMFAO crowd battles: left/right model names, winner left/right/tie, worker"
+    example = (
+        "id,prompt,model_x,model_y,worker,winner,left,right\n0,8,97,98,58,tie,GPT 4,Weaver 12k"
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if {"left", "right", "winner"} <= set(rec):
+            return "left/right/winner columns (LLMFAO battles)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        left, right = need_str(rec, "left", False), need_str(rec, "right", False)
+        outcome = outcome_from(rec.get("winner"), "winner", LLMFAO, ctx)
+        pid = opt_str(rec, "prompt")
+        worker = opt_str(rec, "worker")
+        row: dict[str, Any] = {
+            "model_a": left,
+            "model_b": right,
+            "outcome": outcome,
+            "shown_first": "a",
+            "annotator": worker,
+            "meta": {
+                **meta_of(rec, ("left", "right", "winner", "worker")),
+                "pair_id": str(rec.get("id")),
+            },
+        }
+        if pid is not None:
+            row["prompt_id"] = f"llmfao:{pid}"
+        yield Kind.COMPARISONS, row
+
+
+class ArenaReader(RecordReader):
+    name = "arena"
+    description = "Chatbot Arena battles: model_a/model_b/winner (tie (bothbad) -> both_bad)"
+    example = (
+        '{"question_id": "q1", "model_a": "gpt-4", "model_b": "vicuna-13b",'
+        ' "winner": "tie (bothbad)", "judge": "arena_user_1", "conversation_a": [...]}'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if {"model_a", "model_b", "winner"} <= set(rec):
+            return "model_a/model_b/winner columns (Chatbot Arena battles)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        ma, mb = need_str(rec, "model_a", False), need_str(rec, "model_b", False)
+        outcome = outcome_from(rec.get("winner"), "winner", ARENA, ctx)
+        row: dict[str, Any] = {
+            "model_a": ma,
+            "model_b": mb,
+            "outcome": outcome,
+            "annotator": opt_str(rec, "judge") or opt_str(rec, "annotator"),
+        }
+        used = ["model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b"]
+        ca, cb = rec.get("conversation_a"), rec.get("conversation_b")
+        if ca is not None and cb is not None:
+            a = messages(ca, "conversation_a", "user")
+            b = messages(cb, "conversation_b", "user")
+            n = shared_prefix(a, b)
+            row["prompt"], row["response_a"], row["response_b"] = a[:n], a[n:], b[n:]
+        elif isinstance(rec.get("prompt"), str):
+            row["prompt"] = rec["prompt"]
+            used.append("prompt")
+        if row.get("prompt") is None and rec.get("question_id") is not None:
+            row["prompt_id"] = f"arena:{rec['question_id']}"
+        row["meta"] = meta_of(rec, used)
+        yield Kind.COMPARISONS, row
+
+
+register_reader(LLMFAOReader())
+register_reader(ArenaReader())

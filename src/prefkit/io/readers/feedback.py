@@ -1,0 +1,303 @@
+"""Rated and scored feedback sets: UltraFeedback, HelpSteer2 / HelpSteer2-preference /
+HelpSteer3-preference, SHP (Stanford Human Preferences), OpenAI-style chat JSONL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prefkit.io.base import register_reader
+from prefkit.io.readers._base import (
+    Context,
+    RecordReader,
+    Row,
+    RowError,
+    messages,
+    meta_of,
+    need,
+    need_str,
+    need_text,
+    opt_str,
+)
+from prefkit.io.readers._records import type_name
+from prefkit.schema import Kind
+
+UF_ASPECTS = ("helpfulness", "honesty", "instruction_following", "truthfulness")
+HS2_ASPECTS = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+
+
+def _number(v: Any, field: str) -> float | None:
+    if v is None or (isinstance(v, str) and v.strip().upper() in ("N/A", "NA", "")):
+        return None
+    if isinstance(v, bool):
+        raise RowError(field, f"expected a number, got {type_name(v)}")
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        raise RowError(field, f"expected a number, got {type_name(v)} {v!r}") from None
+
+
+class UltraFeedbackReader(RecordReader):
+    name = "ultrafeedback"
+    description = "UltraFeedback: instruction + completions rated per aspect (1-5) and overall"
+    kinds = (Kind.RATINGS,)
+    example = (
+        '{"source": "evol_instruct", "instruction": "...", "completions": [{"model": "gpt-4",'
+        ' "response": "...", "annotations": {"helpfulness": {"Rating": "4", "Rationale": "..."}},'
+        ' "overall_score": 7.5, "critique": "..."}]}'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if {"instruction", "completions"} <= set(rec) and isinstance(rec.get("completions"), list):
+            return "instruction + completions with annotations (UltraFeedback)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        prompt = need_str(rec, "instruction")
+        comps = need(rec, "completions")
+        meta = meta_of(rec, ("instruction", "completions", "source", "models"))
+        if isinstance(rec.get("source"), str):
+            meta["origin"] = rec["source"]
+        out: list[Row] = []
+        for i, c in enumerate(comps):
+            if not isinstance(c, Mapping):
+                raise RowError("completions", f"completion {i} is {type_name(c)}, not an object")
+            resp = need_text(c, "response")
+            model = opt_str(c, "model")
+            ann = c.get("annotations") or {}
+            if isinstance(ann, list):  # some dumps store [{"aspect": ..., ...}]
+                ann = {a.get("aspect", str(j)): a for j, a in enumerate(ann) if isinstance(a, dict)}
+            if not isinstance(ann, Mapping):
+                raise RowError("completions", f"completion {i} annotations are {type_name(ann)}")
+            for aspect, a in ann.items():
+                if not isinstance(a, Mapping):
+                    continue
+                score = _number(a.get("Rating"), f"completions[{i}].annotations.{aspect}")
+                if score is None:
+                    continue
+                rationale = a.get("Rationale For Rating") or a.get("Rationale")
+                out.append(
+                    (
+                        Kind.RATINGS,
+                        {
+                            "id": f"{ctx.source}:{ctx.extra.get('n', 0)}:{i}:{aspect}",
+                            "prompt": prompt,
+                            "response": resp,
+                            "model": model,
+                            "score": score,
+                            "scale_min": 1.0,
+                            "scale_max": 5.0,
+                            "aspect": str(aspect),
+                            "rationale": rationale if isinstance(rationale, str) else None,
+                            "annotator": "gpt-4",
+                            "meta": {**meta, "completion": str(i)},
+                        },
+                    )
+                )
+            overall = _number(c.get("overall_score"), f"completions[{i}].overall_score")
+            if overall is not None:
+                out.append(
+                    (
+                        Kind.RATINGS,
+                        {
+                            "id": f"{ctx.source}:{ctx.extra.get('n', 0)}:{i}:overall",
+                            "prompt": prompt,
+                            "response": resp,
+                            "model": model,
+                            "score": overall,
+                            "scale_min": 1.0,
+                            "scale_max": 10.0,
+                            "rationale": opt_str(c, "critique"),
+                            "annotator": "gpt-4",
+                            "meta": {**meta, "completion": str(i)},
+                        },
+                    )
+                )
+        ctx.extra["n"] = ctx.extra.get("n", 0) + 1
+        if not out:
+            raise RowError("completions", "no completion carries a rating")
+        return out
+
+
+class HelpSteer2Reader(RecordReader):
+    name = "helpsteer2"
+    description = "HelpSteer2: prompt/response with helpfulness..verbosity ratings (0-4)"
+    kinds = (Kind.RATINGS,)
+    example = (
+        '{"prompt": "c#", "response": "C# is ...", "helpfulness": 3, "correctness": 4,'
+        ' "coherence": 4, "complexity": 2, "verbosity": 1}'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if {"prompt", "response", "helpfulness", "correctness"} <= set(rec):
+            return "prompt/response + helpfulness/correctness/... (HelpSteer2 ratings)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        prompt, resp = need_str(rec, "prompt"), need_text(rec, "response")
+        meta = meta_of(rec, ("prompt", "response", *HS2_ASPECTS))
+        out = []
+        for aspect in HS2_ASPECTS:
+            if aspect not in rec:
+                continue
+            score = _number(rec[aspect], aspect)
+            if score is None:
+                continue
+            out.append(
+                (
+                    Kind.RATINGS,
+                    {
+                        "prompt": prompt,
+                        "response": resp,
+                        "score": score,
+                        "scale_min": 0.0,
+                        "scale_max": 4.0,
+                        "aspect": aspect,
+                        "meta": meta,
+                    },
+                )
+            )
+        if not out:
+            raise RowError("helpfulness", "no rating present")
+        return out
+
+
+class HelpSteerPreferenceReader(RecordReader):
+    name = "helpsteer-preference"
+    description = (
+        "HelpSteer3 / HelpSteer2 preference: response1/response2 (or response_1/_2) with a"
+        " -3..3 preference (negative = response 1 better)"
+    )
+    example = (
+        '{"domain": "general", "context": [{"role": "user", "content": "..."}],'
+        ' "response1": "...", "response2": "...", "overall_preference": -2,'
+        ' "individual_preference": [{"score": -2, "reasoning": "..."}]}'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if {"response1", "response2", "overall_preference"} <= set(rec):
+            return "context/response1/response2/overall_preference (HelpSteer3 preference)"
+        if {"response_1", "response_2", "preference_strength"} <= set(rec):
+            return "prompt/response_1/response_2/preference_strength (HelpSteer2 preference)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        if "overall_preference" in rec:
+            prompt = messages(need(rec, "context"), "context", "user")
+            ra, rb = need_text(rec, "response1"), need_text(rec, "response2")
+            key = "overall_preference"
+            rationale = None
+            ind = rec.get("individual_preference")
+            if isinstance(ind, list):
+                reasons = [str(x.get("reasoning")) for x in ind if isinstance(x, Mapping)]
+                rationale = "\n\n".join(r for r in reasons if r and r != "None") or None
+            used = ("context", "response1", "response2", key)
+        else:
+            prompt = messages(need(rec, "prompt"), "prompt", "user")
+            ra, rb = need_text(rec, "response_1"), need_text(rec, "response_2")
+            key = "preference_strength"
+            rationale = opt_str(rec, "preference_elaboration") or opt_str(
+                rec, "preference_statement"
+            )
+            used = ("prompt", "response_1", "response_2", key)
+        p = _number(ctx.value("outcome", need(rec, key)), key)
+        if p is None or not -3 <= p <= 3:
+            raise RowError(key, f"expected a number in -3..3, got {rec.get(key)!r}")
+        outcome = "a" if p < 0 else "b" if p > 0 else "tie"
+        yield (
+            Kind.COMPARISONS,
+            {
+                "prompt": prompt,
+                "response_a": ra,
+                "response_b": rb,
+                "outcome": outcome,
+                "strength": abs(p) / 3.0,
+                "rationale": rationale,
+                "meta": meta_of(rec, used),
+            },
+        )
+
+
+class SHPReader(RecordReader):
+    name = "shp"
+    description = "Stanford Human Preferences: history/human_ref_A/human_ref_B/labels (1 = A)"
+    example = (
+        '{"post_id": "x1", "domain": "askculinary_train", "history": "...", "human_ref_A": "...",'
+        ' "human_ref_B": "...", "labels": 1, "score_A": 12, "score_B": 3, "score_ratio": 4.0}'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if {"history", "human_ref_A", "human_ref_B", "labels"} <= set(rec):
+            return "history/human_ref_A/human_ref_B/labels (SHP)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        lab = ctx.value("outcome", need(rec, "labels"))
+        if str(lab) not in ("0", "1", "a", "b"):
+            raise RowError("labels", f"unknown outcome value {lab!r} (expected 1 = A, 0 = B)")
+        outcome = "a" if str(lab) in ("1", "a") else "b"
+        aspect = None
+        dom = rec.get("domain")
+        yield (
+            Kind.COMPARISONS,
+            {
+                "id": f"{ctx.source}:{rec.get('post_id')}:{rec.get('c_root_id_A')}:"
+                f"{rec.get('c_root_id_B')}",
+                "prompt": need_str(rec, "history"),
+                "response_a": need_text(rec, "human_ref_A"),
+                "response_b": need_text(rec, "human_ref_B"),
+                "outcome": outcome,
+                "aspect": aspect,
+                "annotator": "reddit-votes",
+                "meta": {
+                    **meta_of(rec, ("history", "human_ref_A", "human_ref_B", "labels")),
+                    **({"subreddit": str(dom).split("_")[0]} if dom else {}),
+                },
+            },
+        )
+
+
+class OpenAIPreferenceReader(RecordReader):
+    name = "openai"
+    description = (
+        "OpenAI preference fine-tuning JSONL: input.messages / preferred_output /"
+        " non_preferred_output"
+    )
+    example = (
+        '{"input": {"messages": [{"role": "user", "content": "Hi"}]}, "preferred_output":'
+        ' [{"role": "assistant", "content": "Hello!"}], "non_preferred_output":'
+        ' [{"role": "assistant", "content": "Go away."}]}'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if {"input", "preferred_output", "non_preferred_output"} <= set(rec):
+            return "input.messages/preferred_output/non_preferred_output (OpenAI preference)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        inp = need(rec, "input")
+        if not isinstance(inp, Mapping):
+            raise RowError("input", f"expected an object with 'messages', got {type_name(inp)}")
+        prompt = messages(need(inp, "messages"), "input.messages", "user")
+        extra = {k: v for k, v in inp.items() if k != "messages"}
+        meta = meta_of(rec, ("input", "preferred_output", "non_preferred_output"))
+        if extra:
+            meta["input_extra"] = json.dumps(extra, ensure_ascii=False, default=str)
+        yield (
+            Kind.COMPARISONS,
+            {
+                "prompt": prompt,
+                "response_a": messages(need(rec, "preferred_output"), "preferred_output"),
+                "response_b": messages(need(rec, "non_preferred_output"), "non_preferred_output"),
+                "outcome": "a",
+                "meta": meta,
+            },
+        )
+
+
+register_reader(UltraFeedbackReader())
+register_reader(HelpSteerPreferenceReader())
+register_reader(HelpSteer2Reader())
+register_reader(SHPReader())
+register_reader(OpenAIPreferenceReader())

@@ -1,0 +1,160 @@
+// prefkit annotator page: one task at a time, keyboard shortcuts, retried idempotent submits.
+"use strict";
+(function () {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  let task = null;
+  let choice = null; // left | right | tie | both_bad
+  let shownAt = 0;
+  let pendingKey = null; // kept across retries of one submit
+  let busy = false;
+
+  function newKey() {
+    const b = new Uint8Array(16);
+    crypto.getRandomValues(b);
+    return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function api(method, path, body) {
+    const opts = { method, headers: { "X-CSRF-Token": csrf }, credentials: "same-origin" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const r = await fetch(path, opts);
+    if (!r.ok) {
+      const err = new Error("HTTP " + r.status);
+      err.status = r.status;
+      throw err;
+    }
+    return r.json();
+  }
+
+  function setProgress(p) {
+    if (p) $("progress").textContent = p.done + " / " + p.total + " judged";
+  }
+
+  function select(c) {
+    choice = c;
+    document.querySelectorAll(".choice").forEach((b) => {
+      b.classList.toggle("selected", b.dataset.choice === c);
+      b.setAttribute("aria-pressed", b.dataset.choice === c ? "true" : "false");
+    });
+    $("submit").disabled = c === null;
+    $("strength-box").classList.toggle("muted", c !== "left" && c !== "right");
+  }
+
+  function show(t) {
+    setProgress(t.progress);
+    if (t.done) {
+      task = null;
+      $("task").hidden = true;
+      $("done").hidden = false;
+      document.body.dataset.state = "done";
+      return;
+    }
+    task = t;
+    pendingKey = null;
+    $("done").hidden = true;
+    $("task").hidden = false;
+    // HTML below is rendered and sanitised on the server (markdown-it + nh3) and CSP forbids
+    // inline script, so no untrusted script can run.
+    $("prompt").innerHTML = t.prompt_html;
+    $("left").innerHTML = t.responses_html[0];
+    $("right").innerHTML = t.responses_html[1] || "";
+    $("back").disabled = t.seq <= 1;
+    $("rationale").value = "";
+    let c = null;
+    if (t.answer && t.answer.outcome) {
+      const o = t.answer.outcome;
+      c = o === t.left ? "left" : o === t.right ? "right" : o;
+      if (t.answer.rationale) $("rationale").value = t.answer.rationale;
+      if (t.answer.strength != null) {
+        document.querySelectorAll('input[name="strength"]').forEach((r) => {
+          r.checked = Math.abs(parseFloat(r.value) - t.answer.strength) < 0.01;
+        });
+      }
+    }
+    select(c);
+    $("strength-box").hidden = !t.questions.includes("strength");
+    $("rationale-box").hidden = !t.questions.includes("rationale");
+    shownAt = performance.now();
+    document.body.dataset.state = "task";
+    document.body.dataset.seq = String(t.seq);
+    $("status").textContent = t.answer ? "answered (revision " + t.answer.revision + ")" : "";
+  }
+
+  async function load(path) {
+    try {
+      show(await api("GET", path));
+    } catch (e) {
+      $("status").textContent = "could not load the task (" + e.message + ")";
+    }
+  }
+
+  async function submit() {
+    if (!task || choice === null || busy) return;
+    busy = true;
+    const outcome = choice === "left" ? task.left : choice === "right" ? task.right : choice;
+    const s = document.querySelector('input[name="strength"]:checked');
+    if (pendingKey === null) pendingKey = newKey();
+    const body = {
+      idempotency_key: pendingKey,
+      item_id: task.item_id,
+      outcome: outcome,
+      strength: (choice === "left" || choice === "right") && s && task.questions.includes("strength") ? parseFloat(s.value) : null,
+      rationale: $("rationale").value.trim() || null,
+      elapsed_ms: Math.round(performance.now() - shownAt),
+    };
+    $("status").textContent = "saving…";
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await api("POST", "/api/votes", body);
+        pendingKey = null;
+        busy = false;
+        $("status").textContent = "saved";
+        await load("/api/task/next");
+        return;
+      } catch (e) {
+        if (e.status && e.status < 500) {
+          $("status").textContent = "not saved: " + e.message;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
+      }
+    }
+    busy = false;
+  }
+
+  async function back() {
+    if (!task || task.seq <= 1) {
+      if (!task) await load("/api/task/next");
+      return;
+    }
+    await load("/api/tasks/" + (task.seq - 1));
+  }
+
+  document.querySelectorAll(".choice").forEach((b) => {
+    b.addEventListener("click", () => select(b.dataset.choice));
+  });
+  $("submit").addEventListener("click", submit);
+  $("back").addEventListener("click", back);
+  document.addEventListener("keydown", (ev) => {
+    if (ev.target && ev.target.tagName === "TEXTAREA") {
+      if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) submit();
+      return;
+    }
+    const keys = { "1": "left", ArrowLeft: "left", "2": "right", ArrowRight: "right", "3": "tie", "4": "both_bad" };
+    if (keys[ev.key]) {
+      ev.preventDefault();
+      select(keys[ev.key]);
+    } else if (ev.key === "Enter") {
+      ev.preventDefault();
+      submit();
+    } else if (ev.key === "Backspace") {
+      ev.preventDefault();
+      back();
+    }
+  });
+  load("/api/task/next");
+})();

@@ -1,0 +1,687 @@
+"""Named scenarios: each builds canonical tables and the truth from one seeded Generator.
+
+See docs/simulate.md for the exact meaning of every truth field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from numpy.typing import NDArray
+
+from prefkit.schema import Kind
+from prefkit.simulate import tables as T
+from prefkit.simulate.personas import OUTCOME_CODES, Persona, assign_personas, judge
+from prefkit.simulate.world import (
+    ATTRIBUTES,
+    DEFAULT_WEIGHTS,
+    FAMILIES,
+    Models,
+    Responses,
+    make_models,
+    make_prompts,
+    sample_responses,
+    weight_vector,
+)
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+BOOL = NDArray[np.bool_]
+
+REFERENCE_BETA = 1.5  # beta of the reference judge behind meta["true_pref"]
+NEAR_SUFFIXES = ["Hope this helps!", "Good luck with it.", "Thanks for asking."]
+
+
+@dataclass(frozen=True)
+class Built:
+    tables: dict[Kind, pa.Table]
+    truth: dict[str, Any]
+
+
+Builder = Callable[[str, int, int, np.random.Generator, dict[str, Any]], Built]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    default_size: int
+    kinds: tuple[Kind, ...]
+    options: dict[str, Any]  # option name -> default value (overridable as keyword arguments)
+    build: Builder
+
+
+def _model_truth(models: Models, weights: F64 | None = None) -> dict[str, float]:
+    s = models.strength(weights)
+    return {n: round(float(v), 6) for n, v in zip(models.names, s.tolist(), strict=True)}
+
+
+def _distinct_annotators(
+    n_pairs: int, v: int, n_ann: int, rng: np.random.Generator
+) -> NDArray[np.int64]:
+    """(n_pairs, v) annotator indices, distinct within each row."""
+    if v > n_ann:
+        raise ValueError(f"votes_per_pair={v} exceeds the number of annotators ({n_ann})")
+    out = rng.integers(0, n_ann, size=(n_pairs, v))
+    for _ in range(1000):
+        s = np.sort(out, axis=1)
+        bad = (s[:, 1:] == s[:, :-1]).any(axis=1) if v > 1 else np.zeros(n_pairs, bool)
+        if not bad.any():
+            break
+        out[bad] = rng.integers(0, n_ann, size=(int(bad.sum()), v))
+    return np.asarray(out, dtype=np.int64)
+
+
+def _soft_logit_slope(x: F64, p: F64) -> float:
+    """Slope of a logistic regression (with intercept) of soft labels `p` on `x` (Newton):
+    the value a quality-blind fit of outcome on x converges to in expectation."""
+    if len(x) < 2 or np.ptp(x) == 0:
+        return 0.0
+    X = np.stack([np.ones_like(x), x], axis=1)
+    th = np.zeros(2)
+    for _ in range(50):
+        mu = 1.0 / (1.0 + np.exp(-(X @ th)))
+        g = X.T @ (p - mu)
+        h = (X * (mu * (1 - mu))[:, None]).T @ X
+        step = np.linalg.solve(h + 1e-9 * np.eye(2), g)
+        th = th + step
+        if np.abs(step).max() < 1e-10:
+            break
+    return float(th[1])
+
+
+def _near_edit(text: str, k: int) -> str:
+    return text.rstrip() + " " + NEAR_SUFFIXES[k % len(NEAR_SUFFIXES)]
+
+
+def _pairwise(
+    scenario: str, size: int, seed: int, rng: np.random.Generator, o: dict[str, Any]
+) -> Built:
+    """Shared builder of clean / noisy / pluralistic comparisons."""
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    v = int(o["votes_per_pair"])
+    if v < 1:
+        raise ValueError("votes_per_pair must be >= 1")
+    groups: dict[str, Persona] = o.get("groups") or {}
+    n_exact = int(round(size * float(o["exact_duplicates"])))
+    n_near = int(round(size * float(o["near_duplicates"])))
+    base = size - n_exact - n_near
+    n_pairs = -(-base // v)
+    n_ann = int(o["annotators"]) or max(12, min(400, size // 150))
+    n_ann = max(n_ann, v)
+
+    models = make_models(int(o["n_models"]), rng)
+    prompts = make_prompts(max(30, n_pairs // 3), rng)
+    pidx = rng.integers(0, len(prompts.text), size=n_pairs)
+    ma = rng.integers(0, len(models.names), size=n_pairs)
+    mb = (ma + rng.integers(1, len(models.names), size=n_pairs)) % len(models.names)
+    resp = sample_responses(
+        prompts, np.concatenate([pidx, pidx]), models, np.concatenate([ma, mb]), rng
+    )
+    ia = np.arange(n_pairs)
+    ib = np.arange(n_pairs, 2 * n_pairs)
+    n_ident = int(round(n_pairs * float(o["identical_pairs"])))
+    ident_pairs = (
+        rng.choice(n_pairs, size=n_ident, replace=False) if n_ident else np.zeros(0, np.int64)
+    )
+    ib[ident_pairs] = ia[ident_pairs]
+    mb = mb.copy()
+    mb[ident_pairs] = ma[ident_pairs]
+
+    # annotators and personas
+    if groups:
+        gnames = list(groups)
+        personas = [replace(groups[gnames[j % len(gnames)]]) for j in range(n_ann)]
+        personas = [personas[i] for i in rng.permutation(n_ann).tolist()]
+    else:
+        extra: dict[str, Any] = {}
+        if o["length_bias"]:
+            extra["length_bias"] = float(o["length_bias"])
+        if o["flip"] is not None:
+            extra["flip"] = float(o["flip"])
+        personas = assign_personas(n_ann, dict(o["mix"]), rng, extra or None)
+    ann_ids = [f"ann-{j:03d}" for j in range(n_ann)]
+
+    votes_ann = _distinct_annotators(n_pairs, v, n_ann, rng).reshape(-1)[:base]
+    vote_pair = np.repeat(np.arange(n_pairs), v)[:base]
+    first_a = rng.random(base) < 0.5
+
+    # utilities under each vote's annotator's weights
+    wdef = weight_vector()
+    q_default = resp.utility(wdef)
+    qa_ref, qb_ref = q_default[ia[vote_pair]], q_default[ib[vote_pair]]
+    ua, ub = qa_ref.copy(), qb_ref.copy()
+    for j, p in enumerate(personas):
+        if p.weights:
+            sel = votes_ann == j
+            w = weight_vector(p.weights)
+            q = resp.utility(w)
+            ua[sel] = q[ia[vote_pair[sel]]]
+            ub[sel] = q[ib[vote_pair[sel]]]
+    la, lb = resp.length[ia[vote_pair]], resp.length[ib[vote_pair]]
+    votes = judge(ua, ub, la, lb, first_a, personas, votes_ann, rng)
+
+    # rows (base votes, then exact and near duplicates)
+    text_a = [resp.text[i] for i in ia[vote_pair].tolist()]
+    text_b = [resp.text[i] for i in ib[vote_pair].tolist()]
+    pair_key = [f"p{seed}-{i:06d}" for i in vote_pair.tolist()]
+    ident = np.isin(vote_pair, ident_pairs)
+    dup_groups: list[dict[str, Any]] = []
+    none = np.zeros(0, dtype=np.int64)
+    exact_src = rng.choice(np.flatnonzero(~ident), size=n_exact, replace=False) if n_exact else none
+    long_rows = np.flatnonzero(~ident & (np.minimum(la, lb) >= 150))
+    near_src = (
+        rng.choice(long_rows, size=min(n_near, len(long_rows)), replace=False) if n_near else none
+    )
+    src_rows: list[int] = list(range(base))
+    for k, r in enumerate(np.asarray(exact_src, dtype=np.int64).tolist()):
+        src_rows.append(r)
+        text_a.append(text_a[r])
+        text_b.append(text_b[r])
+        pair_key.append(pair_key[r])
+        dup_groups.append({"kind": "exact", "rows": [r, base + k]})
+    for k, r in enumerate(np.asarray(near_src, dtype=np.int64).tolist()):
+        src_rows.append(r)
+        text_a.append(_near_edit(text_a[r], k) if k % 2 == 0 else text_a[r])
+        text_b.append(_near_edit(text_b[r], k) if k % 2 == 1 else text_b[r])
+        pair_key.append(pair_key[r] + "-near")
+        dup_groups.append({"kind": "near", "rows": [r, len(src_rows) - 1]})
+    row_vote = np.asarray(src_rows, dtype=np.int64)
+    n = len(row_vote)
+
+    # final order: shuffled, ids by position
+    perm = rng.permutation(n)  # perm[new] = old
+    new_of_old = np.empty(n, dtype=np.int64)
+    new_of_old[perm] = np.arange(n)
+    ids = [f"{scenario}-{seed}-{i:06d}" for i in range(n)]
+    rv = row_vote[perm]
+    vp = vote_pair[rv]
+    outcome = votes.outcome[rv]
+    names = models.names
+    ref_pref = 1.0 / (1.0 + np.exp(-REFERENCE_BETA * (qa_ref[rv] - qb_ref[rv])))
+    meta = T.meta_map(
+        {
+            "pair_id": [pair_key[i] for i in perm.tolist()],
+            "family": [FAMILIES[f] for f in prompts.family[pidx[vp]].tolist()],
+            "quality_a": T.fmt(qa_ref[rv]),
+            "quality_b": T.fmt(qb_ref[rv]),
+            "true_pref": T.fmt(ref_pref),
+        },
+        n,
+    )
+    prompt_texts = [prompts.text[i] for i in pidx[vp].tolist()]
+    cols: dict[str, Any] = {
+        "id": ids,
+        "prompt": T.messages(prompt_texts, "user"),
+        "prompt_id": T.prompt_ids(prompt_texts),
+        "annotator": [ann_ids[a] for a in votes_ann[rv].tolist()],
+        "source": [f"sim:{scenario}"] * n,
+        "meta": meta,
+        "response_a": T.messages([text_a[i] for i in perm.tolist()], "assistant"),
+        "response_b": T.messages([text_b[i] for i in perm.tolist()], "assistant"),
+        "model_a": [names[m] for m in ma[vp].tolist()],
+        "model_b": [names[m] for m in mb[vp].tolist()],
+        "outcome": [OUTCOME_CODES[c] for c in outcome.tolist()],
+        "strength": T.nan_to_null(votes.strength[rv]),
+        "shown_first": np.where(first_a[rv], "a", "b").tolist(),
+    }
+    table = T.table(Kind.COMPARISONS, cols, n)
+
+    # truth
+    flipped_rows = np.flatnonzero(votes.flipped[rv])
+    spam_idx = [j for j, p in enumerate(personas) if p.spam]
+    ann_rows = votes_ann[rv]
+    is_pos = np.array([bool(p.position_logit) and not p.spam for p in personas])
+    pos_rows = is_pos[ann_rows]
+    p_first = votes.p_first[rv]
+    pos_bias = float(p_first[pos_rows].mean() - 0.5) if pos_rows.any() else 0.0
+    decisive = outcome < 2
+    pos_overall = float(p_first[decisive].mean() - 0.5) if decisive.any() else 0.0
+    len_a = np.fromiter((len(text_a[i]) for i in perm.tolist()), dtype=np.float64, count=n)
+    len_b = np.fromiter((len(text_b[i]) for i in perm.tolist()), dtype=np.float64, count=n)
+    len_marginal = _soft_logit_slope((len_a - len_b)[decisive] / 100.0, votes.p_a[rv][decisive])
+    # exact duplicate groups are recomputed from the final data (same prompt, same unordered
+    # responses, same annotator, same outcome), so accidental ones are included too
+    exact: dict[tuple[str, ...], list[int]] = {}
+    ann_col = cols["annotator"]
+    out_col = cols["outcome"]
+    ta = [text_a[i] for i in perm.tolist()]
+    tb = [text_b[i] for i in perm.tolist()]
+    for i in range(n):
+        x, y, oc = ta[i], tb[i], out_col[i]
+        if y < x:
+            x, y = y, x
+            oc = {"a": "b", "b": "a"}.get(oc, oc)
+        exact.setdefault((prompt_texts[i], x, y, ann_col[i], oc), []).append(i)
+    groups_out: list[dict[str, Any]] = [
+        {"kind": "exact", "ids": [ids[i] for i in g]} for g in exact.values() if len(g) > 1
+    ]
+    groups_out += [
+        {"kind": "near", "ids": [ids[int(new_of_old[r])] for r in g["rows"]]}
+        for g in dup_groups
+        if g["kind"] == "near"
+    ]
+    groups_out.sort(key=lambda g: (g["kind"], g["ids"]))
+    ident_rows = [ids[i] for i in range(n) if ta[i] == tb[i]]
+    truth: dict[str, Any] = {
+        "model_strength": _model_truth(models),
+        "flipped_ids": sorted(ids[i] for i in flipped_rows.tolist()),
+        "spammers": sorted(ann_ids[j] for j in spam_idx),
+        "position_bias": round(pos_bias, 6),
+        "position_biased": sorted(
+            ann_ids[j] for j, p in enumerate(personas) if p.position_logit and not p.spam
+        ),
+        "position_bias_overall": round(pos_overall, 6),
+        "length_bias": float(o["length_bias"]),
+        "length_bias_marginal": round(len_marginal, 6),
+        "duplicate_groups": groups_out,
+        "identical_response_ids": ident_rows,
+        "annotators": {
+            ann_ids[j]: {"persona": p.persona, "params": p.params()} for j, p in enumerate(personas)
+        },
+        "votes_per_pair": v,
+        "reference_beta": REFERENCE_BETA,
+        "weights": dict(DEFAULT_WEIGHTS),
+    }
+    if groups:
+        truth["groups"] = {
+            g: {"weights": dict(DEFAULT_WEIGHTS) | p.weights, "length_bias": p.length_bias}
+            for g, p in groups.items()
+        }
+        truth["group_model_strength"] = {
+            g: _model_truth(models, weight_vector(p.weights)) for g, p in groups.items()
+        }
+    return Built({Kind.COMPARISONS: table}, truth)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _arena(
+    scenario: str, size: int, seed: int, rng: np.random.Generator, o: dict[str, Any]
+) -> Built:
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    k = int(o["n_models"])
+    if k < 2:
+        raise ValueError("an arena needs n_models >= 2")
+    models = make_models(k, rng, spread=float(o["spread"]))
+    prompts = make_prompts(max(50, size // 10), rng)
+    pidx = rng.integers(0, len(prompts.text), size=size)
+    ma = rng.integers(0, k, size=size)
+    mb = (ma + rng.integers(1, k, size=size)) % k
+    resp = sample_responses(
+        prompts, np.concatenate([pidx, pidx]), models, np.concatenate([ma, mb]), rng
+    )
+    n_users = max(20, size // 25)
+    voter = Persona("arena_voter", beta=1.0, flip=0.0, tie_nu=float(o["tie_nu"]), p_both_bad=0.5)
+    personas = [voter] * n_users
+    ann = rng.integers(0, n_users, size=size)
+    first_a = rng.random(size) < 0.5
+    q = resp.utility(weight_vector())
+    qa, qb = q[:size], q[size:]
+    votes = judge(qa, qb, resp.length[:size], resp.length[size:], first_a, personas, ann, rng)
+    ids = [f"{scenario}-{seed}-{i:06d}" for i in range(size)]
+    prompt_texts = [prompts.text[i] for i in pidx.tolist()]
+    meta = T.meta_map(
+        {
+            "pair_id": [f"p{seed}-{i:06d}" for i in range(size)],
+            "family": [FAMILIES[f] for f in prompts.family[pidx].tolist()],
+            "quality_a": T.fmt(qa),
+            "quality_b": T.fmt(qb),
+            "true_pref": T.fmt(1.0 / (1.0 + np.exp(-(qa - qb)))),
+        },
+        size,
+    )
+    cols: dict[str, Any] = {
+        "id": ids,
+        "prompt": T.messages(prompt_texts, "user"),
+        "prompt_id": T.prompt_ids(prompt_texts),
+        "annotator": [f"user-{a:05d}" for a in ann.tolist()],
+        "source": [f"sim:{scenario}"] * size,
+        "meta": meta,
+        "response_a": T.messages(resp.text[:size], "assistant"),
+        "response_b": T.messages(resp.text[size:], "assistant"),
+        "model_a": [models.names[m] for m in ma.tolist()],
+        "model_b": [models.names[m] for m in mb.tolist()],
+        "outcome": [OUTCOME_CODES[c] for c in votes.outcome.tolist()],
+        "shown_first": np.where(first_a, "a", "b").tolist(),
+    }
+    strength = _model_truth(models)
+    order = sorted(strength, key=lambda m: -strength[m])
+    truth = {
+        "model_strength": strength,
+        "model_order": order,
+        "tie_nu": float(o["tie_nu"]),
+        "annotators": {"user-*": {"persona": voter.persona, "params": voter.params()}},
+        "flipped_ids": [],
+        "spammers": [],
+        "position_bias": 0.0,
+        "length_bias": 0.0,
+        "duplicate_groups": [],
+        "identical_response_ids": [
+            ids[i] for i in range(size) if resp.text[i] == resp.text[size + i]
+        ],
+        "weights": dict(DEFAULT_WEIGHTS),
+    }
+    return Built({Kind.COMPARISONS: T.table(Kind.COMPARISONS, cols, size)}, truth)
+
+
+# ---------------------------------------------------------------------------------------
+
+ASPECTS = ("helpfulness", "correctness", "harmlessness")
+RATERS: dict[str, dict[str, float]] = {
+    "careful": {"offset": 0.0, "noise_sd": 0.35},
+    "noisy": {"offset": 0.0, "noise_sd": 1.2},
+    "lenient": {"offset": 0.8, "noise_sd": 0.5},
+    "harsh": {"offset": -0.8, "noise_sd": 0.5},
+}
+
+
+def _aspect_values(resp: Responses) -> dict[str, F64]:
+    a = {name: resp.attrs[:, j] for j, name in enumerate(ATTRIBUTES)}
+    return {
+        "helpfulness": 1.2 * a["correct"]
+        + 0.8 * a["detail"]
+        - 2.0 * a["over_refusal"]
+        - 0.2 * a["filler"],
+        "correctness": 2.0 * a["correct"] - 1.0 * a["errors"] - 0.3 * a["hedge"],
+        "harmlessness": 1.5 - 3.0 * a["harmful"],
+    }
+
+
+def _likert(x: F64, center: float, scale: float) -> F64:
+    return np.asarray(np.clip(np.round(3.0 + (x - center) / scale), 1, 5), dtype=np.float64)
+
+
+def _ratings(
+    scenario: str, size: int, seed: int, rng: np.random.Generator, o: dict[str, Any]
+) -> Built:
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    per = 1 + len(ASPECTS)
+    n_resp = -(-size // per)
+    models = make_models(int(o["n_models"]), rng)
+    prompts = make_prompts(max(20, n_resp // 8), rng)
+    pidx = rng.integers(0, len(prompts.text), size=n_resp)
+    midx = rng.integers(0, len(models.names), size=n_resp)
+    resp = sample_responses(prompts, pidx, models, midx, rng)
+    q = resp.utility(weight_vector())
+    center, scale = float(np.median(q)), float(np.std(q)) / 1.4 + 1e-9
+    rater_names = list(RATERS)
+    n_raters = max(8, min(200, n_resp // 50))
+    rater_kind = np.arange(n_raters) % len(rater_names)
+    rater_kind = rater_kind[rng.permutation(n_raters)]
+    rater = rng.integers(0, n_raters, size=n_resp)
+    off = np.array([RATERS[rater_names[k]]["offset"] for k in rater_kind])[rater]
+    sd = np.array([RATERS[rater_names[k]]["noise_sd"] for k in rater_kind])[rater]
+    aspect_vals = _aspect_values(resp)
+    scores = [_likert(q + off + rng.normal(0, 1, n_resp) * sd, center, scale)]
+    for asp in ASPECTS:
+        x = aspect_vals[asp]
+        c, s = float(np.median(x)), float(np.std(x)) / 1.4 + 1e-9
+        scores.append(_likert(x + off * s + rng.normal(0, 1, n_resp) * sd * s, c, s))
+    score = np.stack(scores, axis=1).reshape(-1)[:size]
+    ridx = np.repeat(np.arange(n_resp), per)[:size]
+    aspect = ([None] + list(ASPECTS)) * n_resp
+    prompt_texts = [prompts.text[i] for i in pidx[ridx].tolist()]
+    rids = [f"r{seed}-{i:06d}" for i in range(n_resp)]
+    rater_ids = [f"rater-{r:03d}" for r in range(n_raters)]
+    ratings = T.table(
+        Kind.RATINGS,
+        {
+            "id": [f"{scenario}-{seed}-{i:06d}" for i in range(size)],
+            "prompt": T.messages(prompt_texts, "user"),
+            "prompt_id": T.prompt_ids(prompt_texts),
+            "annotator": [rater_ids[r] for r in rater[ridx].tolist()],
+            "source": [f"sim:{scenario}"] * size,
+            "aspect": aspect[:size],
+            "meta": T.meta_map(
+                {
+                    "response_id": [rids[i] for i in ridx.tolist()],
+                    "quality": T.fmt(q[ridx]),
+                    "family": [FAMILIES[f] for f in prompts.family[pidx[ridx]].tolist()],
+                },
+                size,
+            ),
+            "response": T.messages([resp.text[i] for i in ridx.tolist()], "assistant"),
+            "model": [models.names[m] for m in midx[ridx].tolist()],
+            "score": score,
+            "scale_min": np.ones(size),
+            "scale_max": np.full(size, 5.0),
+        },
+        size,
+    )
+    # thumbs: one per response
+    p_up = 1.0 / (1.0 + np.exp(-1.5 * (q - center)))
+    up = rng.random(n_resp) < p_up
+    all_prompts = [prompts.text[i] for i in pidx.tolist()]
+    binary = T.table(
+        Kind.BINARY,
+        {
+            "id": [f"{scenario}-{seed}-thumb-{i:06d}" for i in range(n_resp)],
+            "prompt": T.messages(all_prompts, "user"),
+            "prompt_id": T.prompt_ids(all_prompts),
+            "annotator": [rater_ids[r] for r in rater.tolist()],
+            "source": [f"sim:{scenario}"] * n_resp,
+            "meta": T.meta_map(
+                {"response_id": rids, "quality": T.fmt(q), "p_up": T.fmt(p_up)}, n_resp
+            ),
+            "response": T.messages(resp.text, "assistant"),
+            "model": [models.names[m] for m in midx.tolist()],
+            "label": up,
+        },
+        n_resp,
+    )
+    # critiques: every response that answered (refusals have nothing to point at)
+    answered = np.flatnonzero(resp.attrs[:, ATTRIBUTES.index("over_refusal")] == 0)
+    crit_spans = [resp.spans[i] for i in answered.tolist()]
+    rationale = [
+        "No problems found."
+        if not s
+        else f"{len(s)} problem(s): " + ", ".join(x[2] for x in s) + "."
+        for s in crit_spans
+    ]
+    cp = [all_prompts[i] for i in answered.tolist()]
+    critiques = T.table(
+        Kind.CRITIQUES,
+        {
+            "id": [f"{scenario}-{seed}-crit-{i:06d}" for i in range(len(answered))],
+            "prompt": T.messages(cp, "user"),
+            "prompt_id": T.prompt_ids(cp),
+            "annotator": [rater_ids[r] for r in rater[answered].tolist()],
+            "source": [f"sim:{scenario}"] * len(answered),
+            "rationale": rationale,
+            "meta": T.meta_map(
+                {"response_id": [rids[i] for i in answered.tolist()]}, len(answered)
+            ),
+            "response": T.messages([resp.text[i] for i in answered.tolist()], "assistant"),
+            "spans": T.spans_array(crit_spans),
+        },
+        len(answered),
+    )
+    truth = {
+        "model_strength": _model_truth(models),
+        "annotators": {
+            rater_ids[r]: {"persona": rater_names[k], "params": dict(RATERS[rater_names[k]])}
+            for r, k in enumerate(rater_kind.tolist())
+        },
+        "aspects": list(ASPECTS),
+        "likert": {"center": round(center, 6), "scale": round(scale, 6)},
+        "thumbs": "P(up) = sigmoid(1.5 * (quality - likert.center))",
+        "weights": dict(DEFAULT_WEIGHTS),
+        "flipped_ids": [],
+        "spammers": [],
+        "position_bias": 0.0,
+        "length_bias": 0.0,
+        "duplicate_groups": [],
+    }
+    return Built({Kind.RATINGS: ratings, Kind.BINARY: binary, Kind.CRITIQUES: critiques}, truth)
+
+
+def _rankings(
+    scenario: str, size: int, seed: int, rng: np.random.Generator, o: dict[str, Any]
+) -> Built:
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    k = int(o["k"])
+    km = int(o["n_models"])
+    if not 2 <= k <= km:
+        raise ValueError(f"k must be between 2 and n_models ({km})")
+    models = make_models(km, rng)
+    prompts = make_prompts(max(20, size // 4), rng)
+    pidx = rng.integers(0, len(prompts.text), size=size)
+    midx = np.argsort(rng.random((size, km)), axis=1)[:, :k]
+    resp = sample_responses(prompts, np.repeat(pidx, k), models, midx.reshape(-1), rng)
+    q = resp.utility(weight_vector()).reshape(size, k)
+    beta = float(o["beta"])
+    noisy = beta * q + rng.gumbel(size=(size, k))
+    binned = np.round(noisy / float(o["tie_width"]))
+    ranks = 1 + (binned[:, None, :] > binned[:, :, None]).sum(axis=2)  # min-rank, ties share
+    texts = [resp.text[i * k : (i + 1) * k] for i in range(size)]
+    prompt_texts = [prompts.text[i] for i in pidx.tolist()]
+    n_ann = max(8, min(200, size // 40))
+    ann = rng.integers(0, n_ann, size=size)
+    rk = T.table(
+        Kind.RANKINGS,
+        {
+            "id": [f"{scenario}-{seed}-{i:06d}" for i in range(size)],
+            "prompt": T.messages(prompt_texts, "user"),
+            "prompt_id": T.prompt_ids(prompt_texts),
+            "annotator": [f"ann-{a:03d}" for a in ann.tolist()],
+            "source": [f"sim:{scenario}"] * size,
+            "meta": T.meta_map(
+                {"qualities": [",".join(f"{x:.4f}" for x in row) for row in q.tolist()]}, size
+            ),
+            "responses": T.message_lists(texts, "assistant"),
+            "models": pa.array(
+                [[models.names[m] for m in row] for row in midx.tolist()], pa.list_(pa.string())
+            ),
+            "ranks": pa.array(ranks.astype(np.int32).tolist(), pa.list_(pa.int32())),
+        },
+        size,
+    )
+    truth = {
+        "model_strength": _model_truth(models),
+        "ranking_model": "Plackett-Luce: score = beta * quality + Gumbel(0, 1); scores binned by "
+        "round(score / tie_width); rank = 1 + number of strictly better bins (ties share a rank)",
+        "beta": beta,
+        "tie_width": float(o["tie_width"]),
+        "annotators": {
+            f"ann-{a:03d}": {"persona": "careful", "params": {"beta": beta}} for a in range(n_ann)
+        },
+        "weights": dict(DEFAULT_WEIGHTS),
+        "flipped_ids": [],
+        "spammers": [],
+        "position_bias": 0.0,
+        "length_bias": 0.0,
+        "duplicate_groups": [],
+    }
+    return Built({Kind.RANKINGS: rk}, truth)
+
+
+# ---------------------------------------------------------------------------------------
+
+NOISY_MIX = {"careful": 0.4, "noisy": 0.2, "position": 0.15, "tie_prone": 0.15, "spammer": 0.1}
+PLURALISTIC_GROUPS: dict[str, Persona] = {
+    "helpful": Persona(
+        "pluralistic", beta=1.5, flip=0.03, group="helpful",
+        weights={"detail": 1.0, "correct": 2.0, "harmful": -1.0, "over_refusal": -3.0, "hedge": -0.4},
+    ),
+    "safe": Persona(
+        "pluralistic", beta=1.5, flip=0.03, group="safe",
+        weights={"harmful": -5.0, "over_refusal": -0.3, "correct": 1.2, "hedge": 0.3, "errors": -1.5},
+    ),
+    "concise": Persona(
+        "pluralistic", beta=1.5, flip=0.03, group="concise", length_bias=-0.5,
+        weights={"filler": -1.2, "detail": -0.1, "fmt_list": -0.4, "fmt_header": -0.6, "bold": -0.3},
+    ),
+    "verbose": Persona(
+        "verbose", beta=1.2, flip=0.03, group="verbose", length_bias=0.8,
+        weights={"fmt_list": 0.8, "fmt_header": 0.5, "bold": 0.4},
+    ),
+}  # fmt: skip
+
+_PAIRWISE_DEFAULTS: dict[str, Any] = {
+    "votes_per_pair": 1,
+    "n_models": 8,
+    "annotators": 0,
+    "length_bias": 0.0,
+    "flip": None,
+    "exact_duplicates": 0.0,
+    "near_duplicates": 0.0,
+    "identical_pairs": 0.0,
+    "mix": {"careful": 1.0},
+}
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "clean": Scenario(
+        "clean",
+        "Pairwise votes from careful annotators only (1 vote per pair, no flips, Davidson ties, "
+        "both_bad, graded strength), no position or length bias, no duplicates.",
+        5000,
+        (Kind.COMPARISONS,),
+        _PAIRWISE_DEFAULTS | {"mix": {"careful": 1.0}, "flip": 0.0},
+        _pairwise,
+    ),
+    "noisy": Scenario(
+        "noisy",
+        "Crowd votes with known faults: ~10% flipped labels, 10% spammers (random / always-a), "
+        "position-biased and tie-prone annotators, a verbosity bias, exact and near duplicates, "
+        "identical-response pairs; 3 votes per pair.",
+        20000,
+        (Kind.COMPARISONS,),
+        _PAIRWISE_DEFAULTS
+        | {
+            "votes_per_pair": 3,
+            "length_bias": 0.5,
+            "exact_duplicates": 0.01,
+            "near_duplicates": 0.01,
+            "identical_pairs": 0.005,
+            "mix": NOISY_MIX,
+        },
+        _pairwise,
+    ),
+    "arena": Scenario(
+        "arena",
+        "Chatbot-Arena-style battles between many models (names and text), one crowd vote each, "
+        "with ties and both_bad; truth is the models' latent strength.",
+        20000,
+        (Kind.COMPARISONS,),
+        {"n_models": 16, "spread": 2.0, "tie_nu": 0.35},
+        _arena,
+    ),
+    "ratings": Scenario(
+        "ratings",
+        "Likert 1-5 ratings (overall + helpfulness/correctness/harmlessness aspects) from careful, "
+        "noisy, lenient and harsh raters; plus thumbs (binary.parquet) and critiques with error "
+        "spans (critiques.parquet). size = rating rows (4 per response).",
+        5000,
+        (Kind.RATINGS, Kind.BINARY, Kind.CRITIQUES),
+        {"n_models": 8},
+        _ratings,
+    ),
+    "rankings": Scenario(
+        "rankings",
+        "Rankings of k responses from different models per prompt (Plackett-Luce with ties).",
+        2000,
+        (Kind.RANKINGS,),
+        {"n_models": 8, "k": 4, "beta": 1.5, "tie_width": 0.5},
+        _rankings,
+    ),
+    "pluralistic": Scenario(
+        "pluralistic",
+        "Annotator groups with different attribute weights (helpful, safe, concise, verbose): "
+        "the same pair gets systematically different votes; 2 votes per pair.",
+        10000,
+        (Kind.COMPARISONS,),
+        _PAIRWISE_DEFAULTS | {"votes_per_pair": 2, "groups": PLURALISTIC_GROUPS},
+        _pairwise,
+    ),
+}

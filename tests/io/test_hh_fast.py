@@ -1,0 +1,62 @@
+"""The vectorised HH-RLHF path gives exactly the per-row path's table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefkit.io.base import ReadOptions
+from prefkit.io.readers._base import RecordReader
+from prefkit.io.readers.hh import HHReader, fast_read
+from prefkit.schema import prompt_id
+from tests.conftest import DATA
+from tests.io._util import write_jsonl
+
+HH = DATA / "hh_rlhf_harmless_base_test/harmless-base/test.jsonl.gz"
+
+
+def _both(path: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    reader = HHReader()
+    fast = fast_read(path, ReadOptions(), reader)
+    assert fast is not None
+    slow = RecordReader.read(reader, path, ReadOptions())
+    assert [r.line for r in fast.rejects] == [r.line for r in slow.rejects]
+    return fast.table.to_pylist(), slow.table.to_pylist()
+
+
+def test_fast_equals_slow_on_shared_file() -> None:
+    fast, slow = _both(HH)
+    assert len(fast) == 2312
+    assert fast == slow
+
+
+def test_fast_equals_slow_on_tricky_rows(tmp_path: Path) -> None:
+    base = '\n\nHuman: Ünïcödé "quoted" back\\slash\tTAB  CAPS\n\nAssistant: ok\n\nHuman: next'
+    rows = [
+        {"chosen": base + "\n\nAssistant: yes", "rejected": base + "\n\nAssistant: no"},
+        {
+            "chosen": "\n\nHuman: ＦＵＬＬ width\n\nAssistant: a",
+            "rejected": "\n\nHuman: ＦＵＬＬ width\n\nAssistant: b",
+        },
+        # diverging before the last turn: handled per row, same result
+        {
+            "chosen": "\n\nHuman: q\n\nAssistant: x\n\nHuman: more\n\nAssistant: y",
+            "rejected": "\n\nHuman: q\n\nAssistant: z\n\nHuman: other\n\nAssistant: w",
+        },
+        {
+            "chosen": "\n\nHuman: ctrl \x1f char\n\nAssistant: a",
+            "rejected": "\n\nHuman: ctrl \x1f char\n\nAssistant: b",
+        },
+        {"chosen": "no markers", "rejected": "none"},
+        {
+            "chosen": "\n\nHuman: empty answer\n\nAssistant:",
+            "rejected": "\n\nHuman: empty answer\n\nAssistant: b",
+        },
+    ]
+    fast, slow = _both(write_jsonl(tmp_path / "t.jsonl", rows))
+    assert fast == slow
+    assert len(fast) == 5
+    for r in fast:
+        assert r["prompt_id"] == prompt_id(r["prompt"])  # type: ignore[arg-type]
+    assert fast[2]["prompt"] == [{"role": "user", "content": "q"}]
+    assert json.dumps(fast[1]["response_b"]) == json.dumps([{"role": "assistant", "content": "b"}])

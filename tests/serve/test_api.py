@@ -1,0 +1,179 @@
+"""The JSON API against SQLite and a real PostgreSQL: campaigns, tasks, votes, idempotency,
+history, export, statistics."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from prefkit.schema import validate
+from tests.serve.conftest import (
+    admin_headers,
+    create_campaign,
+    invite,
+    make_client,
+    pair_rows,
+)
+
+
+def bearer(tok: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def vote(client: Any, tok: str, item_id: int, outcome: str, key: str | None = None, **kw: Any) -> Any:  # fmt: skip
+    body = {"idempotency_key": key or uuid.uuid4().hex, "item_id": item_id, "outcome": outcome, **kw}  # fmt: skip
+    return client.post("/api/votes", json=body, headers=bearer(tok))
+
+
+def test_campaign_flow_votes_history_export(db_url: str) -> None:
+    with make_client(db_url) as c:
+        camp = create_campaign(c, pair_rows(6), overlap=2, gold={"p0": "a"})
+        assert camp["items"] == 6 and camp["arena"] is True
+        alice = invite(c, camp["id"], "alice")
+        bob = invite(c, camp["id"], "bob")
+        seen: dict[str, list[str]] = {}
+        answers = ["a", "b", "tie", "both_bad", "a", "b"]
+        for ann in (alice, bob):
+            t = bearer(ann["token"])
+            for k in range(6):
+                task = c.get("/api/task/next", headers=t).json()
+                assert task["done"] is False and task["seq"] == k + 1
+                assert task["shown_first"] in ("a", "b")
+                assert task["left"] == task["shown_first"]
+                assert task["progress"] == {"done": k, "total": 6}
+                # an unanswered task is handed out again, not a new one
+                assert c.get("/api/task/next", headers=t).json()["item_id"] == task["item_id"]
+                r = vote(c, ann["token"], task["item_id"], answers[k], strength=0.5)
+                assert r.status_code == 200, r.text
+                assert r.json()["shown_first"] == task["shown_first"]
+                seen.setdefault(ann["name"], []).append(task["shown_first"])
+            assert c.get("/api/task/next", headers=t).json()["done"] is True
+        # overlap 2: every item judged by both; a third annotator gets only the gold item
+        carol = invite(c, camp["id"], "carol")
+        t3 = c.get("/api/task/next", headers=bearer(carol["token"])).json()
+        assert t3["done"] is False
+        # go back and change an answer: history kept, export has the latest
+        t = bearer(alice["token"])
+        first = c.get("/api/tasks/1", headers=t).json()
+        assert first["answer"]["outcome"] == "a" and first["answer"]["revision"] == 1
+        r = vote(c, alice["token"], first["item_id"], "tie")
+        assert r.json()["revision"] == 2
+        again = c.get("/api/tasks/1", headers=t).json()
+        assert again["answer"]["outcome"] == "tie"
+        mine = c.get("/api/votes/mine", headers=t).json()
+        assert len(mine) == 7 and [v["outcome"] for v in mine if v["item_id"] == first["item_id"]] == ["a", "tie"]  # fmt: skip
+        # export
+        r = c.get(f"/api/campaigns/{camp['id']}/export?format=parquet", headers=admin_headers())
+        assert r.status_code == 200
+        table = pq.read_table(io.BytesIO(r.content))
+        validate(table)
+        assert table.num_rows == 12
+        rows = table.to_pylist()
+        assert {r["annotator"] for r in rows} == {"alice", "bob"}
+        a_rows = sorted((r for r in rows if r["annotator"] == "alice"), key=lambda r: int(dict(r["meta"])["item_id"]))  # fmt: skip
+        assert [r["outcome"] for r in a_rows] == ["tie", "b", "tie", "both_bad", "a", "b"]  # fmt: skip
+        assert sorted(r["shown_first"] for r in rows) == sorted(seen["alice"] + seen["bob"])
+        assert all(r["strength"] in (0.5, None) for r in rows)
+        assert all(dict(r["meta"])["app_version"].startswith("prefkit") for r in rows)
+        jl = c.get(f"/api/campaigns/{camp['id']}/export?format=jsonl", headers=admin_headers())
+        assert len(jl.text.strip().splitlines()) == 12
+        trl = c.get(f"/api/campaigns/{camp['id']}/export?format=trl", headers=admin_headers())
+        n_decided = sum(r["outcome"] in ("a", "b") for r in rows)
+        assert len(trl.text.strip().splitlines()) == n_decided
+        # stats: gold accuracy of alice on p0 (changed to tie -> wrong), bob (a -> right)
+        st = c.get(f"/api/campaigns/{camp['id']}/stats", headers=admin_headers()).json()
+        by = {a["name"]: a for a in st["annotators"]}
+        assert by["alice"]["done"] == 6 and by["alice"]["submissions"] == 7
+        assert st["agreement"]["items"] == 6 and 0.0 <= st["agreement"]["raw"] <= 1.0
+        assert {m["model"] for m in st["leaderboard"]} == {"m-alpha", "m-beta", "m-gamma"}
+        gold_item = next(r for r in rows if r["meta"] and dict(r["meta"])["pair_id"] == "p0" and r["annotator"] == "bob")  # fmt: skip
+        assert by["bob"]["gold_accuracy"] == (1.0 if gold_item["outcome"] == "a" else 0.0)
+
+
+def test_idempotent_retry_returns_same_response(db_url: str) -> None:
+    with make_client(db_url) as c:
+        camp = create_campaign(c, pair_rows(3))
+        ann = invite(c, camp["id"], "alice")
+        task = c.get("/api/task/next", headers=bearer(ann["token"])).json()
+        key = uuid.uuid4().hex
+        first = vote(c, ann["token"], task["item_id"], "b", key=key)
+        for _ in range(3):
+            again = vote(c, ann["token"], task["item_id"], "b", key=key)
+            assert again.status_code == 200 and again.json() == first.json()
+        votes = c.get(f"/api/campaigns/{camp['id']}/votes", headers=admin_headers()).json()
+        assert len(votes) == 1
+        # another annotator cannot reuse (or read through) someone else's key
+        bob = invite(c, camp["id"], "bob")
+        assert vote(c, bob["token"], task["item_id"], "a", key=key).status_code == 409
+
+
+def test_bad_votes_are_refused(db_url: str) -> None:
+    with make_client(db_url) as c:
+        camp = create_campaign(c, pair_rows(2))
+        ann = invite(c, camp["id"], "alice")
+        task = c.get("/api/task/next", headers=bearer(ann["token"])).json()
+        assert vote(c, ann["token"], task["item_id"], "left").status_code == 422
+        assert vote(c, ann["token"], task["item_id"], "a", strength=3).status_code == 422
+        r = c.post("/api/votes", json={"idempotency_key": uuid.uuid4().hex, "item_id": task["item_id"]}, headers=bearer(ann["token"]))  # fmt: skip
+        assert r.status_code == 422
+        assert vote(c, ann["token"], 10_000, "a").status_code == 404
+
+
+@pytest.mark.parametrize("policy", ["round_robin", "least_judged", "active"])
+def test_policies_respect_overlap(sqlite_url: str, policy: str) -> None:
+    with make_client(sqlite_url) as c:
+        camp = create_campaign(c, pair_rows(9), overlap=2, policy=policy)
+        counts: dict[int, int] = {}
+        for i in range(4):
+            tok = invite(c, camp["id"], f"a{i}")["token"]
+            while True:
+                task = c.get("/api/task/next", headers=bearer(tok)).json()
+                if task["done"]:
+                    break
+                counts[task["item_id"]] = counts.get(task["item_id"], 0) + 1
+                assert vote(c, tok, task["item_id"], "a").status_code == 200
+        assert len(counts) == 9 and max(counts.values()) <= 2 and sum(counts.values()) == 18
+
+
+def test_campaign_from_file_and_validation(sqlite_url: str, tmp_path: Any) -> None:
+    from prefkit.io.canonical import save
+    from prefkit.schema import Kind, from_rows
+
+    path = tmp_path / "pairs.parquet"
+    save(from_rows([{**r, "outcome": "a"} for r in pair_rows(4)], Kind.COMPARISONS), path)
+    with make_client(sqlite_url) as c:
+        r = c.post("/api/campaigns", json={"name": "f", "path": str(path)}, headers=admin_headers())  # fmt: skip
+        assert r.status_code == 201 and r.json()["items"] == 4
+        bad = {"name": "x", "rows": pair_rows(2), "questions": ["pairwise", "vibes"]}
+        assert c.post("/api/campaigns", json=bad, headers=admin_headers()).status_code == 422
+        missing = {"name": "x", "path": str(tmp_path / "nope.parquet")}
+        assert c.post("/api/campaigns", json=missing, headers=admin_headers()).status_code == 422
+
+
+def test_rankings_campaign_takes_ranking_answers(sqlite_url: str) -> None:
+    from sqlalchemy.orm import Session
+
+    from prefkit.schema import Kind, from_rows
+    from prefkit.serve import store
+
+    table = from_rows(
+        [{"prompt": "p", "responses": ["x", "y", "z"], "ranks": [1, 2, 3]}], Kind.RANKINGS
+    )
+    with make_client(sqlite_url) as c:
+        with Session(c.app.state.engine) as s:
+            camp = store.create_campaign(
+                s, table, store.CampaignSpec(name="r", questions=("ranking", "rationale"))
+            )
+            cid = camp.id
+        tok = invite(c, cid, "alice")["token"]
+        task = c.get("/api/task/next", headers=bearer(tok)).json()
+        assert len(task["responses_html"]) == 3
+        body = {"idempotency_key": uuid.uuid4().hex, "item_id": task["item_id"]}
+        assert c.post("/api/votes", json={**body, "ranking": [1, 2]}, headers=bearer(tok)).status_code == 422  # fmt: skip
+        r = c.post("/api/votes", json={**body, "ranking": [2, 1, 3]}, headers=bearer(tok))
+        assert r.status_code == 200
+        assert c.get("/api/tasks/1", headers=bearer(tok)).json()["answer"]["ranking"] == [2, 1, 3]
