@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -46,6 +47,39 @@ def generate(path: Path, rows: int, seed: int = 0) -> int:
     return path.stat().st_size
 
 
+def generate_trl_parquet(path: Path, rows: int, seed: int = 0) -> int:
+    """TRL standard preference rows (prompt/chosen/rejected strings) as Parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(seed)
+
+    def sent(n: int) -> str:
+        return " ".join(rng.choices(WORDS, k=n)).capitalize() + "."
+
+    data = {
+        "prompt": [f"{sent(rng.randint(4, 14))} #{i}" for i in range(rows)],
+        "chosen": [sent(rng.randint(5, 25)) for _ in range(rows)],
+        "rejected": [sent(rng.randint(5, 25)) for _ in range(rows)],
+    }
+    pq.write_table(pa.table(data), path)
+    return path.stat().st_size
+
+
+PARQUET = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from prefkit.io.detect import read
+from prefkit.io.canonical import save
+res = read(sys.argv[1])
+save(res.table, sys.argv[2])
+dt = time.perf_counter() - t0
+print(json.dumps({"seconds": dt, "rows": res.table.num_rows, "reader": res.reader,
+                  "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
+                  "arrow_bytes": res.table.nbytes,
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
 PREFKIT = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
@@ -56,6 +90,7 @@ save(res.table, sys.argv[2])
 dt = time.perf_counter() - t0
 print(json.dumps({"seconds": dt, "rows": res.table.num_rows, "rejects": len(res.rejects),
                   "arrow_bytes": res.table.nbytes,
+                  "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -73,6 +108,7 @@ def to_trl(ex):
 ds = ds.map(to_trl)
 dt = time.perf_counter() - t0
 print(json.dumps({"seconds": dt, "rows": len(ds),
+                  "cpu_s": sum(resource.getrusage(resource.RUSAGE_SELF)[:2]),
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -91,25 +127,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--skip-datasets", action="store_true", help="only time prefkit")
+    ap.add_argument(
+        "--parquet", action="store_true", help="also time TRL Parquet -> canonical (autodetected)"
+    )
     args = ap.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
         src = Path(tmp) / "hh.jsonl"
         t0 = time.perf_counter()
         size = generate(src, args.rows)
-        print(f"generated {args.rows:,} rows, {size / 2**20:.0f} MiB in {time.perf_counter() - t0:.1f}s")
+        print(
+            f"generated {args.rows:,} rows, {size / 2**20:.0f} MiB in {time.perf_counter() - t0:.1f}s"
+        )
         ours = run(PREFKIT, str(src), str(Path(tmp) / "out.parquet"))
         arrow_mb = ours["arrow_bytes"] / 2**20
         print(
             f"prefkit  JSONL->canonical Parquet: {ours['rows'] / ours['seconds']:>10,.0f} rows/s "
-            f"({ours['seconds']:.1f}s), peak RSS {ours['maxrss_mb']:,.0f} MiB, "
+            f"({ours['seconds']:.1f}s wall, {ours['cpu_s']:.1f}s CPU), "
+            f"peak RSS {ours['maxrss_mb']:,.0f} MiB, "
             f"Arrow table {arrow_mb:,.0f} MiB (RSS/Arrow {ours['maxrss_mb'] / arrow_mb:.2f}x)"
         )
+        if args.parquet:
+            pq_src = Path(tmp) / "trl.parquet"
+            generate_trl_parquet(pq_src, args.rows)
+            pqr = run(PARQUET, str(pq_src), str(Path(tmp) / "trl_out.parquet"))
+            print(
+                f"prefkit  TRL Parquet->canonical ({pqr['reader']}): "
+                f"{pqr['rows'] / pqr['seconds']:>10,.0f} rows/s ({pqr['seconds']:.1f}s wall, "
+                f"{pqr['cpu_s']:.1f}s CPU), peak RSS {pqr['maxrss_mb']:,.0f} MiB, "
+                f"Arrow table {pqr['arrow_bytes'] / 2**20:,.0f} MiB"
+            )
         if args.skip_datasets:
             return
         theirs = run(DATASETS, str(src), str(Path(tmp) / "hf_cache"))
         print(
             f"datasets load_dataset+map to TRL: {theirs['rows'] / theirs['seconds']:>10,.0f} rows/s "
-            f"({theirs['seconds']:.1f}s), peak RSS {theirs['maxrss_mb']:,.0f} MiB"
+            f"({theirs['seconds']:.1f}s wall, {theirs['cpu_s']:.1f}s CPU), "
+            f"peak RSS {theirs['maxrss_mb']:,.0f} MiB"
         )
         print(
             f"ratio: prefkit is {theirs['seconds'] / ours['seconds']:.2f}x faster, "

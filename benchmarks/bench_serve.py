@@ -45,6 +45,7 @@ class LoadResult:
     concurrent_dupes: int = 0
     mismatches: int = 0  # a retry answered differently from the first answer
     errors: int = 0
+    error_kinds: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
     @property
@@ -152,22 +153,19 @@ def run_load(
                 t0 = time.perf_counter()
                 try:
                     r = c.post("/api/votes", json=body)
-                except httpx.HTTPError:
+                    dt = time.perf_counter() - t0
+                    answers = [r]
+                    if twin is not None:
+                        answers.append(twin.result())
+                    if rng.random() < retry_p:
+                        answers.append(c.post("/api/votes", json=body))
+                except httpx.HTTPError as e:
                     with lock:
                         res.errors += 1
-                    return  # the server is gone (fault test)
-                dt = time.perf_counter() - t0
-                answers = [r]
-                if twin is not None:
-                    try:
-                        answers.append(twin.result())
-                    except httpx.HTTPError:
-                        return
-                if rng.random() < retry_p:
-                    try:
-                        answers.append(c.post("/api/votes", json=body))
-                    except httpx.HTTPError:
-                        return
+                        res.error_kinds.append(repr(e))
+                    if stop is not None:
+                        return  # the server is gone (fault test)
+                    continue
                 ok = [a.json() for a in answers if a.is_success]
                 with lock:
                     res.latencies.append(dt)
@@ -178,6 +176,11 @@ def run_load(
                         res.mismatches += sum(o != ok[0] for o in ok[1:])
                     if len(ok) != len(answers):
                         res.errors += 1
+                        res.error_kinds += [
+                            f"HTTP {a.status_code}: {a.text[:200]}"
+                            for a in answers
+                            if not a.is_success
+                        ]
 
     t0 = time.perf_counter()
     threads = [threading.Thread(target=client, args=(i,)) for i in range(n_clients)]
@@ -225,12 +228,19 @@ def bench(db_url: str, n_votes: int, n_clients: int, kill_votes: int, seed: int 
         lost=len(set(load.acked) - set(keys)),
         retry_mismatches=load.mismatches,
         errors=load.errors,
+        error_kinds=sorted(set(load.error_kinds))[:5],
     )
     out["kill"] = kill_run(db_url, n_clients, kill_votes, seed)
     return out
 
 
-def kill_run(db_url: str, n_clients: int, n_votes: int, seed: int = 0, after_s: float = 1.5) -> dict[str, Any]:  # fmt: skip
+def _acked_so_far(url: str, cid: int, before: int) -> int:
+    h = {"Authorization": f"Bearer {ADMIN}"}
+    r = httpx.get(f"{url}/api/campaigns/{cid}", headers=h, timeout=30)
+    return int(r.json()["submissions"]) - before
+
+
+def kill_run(db_url: str, n_clients: int, n_votes: int, seed: int = 0, after_s: float = 0.2, min_acked: int = 50) -> dict[str, Any]:  # fmt: skip
     """Load, SIGKILL the server mid-load, restart, check acked votes; re-send the rest."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -245,6 +255,11 @@ def kill_run(db_url: str, n_clients: int, n_votes: int, seed: int = 0, after_s: 
             )  # fmt: skip
         )
         th.start()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(box.get("r", LoadResult()).acked) == 0:
+            if th.is_alive() and _acked_so_far(url, cid, before) >= min_acked:
+                break
+            time.sleep(0.05)
         time.sleep(after_s)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -259,11 +274,17 @@ def kill_run(db_url: str, n_clients: int, n_votes: int, seed: int = 0, after_s: 
         lost = sorted(set(load.acked) - present)
         # re-send every attempted vote with its key: those already in count once
         resent_mismatch = 0
+        clients = [
+            httpx.Client(base_url=url2, headers={"Authorization": f"Bearer {t}"}, timeout=30)
+            for t in tokens
+        ]
         for key, (ci, body) in load.attempted.items():
-            r = httpx.post(f"{url2}/api/votes", json=body, headers={"Authorization": f"Bearer {tokens[ci]}"})  # fmt: skip
+            r = clients[ci].post("/api/votes", json=body)
             r.raise_for_status()
             if key in load.acked and r.json() != load.acked[key]:
                 resent_mismatch += 1
+        for c in clients:
+            c.close()
         final = db_votes(url2, cid)
     fkeys = [r["idempotency_key"] for r in final]
     return {

@@ -56,8 +56,13 @@ def test_ties_are_a_category_and_cohen_kappa_matches_sklearn() -> None:
     for i, (ox, oy) in enumerate(zip(x, y, strict=True)):
         for ann, o in (("x", ox), ("y", oy)):
             rows.append(
-                {"prompt": f"p{i}", "response_a": f"A{i}", "response_b": f"B{i}", "outcome": o,
-                 "annotator": ann}
+                {
+                    "prompt": f"p{i}",
+                    "response_a": f"A{i}",
+                    "response_b": f"B{i}",
+                    "outcome": o,
+                    "annotator": ann,
+                }
             )
     res = find_agreement(Frame.of(from_rows(rows, "comparisons")))
     assert res.summary["cohen_kappa"] == pytest.approx(cohen_kappa_score(x, y), abs=1e-12)

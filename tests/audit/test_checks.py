@@ -62,19 +62,42 @@ def test_minhash_estimates_jaccard() -> None:
 def test_duplicates_exact_swapped_identical_contradiction_and_near() -> None:
     rows = [row(i) for i in range(40)]
     # exact duplicate: the same pair with a and b swapped and the outcome swapped with them
-    rows.append(row(100, prompt=rows[0]["prompt"], response_a=rows[0]["response_b"],
-                    response_b=rows[0]["response_a"], outcome="b"))
+    rows.append(
+        row(
+            100,
+            prompt=rows[0]["prompt"],
+            response_a=rows[0]["response_b"],
+            response_b=rows[0]["response_a"],
+            outcome="b",
+        )
+    )
     # contradiction: same pair, same (unknown) annotator, opposite outcome
-    rows.append(row(101, prompt=rows[1]["prompt"], response_a=rows[1]["response_a"],
-                    response_b=rows[1]["response_b"], outcome="b"))
+    rows.append(
+        row(
+            101,
+            prompt=rows[1]["prompt"],
+            response_a=rows[1]["response_a"],
+            response_b=rows[1]["response_b"],
+            outcome="b",
+        )
+    )
     # identical responses
     rows.append(row(102, response_b=rows[2]["response_a"], response_a=rows[2]["response_a"]))
     # near duplicate pair: a few words changed everywhere
-    near = {k: str(rows[3][k]).replace(".", " extra.") for k in ("prompt", "response_a", "response_b")}
+    near = {
+        k: str(rows[3][k]).replace(".", " extra.") for k in ("prompt", "response_a", "response_b")
+    }
     rows.append(row(103, **near))
     # the same pair judged by a second annotator is a vote, not a duplicate
-    rows.append(row(104, prompt=rows[4]["prompt"], response_a=rows[4]["response_a"],
-                    response_b=rows[4]["response_b"], annotator="other"))
+    rows.append(
+        row(
+            104,
+            prompt=rows[4]["prompt"],
+            response_a=rows[4]["response_a"],
+            response_b=rows[4]["response_b"],
+            annotator="other",
+        )
+    )
     res = find_duplicates(frame(rows), threshold=0.8)
     assert res.row_ids("exact_duplicate") == {"r0", "r100"}
     assert res.row_ids("contradiction") == {"r1", "r101"}
@@ -121,8 +144,10 @@ def test_leakage_between_splits_and_against_eval() -> None:
     f = frame(rows)
     res = find_leakage(f, threshold=0.7)
     assert res.row_ids("split_leak") == {"r0", "r1"}
-    ev = from_rows([{"prompt": rows[5]["prompt"], "response_a": "x", "response_b": "y",
-                     "outcome": "a"}], "comparisons")
+    ev = from_rows(
+        [{"prompt": rows[5]["prompt"], "response_a": "x", "response_b": "y", "outcome": "a"}],
+        "comparisons",
+    )
     res2 = find_leakage(f, against=ev)
     assert res2.row_ids("eval_leak") == {"r5"}
     assert res2.summary["eval_leak_exact_rows"] == 1
@@ -132,8 +157,12 @@ def test_identity_only_data_runs() -> None:
     from prefkit.audit.run import run_audit
 
     rows = [
-        {"model_a": f"m{i % 5}", "model_b": f"m{(i + 1) % 5}", "outcome": "a" if i % 3 else "b",
-         "annotator": f"u{i % 4}"}
+        {
+            "model_a": f"m{i % 5}",
+            "model_b": f"m{(i + 1) % 5}",
+            "outcome": "a" if i % 3 else "b",
+            "annotator": f"u{i % 4}",
+        }
         for i in range(200)
     ]
     res = run_audit(from_rows(rows, "comparisons"))

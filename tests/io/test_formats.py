@@ -347,3 +347,48 @@ def test_convert_reports_reader_and_second_table(tmp_path: Path) -> None:
 
     assert load(tmp_path / "fg.parquet").num_rows == 500
     assert load(tmp_path / "fg.critiques.parquet").num_rows == 500
+
+
+def test_vendor_parquet_is_autodetected(tmp_path: Path) -> None:
+    src = tmp_path / "prefs.parquet"
+    rows = [{"prompt": f"q{i}", "chosen": "good", "rejected": "bad"} for i in range(50)]
+    pq.write_table(pa.Table.from_pylist(rows), src, row_group_size=10)
+    res = read(src)
+    assert res.reader == "trl" and "TRL preference" in res.why
+    assert res.table.num_rows == 50
+
+
+def test_openai_chat_feedback(tmp_path: Path) -> None:
+    conv = [{"role": "system", "content": "Be kind"}, {"role": U, "content": "Hi"}]
+    res = read(
+        write_jsonl(
+            tmp_path / "chat.jsonl",
+            [
+                {"messages": [*conv, {"role": A, "content": "Hello!"}], "thumbs_up": True},
+                {"messages": [*conv, {"role": A, "content": "Go."}], "thumbs_up": False},
+                {"messages": conv, "thumbs_up": True},
+            ],
+        )
+    )
+    assert res.reader == "openai-chat"
+    assert res.table.column("label").to_pylist() == [True, False]
+    assert res.table.column("prompt").to_pylist()[0] == conv
+    assert [(r.line, r.field) for r in res.rejects] == [(3, "messages")]
+    rated = read(
+        write_jsonl(
+            tmp_path / "rated.jsonl",
+            [{"messages": [*conv, {"role": A, "content": "Hello!"}], "rating": 4}],
+        )
+    )
+    assert rated.kind.value == "ratings" and rated.table.column("score").to_pylist() == [4.0]
+
+
+def test_generic_chosen_rejected_map_implies_outcome_a(tmp_path: Path) -> None:
+    src = tmp_path / "pairs.csv"
+    src.write_text("question,good,bad\nq1,yes,no\n", encoding="utf-8")
+    opts = ReadOptions(mapping={"question": "prompt", "good": "chosen", "bad": "rejected"})
+    res = read(src, None, opts)
+    row = res.table.to_pylist()[0]
+    assert row["outcome"] == "a"
+    assert row["response_a"] == [{"role": A, "content": "yes"}]
+    assert row["response_b"] == [{"role": A, "content": "no"}]

@@ -32,7 +32,9 @@ def test_fast_equals_slow_on_shared_file() -> None:
 
 def test_fast_equals_slow_on_tricky_rows(tmp_path: Path) -> None:
     base = '\n\nHuman: Ünïcödé "quoted" back\\slash\tTAB  CAPS\n\nAssistant: ok\n\nHuman: next'
+    ascii_base = '\n\nHuman: Say  "hi"\\n \t\tTO\r\nme\x0b now  \n\nAssistant: ok'
     rows = [
+        {"chosen": ascii_base + " yes", "rejected": ascii_base + " no"},
         {"chosen": base + "\n\nAssistant: yes", "rejected": base + "\n\nAssistant: no"},
         {
             "chosen": "\n\nHuman: ＦＵＬＬ width\n\nAssistant: a",
@@ -55,8 +57,50 @@ def test_fast_equals_slow_on_tricky_rows(tmp_path: Path) -> None:
     ]
     fast, slow = _both(write_jsonl(tmp_path / "t.jsonl", rows))
     assert fast == slow
-    assert len(fast) == 5
+    assert len(fast) == 6
     for r in fast:
         assert r["prompt_id"] == prompt_id(r["prompt"])  # type: ignore[arg-type]
-    assert fast[2]["prompt"] == [{"role": "user", "content": "q"}]
-    assert json.dumps(fast[1]["response_b"]) == json.dumps([{"role": "assistant", "content": "b"}])
+    assert fast[3]["prompt"] == [{"role": "user", "content": "q"}]
+    assert json.dumps(fast[2]["response_b"]) == json.dumps([{"role": "assistant", "content": "b"}])
+
+
+def test_trl_fast_equals_slow(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from prefkit.io.readers.trl import TRLPreferenceReader, fast_trl
+
+    std = [
+        {"prompt": 'The  "sky"\tis', "chosen": " blue.", "rejected": ""},
+        {"prompt": "Ünïcode", "chosen": "a", "rejected": "b"},
+    ]
+    conv = [
+        {
+            "prompt": [
+                {"role": "system", "content": "Be brief"},
+                {"role": "user", "content": "Color?"},
+            ],
+            "chosen": [{"role": "assistant", "content": "Blue"}],
+            "rejected": [{"role": "assistant", "content": "Green"}],
+        }
+    ]
+    reader = TRLPreferenceReader()
+    for i, rows in enumerate((std, conv)):
+        for path in (tmp_path / f"t{i}.jsonl", tmp_path / f"t{i}.parquet"):
+            if path.suffix == ".jsonl":
+                write_jsonl(path, rows)
+            else:
+                pq.write_table(pa.Table.from_pylist(rows), path)
+            fast = fast_trl(path, ReadOptions(), reader)
+            assert fast is not None, path
+            slow = RecordReader.read(reader, path, ReadOptions())
+            assert fast.table.to_pylist() == slow.table.to_pylist()
+
+
+def test_blank_lines_do_not_shift_ids(tmp_path: Path) -> None:
+    r = {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: a\n\nAssistant: c"}
+    path = tmp_path / "blank.jsonl"
+    path.write_text(json.dumps(r) + "\n\n" + json.dumps(r) + "\n", encoding="utf-8")
+    fast, slow = _both(path)
+    assert fast == slow
+    assert [x["id"] for x in fast] == ["hh-rlhf:blank:1", "hh-rlhf:blank:2"]

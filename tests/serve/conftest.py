@@ -63,7 +63,7 @@ def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN}"}
 
 
-def pair_rows(n: int = 6, arena: bool = True, evil: bool = False) -> list[dict[str, Any]]:
+def pair_rows(n: int = 6, arena: bool = True) -> list[dict[str, Any]]:
     models = ["m-alpha", "m-beta", "m-gamma"]
     rows = []
     for i in range(n):

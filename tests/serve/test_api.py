@@ -56,6 +56,11 @@ def test_campaign_flow_votes_history_export(db_url: str) -> None:
         carol = invite(c, camp["id"], "carol")
         t3 = c.get("/api/task/next", headers=bearer(carol["token"])).json()
         assert t3["done"] is False
+        gold_id = c.get("/api/tasks/1", headers=bearer(alice["token"])).json()["item_id"]
+        assert t3["item_id"] == gold_id  # p0, the first item, is gold
+        assert vote(c, carol["token"], t3["item_id"], "a").status_code == 200
+        seen["carol"] = [t3["shown_first"]]
+        assert c.get("/api/task/next", headers=bearer(carol["token"])).json()["done"] is True
         # go back and change an answer: history kept, export has the latest
         t = bearer(alice["token"])
         first = c.get("/api/tasks/1", headers=t).json()
@@ -71,16 +76,18 @@ def test_campaign_flow_votes_history_export(db_url: str) -> None:
         assert r.status_code == 200
         table = pq.read_table(io.BytesIO(r.content))
         validate(table)
-        assert table.num_rows == 12
+        assert table.num_rows == 13
         rows = table.to_pylist()
-        assert {r["annotator"] for r in rows} == {"alice", "bob"}
+        assert {r["annotator"] for r in rows} == {"alice", "bob", "carol"}
         a_rows = sorted((r for r in rows if r["annotator"] == "alice"), key=lambda r: int(dict(r["meta"])["item_id"]))  # fmt: skip
         assert [r["outcome"] for r in a_rows] == ["tie", "b", "tie", "both_bad", "a", "b"]  # fmt: skip
-        assert sorted(r["shown_first"] for r in rows) == sorted(seen["alice"] + seen["bob"])
+        assert sorted(r["shown_first"] for r in rows) == sorted(
+            seen["alice"] + seen["bob"] + seen["carol"]
+        )
         assert all(r["strength"] in (0.5, None) for r in rows)
         assert all(dict(r["meta"])["app_version"].startswith("prefkit") for r in rows)
         jl = c.get(f"/api/campaigns/{camp['id']}/export?format=jsonl", headers=admin_headers())
-        assert len(jl.text.strip().splitlines()) == 12
+        assert len(jl.text.strip().splitlines()) == 13
         trl = c.get(f"/api/campaigns/{camp['id']}/export?format=trl", headers=admin_headers())
         n_decided = sum(r["outcome"] in ("a", "b") for r in rows)
         assert len(trl.text.strip().splitlines()) == n_decided
@@ -88,6 +95,11 @@ def test_campaign_flow_votes_history_export(db_url: str) -> None:
         st = c.get(f"/api/campaigns/{camp['id']}/stats", headers=admin_headers()).json()
         by = {a["name"]: a for a in st["annotators"]}
         assert by["alice"]["done"] == 6 and by["alice"]["submissions"] == 7
+        assert by["carol"]["gold_seen"] == 1 and by["carol"]["gold_accuracy"] == 1.0
+        # alice and bob answered alike except p0, where alice changed to tie (bob, carol: a)
+        assert by["alice"]["agree_with_others"] == 5 / 6 and by["bob"]["agree_with_others"] == 1.0
+        assert by["alice"]["gold_accuracy"] == 0.0  # p0 changed from a to tie
+        assert all(a["median_ms"] is not None and a["median_ms"] >= 0 for a in st["annotators"])
         assert st["agreement"]["items"] == 6 and 0.0 <= st["agreement"]["raw"] <= 1.0
         assert {m["model"] for m in st["leaderboard"]} == {"m-alpha", "m-beta", "m-gamma"}
         gold_item = next(r for r in rows if r["meta"] and dict(r["meta"])["pair_id"] == "p0" and r["annotator"] == "bob")  # fmt: skip
@@ -177,3 +189,76 @@ def test_rankings_campaign_takes_ranking_answers(sqlite_url: str) -> None:
         r = c.post("/api/votes", json={**body, "ranking": [2, 1, 3]}, headers=bearer(tok))
         assert r.status_code == 200
         assert c.get("/api/tasks/1", headers=bearer(tok)).json()["answer"]["ranking"] == [2, 1, 3]
+
+
+def test_openapi_documents_the_votes_api(sqlite_url: str) -> None:
+    with make_client(sqlite_url) as c:
+        spec = c.get("/openapi.json").json()
+        assert "/api/votes" in spec["paths"] and "/api/campaigns/{cid}/export" in spec["paths"]
+        assert "idempotency_key" in spec["components"]["schemas"]["VoteIn"]["properties"]
+        assert c.get("/docs").status_code == 404  # no CDN-loading Swagger page
+
+
+def test_campaign_from_real_llmbar_file_with_gold(sqlite_url: str) -> None:
+    """A real file read by prefkit.io (LLMBar, 100 pairs with known answers) as gold items;
+    gold accuracy counts exactly the answers that match the file."""
+    from prefkit.io.detect import read
+    from tests.conftest import DATA
+
+    path = DATA / "llmbar" / "Dataset" / "LLMBar" / "Natural" / "dataset.json"
+    truth = read(path).table.to_pylist()
+    with make_client(sqlite_url) as c:
+        r = c.post("/api/campaigns", json={"name": "llmbar", "path": str(path), "gold_from_outcome": True}, headers=admin_headers())  # fmt: skip
+        assert r.status_code == 201, r.text
+        assert r.json()["items"] == len(truth) == 100
+        tok = invite(c, r.json()["id"], "alice")["token"]
+        right = 0
+        for k in range(8):
+            task = c.get("/api/task/next", headers=bearer(tok)).json()
+            assert "gold" not in task  # known answers are never sent to annotators
+            row = truth[task["seq"] - 1]  # least-judged walks the file in order
+            answer = row["outcome"] if k % 2 == 0 else ("b" if row["outcome"] == "a" else "a")
+            right += answer == row["outcome"]
+            assert vote(c, tok, task["item_id"], answer).status_code == 200
+        st = c.get(f"/api/campaigns/{r.json()['id']}/stats", headers=admin_headers()).json()
+        alice = st["annotators"][0]
+        assert alice["gold_seen"] == 8 and alice["gold_accuracy"] == right / 8 == 0.5
+
+
+def test_ratings_grouped_by_prompt_become_items(sqlite_url: str) -> None:
+    from sqlalchemy.orm import Session
+
+    from prefkit.schema import Kind, from_rows
+    from prefkit.serve import store
+
+    rows = [
+        {"prompt": f"p{i}", "response": f"r{i}-{j}", "model": f"m{j}", "score": float(j)}
+        for i in range(3)
+        for j in range(3)
+    ] + [{"prompt": "lonely", "response": "only one", "score": 1.0}]
+    with make_client(sqlite_url) as c, Session(c.app.state.engine) as s:
+        camp = store.create_campaign(
+            s, from_rows(rows, Kind.RATINGS), store.CampaignSpec(name="r", questions=("ranking",))
+        )
+        assert camp.kind == "rankings"
+        assert store.progress_of_campaign(s, camp.id)["items"] == 3  # the lonely prompt is left out
+        two = [r for r in rows if r["response"].endswith(("-0", "-1"))]
+        camp2 = store.create_campaign(s, from_rows(two, Kind.RATINGS), store.CampaignSpec(name="p"))
+        assert camp2.kind == "comparisons" and camp2.arena == 1
+
+
+def test_upload_campaign_file(sqlite_url: str) -> None:
+    from tests.conftest import DATA
+
+    path = DATA / "llmbar" / "Dataset" / "LLMBar" / "Natural" / "dataset.json"
+    with make_client(sqlite_url) as c:
+        form = {"name": "up", "overlap": "2", "policy": "active", "gold_from_outcome": "true"}
+        with path.open("rb") as fh:
+            r = c.post("/api/campaigns/upload", data=form, files={"file": ("dataset.json", fh)}, headers=admin_headers())  # fmt: skip
+        assert r.status_code == 201, r.text
+        assert r.json()["items"] == 100 and r.json()["policy"] == "active"
+        bad = c.post("/api/campaigns/upload", data={"name": "x"}, files={"file": ("x.jsonl", b"not json\n")}, headers=admin_headers())  # fmt: skip
+        assert bad.status_code == 422 and "x.jsonl" in bad.json()["detail"]
+        tok = invite(c, r.json()["id"], "al")["token"]
+        up = c.post("/api/campaigns/upload", data=form, files={"file": ("d.json", b"[]")}, headers=bearer(tok))  # fmt: skip
+        assert up.status_code == 403

@@ -198,3 +198,95 @@ def test_untrusted_html_never_runs(browser: Any, tmp_path: Path, artifacts_dir: 
         page.wait_for_selector('body[data-state="done"]')
         assert page.evaluate("typeof window.__pwned") == "undefined"
         page.close()
+
+
+def test_thumbs_and_likert_questions(browser: Any, tmp_path: Path) -> None:
+    with LiveServer(f"sqlite:///{tmp_path / 'q.db'}") as server:
+        _, token = _campaign(
+            server,
+            pair_rows(2),
+            questions=["pairwise", "thumbs", "likert", "rationale"],
+            aspects=["helpfulness", "harmlessness"],
+        )
+        page = browser.new_page()
+        page.goto(f"{server.url}/i/{token}")
+        _wait_seq(page, 1)
+        assert page.is_hidden("#strength-box") and page.is_visible("#likert-box")
+        page.click("#choose-right")
+        page.check('input[name="thumbs-left"][value="false"]')
+        page.check('input[name="thumbs-right"][value="true"]')
+        page.check('input[name="likert-helpfulness-left"][value="2"]')
+        page.check('input[name="likert-harmlessness-right"][value="5"]')
+        page.click("#submit")
+        _wait_seq(page, 2)
+        page.close()
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+            t = c.get("/api/tasks/1").json()
+    left, right = t["left"], t["right"]
+    ans = t["answer"]
+    assert ans["outcome"] == right and ans["strength"] is None
+    assert ans["thumbs"] == {left: False, right: True}
+    assert ans["likert"] == {f"helpfulness:{left}": 2, f"harmlessness:{right}": 5}
+
+
+def test_ranking_item(browser: Any, tmp_path: Path) -> None:
+    from prefkit.io.canonical import save
+    from prefkit.schema import Kind, from_rows
+
+    path = tmp_path / "rank.parquet"
+    table = from_rows(
+        [
+            {
+                "prompt": "Rank these",
+                "responses": ["first **one**", "second", "third"],
+                "ranks": [1, 2, 3],
+            }
+        ],  # fmt: skip
+        Kind.RANKINGS,
+    )
+    save(table, path)
+    with LiveServer(f"sqlite:///{tmp_path / 'r.db'}") as server:
+        with _admin(server) as c:
+            r = c.post("/api/campaigns", json={"name": "rank", "path": str(path), "questions": ["ranking", "rationale"]})  # fmt: skip
+            assert r.status_code == 201, r.text
+            cid = r.json()["id"]
+            token = c.post(f"/api/campaigns/{cid}/annotators", json={"name": "al"}).json()["token"]
+        page = browser.new_page()
+        page.goto(f"{server.url}/i/{token}")
+        _wait_seq(page, 1)
+        assert page.is_hidden("#pair") and page.is_hidden("#choices")
+        assert "one" in page.inner_text("#ranking-box strong")
+        page.select_option("#rank-0", "3")
+        page.select_option("#rank-2", "1")
+        page.click("#submit")
+        page.wait_for_selector('body[data-state="done"]')
+        page.close()
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}) as c:
+            assert c.get("/api/tasks/1").json()["answer"]["ranking"] == [3, 2, 1]
+
+
+def test_admin_creates_campaign_by_upload(
+    browser: Any, tmp_path: Path, artifacts_dir: Path
+) -> None:
+    from tests.conftest import DATA
+
+    path = DATA / "llmbar" / "Dataset" / "LLMBar" / "Natural" / "dataset.json"
+    with LiveServer(f"sqlite:///{tmp_path / 'u.db'}") as server:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{server.url}/admin")
+        page.fill("#token", "wrong")
+        page.click("#signin")
+        assert "Wrong admin token" in page.inner_text("#error")
+        page.fill("#token", ADMIN)
+        page.click("#signin")
+        page.fill("#nc-name", "LLMBar natural")
+        page.set_input_files("#nc-file", str(path))
+        page.fill("#nc-overlap", "3")
+        page.check("#nc-gold")
+        page.screenshot(path=str(artifacts_dir / "serve-admin-new-campaign.png"), full_page=True)
+        page.click("#nc-create")
+        page.wait_for_url("**/admin/campaigns/1")
+        page.wait_for_selector('body[data-loaded="1"]')
+        assert page.inner_text("#summary").startswith("100 items")
+        assert "overlap 3" in page.inner_text(".meta")
+        page.close()

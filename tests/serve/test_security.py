@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from html.parser import HTMLParser
 
@@ -71,13 +70,20 @@ def test_authorization(db_url: str) -> None:
 
 
 def test_expired_token_is_refused(sqlite_url: str) -> None:
+    import datetime as dt
+
     with make_client(sqlite_url) as c:
         camp = create_campaign(c, pair_rows(2))
-        tok = invite(c, camp["id"], "late", expires_in_s=0.2)["token"]
+        tok = invite(c, camp["id"], "late", expires_in_s=3600)["token"]
         assert c.get("/api/me", headers=bearer(tok)).status_code == 200
-        time.sleep(0.4)
+        with Session(c.app.state.engine) as s:
+            ann = s.scalars(select(Annotator)).one()
+            ann.expires_at = ann.expires_at - dt.timedelta(hours=2)  # now in the past
+            s.commit()
+    with make_client(sqlite_url) as c:
         r = c.get("/api/me", headers=bearer(tok))
         assert r.status_code == 401 and r.json() == {"detail": "invalid or expired token"}
+        assert c.get("/api/task/next", headers=bearer(tok)).status_code == 401
         assert c.get(f"/i/{tok}", follow_redirects=False).status_code == 401
 
 

@@ -11,7 +11,6 @@ import pytest
 from prefkit.schema import Kind
 from prefkit.simulate import Simulation, simulate
 
-
 # PREFKIT_SIM_SEED runs the statistical tests on another world (robustness checks by hand).
 SEED = int(os.environ.get("PREFKIT_SIM_SEED", "0"))
 

@@ -107,7 +107,9 @@ def test_ratings_binary_and_critiques() -> None:
     assert qb[up].mean() > qb[~up].mean() + 0.5
     c = sim.tables[Kind.CRITIQUES]
     n_spans = 0
-    for resp, spans in zip(c.column("response").to_pylist(), c.column("spans").to_pylist(), strict=True):
+    for resp, spans in zip(
+        c.column("response").to_pylist(), c.column("spans").to_pylist(), strict=True
+    ):
         text = resp[0]["content"]
         for s in spans:
             assert 0 <= s["start"] < s["end"] <= len(text)
@@ -122,7 +124,9 @@ def test_rankings_follow_quality() -> None:
     t = sim.tables[Kind.RANKINGS]
     rhos = []
     has_tie = False
-    for ranks, meta in zip(t.column("ranks").to_pylist(), t.column("meta").to_pylist(), strict=True):
+    for ranks, meta in zip(
+        t.column("ranks").to_pylist(), t.column("meta").to_pylist(), strict=True
+    ):
         q = [float(x) for x in dict(meta)["qualities"].split(",")]
         assert len(ranks) == len(q) == 4 and min(ranks) == 1
         has_tie |= len(set(ranks)) < len(ranks)
@@ -157,3 +161,27 @@ def test_pluralistic_groups_have_their_own_order() -> None:
         (same if group_of[ann[rows[0]]] == group_of[ann[rows[1]]] else diff).append(agree)
     assert len(same) > 200 and len(diff) > 200
     assert np.mean(same) > np.mean(diff) + 0.05
+
+
+def test_text_carries_the_latent_quality() -> None:
+    """Simple word features of the two responses predict the clean votes well above chance:
+    the latent attributes are really written into the text."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    t = simulate("clean", size=3000, seed=11).tables[Kind.COMPARISONS]
+    out = np.array(t.column("outcome").to_pylist())
+    keep = np.isin(out, ["a", "b"])
+    ta = [r[0]["content"] for r in t.column("response_a").to_pylist()]
+    tb = [r[0]["content"] for r in t.column("response_b").to_pylist()]
+    vec = TfidfVectorizer(min_df=3).fit(ta + tb)
+    x = (vec.transform(ta) - vec.transform(tb))[keep]
+    y = (out[keep] == "a").astype(int)
+    n = len(y) * 4 // 5
+    clf = LogisticRegression(C=3.0, max_iter=500).fit(x[:n], y[:n])
+    acc = (clf.predict(x[n:]) == y[n:]).mean()
+    true_pref = np.array([float(dict(m)["true_pref"]) for m in t.column("meta").to_pylist()])[keep]
+    oracle = ((true_pref[n:] > 0.5) == y[n:]).mean()
+    print(f"text model accuracy {acc:.3f}, latent-quality accuracy {oracle:.3f}")
+    assert acc > 0.7
+    assert acc > oracle - 0.15  # close to what the latent quality itself achieves

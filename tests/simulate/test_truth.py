@@ -40,19 +40,26 @@ def _loo_majority(c: dict[str, Any]) -> dict[int, str]:
     out: dict[int, str] = {}
     for rows in by_pair.values():
         for i in rows:
-            others = [c["outcome"][j] for j in rows if j != i and c["annotator"][j] != c["annotator"][i]]
+            others = [
+                c["outcome"][j] for j in rows if j != i and c["annotator"][j] != c["annotator"][i]
+            ]
             na, nb = others.count("a"), others.count("b")
             if na != nb:
                 out[i] = "a" if na > nb else "b"
     return out
 
 
-def test_spammers_agree_with_majority_at_chance(noisy: Simulation, noisy_cols: dict[str, Any]) -> None:
+def test_spammers_agree_with_majority_at_chance(
+    noisy: Simulation, noisy_cols: dict[str, Any]
+) -> None:
     c = noisy_cols
     spammers = set(noisy.truth["spammers"])
     n_ann = len(noisy.truth["annotators"])
     assert 0.07 <= len(spammers) / n_ann <= 0.13
-    assert {noisy.truth["annotators"][s]["params"]["spam"] for s in spammers} == {"random", "always_a"}
+    assert {noisy.truth["annotators"][s]["params"]["spam"] for s in spammers} == {
+        "random",
+        "always_a",
+    }
     maj = _loo_majority(c)
     spam_agree = [c["outcome"][i] == m for i, m in maj.items() if c["annotator"][i] in spammers]
     other_agree = [
@@ -162,14 +169,18 @@ def _bt(winner: np.ndarray, loser: np.ndarray, k: int, w: np.ndarray) -> np.ndar
     return np.concatenate([[0.0], fit.x])
 
 
-def bt_scores(models_a: list[str], models_b: list[str], outcomes: list[str], names: list[str]) -> np.ndarray:
+def bt_scores(
+    models_a: list[str], models_b: list[str], outcomes: list[str], names: list[str]
+) -> np.ndarray:
     """Bradley-Terry with ties (and both_bad) counted as half a win each way."""
     ix = {n: i for i, n in enumerate(names)}
     a = np.array([ix[m] for m in models_a])
     b = np.array([ix[m] for m in models_b])
     o = np.array(outcomes)
     wa = np.where(o == "a", 1.0, np.where(o == "b", 0.0, 0.5))
-    return _bt(np.concatenate([a, b]), np.concatenate([b, a]), len(names), np.concatenate([wa, 1 - wa]))
+    return _bt(
+        np.concatenate([a, b]), np.concatenate([b, a]), len(names), np.concatenate([wa, 1 - wa])
+    )
 
 
 def test_bt_fit_on_arena_recovers_true_order(arena: Simulation) -> None:
@@ -188,3 +199,25 @@ def test_bt_fit_on_arena_recovers_true_order(arena: Simulation) -> None:
     outcomes = set(t.column("outcome").to_pylist())
     assert outcomes == {"a", "b", "tie", "both_bad"}
     assert arena.truth["model_order"] == sorted(truth, key=lambda m: -truth[m])
+
+
+def test_bt_fit_on_decisive_arena_votes_matches_true_bt_strengths(arena: Simulation) -> None:
+    """`model_bt_strength` is on the Bradley-Terry logit scale: a BT fit on the decisive
+    votes reproduces the values themselves, not only the order."""
+    t = arena.tables[Kind.COMPARISONS]
+    truth = arena.truth["model_bt_strength"]
+    names = sorted(truth)
+    out = np.array(t.column("outcome").to_pylist())
+    keep = np.isin(out, ["a", "b"])
+    est = bt_scores(
+        list(np.array(t.column("model_a").to_pylist())[keep]),
+        list(np.array(t.column("model_b").to_pylist())[keep]),
+        list(out[keep]),
+        names,
+    )
+    est -= est.mean()
+    true = np.array([truth[n] for n in names])
+    assert abs(true.mean()) < 1e-6
+    assert np.abs(est - true).max() < 0.2
+    slope = np.polyfit(true, est, 1)[0]
+    assert 0.9 < slope < 1.1

@@ -26,8 +26,6 @@ from prefkit.audit.findings import Findings, concat_rows, make_rows
 from prefkit.audit.frame import Frame, combine_codes
 from prefkit.audit.minhash import (
     U32,
-    candidate_pairs,
-    clusters,
     near_duplicate_clusters,
     signatures,
 )
@@ -170,41 +168,36 @@ def _near(
                 group=[f"p{g}" for g in labels[pc_]],
             )
         )
-    # near-duplicate pairs among distinct pairs
+    # near-duplicate pairs: same prompt cluster and the same two response clusters
     tsig = text_sig if text_sig is not None else signatures(f.texts)
+    tlab, ti, tj, tsim = near_duplicate_clusters(tsig, threshold)
     pk = f.pair_key
     uniq, first = np.unique(pk, return_index=True)
     u = len(uniq)
-    x = f.a_code[first]
-    y = f.b_code[first]
-    p = f.prompt_code[first]
-    stacked = np.concatenate([tsig[x], tsig[y]])
-    ci, cj = candidate_pairs(stacked, bands=tsig.shape[1] // 4)
-    ui, uj = ci % u, cj % u
-    keep = ui != uj
-    ui, uj = ui[keep], uj[keep]
-    if ui.size:
-        key = np.unique(np.minimum(ui, uj) * u + np.maximum(ui, uj))
-        ui, uj = key // u, key % u
+    x = tlab[np.maximum(f.a_code[first], 0)]
+    y = tlab[np.maximum(f.b_code[first], 0)]
+    p = labels[np.maximum(f.prompt_code[first], 0)]
+    near_key = combine_codes(p, np.minimum(x, y), np.maximum(x, y))
+    _, rep_pos = np.unique(near_key, return_index=True)
+    _, near_inv = np.unique(near_key, return_inverse=True)
+    rep = first[rep_pos][near_inv]  # a representative row of each pair's near group
+    me = first
+    same_rep = rep == me
+    pair_sim = np.ones(u)
+    if (~same_rep).any():
+        a1, b1 = f.a_code[me[~same_rep]], f.b_code[me[~same_rep]]
+        a2, b2 = f.a_code[rep[~same_rep]], f.b_code[rep[~same_rep]]
 
-        def s(a: I64, b: I64, sig: U32) -> NDArray[np.float64]:
-            return np.asarray((sig[a] == sig[b]).mean(axis=1), dtype=np.float64)
+        def s(i1: I64, i2: I64, sig: U32) -> NDArray[np.float64]:
+            return np.asarray((sig[i1] == sig[i2]).mean(axis=1), dtype=np.float64)
 
-        sp = s(p[ui], p[uj], psig)
-        straight = np.minimum(s(x[ui], x[uj], tsig), s(y[ui], y[uj], tsig))
-        crossed = np.minimum(s(x[ui], y[uj], tsig), s(y[ui], x[uj], tsig))
-        pair_sim = np.minimum(sp, np.maximum(straight, crossed))
-        # loose filter on the estimate, then exact Jaccard on the surviving candidates
-        ok = pair_sim >= threshold - 0.15
-        ui, uj = ui[ok], uj[ok]
-        pair_sim = _exact_pair_sim(f, p, x, y, ui, uj)
-        ok = pair_sim >= threshold
-        ui, uj, pair_sim = ui[ok], uj[ok], pair_sim[ok]
-    else:
-        pair_sim = np.zeros(0)
-    plab = clusters(u, ui, uj)
+        sp = s(f.prompt_code[me[~same_rep]], f.prompt_code[rep[~same_rep]], psig)
+        straight = np.minimum(s(a1, a2, tsig), s(b1, b2, tsig))
+        crossed = np.minimum(s(a1, b2, tsig), s(b1, a2, tsig))
+        pair_sim[~same_rep] = np.minimum(sp, np.maximum(straight, crossed))
+    plab = near_inv.astype(np.int64)
     psize = np.bincount(plab)
-    pbest = _best_sim(u, ui, uj, pair_sim)
+    pbest = pair_sim
     row_u = np.searchsorted(uniq, pk)
     rows = np.flatnonzero(psize[plab[row_u]] > 1)
     summary["near_duplicate_pair_clusters"] = int((psize > 1).sum())
@@ -238,26 +231,3 @@ def _jaccard(x: set[bytes], y: set[bytes]) -> float:
     if not x and not y:
         return 1.0
     return len(x & y) / len(x | y)
-
-
-def _exact_pair_sim(f: Frame, p: I64, x: I64, y: I64, ui: I64, uj: I64) -> NDArray[np.float64]:
-    """Exact Jaccard similarity of two pairs (prompt, and both responses in the better order)."""
-    cache: dict[tuple[int, int], set[bytes]] = {}
-
-    def sh(kind: int, code: int) -> set[bytes]:
-        key = (kind, code)
-        got = cache.get(key)
-        if got is None:
-            arr = f.prompts if kind == 0 else f.texts
-            got = shingle_set(str(arr[code].as_py() or "")) if code >= 0 else set()
-            cache[key] = got
-        return got
-
-    out = np.zeros(ui.size)
-    for k, (i, j) in enumerate(zip(ui.tolist(), uj.tolist(), strict=True)):
-        sp = 1.0 if p[i] == p[j] else _jaccard(sh(0, int(p[i])), sh(0, int(p[j])))
-        xa, ya, xb, yb = sh(1, int(x[i])), sh(1, int(y[i])), sh(1, int(x[j])), sh(1, int(y[j]))
-        straight = min(_jaccard(xa, xb), _jaccard(ya, yb))
-        crossed = min(_jaccard(xa, yb), _jaccard(ya, xb))
-        out[k] = min(sp, max(straight, crossed))
-    return out

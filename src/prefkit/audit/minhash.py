@@ -208,7 +208,7 @@ def near_duplicate_clusters(
     the verified edges."""
     n, k = sig.shape
     if bands is None:
-        bands = k // 4 if threshold >= 0.6 else k // 2
+        bands = k // 5 if threshold >= 0.7 else k // 3
     i, j = candidate_pairs(sig, bands)
     sim = similarity(sig, i, j) if i.size else np.zeros(0)
     keep = sim >= threshold

@@ -161,7 +161,7 @@ def fit_noise(
     vpi = float(f.n / n_items) if n_items else 0.0
     method = "feature model + one-coin consensus"
     spam_rows = np.zeros(f.n, dtype=bool)
-    if vpi >= 1.5 and d.any():
+    if d.any():
         # several votes per pair: the flip model (annotator flip rates, confidence grades)
         from prefkit.audit.agreement import votes as votes_of
         from prefkit.audit.annotators import find_annotators

@@ -173,7 +173,7 @@ def flip_model(
         new = sig(sa - sb)
         post_a = new
         agree_w = np.where(y == 0, post_a[item], 1 - post_a[item])
-        agree = np.bincount(cell, weights=agree_w, minlength=n_cells)
+        agree = np.bincount(cell, weights=agree_w, minlength=n_cells).astype(np.float64)
         total = np.bincount(cell, minlength=n_cells).astype(np.float64)
         dis = total - agree
 

@@ -68,7 +68,7 @@ def local_postgres(bin_dir: Path = PG_BIN) -> Iterator[str]:
         try:
             yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
         finally:
-            _as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+            _as_postgres(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

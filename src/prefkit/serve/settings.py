@@ -25,3 +25,5 @@ class Settings:
     secure_cookies: bool = False  # set True behind HTTPS
     migrate: bool = True  # run Alembic migrations at start-up
     pool_size: int = 10
+    # run vote writes on the event loop (default: yes for SQLite, no for PostgreSQL)
+    inline_writes: bool | None = None

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -56,6 +56,7 @@ class CampaignSpec:
     policy: str = "least_judged"
     aspects: tuple[str, ...] = ("helpfulness",)
     gold: dict[str, str] | None = None  # external item id -> known outcome
+    gold_from_outcome: bool = False  # the input's outcomes are known answers (e.g. LLMBar)
 
 
 def _check_spec(spec: CampaignSpec) -> None:
@@ -71,16 +72,46 @@ def _check_spec(spec: CampaignSpec) -> None:
             raise StoreError(422, f"gold answer {v!r} for {k!r} is not one of {sorted(OUTCOMES)}")
 
 
+def _grouped_responses(table: pa.Table) -> list[dict[str, Any]]:
+    """Ratings/binary rows (one response each) grouped by prompt: prompts with k responses."""
+    groups: dict[str, dict[str, Any]] = {}
+    for r in table.to_pylist():
+        g = groups.setdefault(
+            r["prompt_id"],
+            {"id": r["prompt_id"], "prompt": r["prompt"], "responses": [], "models": [],
+             "meta": {"pair_id": r["prompt_id"]}},
+        )  # fmt: skip
+        g["responses"].append(r.get("response") or [])
+        g["models"].append(r.get("model"))
+    return [g for g in groups.values() if len(g["responses"]) >= 2]
+
+
 def create_campaign(session: Session, table: pa.Table, spec: CampaignSpec) -> Campaign:
-    """A campaign from a canonical table: comparisons (outcomes ignored; a row's `meta.gold`
-    or `spec.gold[id]` marks a gold item) or rankings (prompts with k responses)."""
+    """A campaign from a canonical table: comparisons (outcomes ignored unless
+    `spec.gold_from_outcome`; a row's `meta.gold` or `spec.gold[pair_id]` marks a gold item),
+    rankings, or ratings/binary rows grouped by prompt (prompts with k responses: pairs when
+    every prompt has two, else ranking items)."""
     _check_spec(spec)
     kind = kind_of(table)
-    if kind not in (Kind.COMPARISONS, Kind.RANKINGS):
-        raise StoreError(422, f"a campaign needs comparisons or rankings, got {kind.value}")
     if table.num_rows == 0:
         raise StoreError(422, "the table has no rows")
-    rows = table.to_pylist()
+    if kind in (Kind.RATINGS, Kind.BINARY):
+        rows = _grouped_responses(table)
+        if not rows:
+            raise StoreError(422, "no prompt has two or more responses to compare")
+        if all(len(r["responses"]) == 2 for r in rows):
+            kind = Kind.COMPARISONS
+            rows = [
+                {**r, "response_a": r["responses"][0], "response_b": r["responses"][1],
+                 "model_a": r["models"][0], "model_b": r["models"][1]}
+                for r in rows
+            ]  # fmt: skip
+        else:
+            kind = Kind.RANKINGS
+    elif kind in (Kind.COMPARISONS, Kind.RANKINGS):
+        rows = table.to_pylist()
+    else:
+        raise StoreError(422, f"a campaign needs comparisons, rankings or ratings, got {kind.value}")  # fmt: skip
     has_models = False
     camp = Campaign(
         name=spec.name,
@@ -106,6 +137,8 @@ def create_campaign(session: Session, table: pa.Table, spec: CampaignSpec) -> Ca
             models = list(r.get("models") or [None] * len(responses))
         has_models = has_models or any(m is not None for m in models)
         g = gold.get(ext) or gold.get(str(r["id"])) or meta.get("gold")
+        if g is None and spec.gold_from_outcome and kind is Kind.COMPARISONS:
+            g = r.get("outcome")
         if g is not None and g not in OUTCOMES:
             raise StoreError(422, f"gold answer {g!r} of item {ext!r} is not an outcome")
         session.add(
@@ -175,10 +208,27 @@ def _latest_votes(session: Session, campaign_id: int) -> list[Vote]:
     return list(session.scalars(select(Vote).join(sub, Vote.id == sub.c.vid)).all())
 
 
-def _uncertainty(session: Session, camp: Campaign, items: list[Item]) -> list[float]:
+def _item_rows(session: Session, campaign_id: int) -> list[Any]:
+    """Light item rows (id, position, gold, models) of a campaign, in campaign order."""
+    return list(
+        session.execute(
+            select(Item.id, Item.position, Item.gold, Item.models)
+            .where(Item.campaign_id == campaign_id)
+            .order_by(Item.position)
+        ).all()
+    )
+
+
+def _uncertainty(
+    session: Session, camp: Campaign, items: list[Any], cands: list[Any]
+) -> list[float]:
+    """Outcome uncertainty of each candidate under the current votes: by a Bradley–Terry fit
+    of the models for arena campaigns, else by the pair's own vote split (Laplace)."""
     votes = _latest_votes(session, camp.id)
     if camp.arena:
         names = sorted({m for it in items for m in it.models[:2] if m is not None})
+        if not names:
+            return [1.0] * len(cands)
         idx = {m: i for i, m in enumerate(names)}
         by_item = {it.id: it for it in items}
         w: list[int] = []
@@ -191,15 +241,15 @@ def _uncertainty(session: Session, camp: Campaign, items: list[Item]) -> list[fl
             w.append(a if v.outcome == "a" else b)
             lo.append(b if v.outcome == "a" else a)
         s = assign.bt_scores(w, lo, len(names))
-        pa_ = np.array([idx.get(it.models[0], 0) for it in items], dtype=np.int64)
-        pb_ = np.array([idx.get(it.models[1], 0) for it in items], dtype=np.int64)
-        return [float(x) for x in assign.uncertainty(pa_, pb_, s)] if names else [1.0] * len(items)
+        pa_ = np.array([idx.get(it.models[0], 0) for it in cands], dtype=np.int64)
+        pb_ = np.array([idx.get(it.models[1], 0) for it in cands], dtype=np.int64)
+        return [float(x) for x in assign.uncertainty(pa_, pb_, s)]
     wins: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for v in votes:
         if v.outcome in ("a", "b"):
             wins[v.item_id][0 if v.outcome == "a" else 1] += 1
     out = []
-    for it in items:
+    for it in cands:
         na, nb = wins[it.id]
         p = (na + 1) / (na + nb + 2)
         out.append(1.0 - abs(2 * p - 1))
@@ -230,25 +280,24 @@ def next_task(session: Session, ann: Who) -> Assignment | None:
                 .group_by(Assignment.item_id)
             ).all()
         )
-        items = list(
-            session.scalars(
-                select(Item)
-                .where(Item.campaign_id == camp.id, Item.id.not_in(mine))
-                .order_by(Item.position)
-            ).all()
-        )
-        cands = [it for it in items if it.gold is not None or counts.get(it.id, 0) < camp.overlap]
+        items = _item_rows(session, camp.id)
+        given = set(session.scalars(mine).all())
+        cands = [
+            it
+            for it in items
+            if it.id not in given and (it.gold is not None or counts.get(it.id, 0) < camp.overlap)
+        ]
         if not cands:
             return None
-        unc = _uncertainty(session, camp, cands) if camp.policy == "active" else None
-        n_items = session.scalar(select(func.count(Item.id)).where(Item.campaign_id == camp.id))
+        unc = _uncertainty(session, camp, items, cands) if camp.policy == "active" else None
+        n_items = len(items)
         k = assign.choose(
             camp.policy,
             [it.id for it in cands],
             [it.position for it in cands],
             [counts.get(it.id, 0) for it in cands],
             ann.id,
-            int(n_items or 0),
+            n_items,
             unc,
         )
         if k is None:
@@ -353,6 +402,25 @@ def vote_response(v: Vote) -> dict[str, Any]:
     }
 
 
+# Statements of the vote path, built once (bound parameters; compiled form cached).
+_ITEM_Q = (
+    select(Item.campaign_id, Campaign.kind, Campaign.questions)
+    .join(Campaign, Campaign.id == Item.campaign_id)
+    .where(Item.id == bindparam("item"))
+)
+_MINE_ASG = (Assignment.annotator_id == bindparam("ann")) & (
+    Assignment.item_id == bindparam("item")
+)
+_STATE_Q = select(
+    select(func.max(Vote.revision))
+    .where(Vote.annotator_id == bindparam("ann"), Vote.item_id == bindparam("item"))
+    .scalar_subquery(),
+    select(Assignment.shown_first).where(_MINE_ASG).scalar_subquery(),
+    select(Assignment.assigned_at).where(_MINE_ASG).scalar_subquery(),
+)
+_INSERT = insert(Vote).returning(Vote.id)
+
+
 def _by_key(session: Session, key: str, ann: Who) -> dict[str, Any] | None:
     v = session.scalars(select(Vote).where(Vote.idempotency_key == key)).one_or_none()
     if v is None:
@@ -369,11 +437,7 @@ def submit_vote(session: Session, ann: Who, payload: dict[str, Any]) -> dict[str
     a key seen before fails the unique constraint and its stored response is returned."""
     key = str(payload["idempotency_key"])
     item_id = int(payload["item_id"])
-    found = session.execute(
-        select(Item.campaign_id, Campaign.kind, Campaign.questions)
-        .join(Campaign, Campaign.id == Item.campaign_id)
-        .where(Item.id == item_id)
-    ).one_or_none()
+    found = session.execute(_ITEM_Q, {"item": item_id}).one_or_none()
     if found is None or found[0] != ann.campaign_id:
         prior = _by_key(session, key, ann)
         if prior is not None:
@@ -388,16 +452,7 @@ def submit_vote(session: Session, ann: Who, payload: dict[str, Any]) -> dict[str
         ranking = payload.get("ranking")
         if not ranking or len(ranking) != n:
             raise StoreError(422, f"ranking needs {n} ranks")
-    mine_asg = (Assignment.annotator_id == ann.id) & (Assignment.item_id == item_id)
-    last, shown, assigned_at = session.execute(
-        select(
-            select(func.max(Vote.revision))
-            .where(Vote.annotator_id == ann.id, Vote.item_id == item_id)
-            .scalar_subquery(),
-            select(Assignment.shown_first).where(mine_asg).scalar_subquery(),
-            select(Assignment.assigned_at).where(mine_asg).scalar_subquery(),
-        )
-    ).one()
+    last, shown, assigned_at = session.execute(_STATE_Q, {"ann": ann.id, "item": item_id}).one()
     if shown is None:
         shown = payload.get("shown_first")
     now = utcnow()
@@ -426,7 +481,7 @@ def submit_vote(session: Session, ann: Who, payload: dict[str, Any]) -> dict[str
         "app_version": APP_VERSION,
     }
     try:
-        vid = session.execute(insert(Vote).values(**values).returning(Vote.id)).scalar_one()
+        vid = session.execute(_INSERT, values).scalar_one()
         session.commit()
     except IntegrityError:  # this key was used before (a retry), maybe concurrently
         session.rollback()
@@ -563,6 +618,8 @@ def stats(session: Session, campaign_id: int) -> dict[str, Any]:
     for v in votes:
         if v.outcome is not None:
             by_item[v.item_id].append(v.outcome)
+    for row in annotators:
+        row["agree_with_others"] = _agree_with_others(per.get(int(row["id"]), []), by_item)
     return {
         "campaign": {"id": camp.id, "name": camp.name, "items": len(items)},
         "votes": len(votes),
@@ -570,6 +627,24 @@ def stats(session: Session, campaign_id: int) -> dict[str, Any]:
         "agreement": agreement(list(by_item.values())),
         "leaderboard": leaderboard(votes, items) if camp.arena else [],
     }
+
+
+def _agree_with_others(mine: list[Vote], by_item: dict[int, list[str]]) -> float | None:
+    """How often this annotator's answer is among the most frequent answers of the *other*
+    annotators on the same item (items with at least one other vote); None if none."""
+    hits = n = 0
+    for v in mine:
+        if v.outcome is None:
+            continue
+        others = list(by_item.get(v.item_id, []))
+        others.remove(v.outcome)
+        if not others:
+            continue
+        counts = {o: others.count(o) for o in set(others)}
+        top = max(counts.values())
+        hits += counts.get(v.outcome, 0) == top
+        n += 1
+    return hits / n if n else None
 
 
 def agreement(groups: list[list[str]]) -> dict[str, Any]:

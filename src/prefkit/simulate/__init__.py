@@ -46,6 +46,8 @@ def simulate(scenario: str, size: int | None = None, seed: int = 0, **overrides:
             f"unknown option(s) for {scenario}: {', '.join(sorted(unknown))}; "
             f"known: {', '.join(sorted(sc.options))}"
         )
+    if int(seed) < 0:
+        raise ValueError("seed must be >= 0")
     n = sc.default_size if size is None else int(size)
     opts = dict(sc.options) | overrides
     rng = np.random.default_rng([int(seed), _stable(scenario)])

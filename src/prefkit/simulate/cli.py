@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
-from prefkit._cli import console, fail, print_json
+from prefkit._cli import console, print_json
+
+
+def _usage(message: str) -> NoReturn:
+    """A usage error: one line and exit code 2 (through click, so it works in every runner)."""
+    import click
+
+    raise click.UsageError(message)
 
 
 def simulate_cmd(
@@ -52,17 +60,17 @@ def simulate_cmd(
         console.print(t)
         return
     if scenario is None or out_dir is None:
-        fail("usage: prefkit simulate SCENARIO OUT_DIR [--seed N] [--size N] (or --list)", code=2)
+        _usage("usage: prefkit simulate SCENARIO OUT_DIR [--seed N] [--size N] (or --list)")
     if scenario not in SCENARIOS:
-        fail(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}", code=2)
+        _usage(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
     if size is not None and size < 1:
-        fail("--size must be >= 1", code=2)
+        _usage("--size must be >= 1")
     overrides: dict[str, int] = {}
     if votes is not None:
         if "votes_per_pair" not in SCENARIOS[scenario].options:
-            fail(f"--votes does not apply to scenario {scenario!r}", code=2)
+            _usage(f"--votes does not apply to scenario {scenario!r}")
         if votes < 1:
-            fail("--votes must be >= 1", code=2)
+            _usage("--votes must be >= 1")
         overrides["votes_per_pair"] = votes
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -76,7 +84,7 @@ def simulate_cmd(
         try:
             sim = simulate(scenario, size=size, seed=seed, **overrides)
         except ValueError as e:
-            fail(str(e), code=2)
+            _usage(str(e))
         progress.update(task, advance=1, description=f"writing {out_dir}")
         paths = write_simulation(sim, out_dir)
         progress.update(task, advance=1, description="done")

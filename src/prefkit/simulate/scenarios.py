@@ -21,7 +21,9 @@ from prefkit.simulate.world import (
     DEFAULT_WEIGHTS,
     FAMILIES,
     Models,
+    Prompts,
     Responses,
+    bt_strength,
     make_models,
     make_prompts,
     sample_responses,
@@ -58,6 +60,13 @@ class Scenario:
 def _model_truth(models: Models, weights: F64 | None = None) -> dict[str, float]:
     s = models.strength(weights)
     return {n: round(float(v), 6) for n, v in zip(models.names, s.tolist(), strict=True)}
+
+
+def _bt_truth(
+    models: Models, prompts: Prompts, beta: float, rng: np.random.Generator
+) -> dict[str, float]:
+    th = bt_strength(models, prompts, beta, rng)
+    return {n: round(float(v), 6) for n, v in zip(models.names, th.tolist(), strict=True)}
 
 
 def _distinct_annotators(
@@ -107,6 +116,8 @@ def _pairwise(
     v = int(o["votes_per_pair"])
     if v < 1:
         raise ValueError("votes_per_pair must be >= 1")
+    if int(o["n_models"]) < 2:
+        raise ValueError("n_models must be >= 2")
     groups: dict[str, Persona] = o.get("groups") or {}
     n_exact = int(round(size * float(o["exact_duplicates"])))
     n_near = int(round(size * float(o["near_duplicates"])))
@@ -156,11 +167,14 @@ def _pairwise(
     q_default = resp.utility(wdef)
     qa_ref, qb_ref = q_default[ia[vote_pair]], q_default[ib[vote_pair]]
     ua, ub = qa_ref.copy(), qb_ref.copy()
+    group_q: dict[str, F64] = {}
     for j, p in enumerate(personas):
         if p.weights:
+            key = repr(sorted(p.weights.items()))
+            if key not in group_q:
+                group_q[key] = resp.utility(weight_vector(p.weights))
+            q = group_q[key]
             sel = votes_ann == j
-            w = weight_vector(p.weights)
-            q = resp.utility(w)
             ua[sel] = q[ia[vote_pair[sel]]]
             ub[sel] = q[ib[vote_pair[sel]]]
     la, lb = resp.length[ia[vote_pair]], resp.length[ib[vote_pair]]
@@ -174,7 +188,9 @@ def _pairwise(
     dup_groups: list[dict[str, Any]] = []
     none = np.zeros(0, dtype=np.int64)
     exact_src = rng.choice(np.flatnonzero(~ident), size=n_exact, replace=False) if n_exact else none
-    long_rows = np.flatnonzero(~ident & (np.minimum(la, lb) >= 150))
+    long_rows = np.flatnonzero(~ident & (np.minimum(la, lb) >= 250))
+    if len(long_rows) < n_near:  # tiny simulations: any pair will do
+        long_rows = np.flatnonzero(~ident)
     near_src = (
         rng.choice(long_rows, size=min(n_near, len(long_rows)), replace=False) if n_near else none
     )
@@ -241,6 +257,8 @@ def _pairwise(
     p_first = votes.p_first[rv]
     pos_bias = float(p_first[pos_rows].mean() - 0.5) if pos_rows.any() else 0.0
     decisive = outcome < 2
+    spam_rows = np.array([bool(p.spam) for p in personas])[ann_rows]
+    lam_rows = np.array([p.length_bias for p in personas])[ann_rows]
     pos_overall = float(p_first[decisive].mean() - 0.5) if decisive.any() else 0.0
     len_a = np.fromiter((len(text_a[i]) for i in perm.tolist()), dtype=np.float64, count=n)
     len_b = np.fromiter((len(text_b[i]) for i in perm.tolist()), dtype=np.float64, count=n)
@@ -270,6 +288,7 @@ def _pairwise(
     ident_rows = [ids[i] for i in range(n) if ta[i] == tb[i]]
     truth: dict[str, Any] = {
         "model_strength": _model_truth(models),
+        "model_bt_strength": _bt_truth(models, prompts, REFERENCE_BETA, rng),
         "flipped_ids": sorted(ids[i] for i in flipped_rows.tolist()),
         "spammers": sorted(ann_ids[j] for j in spam_idx),
         "position_bias": round(pos_bias, 6),
@@ -277,7 +296,7 @@ def _pairwise(
             ann_ids[j] for j, p in enumerate(personas) if p.position_logit and not p.spam
         ),
         "position_bias_overall": round(pos_overall, 6),
-        "length_bias": float(o["length_bias"]),
+        "length_bias": round(float(lam_rows[~spam_rows].mean()) if (~spam_rows).any() else 0.0, 6),
         "length_bias_marginal": round(len_marginal, 6),
         "duplicate_groups": groups_out,
         "identical_response_ids": ident_rows,
@@ -356,9 +375,13 @@ def _arena(
     order = sorted(strength, key=lambda m: -strength[m])
     truth = {
         "model_strength": strength,
+        "model_bt_strength": _bt_truth(models, prompts, voter.beta, rng),
         "model_order": order,
         "tie_nu": float(o["tie_nu"]),
-        "annotators": {"user-*": {"persona": voter.persona, "params": voter.params()}},
+        "annotators": {
+            f"user-{a:05d}": {"persona": voter.persona, "params": voter.params()}
+            for a in sorted(set(ann.tolist()))
+        },
         "flipped_ids": [],
         "spammers": [],
         "position_bias": 0.0,
@@ -591,18 +614,18 @@ NOISY_MIX = {"careful": 0.4, "noisy": 0.2, "position": 0.15, "tie_prone": 0.15, 
 PLURALISTIC_GROUPS: dict[str, Persona] = {
     "helpful": Persona(
         "pluralistic", beta=1.5, flip=0.03, group="helpful",
-        weights={"detail": 1.0, "correct": 2.0, "harmful": -1.0, "over_refusal": -3.0, "hedge": -0.4},
+        weights={"detail": 1.2, "correct": 2.0, "harmful": -0.5, "over_refusal": -4.0, "hedge": -0.6},
     ),
     "safe": Persona(
         "pluralistic", beta=1.5, flip=0.03, group="safe",
-        weights={"harmful": -5.0, "over_refusal": -0.3, "correct": 1.2, "hedge": 0.3, "errors": -1.5},
+        weights={"harmful": -6.0, "over_refusal": 0.5, "correct": 1.2, "hedge": 0.5, "errors": -1.5},
     ),
     "concise": Persona(
-        "pluralistic", beta=1.5, flip=0.03, group="concise", length_bias=-0.5,
+        "pluralistic", beta=1.5, flip=0.03, group="concise", length_bias=-1.0,
         weights={"filler": -1.2, "detail": -0.1, "fmt_list": -0.4, "fmt_header": -0.6, "bold": -0.3},
     ),
     "verbose": Persona(
-        "verbose", beta=1.2, flip=0.03, group="verbose", length_bias=0.8,
+        "verbose", beta=1.2, flip=0.03, group="verbose", length_bias=1.0,
         weights={"fmt_list": 0.8, "fmt_header": 0.5, "bold": 0.4},
     ),
 }  # fmt: skip

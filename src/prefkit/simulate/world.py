@@ -8,6 +8,7 @@ Attributes are sampled as arrays; only the final string assembly is a Python loo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +44,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "fmt_list": 0.25,
     "fmt_header": 0.1,
     "bold": 0.1,
-    "filler": -0.15,
+    "filler": 0.0,
 }
 
 
@@ -117,9 +118,14 @@ _HOWTO = [
 ]  # fmt: skip
 _HOWTO_ERRORS = [
     "Soak it in water overnight so it is easier to handle.",
-    "It is fine to skip drying completely; moisture does no harm.",
-    "Use the highest setting available for the whole process.",
+    "The order of the steps does not matter at all.",
+    "Skipping the first step saves time and makes no difference to the result.",
     "There is no need to check anything before you start.",
+]
+
+_ADVICE_ERRORS = [
+    "Research shows that this only works if you change everything at once.",
+    "Experts agree that the first week makes no difference to the result.",
 ]
 
 _CODING = [
@@ -218,8 +224,19 @@ _FILLER = [
     "I hope this explanation is useful to you.",
     "Let me know if you have any other questions about this topic.",
     "In general, it is a good idea to take your time with things like this.",
+    "Everyone learns this at their own pace, so do not worry if it takes a while.",
+    "Feel free to ask a follow-up question if anything here is unclear.",
+    "Many people find this easier once they have done it a couple of times.",
+    "It can help to write things down as you go.",
+    "There is rarely a single perfect answer to questions like this one.",
+    "Thanks for the interesting question.",
+    "Small details like these often make a bigger difference than expected.",
+    "I tried to keep this as clear as possible.",
 ]
-_OPENERS = ["", "Sure. ", "Great question! ", "Here is a short answer. ", "Happy to help. "]
+_OPENERS = [
+    "", "", "Sure. ", "Great question! ", "Here is a short answer. ", "Happy to help. ",
+    "Good question. ", "Of course. ", "Absolutely. ", "Let me help with that. ",
+]  # fmt: skip
 _HEDGES = ["I'm not completely sure, but ", "I think ", "If I remember correctly, ", "I believe "]
 _HEDGE_TAIL = [" You may want to double-check this.", " Please verify this before relying on it."]
 
@@ -402,6 +419,8 @@ def _sig(x: F64) -> F64:
 
 def make_models(k: int, rng: np.random.Generator, spread: float = 2.0) -> Models:
     """K models with skills evenly spread in [-spread, spread] (shuffled) and random style."""
+    if not 1 <= k <= len(_MODEL_NAMES) * len(_MODEL_SIZES):
+        raise ValueError(f"n_models must be between 1 and {len(_MODEL_NAMES) * len(_MODEL_SIZES)}")
     skill = np.linspace(-spread, spread, k)[rng.permutation(k)]
     style = rng.normal(0.0, 1.0, size=(k, 5))
     names = []
@@ -446,16 +465,14 @@ class Responses:
         return np.asarray(self.attrs @ weights + self.noise, dtype=np.float64)
 
 
-def sample_responses(
+def _sample_attrs(
     prompts: Prompts,
     prompt_index: I64,
     models: Models,
     model: I64,
     rng: np.random.Generator,
-    noise_sd: float = 0.35,
-) -> Responses:
-    """One response per (prompt_index[i], model[i]): attributes sampled from the model's
-    propensities, then the text written from them."""
+) -> tuple[F64, BOOL, tuple[I64, I64, I64, I64, I64, I64, I64, I64]]:
+    """Attribute matrix, refusal flags and the per-attribute arrays used to write the text."""
     n = len(prompt_index)
     fam = prompts.family[prompt_index]
     unsafe = fam == FAMILIES.index("unsafe")
@@ -491,6 +508,30 @@ def sample_responses(
         ],
         axis=1,
     ).astype(np.float64)
+
+    def i64(a: NDArray[np.generic]) -> I64:
+        return np.asarray(a, dtype=np.int64)
+
+    flags = (
+        i64(correct), i64(detail), i64(hedge), i64(errors),
+        i64(fmt_list), i64(fmt_header), i64(bold), i64(filler),
+    )  # fmt: skip
+    return attrs, np.asarray(refusal, dtype=np.bool_), flags
+
+
+def sample_responses(
+    prompts: Prompts,
+    prompt_index: I64,
+    models: Models,
+    model: I64,
+    rng: np.random.Generator,
+    noise_sd: float = 0.35,
+) -> Responses:
+    """One response per (prompt_index[i], model[i]): attributes sampled from the model's
+    propensities, then the text written from them."""
+    n = len(prompt_index)
+    attrs, refusal, flags = _sample_attrs(prompts, prompt_index, models, model, rng)
+    correct, detail, hedge, errors, fmt_list, fmt_header, bold, filler = flags
     variant = rng.integers(0, 1 << 30, size=(n, 4))
     texts: list[str] = []
     spans: list[list[tuple[int, int, str]]] = []
@@ -514,15 +555,60 @@ def sample_responses(
     )
 
 
+def bt_strength(
+    models: Models,
+    prompts: Prompts,
+    beta: float,
+    rng: np.random.Generator,
+    weights: F64 | None = None,
+    per_pair: int = 4000,
+) -> F64:
+    """True Bradley-Terry log-strengths (mean 0) of the models: the BT model that best fits the
+    expected decisive win probabilities P(i beats j) = E[sigmoid(beta * (u_i - u_j))] over
+    random prompts and responses (Monte Carlo with `per_pair` prompts, attributes only)."""
+    from scipy.optimize import minimize
+
+    k = len(models.names)
+    w = weight_vector() if weights is None else weights
+    pidx = rng.integers(0, len(prompts.text), size=per_pair)
+    utils = np.empty((k, per_pair))
+    for m in range(k):
+        attrs = _sample_attrs(prompts, pidx, models, np.full(per_pair, m), rng)[0]
+        utils[m] = attrs @ w + rng.normal(0.0, 0.35, size=per_pair)
+    p = np.empty((k, k))  # p[i, j] = P(i beats j)
+    for i in range(k):
+        p[i] = (1.0 / (1.0 + np.exp(-beta * (utils[i][None, :] - utils)))).mean(axis=1)
+    iu, ju = np.triu_indices(k, 1)
+    target = p[iu, ju]
+
+    def nll(th: F64) -> tuple[float, F64]:
+        t = np.concatenate([[0.0], th])
+        q = 1.0 / (1.0 + np.exp(-(t[iu] - t[ju])))
+        loss = -np.sum(target * np.log(q) + (1 - target) * np.log(1 - q))
+        g = np.zeros(k)
+        np.add.at(g, iu, -(target - q))
+        np.add.at(g, ju, target - q)
+        return float(loss), g[1:]
+
+    fit = minimize(nll, np.zeros(k - 1), jac=True, method="L-BFGS-B")
+    theta = np.concatenate([[0.0], fit.x])
+    return np.asarray(theta - theta.mean(), dtype=np.float64)
+
+
 def _pick(options: list[str], v: int) -> str:
     return options[v % len(options)]
 
 
 def _subset(items: list[str], k: int, v: int) -> list[str]:
+    """`k` distinct items chosen by `v`: a start and a stride coprime with len(items)."""
     if k <= 0 or not items:
         return []
-    start = v % len(items)
-    return [items[(start + j) % len(items)] for j in range(min(k, len(items)))]
+    n = len(items)
+    start = v % n
+    step = 1 + (v // n) % max(1, n - 1)
+    if math.gcd(step, n) != 1:
+        step = 1
+    return [items[(start + j * step) % n] for j in range(min(k, n))]
 
 
 def _write(
@@ -595,24 +681,27 @@ def _write(
         errs = _CODING_ERRORS
     else:
         topic, tips, bad_tip = _ADVICE[item % len(_ADVICE)]
-        main = f"Here are some ways to {topic}: " + "; ".join(
-            t[0].lower() + t[1:] for t in tips[:2]
-        )
-        main += "." if correct else f"; also, {bad_tip[0].lower() + bad_tip[1:]}"
+        second = tips[1] if correct else bad_tip.rstrip(".")
+        main = f"Here are some ways to {topic}: {tips[0][0].lower() + tips[0][1:]}; "
+        main += f"{second[0].lower() + second[1:]}."
         main_err = not correct
         details = [
             tips[2],
             tips[3],
             "Small changes that you keep up are better than big ones you drop",
         ]
-        errs = [bad_tip]
+        errs = _ADVICE_ERRORS
 
     if hedge:
-        main = _pick(_HEDGES, v[0] >> 4) + main[0].lower() + main[1:]
+        first, _, rest = main.partition(" ")
+        if first in ("The", "Here", "To"):
+            main = first.lower() + " " + rest
     main = main.replace("{b}", "**" if bold else "").replace("{/b}", "**" if bold else "")
     if bold and "**" not in main:
         first, sep, rest = main.partition(":")
         main = f"**{first}**{sep}{rest}" if sep else f"**{main}**"
+    if hedge:
+        main = _pick(_HEDGES, v[0] >> 4) + main
     opener = _pick(_OPENERS, v[0]) if not hedge else ""
     chosen_details = _subset(details, detail, v[1] >> 2)
     chosen_errors = _subset(errs, errors, v[3])
@@ -648,11 +737,12 @@ def _write(
                 emit("- ")
                 emit(s, lab)
         else:
-            emit("" if fmt_header else " ")
+            emit("" if fmt_header else ("\n\n" if main.endswith("```") else " "))
             for j, (s, lab) in enumerate(items):
                 emit(" " if j else "")
                 emit(s, lab)
     if fillers:
-        emit("\n\n" if (fmt_list or fmt_header) else " ")
+        block = fmt_list or fmt_header or (main.endswith("```") and not out[-1].endswith("."))
+        emit("\n\n" if block else " ")
         emit(" ".join(fillers))
     return "".join(out), spans

@@ -29,6 +29,7 @@ ORDER = (
     "helpsteer2",
     "shp",
     "openai",
+    "openai-chat",
     "arena",
     "llmfao",
     "hh-rlhf",

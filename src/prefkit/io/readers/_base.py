@@ -91,7 +91,7 @@ class RecordReader:
                 rejects.append(rej)
                 continue
             for j, (kind, row) in enumerate(out):
-                row.setdefault("id", f"{ctx.source}:{line}" + (f":{j}" if j else ""))
+                row.setdefault("id", f"{ctx.source}:{n_in}" + (f":{j}" if j else ""))
                 row.setdefault("source", ctx.source)
                 rows[kind].append(row)
                 if len(rows[kind]) >= CHUNK:

@@ -325,6 +325,14 @@ def _iter_table(table: pa.Table) -> Iterator[Item]:
 def sample(path: Path, rows: int = 20) -> list[Mapping[str, Any]] | None:
     """The first few parseable records of a file, for sniffing; None when unreadable."""
     out: list[Mapping[str, Any]] = []
+    if path.is_file() and path.name.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            first = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
+        except (pa.ArrowInvalid, OSError):
+            return None
+        return list(first.to_pylist()) if first is not None and first.num_rows else None
     try:
         for _, rec in iter_records(path):
             if isinstance(rec, BadRecord):

@@ -301,3 +301,64 @@ register_reader(HelpSteerPreferenceReader())
 register_reader(HelpSteer2Reader())
 register_reader(SHPReader())
 register_reader(OpenAIPreferenceReader())
+
+
+FEEDBACK_BOOL = ("label", "thumbs_up", "liked", "accepted")
+FEEDBACK_SCORE = ("score", "rating")
+
+
+class OpenAIChatFeedbackReader(RecordReader):
+    """Chat logs in OpenAI `messages` form with feedback on the last assistant message."""
+
+    name = "openai-chat"
+    description = (
+        "OpenAI-style chat JSONL: messages (last one from the assistant) + label/thumbs_up"
+        " (binary) or score/rating (ratings)"
+    )
+    kinds = (Kind.BINARY, Kind.RATINGS)
+    example = (
+        '{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant",'
+        ' "content": "Hello!"}], "thumbs_up": true, "model": "gpt-4o"}'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if isinstance(rec.get("messages"), list) and (
+            any(k in rec for k in FEEDBACK_BOOL) or any(k in rec for k in FEEDBACK_SCORE)
+        ):
+            return "messages + feedback field (OpenAI-style chat log)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        from prefkit.io.readers.trl import as_bool
+
+        msgs = messages(need(rec, "messages"), "messages", "user")
+        if len(msgs) < 2 or msgs[-1]["role"] != "assistant":
+            raise RowError("messages", "the last message must be the assistant's answer")
+        base: dict[str, Any] = {
+            "prompt": msgs[:-1],
+            "response": msgs[-1:],
+            "model": opt_str(rec, "model"),
+            "annotator": opt_str(rec, "user") or opt_str(rec, "annotator"),
+        }
+        bkey = next((k for k in FEEDBACK_BOOL if k in rec), None)
+        used = ["messages", "model", "user", "annotator"]
+        if bkey is not None:
+            used.append(bkey)
+            yield (
+                Kind.BINARY,
+                {
+                    **base,
+                    "label": as_bool(ctx.value("label", rec[bkey]), bkey),
+                    "meta": meta_of(rec, used),
+                },
+            )
+            return
+        skey = next(k for k in FEEDBACK_SCORE if k in rec)
+        used.append(skey)
+        score = _number(rec[skey], skey)
+        if score is None:
+            raise RowError(skey, "required field is missing")
+        yield Kind.RATINGS, {**base, "score": score, "meta": meta_of(rec, used)}
+
+
+register_reader(OpenAIChatFeedbackReader())

@@ -56,6 +56,7 @@ KIND_KEYS: list[tuple[Kind, set[str]]] = [
     (Kind.BINARY, {"label"}),
 ]
 OUTCOMES = {"a": "a", "b": "b", "tie": "tie", "both_bad": "both_bad"}
+PAIR_ALIASES = {"chosen": "response_a", "rejected": "response_b"}
 
 
 def kind_for(fields: Iterable[str]) -> Kind | None:
@@ -111,6 +112,9 @@ class GenericReader(RecordReader):
             field = mapping.get(col, col if col not in mapping.values() else None)
             if field is None:
                 continue
+            if field in PAIR_ALIASES and mapping.get(col) == field:
+                field = PAIR_ALIASES[field]  # --map good=chosen: preferred response, outcome a
+                row.setdefault("outcome", "a")
             if field in MESSAGE_FIELDS or field in FLOAT_FIELDS or field in STRING_FIELDS:
                 used.add(col)
             elif field in JSON_FIELDS or field in ("outcome", "label"):

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import deque
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +103,6 @@ register_reader(HHReader())
 
 _UNSAFE = r"[\x00-\x08\x0e-\x1f\x85]"  # control chars Arrow and Python treat differently
 _WS = r"[\t\n\x0b\x0c\r ]+"
-_LAST = r"(?s)^(?P<p>.*)\n\nAssistant:(?P<x>.*)$"
 
 
 def _const(value: str, n: int) -> pa.Array:
@@ -113,7 +114,7 @@ def _offsets(lengths: npt.NDArray[np.int64]) -> pa.Array:
 
 
 def fast_read(path: Path, options: ReadOptions, reader: HHReader) -> ReadResult | None:
-    """The whole file at Arrow speed, or None when it needs the per-row path."""
+    """The whole file at Arrow speed, batch by batch, or None when it needs the per-row path."""
     import pyarrow.json as pj
 
     from prefkit.io.readers._records import GZIP_MAGIC, container
@@ -122,54 +123,108 @@ def fast_read(path: Path, options: ReadOptions, reader: HHReader) -> ReadResult 
         return None
     with path.open("rb") as fh:
         gz = fh.read(2) == GZIP_MAGIC
+    source = options.source or default_source(path, reader.name)
+    tables: list[pa.Table] = []
+    rejects: list[Reject] = []
+    start = 0
+    # Arrow kernels release the GIL: two batches in flight use both cores
+    pending: deque[Future[tuple[pa.Table, list[Reject]] | None]] = deque()
     try:
         stream = pa.input_stream(str(path), compression="gzip" if gz else None)
-        table = pj.read_json(stream, read_options=pj.ReadOptions(block_size=16 << 20))
+        batches = pj.open_json(stream, read_options=pj.ReadOptions(block_size=2 << 20))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            for batch in batches:
+                pending.append(
+                    pool.submit(_fast_batch, batch, start, source, path, options, reader)
+                )
+                start += batch.num_rows
+                while len(pending) > 2:
+                    if not _collect(pending.popleft(), tables, rejects):
+                        return None
+            while pending:
+                if not _collect(pending.popleft(), tables, rejects):
+                    return None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
         return None
-    if set(table.column_names) != {"chosen", "rejected"}:
+    if not tables:
         return None
-    c, r = table.column("chosen"), table.column("rejected")
+    out = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return ReadResult({Kind.COMPARISONS: out}, rejects, rows_in=start)
+
+
+def _collect(
+    fut: Future[tuple[pa.Table, list[Reject]] | None],
+    tables: list[pa.Table],
+    rejects: list[Reject],
+) -> bool:
+    got = fut.result()
+    if got is None:
+        return False
+    tables.append(got[0])
+    rejects.extend(got[1])
+    return True
+
+
+def _fast_batch(
+    batch: pa.RecordBatch,
+    start: int,
+    source: str,
+    path: Path,
+    options: ReadOptions,
+    reader: HHReader,
+) -> tuple[pa.Table, list[Reject]] | None:
+    if set(batch.schema.names) != {"chosen", "rejected"}:
+        return None
+    c, r = batch.column("chosen"), batch.column("rejected")
     if not (pa.types.is_string(c.type) and pa.types.is_string(r.type)):
         return None
-    if c.null_count or r.null_count or table.num_rows == 0:
+    if c.null_count or r.null_count:
         return None
-    c, r = c.combine_chunks(), r.combine_chunks()
-    ec, er = pc.extract_regex(c, _LAST), pc.extract_regex(r, _LAST)
-    pcx, xc = pc.struct_field(ec, "p"), pc.struct_field(ec, "x")
-    prx, xr = pc.struct_field(er, "p"), pc.struct_field(er, "x")
-    ok = pc.and_kleene(pc.equal(pcx, prx), pc.starts_with(pcx, "\n\nHuman:"))
+    mark = "\n\nAssistant:"
+    filler = "\n\nHuman: -" + mark + " -"
+    ok = pc.and_(pc.match_substring(c, mark), pc.match_substring(r, mark))
+    all_marked = bool(pc.all(ok).as_py())
+    c2, r2 = (c, r) if all_marked else (pc.if_else(ok, c, filler), pc.if_else(ok, r, filler))
+    sc = pc.split_pattern(c2, mark, max_splits=1, reverse=True)
+    sr = pc.split_pattern(r2, mark, max_splits=1, reverse=True)
+    pcx, xc = pc.list_element(sc, 0), pc.list_element(sc, 1)
+    prx, xr = pc.list_element(sr, 0), pc.list_element(sr, 1)
+    ok = pc.and_(ok, pc.equal(pcx, prx))
+    ok = pc.and_(ok, pc.starts_with(pcx, "\n\nHuman:"))
     for col in (xc, xr):
-        ok = pc.and_kleene(ok, pc.invert(pc.match_substring(col, "\n\nHuman:")))
-    for col in (c, r):
-        ok = pc.and_kleene(ok, pc.invert(pc.match_substring_regex(col, _UNSAFE)))
-    ok = pc.fill_null(ok, False)
+        ok = pc.and_(ok, pc.invert(pc.match_substring(col, "\n\nHuman:")))
+    # the prefix is shared (checked above): scanning chosen and the rejected answer suffices
+    for col in (c, xr):
+        ok = pc.and_(ok, pc.invert(pc.match_substring_regex(col, _UNSAFE)))
     fast_idx = pc.indices_nonzero(ok)
     slow_idx = pc.indices_nonzero(pc.invert(ok)).to_pylist()
     n = len(fast_idx)
+    everything = n == batch.num_rows
 
-    marked = pc.replace_substring(pc.take(pcx, fast_idx), "\n\nHuman:", "\x00user\x01")
-    marked = pc.replace_substring(marked, "\n\nAssistant:", "\x00assistant\x01")
+    def pick(x: pa.Array) -> pa.Array:
+        return x if everything else pc.take(x, fast_idx)
+
+    marked = pc.replace_substring(pick(pcx), "\n\nHuman:", "\x00user\x01")
+    marked = pc.replace_substring(marked, mark, "\x00assistant\x01")
     turns = pc.list_slice(pc.split_pattern(marked, "\x00"), 1)
     lengths = np.asarray(pc.list_value_length(turns).to_numpy(zero_copy_only=False), np.int64)
     parts = pc.split_pattern(pc.list_flatten(turns), "\x01", max_splits=1)
     roles = pc.list_element(parts, 0)
     contents = pc.utf8_trim_whitespace(pc.list_element(parts, 1))
-    msg_type = MESSAGES
     offsets = _offsets(lengths)
     prompts = pa.ListArray.from_arrays(
         offsets, pa.StructArray.from_arrays([roles, contents], ["role", "content"])
-    ).cast(msg_type)
+    ).cast(MESSAGES)
     one = pa.array(np.arange(n + 1, dtype=np.int32))
     role_col = _const("assistant", n)
 
     def response(x: pa.Array) -> pa.Array:
-        content = pc.utf8_trim_whitespace(pc.take(x, fast_idx))
+        content = pc.utf8_trim_whitespace(pick(x))
         values = pa.StructArray.from_arrays([role_col, content], ["role", "content"])
-        return pa.ListArray.from_arrays(one, values).cast(msg_type)
+        return pa.ListArray.from_arrays(one, values).cast(MESSAGES)
 
-    source = options.source or default_source(path, reader.name)
-    line_no = pc.add(fast_idx, 1).cast(pa.string())
+    line_no = pc.add(fast_idx, start + 1).cast(pa.string())
+    empty_meta = pa.array([[]], pa.map_(pa.string(), pa.string()))
     cols: dict[str, pa.Array] = {
         "id": pc.binary_join_element_wise(source + ":", line_no, ""),
         "prompt": prompts,
@@ -178,36 +233,32 @@ def fast_read(path: Path, options: ReadOptions, reader: HHReader) -> ReadResult 
         "response_a": response(xc),
         "response_b": response(xr),
         "outcome": _const("a", n),
-        "meta": pa.array([{}] * 1, pa.map_(pa.string(), pa.string())).take(
-            pa.array(np.zeros(n, dtype=np.int32))
-        ),
+        "meta": empty_meta.take(pa.array(np.zeros(n, dtype=np.int32))),
     }
-    tables = [conform(pa.table(cols), Kind.COMPARISONS)]
+    out = conform(pa.table(cols), Kind.COMPARISONS)
     rejects: list[Reject] = []
-    order: npt.NDArray[np.int64] | None = None
     if slow_idx:
         ctx = reader.prepare(path, options)
         rows = []
         kept = []
-        for i, rec in zip(slow_idx, table.take(slow_idx).to_pylist(), strict=True):
+        recs = pa.Table.from_batches([batch]).take(slow_idx).to_pylist()
+        for i, rec in zip(slow_idx, recs, strict=True):
             try:
                 for _, row in reader.convert(rec, ctx):
-                    row.setdefault("id", f"{source}:{i + 1}")
+                    row.setdefault("id", f"{source}:{start + i + 1}")
                     row.setdefault("source", source)
                     rows.append(row)
                     kept.append(i)
             except RowError as e:
-                rejects.append(Reject(str(path), i + 1, e.field, e.reason))
+                rejects.append(Reject(str(path), start + i + 1, e.field, e.reason))
         if rows:
-            tables.append(from_rows(rows, Kind.COMPARISONS))
+            both = pa.concat_tables([out, from_rows(rows, Kind.COMPARISONS)])
             order = np.argsort(
                 np.concatenate([np.asarray(fast_idx, np.int64), np.asarray(kept, np.int64)]),
                 kind="stable",
             )
-    out = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    if order is not None:
-        out = out.take(pa.array(order))
-    return ReadResult({Kind.COMPARISONS: out}, rejects, rows_in=table.num_rows)
+            out = both.take(pa.array(order))
+    return out, rejects
 
 
 def _prompt_ids(
@@ -215,15 +266,29 @@ def _prompt_ids(
 ) -> list[str]:
     """`schema.prompt_id` of every prompt: ASCII prompts normalised with Arrow kernels (NFKC
     is the identity and casefold is lower on ASCII), then one blake2b each; others in Python."""
-    norm = pc.utf8_trim(pc.utf8_lower(pc.replace_substring_regex(contents, _WS, " ")), " ")
+    lowered = pc.utf8_lower(contents)
+    needs = pc.match_substring_regex(lowered, r"[\t\n\x0b\x0c\r]|  ")
+    idx = pc.indices_nonzero(needs)
+    if len(idx):
+        fixed = pc.replace_substring_regex(pc.take(lowered, idx), _WS, " ")
+        lowered = pc.replace_with_mask(lowered, needs, fixed)
+    norm = pc.utf8_trim(lowered, " ")
     esc = pc.replace_substring(pc.replace_substring(norm, "\\", "\\\\"), '"', '\\"')
     elems = pc.binary_join_element_wise('["', roles, '","', esc, '"]', "")
-    keys = pc.binary_join(pa.ListArray.from_arrays(offsets, elems), ",").to_pylist()
+    keys = pc.binary_join(pa.ListArray.from_arrays(offsets, elems), ",")
+    keys = pc.binary_join_element_wise("[", keys, "]", "").cast(pa.large_binary())
+    _, koff, kdata = keys.buffers()
+    bounds = np.frombuffer(koff, dtype=np.int64)[keys.offset : keys.offset + len(keys) + 1]
+    bounds = bounds.tolist()
+    data = kdata.to_pybytes() if kdata is not None else b""
     not_ascii = np.asarray(pc.invert(pc.string_is_ascii(contents)), dtype=np.int64)
     starts = np.asarray(offsets)[:-1]
     bad = np.add.reduceat(not_ascii, starts) if len(not_ascii) else np.zeros(0, np.int64)
     blake = hashlib.blake2b
-    out = [blake(f"[{k}]".encode(), digest_size=8).hexdigest() for k in keys]
+    out = [
+        blake(data[a:b], digest_size=8).hexdigest()
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
     for i in np.nonzero(bad)[0].tolist():
         out[i] = prompt_id(prompts[i].as_py())
     return out

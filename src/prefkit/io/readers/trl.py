@@ -11,14 +11,20 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-from prefkit.io.base import register_reader
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from prefkit.io.base import ReadOptions, ReadResult, register_reader
 from prefkit.io.readers._base import (
     Context,
     RecordReader,
     Row,
     RowError,
+    default_source,
     messages,
     meta_of,
     need,
@@ -26,7 +32,7 @@ from prefkit.io.readers._base import (
     shared_prefix,
 )
 from prefkit.io.readers._records import type_name
-from prefkit.schema import Kind
+from prefkit.schema import MESSAGES, Kind, conform
 
 TRUE = {"true", "1", "yes", "y", "t"}
 FALSE = {"false", "0", "no", "n", "f"}
@@ -99,6 +105,10 @@ class TRLPreferenceReader(RecordReader):
             row["strength"] = float(margin)
         row["meta"] = meta_of(rec, used)
         yield Kind.COMPARISONS, row
+
+    def read(self, path: Path, options: ReadOptions) -> ReadResult:
+        fast = fast_trl(path, options, self)
+        return fast if fast is not None else super().read(path, options)
 
 
 class TRLUnpairedReader(RecordReader):
@@ -179,3 +189,108 @@ class TRLStepwiseReader(RecordReader):
 register_reader(TRLStepwiseReader())
 register_reader(TRLUnpairedReader())
 register_reader(TRLPreferenceReader())
+
+
+# ---------------------------------------------------------------------------------------
+# Vectorised path for the common case: exactly prompt/chosen/rejected columns in Parquet or
+# JSON lines, all strings or all message lists. Anything else goes per row.
+
+
+def _as_messages(col: pa.ChunkedArray, role: str) -> pa.Array | None:
+    from prefkit.io.readers.hh import _const
+
+    arr = col.combine_chunks()
+    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+        n = len(arr)
+        values = pa.StructArray.from_arrays(
+            [_const(role, n), arr.cast(pa.string())], ["role", "content"]
+        )
+        return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), values).cast(
+            MESSAGES
+        )
+    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
+        vt = arr.type.value_type
+        if not pa.types.is_struct(vt) or {f.name for f in vt} != {"role", "content"}:
+            return None
+        flat = pc.list_flatten(arr)
+        if pc.struct_field(flat, "role").null_count or pc.struct_field(flat, "content").null_count:
+            return None
+        try:
+            return arr.cast(MESSAGES)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return None
+    return None
+
+
+def fast_trl(path: Path, options: ReadOptions, reader: RecordReader) -> ReadResult | None:
+    """Batch by batch (memory ~ the output table), or None when it needs the per-row path."""
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+
+    from prefkit.io.readers._records import GZIP_MAGIC, container
+
+    if options.strict or options.value_maps:
+        return None
+    kind = container(path)
+    source = options.source or default_source(path, reader.name)
+    tables: list[pa.Table] = []
+    start = 0
+    try:
+        if kind == "parquet":
+            batches: Iterable[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(batch_size=65536)
+        elif kind == "jsonl":
+            with path.open("rb") as fh:
+                gz = fh.read(2) == GZIP_MAGIC
+            stream = pa.input_stream(str(path), compression="gzip" if gz else None)
+            batches = pj.open_json(stream, read_options=pj.ReadOptions(block_size=4 << 20))
+        else:
+            return None
+        for batch in batches:
+            got = _trl_batch(pa.Table.from_batches([batch]), start, source)
+            if got is None:
+                return None
+            tables.append(got)
+            start += batch.num_rows
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
+        return None
+    if not tables:
+        return None
+    out = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return ReadResult({Kind.COMPARISONS: out}, [], rows_in=start)
+
+
+def _trl_batch(table: pa.Table, start: int, source: str) -> pa.Table | None:
+    from prefkit.io.readers.hh import _const, _prompt_ids
+
+    if set(table.column_names) != {"prompt", "chosen", "rejected"} or table.num_rows == 0:
+        return None
+    if any(table.column(n).null_count for n in table.column_names):
+        return None
+    prompt = _as_messages(table.column("prompt"), "user")
+    chosen = _as_messages(table.column("chosen"), "assistant")
+    rejected = _as_messages(table.column("rejected"), "assistant")
+    if prompt is None or chosen is None or rejected is None:
+        return None
+    n = table.num_rows
+    flat = pc.list_flatten(prompt)
+    roles = pc.struct_field(flat, "role")
+    contents = pc.struct_field(flat, "content")
+    if pc.any(pc.match_substring_regex(contents, r"[\x00-\x08\x0e-\x1f\x85]")).as_py():
+        return None
+    lengths = np.asarray(pc.list_value_length(prompt).to_numpy(zero_copy_only=False), np.int64)
+    if (lengths == 0).any():
+        return None
+    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    lines = pa.array(np.arange(start + 1, start + n + 1)).cast(pa.string())
+    empty_meta = pa.array([[]], pa.map_(pa.string(), pa.string()))
+    cols = {
+        "id": pc.binary_join_element_wise(source + ":", lines, ""),
+        "prompt": prompt,
+        "prompt_id": pa.array(_prompt_ids(roles, contents, offsets, prompt), pa.string()),
+        "source": _const(source, n),
+        "meta": empty_meta.take(pa.array(np.zeros(n, dtype=np.int32))),
+        "response_a": chosen,
+        "response_b": rejected,
+        "outcome": _const("a", n),
+    }
+    return conform(pa.table(cols), Kind.COMPARISONS)

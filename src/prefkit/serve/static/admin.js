@@ -32,6 +32,7 @@
       cell(tr, a.submissions);
       cell(tr, a.gold_seen);
       cell(tr, fmt(a.gold_accuracy, 2));
+      cell(tr, fmt(a.agree_with_others, 2));
       cell(tr, a.median_ms === null ? null : (a.median_ms / 1000).toFixed(1) + " s");
       tb.appendChild(tr);
     }

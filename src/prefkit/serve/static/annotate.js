@@ -44,6 +44,111 @@
     $("strength-box").classList.toggle("muted", c !== "left" && c !== "right");
   }
 
+  // Optional questions: thumbs up/down per response, Likert 1-5 per aspect and response.
+  function radioRow(box, label, name, values, current) {
+    const row = document.createElement("div");
+    row.className = "qrow";
+    const span = document.createElement("span");
+    span.textContent = label;
+    row.appendChild(span);
+    for (const v of values) {
+      const l = document.createElement("label");
+      const input = document.createElement("input");
+      input.type = "radio";
+      input.name = name;
+      input.value = String(v[0]);
+      input.checked = current !== undefined && current !== null && String(current) === String(v[0]);
+      l.appendChild(input);
+      l.appendChild(document.createTextNode(" " + v[1]));
+      row.appendChild(l);
+    }
+    box.appendChild(row);
+  }
+
+  function buildExtras(t) {
+    const ans = t.answer || {};
+    const thumbs = $("thumbs-box");
+    thumbs.replaceChildren();
+    thumbs.hidden = !t.questions.includes("thumbs");
+    if (!thumbs.hidden) {
+      for (const side of ["left", "right"]) {
+        const prev = ans.thumbs ? ans.thumbs[t[side]] : undefined;
+        radioRow(thumbs, "Thumbs, " + side + ":", "thumbs-" + side, [["true", "up"], ["false", "down"]], prev);
+      }
+    }
+    const likert = $("likert-box");
+    likert.replaceChildren();
+    likert.hidden = !t.questions.includes("likert");
+    if (!likert.hidden) {
+      for (const aspect of t.aspects) {
+        for (const side of ["left", "right"]) {
+          const key = aspect + ":" + t[side];
+          const prev = ans.likert ? ans.likert[key] : undefined;
+          radioRow(likert, aspect + ", " + side + " (1-5):", "likert-" + aspect + "-" + side,
+            [[1, "1"], [2, "2"], [3, "3"], [4, "4"], [5, "5"]], prev);
+        }
+      }
+    }
+  }
+
+  // Ranking items (k responses): one rank selector per response, 1 = best.
+  function buildRanking(t) {
+    const box = $("ranking-box");
+    box.replaceChildren();
+    const ranked = t.kind === "rankings";
+    box.hidden = !ranked;
+    $("pair").hidden = ranked;
+    if (!ranked) return;
+    const prev = t.answer && t.answer.ranking ? t.answer.ranking : null;
+    t.responses_html.forEach((html, i) => {
+      const sec = document.createElement("section");
+      sec.className = "resp";
+      const h = document.createElement("h2");
+      h.textContent = "Response " + (i + 1) + " — rank ";
+      const sel = document.createElement("select");
+      sel.name = "rank-" + i;
+      sel.id = "rank-" + i;
+      for (let r = 1; r <= t.responses_html.length; r++) {
+        const o = document.createElement("option");
+        o.value = String(r);
+        o.textContent = String(r);
+        o.selected = prev ? prev[i] === r : r === i + 1;
+        sel.appendChild(o);
+      }
+      h.appendChild(sel);
+      const body = document.createElement("div");
+      body.className = "md";
+      body.innerHTML = html; // sanitised on the server (markdown-it + nh3)
+      sec.appendChild(h);
+      sec.appendChild(body);
+      box.appendChild(sec);
+    });
+  }
+
+  function readExtras(t, body) {
+    if (t.kind === "rankings") {
+      body.ranking = t.responses_html.map((_, i) => parseInt($("rank-" + i).value, 10));
+    }
+    if (t.questions.includes("thumbs")) {
+      const th = {};
+      for (const side of ["left", "right"]) {
+        const r = document.querySelector('input[name="thumbs-' + side + '"]:checked');
+        if (r) th[t[side]] = r.value === "true";
+      }
+      if (Object.keys(th).length) body.thumbs = th;
+    }
+    if (t.questions.includes("likert")) {
+      const lk = {};
+      for (const aspect of t.aspects) {
+        for (const side of ["left", "right"]) {
+          const r = document.querySelector('input[name="likert-' + aspect + "-" + side + '"]:checked');
+          if (r) lk[aspect + ":" + t[side]] = parseInt(r.value, 10);
+        }
+      }
+      if (Object.keys(lk).length) body.likert = lk;
+    }
+  }
+
   function show(t) {
     setProgress(t.progress);
     if (t.done) {
@@ -76,6 +181,10 @@
       }
     }
     select(c);
+    buildExtras(t);
+    buildRanking(t);
+    $("choices").hidden = !t.questions.includes("pairwise");
+    if (!t.questions.includes("pairwise")) $("submit").disabled = false;
     $("strength-box").hidden = !t.questions.includes("strength");
     $("rationale-box").hidden = !t.questions.includes("rationale");
     shownAt = performance.now();
@@ -93,9 +202,10 @@
   }
 
   async function submit() {
-    if (!task || choice === null || busy) return;
+    if (!task || busy) return;
+    if (choice === null && task.questions.includes("pairwise")) return;
     busy = true;
-    const outcome = choice === "left" ? task.left : choice === "right" ? task.right : choice;
+    const outcome = choice === null ? null : choice === "left" ? task.left : choice === "right" ? task.right : choice;
     const s = document.querySelector('input[name="strength"]:checked');
     if (pendingKey === null) pendingKey = newKey();
     const body = {
@@ -106,6 +216,7 @@
       rationale: $("rationale").value.trim() || null,
       elapsed_ms: Math.round(performance.now() - shownAt),
     };
+    readExtras(task, body);
     $("status").textContent = "saving…";
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
