@@ -116,3 +116,22 @@ def test_length_logit_recovers_a_planted_effect() -> None:
     est = length_bias(Frame.of(from_rows(rows, "comparisons")))["logit_per_100_chars"]
     assert est["ci"][0] <= effect <= est["ci"][1]
     assert abs(est["coef"] - effect) < 0.03
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_noise_model_with_minilm_embeddings() -> None:
+    from prefkit.audit.features import style
+    from prefkit.audit.frame import Frame
+    from prefkit.audit.noise import embedding_features, fit_noise
+
+    sim = simulate("noisy", size=600, seed=3)
+    f = Frame.of(sim.tables[Kind.COMPARISONS])
+    emb = embedding_features(f)
+    assert emb is not None and emb.shape == (f.n, 384)
+    # identical responses embed identically
+    same = f.a_code == f.b_code
+    assert same.any() and np.allclose(emb[same], 0.0, atol=1e-5)
+    m = fit_noise(f, style(f), embeddings=True)
+    assert len(m.features) == 8 + 384
+    assert np.isfinite(m.suspicion).all() and ((m.suspicion >= 0) & (m.suspicion <= 1)).all()

@@ -594,7 +594,7 @@ def stats(session: Session, campaign_id: int) -> dict[str, Any]:
     per: dict[int, list[Vote]] = defaultdict(list)
     for v in votes:
         per[v.annotator_id].append(v)
-    annotators = []
+    annotators: list[dict[str, Any]] = []
     for a in anns:
         vs = per.get(a.id, [])
         gold = [v for v in vs if items[v.item_id].gold is not None]
@@ -619,7 +619,7 @@ def stats(session: Session, campaign_id: int) -> dict[str, Any]:
         if v.outcome is not None:
             by_item[v.item_id].append(v.outcome)
     for row in annotators:
-        row["agree_with_others"] = _agree_with_others(per.get(int(row["id"]), []), by_item)
+        row["agree_with_others"] = _agree_with_others(per.get(row["id"], []), by_item)
     return {
         "campaign": {"id": camp.id, "name": camp.name, "items": len(items)},
         "votes": len(votes),
