@@ -77,6 +77,16 @@ def test_votes_per_pair_and_unknown_options() -> None:
         simulate("nope")
 
 
+def test_identity_only_arena() -> None:
+    sim = simulate("arena", size=400, seed=1, text=False)
+    t = sim.tables[Kind.COMPARISONS]
+    validate(t, Kind.COMPARISONS)
+    assert t.column("response_a").null_count == t.column("response_b").null_count == 400
+    assert t.column("model_a").null_count == 0 and sim.truth["identical_response_ids"] == []
+    with_text = simulate("arena", size=400, seed=1).tables[Kind.COMPARISONS]
+    assert t.column("outcome").to_pylist() == with_text.column("outcome").to_pylist()
+
+
 def test_clean_has_no_injected_faults() -> None:
     sim = simulate("clean", size=2000, seed=0)
     tr = sim.truth

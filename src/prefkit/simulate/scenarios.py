@@ -364,8 +364,8 @@ def _arena(
         "annotator": [f"user-{a:05d}" for a in ann.tolist()],
         "source": [f"sim:{scenario}"] * size,
         "meta": meta,
-        "response_a": T.messages(resp.text[:size], "assistant"),
-        "response_b": T.messages(resp.text[size:], "assistant"),
+        "response_a": T.messages(resp.text[:size], "assistant") if o["text"] else None,
+        "response_b": T.messages(resp.text[size:], "assistant") if o["text"] else None,
         "model_a": [models.names[m] for m in ma.tolist()],
         "model_b": [models.names[m] for m in mb.tolist()],
         "outcome": [OUTCOME_CODES[c] for c in votes.outcome.tolist()],
@@ -388,7 +388,7 @@ def _arena(
         "length_bias": 0.0,
         "duplicate_groups": [],
         "identical_response_ids": [
-            ids[i] for i in range(size) if resp.text[i] == resp.text[size + i]
+            ids[i] for i in range(size) if o["text"] and resp.text[i] == resp.text[size + i]
         ],
         "weights": dict(DEFAULT_WEIGHTS),
     }
@@ -677,7 +677,7 @@ SCENARIOS: dict[str, Scenario] = {
         "with ties and both_bad; truth is the models' latent strength.",
         20000,
         (Kind.COMPARISONS,),
-        {"n_models": 16, "spread": 2.0, "tie_nu": 0.35},
+        {"n_models": 16, "spread": 2.0, "tie_nu": 0.35, "text": True},
         _arena,
     ),
     "ratings": Scenario(
