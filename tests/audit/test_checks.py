@@ -175,3 +175,19 @@ def test_unknown_check_is_refused() -> None:
 
     with pytest.raises(ValueError, match="unknown check"):
         run_audit(from_rows([row(0)], "comparisons"), checks=["nope"])
+
+
+def test_empty_and_all_tie_tables(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from prefkit.audit.run import run_audit
+
+    out = Path(str(tmp_path))
+    res = run_audit(from_rows([], "comparisons"), out / "empty")
+    assert res.summary["input"]["rows"] == 0 and len(res.rows) == 0
+    assert (out / "empty" / "report.html").exists()
+    ties = [row(i, outcome="tie", annotator=f"u{i % 2}") for i in range(40)]
+    res = run_audit(from_rows(ties, "comparisons"))
+    assert res.summary["bias"]["outcomes"]["tie"] == 40
+    assert not res.checks["noise"].row_ids("noisy_label")  # a tie is never a flipped label
+    assert res.summary["degenerate"]["length_cap"] is None

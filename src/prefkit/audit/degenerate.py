@@ -6,7 +6,7 @@ Issues (check `degenerate`):
 
 - `empty_response` (error, 1.0): a response is missing, empty or only whitespace.
 - `truncated` (warning): 0.9 when a response's length equals a cap many responses hit
-  (≥ max(3, 0.1%) of responses share the maximum length); 0.6 when a response of ≥ 200
+  (≥ max(3, 0.1%) of responses share the maximum length, which is ≥ 100 characters); 0.6 when a response of ≥ 200
   characters ends in the middle of a sentence (a letter, digit or comma, no closing
   punctuation) while it contains sentence punctuation elsewhere.
 - `encoding_debris` (warning, 0.8): mojibake sequences (`Ã©`, `â€™`, `Â `), U+FFFD or
@@ -46,6 +46,7 @@ PLACEHOLDER = (
 MID_SENTENCE = r"[\p{L}\p{N},]\s*$"
 HAS_PUNCT = r"[.!?]\s"
 MIN_TRUNC_CHARS = 200
+MIN_CAP_CHARS = 100
 
 
 def _np(x: pa.Array) -> NDArray[np.bool_]:
@@ -57,7 +58,7 @@ def _cap_hits(lengths: NDArray[np.int64]) -> tuple[int | None, NDArray[np.bool_]
         return None, np.zeros(0, dtype=bool)
     mx = int(lengths.max())
     hits = lengths == mx
-    if mx > 0 and hits.sum() >= max(3, 0.001 * lengths.size):
+    if mx >= MIN_CAP_CHARS and hits.sum() >= max(3, 0.001 * lengths.size):
         return mx, hits
     return None, np.zeros(lengths.size, dtype=bool)
 

@@ -71,12 +71,11 @@ def embedding_features(f: Frame, batch_size: int = 256) -> F64 | None:
 
 
 def _embedder() -> Any:
-    try:  # the reward stage's encoder when present
-        from prefkit.reward import embed as reward_embed
+    try:  # the reward stage's encoder when present (same MiniLM, with its cache and stats)
+        import importlib
 
-        fn = getattr(reward_embed, "embed_texts", None) or getattr(reward_embed, "encode", None)
-        if fn is not None:
-            return lambda texts, bs: np.asarray(fn(texts))
+        embed_texts = importlib.import_module("prefkit.reward.embed").embed_texts
+        return lambda texts, bs: np.asarray(embed_texts(texts, batch_size=bs))
     except Exception:
         pass
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -153,6 +152,7 @@ def fit_noise(
             prior[:, j] = (1 - qi) * (1 - nd)
         else:
             prior[:, j] = max(float((f.outcome == c).mean()), 1e-3)
+    prior = np.maximum(prior, 1e-6)
     prior /= prior.sum(1, keepdims=True)
     ann = f.annotator.copy()
     ann[ann < 0] = len(f.annotators)  # unknown annotators share one accuracy

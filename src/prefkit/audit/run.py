@@ -100,6 +100,21 @@ def run_audit(
 
     f = Frame.of(table)
     tick("prepare")
+    if f.n == 0:
+        empty = {c: Findings(c, summary={"rows": 0}) for c in checks}
+        res = AuditResult(
+            empty,
+            {
+                "input": {"rows": 0, "source": source_name, "has_text": False},
+                "flagged": {"rows": 0, "by_issue": {}},
+            }
+            | {c: {"rows": 0} for c in checks},
+            concat(list(empty.values())).rows,
+            row_ids=f.row_id,
+        )
+        if out_dir is not None:
+            write_outputs(res, Path(out_dir), f)
+        return res
     need_sig = f.has_text and any(c in checks for c in ("duplicates", "leakage", "noise", "bias"))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         psig: Any = None
