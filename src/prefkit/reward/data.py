@@ -1,151 +1,111 @@
-"""Turn a canonical comparisons table or a build pairs table into flat pairs for reward models.
-
-Label convention: ``y`` is the probability that response ``a`` is preferred. Outcome ``a`` →
-1, ``b`` → 0, ``tie`` → 0.5; a graded ``strength`` s in [0, 1] softens the label to
-0.5 ± s/2 in the direction of the outcome. ``both_bad`` rows carry no preference and are
-dropped (counted). Pairs tables (``chosen``/``rejected``) give a = chosen, y = 1 (0.5 for
-``tie`` rows), and keep their ``weight``.
-"""
+"""Pairs for reward models: texts, soft labels and weights from a canonical comparisons table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.io.base import InputError
-
-
-def _text(msgs: Any) -> str:
-    if msgs is None:
-        return ""
-    if isinstance(msgs, str):
-        return msgs
-    return "\n\n".join(str(m.get("content") or "") for m in msgs)
+from prefkit.schema import Kind, kind_of, messages_text
 
 
 @dataclass(frozen=True)
-class PairData:
-    """Flat pairs: prompt text, the two responses, soft label, weight, tie flag, groups."""
+class Pairs:
+    """One row per comparison. `y` is P(a preferred): 1, 0, 0.5 for ties, graded by strength."""
 
-    prompt: list[str]
+    ids: list[str]
+    prompt_ids: list[str]
+    prompts: list[str]
     a: list[str]
     b: list[str]
+    outcome: list[str]
     y: NDArray[np.float64]
     weight: NDArray[np.float64]
-    tie: NDArray[np.bool_]
-    prompt_id: list[str]
+    margin: NDArray[np.float64]
     source: list[str]
-    ids: list[str]
-    dropped: dict[str, int] = field(default_factory=dict)
+    category: list[str]
+    shown_first: list[str | None]
 
     def __len__(self) -> int:
-        return len(self.a)
+        return len(self.ids)
 
-    def subset(self, idx: NDArray[np.int64]) -> PairData:
-        ii = [int(i) for i in idx]
-        return PairData(
-            prompt=[self.prompt[i] for i in ii],
-            a=[self.a[i] for i in ii],
-            b=[self.b[i] for i in ii],
+    def take(self, idx: NDArray[np.int64]) -> Pairs:
+        il = idx.tolist()
+        return Pairs(
+            ids=[self.ids[i] for i in il],
+            prompt_ids=[self.prompt_ids[i] for i in il],
+            prompts=[self.prompts[i] for i in il],
+            a=[self.a[i] for i in il],
+            b=[self.b[i] for i in il],
+            outcome=[self.outcome[i] for i in il],
             y=self.y[idx],
             weight=self.weight[idx],
-            tie=self.tie[idx],
-            prompt_id=[self.prompt_id[i] for i in ii],
-            source=[self.source[i] for i in ii],
-            ids=[self.ids[i] for i in ii],
-            dropped=dict(self.dropped),
+            margin=self.margin[idx],
+            source=[self.source[i] for i in il],
+            category=[self.category[i] for i in il],
+            shown_first=[self.shown_first[i] for i in il],
         )
 
 
-def is_pairs_table(table: pa.Table) -> bool:
-    names = set(table.schema.names)
-    return "chosen" in names and "rejected" in names
+def _meta_float(meta: list[dict[str, str] | list[tuple[str, str]] | None], key: str) -> list[float]:
+    out: list[float] = []
+    for m in meta:
+        d = dict(m) if m else {}
+        try:
+            out.append(float(d[key]))
+        except (KeyError, ValueError):
+            out.append(float("nan"))
+    return out
 
 
-def pair_data(table: pa.Table, path: str = "<table>") -> PairData:
-    """Flatten comparisons or pairs into :class:`PairData` (see module docstring)."""
-    names = set(table.schema.names)
-    rows = table.to_pylist()
-    prompt: list[str] = []
-    a: list[str] = []
-    b: list[str] = []
-    y: list[float] = []
-    w: list[float] = []
-    tie: list[bool] = []
-    pid: list[str] = []
-    src: list[str] = []
-    ids: list[str] = []
-    dropped = {"both_bad": 0, "missing_text": 0}
-    if is_pairs_table(table):
-        for r in rows:
-            ta, tb = _text(r.get("chosen")), _text(r.get("rejected"))
-            if r.get("chosen") is None or r.get("rejected") is None:
-                dropped["missing_text"] += 1
-                continue
-            t = bool(r.get("tie") or False)
-            prompt.append(_text(r.get("prompt")))
-            a.append(ta)
-            b.append(tb)
-            y.append(0.5 if t else 1.0)
-            wt = r.get("weight")
-            w.append(1.0 if wt is None else float(wt))
-            tie.append(t)
-            pid.append(str(r.get("prompt_id") or ""))
-            src.append(str(r.get("source") or ""))
-            ids.append(str(r.get("id") or len(ids)))
-    elif {"response_a", "response_b", "outcome"} <= names:
-        for r in rows:
-            o = r.get("outcome")
-            if o == "both_bad":
-                dropped["both_bad"] += 1
-                continue
-            if r.get("response_a") is None or r.get("response_b") is None:
-                dropped["missing_text"] += 1
-                continue
-            s = r.get("strength")
-            if o == "tie":
-                lab = 0.5
-            else:
-                d = 0.5 if s is None else 0.5 * min(max(float(s), 0.0), 1.0)
-                lab = 0.5 + d if o == "a" else 0.5 - d
-            prompt.append(_text(r.get("prompt")))
-            a.append(_text(r.get("response_a")))
-            b.append(_text(r.get("response_b")))
-            y.append(lab)
-            w.append(1.0)
-            tie.append(o == "tie")
-            pid.append(str(r.get("prompt_id") or ""))
-            src.append(str(r.get("source") or ""))
-            ids.append(str(r.get("id") or len(ids)))
+def pairs_from_table(table: pa.Table) -> Pairs:
+    """Comparisons → Pairs. Rows with outcome `both_bad` or missing texts are kept with y = 0.5
+    and outcome as is (training drops `both_bad`; evaluation treats it as a tie-like row).
+
+    `strength` (0..1) grades the label: y = 0.5 ± 0.5·strength. A `weight` column (or
+    meta["weight"]) weights rows; a `margin` column (or meta["margin"]) is kept for TRL.
+    """
+    if kind_of(table) is not Kind.COMPARISONS:
+        raise ValueError("reward models need a comparisons table (response_a, response_b, outcome)")
+    n = table.num_rows
+    cols = table.column_names
+    outcome = [str(o) for o in table.column("outcome").to_pylist()]
+    strength = table.column("strength").to_pylist() if "strength" in cols else [None] * n
+    y = np.empty(n, dtype=np.float64)
+    for i, (o, s) in enumerate(zip(outcome, strength, strict=True)):
+        g = 1.0 if s is None else float(s)
+        y[i] = 0.5 + 0.5 * g if o == "a" else 0.5 - 0.5 * g if o == "b" else 0.5
+    meta = table.column("meta").to_pylist() if "meta" in cols else [None] * n
+    if "weight" in cols:
+        w = np.array(table.column("weight").to_pylist(), dtype=np.float64)
     else:
-        raise InputError(
-            path,
-            "reward models need comparisons (response_a/response_b/outcome) or pairs "
-            "(chosen/rejected); got columns " + ", ".join(sorted(names)),
-        )
-    if not a:
-        raise InputError(path, "no usable pairs (all rows were both_bad or had no text)")
-    return PairData(
-        prompt=prompt,
-        a=a,
-        b=b,
-        y=np.asarray(y, dtype=np.float64),
-        weight=np.asarray(w, dtype=np.float64),
-        tie=np.asarray(tie, dtype=np.bool_),
-        prompt_id=pid,
-        source=src,
-        ids=ids,
-        dropped=dropped,
+        w = np.array(_meta_float(meta, "weight"), dtype=np.float64)
+    w = np.where(np.isfinite(w), w, 1.0)
+    if "margin" in cols:
+        mg = np.array(table.column("margin").to_pylist(), dtype=np.float64)
+    else:
+        mg = np.array(_meta_float(meta, "margin"), dtype=np.float64)
+    cat = []
+    for m in meta:
+        d = dict(m) if m else {}
+        cat.append(str(d.get("category") or d.get("subset") or ""))
+    aspect = table.column("aspect").to_pylist() if "aspect" in cols else [None] * n
+    cat = [c or (a or "") for c, a in zip(cat, aspect, strict=True)]
+    return Pairs(
+        ids=[str(x) for x in table.column("id").to_pylist()],
+        prompt_ids=[str(x) for x in table.column("prompt_id").to_pylist()],
+        prompts=[messages_text(p) for p in table.column("prompt").to_pylist()],
+        a=[messages_text(r) for r in table.column("response_a").to_pylist()],
+        b=[messages_text(r) for r in table.column("response_b").to_pylist()],
+        outcome=outcome,
+        y=y,
+        weight=w,
+        margin=mg,
+        source=[str(s or "") for s in table.column("source").to_pylist()],
+        category=cat,
+        shown_first=table.column("shown_first").to_pylist()
+        if "shown_first" in cols
+        else [None] * n,
     )
-
-
-def read_pairs(path: str) -> PairData:
-    """Read any supported file (autodetected) and flatten it."""
-    from prefkit.io.detect import read
-
-    res = read(path)
-    return pair_data(res.table, path)

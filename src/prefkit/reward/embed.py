@@ -65,9 +65,7 @@ def load_encoder(device: str = "cpu") -> Any:
 
 
 def text_key(text: str) -> str:
-    return hashlib.blake2b(
-        (MODEL_NAME + "\0" + text).encode("utf-8"), digest_size=16
-    ).hexdigest()
+    return hashlib.blake2b((MODEL_NAME + "\0" + text).encode("utf-8"), digest_size=16).hexdigest()
 
 
 class _Cache:
@@ -80,7 +78,8 @@ class _Cache:
         out: dict[str, NDArray[np.float32]] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
-            q = "SELECT key, vec FROM emb WHERE key IN (%s)" % ",".join("?" * len(chunk))
+            marks = ",".join("?" * len(chunk))
+            q = f"SELECT key, vec FROM emb WHERE key IN ({marks})"  # noqa: S608
             for k, v in self.db.execute(q, chunk):
                 out[str(k)] = np.frombuffer(v, dtype=np.float32)
         return out
@@ -116,7 +115,12 @@ def embed_with_stats(
     """Embed texts (L2-normalized MiniLM vectors, shape (n, 384)) and report what happened."""
     stats = EmbedStats(n_texts=len(texts))
     encoder = load_encoder()
-    dim = int(encoder.get_sentence_embedding_dimension())
+    dim = int(
+        (
+            getattr(encoder, "get_embedding_dimension", None)
+            or encoder.get_sentence_embedding_dimension
+        )()
+    )
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if not texts:
         return out, stats

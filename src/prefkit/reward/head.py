@@ -1,0 +1,107 @@
+"""Bradley–Terry / logistic head on feature differences (numpy + scipy, no torch)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import minimize
+from scipy.special import expit, log_expit
+
+F64 = NDArray[np.float64]
+
+
+def bt_loss(beta: F64, d: F64, y: F64, w: F64, lam: float) -> tuple[float, F64]:
+    """Weighted soft-label logistic loss of Δ = d·β (mean over weight) + λ/2·|β|², and gradient."""
+    z = d @ beta
+    wsum = float(w.sum()) or 1.0
+    loss = -(w * (y * log_expit(z) + (1 - y) * log_expit(-z))).sum() / wsum
+    g = d.T @ (w * (expit(z) - y)) / wsum
+    return float(loss + 0.5 * lam * beta @ beta), g + lam * beta
+
+
+def log_loss(beta: F64, d: F64, y: F64, w: F64) -> float:
+    return bt_loss(beta, d, y, w, 0.0)[0]
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    beta: F64
+    se: F64
+    lam: float
+    train_loss: float
+    val_loss: float | None
+    epochs: int
+
+
+def fit_lbfgs(d: F64, y: F64, w: F64, lam: float) -> tuple[F64, F64]:
+    """Penalized maximum likelihood; standard errors from the inverse Hessian (sum-scaled)."""
+    k = d.shape[1]
+    res = minimize(bt_loss, np.zeros(k), args=(d, y, w, lam), jac=True, method="L-BFGS-B")
+    beta = np.asarray(res.x, dtype=np.float64)
+    p = expit(d @ beta)
+    wn = w / (float(w.sum()) or 1.0)
+    # Hessian of the per-row-weighted total loss: Σ w p(1-p) d dᵀ + λ n I (w normalised to n rows)
+    n_eff = float(w.sum()) ** 2 / float((w**2).sum()) if w.sum() > 0 else 1.0
+    h = (d * (wn * p * (1 - p))[:, None]).T @ d * n_eff + lam * n_eff * np.eye(k)
+    try:
+        cov = np.linalg.inv(h)
+        se = np.sqrt(np.clip(np.diag(cov), 0, None))
+    except np.linalg.LinAlgError:
+        se = np.full(k, np.nan)
+    return beta, se
+
+
+def fit_adam(
+    d: F64,
+    y: F64,
+    w: F64,
+    dv: F64 | None,
+    yv: F64 | None,
+    wv: F64 | None,
+    lam: float,
+    epochs: int,
+    seed: int,
+    lr: float = 0.05,
+    batch: int = 256,
+    patience: int = 5,
+) -> HeadFit:
+    """Mini-batch Adam with early stopping on validation log-loss (best epoch kept)."""
+    rng = np.random.default_rng(seed)
+    n, k = d.shape
+    beta = np.zeros(k)
+    m = np.zeros(k)
+    v = np.zeros(k)
+    t = 0
+    best = (np.inf, beta.copy(), 0)
+    bad = 0
+    ep = 0
+    for ep in range(1, epochs + 1):
+        order = rng.permutation(n)
+        for s in range(0, n, batch):
+            idx = order[s : s + batch]
+            _, g = bt_loss(beta, d[idx], y[idx], w[idx], lam)
+            t += 1
+            m = 0.9 * m + 0.1 * g
+            v = 0.999 * v + 0.001 * g * g
+            beta = beta - lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
+        if dv is not None and yv is not None and wv is not None and len(yv):
+            vl = log_loss(beta, dv, yv, wv)
+            if vl < best[0] - 1e-5:
+                best, bad = (vl, beta.copy(), ep), 0
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+        else:
+            best = (np.nan, beta.copy(), ep)
+    beta = best[1]
+    return HeadFit(
+        beta=beta,
+        se=np.full(k, np.nan),
+        lam=lam,
+        train_loss=log_loss(beta, d, y, w),
+        val_loss=None if dv is None or not np.isfinite(best[0]) else float(best[0]),
+        epochs=int(best[2]),
+    )
