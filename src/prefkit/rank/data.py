@@ -1,0 +1,220 @@
+"""Battles and count tables: canonical comparisons -> (item_a, item_b, outcome, weight) ->
+aggregated (i, j, wins, losses, ties) counts, which every rank model is fitted on.
+
+Conventions (docs/rank.md): `both_bad` is a tie (as in Chatbot Arena's ``tie (bothbad)``),
+self-battles (the same item on both sides) carry no information about the ranking and are
+skipped and counted, rows without item names are skipped and counted (all of them missing is
+an error: rank needs model identities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+WIN_A, WIN_B, TIE = 0, 1, 2
+OUTCOME_CODE = {"a": WIN_A, "b": WIN_B, "tie": TIE, "both_bad": TIE}
+
+
+class RankInputError(ValueError):
+    """Input that cannot be ranked; the message names the row/field and the reason."""
+
+
+@dataclass(frozen=True)
+class Battles:
+    """One row per battle: item indices `a`, `b` into `items`, outcome 0 = a wins, 1 = b
+    wins, 2 = tie, and a weight (1 unless weighted votes)."""
+
+    items: tuple[str, ...]
+    a: I64
+    b: I64
+    outcome: I64
+    weight: F64
+    rows: I64  # row index in the source table of each battle
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.a.size)
+
+
+def battles(
+    item_a: Sequence[Any] | NDArray[Any],
+    item_b: Sequence[Any] | NDArray[Any],
+    outcome: Sequence[Any] | NDArray[Any],
+    weight: Sequence[float] | F64 | None = None,
+    items: Sequence[str] | None = None,
+) -> Battles:
+    """Battles from parallel arrays. `outcome`: a/b/tie/both_bad strings (or 0/1/2 codes).
+
+    Self-battles and rows with a missing item are skipped and counted in `skipped`; an
+    unknown outcome value or a bad weight raises `RankInputError` naming the row."""
+    xa = np.asarray(item_a, dtype=object)
+    xb = np.asarray(item_b, dtype=object)
+    n = xa.size
+    if xb.size != n or len(outcome) != n:
+        raise RankInputError("item_a, item_b and outcome must have the same length")
+    out = np.asarray(outcome, dtype=object)
+    codes = np.full(n, -1, dtype=np.int64)
+    for key, code in OUTCOME_CODE.items():
+        codes[out == key] = code
+    for code in (WIN_A, WIN_B, TIE):
+        codes[out == code] = code
+    bad = np.flatnonzero(codes < 0)
+    if bad.size:
+        r = int(bad[0])
+        raise RankInputError(
+            f"row {r}, field 'outcome': unknown value {out[r]!r} ({bad.size} such rows); "
+            "expected a, b, tie or both_bad"
+        )
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    if w.size != n:
+        raise RankInputError("weight must have one value per battle")
+    badw = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if badw.size:
+        r = int(badw[0])
+        raise RankInputError(
+            f"row {r}, field 'weight': {w[r]!r} is not a finite weight >= 0 ({badw.size} such rows)"
+        )
+    missing = np.array([x is None for x in xa]) | np.array([x is None for x in xb])
+    same = ~missing & (xa == xb)
+    keep = ~missing & ~same
+    rows = np.flatnonzero(keep).astype(np.int64)
+    ka, kb = xa[keep].astype(str), xb[keep].astype(str)
+    if items is None:
+        names = np.unique(np.concatenate([ka, kb]))
+        item_list = tuple(str(s) for s in names.tolist())
+        ia = np.searchsorted(names, ka).astype(np.int64)
+        ib = np.searchsorted(names, kb).astype(np.int64)
+    else:
+        item_list = tuple(items)
+        index = {s: k for k, s in enumerate(item_list)}
+        try:
+            ia = np.fromiter((index[s] for s in ka.tolist()), np.int64, ka.size)
+            ib = np.fromiter((index[s] for s in kb.tolist()), np.int64, kb.size)
+        except KeyError as e:
+            raise RankInputError(f"item {e.args[0]!r} is not in the given items") from None
+    skipped = {}
+    if int(missing.sum()):
+        skipped["missing_item"] = int(missing.sum())
+    if int(same.sum()):
+        skipped["self_battle"] = int(same.sum())
+    return Battles(item_list, ia, ib, codes[keep], w[keep], rows, skipped)
+
+
+def battles_from_table(table: pa.Table, weight_key: str | None = None) -> Battles:
+    """Battles from a canonical comparisons table (`model_a`, `model_b`, `outcome`).
+
+    `weight_key`: take each battle's weight from `meta[weight_key]` (a number)."""
+    for col in ("model_a", "model_b", "outcome"):
+        if col not in table.column_names:
+            raise RankInputError(f"column {col!r} missing: rank needs canonical comparisons")
+    ma, mb = table.column("model_a"), table.column("model_b")
+    if table.num_rows and ma.null_count == table.num_rows and mb.null_count == table.num_rows:
+        raise RankInputError(
+            "field 'model_a'/'model_b': every row is null (text-only comparisons): rank needs "
+            "the models' names; to combine several annotators' votes per pair use "
+            "'prefkit aggregate'"
+        )
+    nulls = table.column("outcome").null_count
+    if nulls:
+        first = int(pc.index(pc.is_null(table.column("outcome")), True).as_py())
+        raise RankInputError(f"row {first}, field 'outcome': null ({nulls} such rows)")
+    weight = None
+    if weight_key is not None:
+        weight = _meta_weights(table, weight_key)
+    return battles(
+        np.asarray(ma.to_pylist(), dtype=object),
+        np.asarray(mb.to_pylist(), dtype=object),
+        np.asarray(table.column("outcome").to_pylist(), dtype=object),
+        weight,
+    )
+
+
+def _meta_weights(table: pa.Table, key: str) -> F64:
+    if "meta" not in table.column_names:
+        raise RankInputError(f"field 'meta': no meta column to read weight {key!r} from")
+    out = np.empty(table.num_rows)
+    for r, m in enumerate(table.column("meta").to_pylist()):
+        d = dict(m) if m else {}
+        if key not in d:
+            raise RankInputError(f"row {r}, field 'meta.{key}': missing weight")
+        try:
+            out[r] = float(d[key])
+        except (TypeError, ValueError):
+            raise RankInputError(
+                f"row {r}, field 'meta.{key}': {d[key]!r} is not a number"
+            ) from None
+    return out
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Battles aggregated per unordered pair (i < j): weighted wins of i, wins of j, ties;
+    `n` battle counts and `w2` sums of squared weights per outcome (columns a, b, tie) for
+    the bootstrap and sandwich estimators."""
+
+    items: tuple[str, ...]
+    i: I64
+    j: I64
+    wins: F64  # i beat j (weighted)
+    losses: F64  # j beat i
+    ties: F64
+    n: NDArray[np.int64]  # (pairs, 3) battle counts: i wins, j wins, tie
+    w2: F64  # (pairs, 3) sums of squared weights
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_battles(self) -> int:
+        return int(self.n.sum())
+
+
+def aggregate(b: Battles) -> Counts:
+    """Aggregate battles to per-pair counts in O(n log n) (one sort of a packed pair key)."""
+    k = len(b.items)
+    lo = np.minimum(b.a, b.b)
+    hi = np.maximum(b.a, b.b)
+    swap = b.a > b.b
+    # outcome relative to (lo, hi): 0 = lo wins, 1 = hi wins, 2 = tie
+    rel = np.where(swap & (b.outcome != TIE), 1 - b.outcome, b.outcome)
+    key = lo * k + hi
+    uniq, inv = np.unique(key, return_inverse=True)
+    p = uniq.size
+    cell = inv * 3 + rel
+    n = np.bincount(cell, minlength=3 * p).reshape(p, 3)
+    sw = np.asarray(np.bincount(cell, weights=b.weight, minlength=3 * p), np.float64)
+    sw = sw.reshape(p, 3)
+    w2 = np.asarray(np.bincount(cell, weights=b.weight**2, minlength=3 * p), np.float64)
+    w2 = w2.reshape(p, 3)
+    return Counts(
+        b.items,
+        (uniq // k).astype(np.int64),
+        (uniq % k).astype(np.int64),
+        sw[:, 0].copy(),
+        sw[:, 1].copy(),
+        sw[:, 2].copy(),
+        n.astype(np.int64),
+        w2,
+    )
+
+
+def record(c: Counts) -> tuple[F64, F64, F64, NDArray[np.int64]]:
+    """Per item: weighted wins, losses, ties and the number of battles."""
+    k = c.n_items
+    wins = np.asarray(np.bincount(c.i, c.wins, k) + np.bincount(c.j, c.losses, k), np.float64)
+    losses = np.asarray(np.bincount(c.i, c.losses, k) + np.bincount(c.j, c.wins, k), np.float64)
+    ties = np.asarray(np.bincount(c.i, c.ties, k) + np.bincount(c.j, c.ties, k), np.float64)
+    tot = c.n.sum(axis=1).astype(np.float64)
+    n = (np.bincount(c.i, tot, k) + np.bincount(c.j, tot, k)).astype(np.int64)
+    return wins, losses, ties, n

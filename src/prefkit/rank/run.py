@@ -1,0 +1,139 @@
+"""One call from a canonical comparisons table to a leaderboard summary (what `prefkit rank`
+prints with --json): fit, intervals, optional style control and baselines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from prefkit.rank import baselines as base
+from prefkit.rank.bt import Fit, Model, Problem, RankConfig, TiePolicy, fit_problem, problem
+from prefkit.rank.ci import Intervals, bootstrap, no_intervals, normal_intervals
+from prefkit.rank.data import Battles, Counts, RankInputError, aggregate, battles_from_table
+from prefkit.rank.leaderboard import Leaderboard, Scale, leaderboard
+from prefkit.rank.style import FEATURES, style_features, style_problem, texts_from_table
+
+CIKind = Literal["bootstrap", "sandwich", "hessian", "none"]
+CI_KINDS: tuple[str, ...] = ("bootstrap", "sandwich", "hessian", "none")
+
+
+@dataclass(frozen=True)
+class RankOptions:
+    model: Model = "bt"
+    ties: TiePolicy | None = None
+    ci: CIKind = "bootstrap"
+    rounds: int = 1000
+    level: float = 0.95
+    scale: Scale = "elo"
+    anchor: tuple[str, float] | None = None
+    style_control: bool = False
+    prior: float | None = None
+    components: Literal["refuse", "largest"] = "refuse"
+    weight_key: str | None = None
+    baselines: bool = False
+    seed: int = 0
+
+    def config(self) -> RankConfig:
+        return RankConfig(self.model, self.ties, self.prior, components=self.components)
+
+
+@dataclass(frozen=True)
+class RankResult:
+    summary: dict[str, Any]
+    board: Leaderboard
+    fit: Fit
+    raw_board: Leaderboard | None
+    raw_fit: Fit | None
+    battles: Battles
+    counts: Counts
+
+
+def intervals(
+    p: Problem,
+    f: Fit,
+    o: RankOptions,
+    rng: np.random.Generator,
+    progress: Callable[[int], None] | None = None,
+) -> Intervals:
+    if o.ci not in CI_KINDS:
+        raise RankInputError(f"unknown interval method {o.ci!r}; choose from {CI_KINDS}")
+    if not 0.0 < o.level < 1.0:
+        raise RankInputError(f"level must be between 0 and 1, got {o.level}")
+    if o.ci == "bootstrap":
+        return bootstrap(p, f, o.rounds, o.level, rng, progress=progress)
+    if o.ci == "none":
+        return no_intervals(f)
+    return normal_intervals(p, f, o.ci, o.level, rng=rng)
+
+
+def rank_table(
+    table: pa.Table, o: RankOptions, progress: Callable[[int], None] | None = None
+) -> RankResult:
+    """Fit, intervals and leaderboard(s) for a canonical comparisons table."""
+    b = battles_from_table(table, o.weight_key)
+    counts = aggregate(b)
+    rng = np.random.default_rng(o.seed)
+    p = problem(counts, o.config())
+    f = fit_problem(p)
+    iv = intervals(p, f, o, rng, progress)
+    board = leaderboard(f, iv, counts, o.scale, o.anchor)
+    raw_board: Leaderboard | None = None
+    raw_fit: Fit | None = None
+    style: dict[str, float] | None = None
+    if o.style_control:
+        ta, tb = texts_from_table(table, b.rows.tolist())
+        z = style_features(ta, tb)
+        sp_ = style_problem(b, z, o.config())
+        sf = fit_problem(sp_)
+        siv = intervals(sp_, sf, o, rng, progress)
+        raw_board, raw_fit = board, f
+        board = leaderboard(sf, siv, counts, o.scale, o.anchor)
+        f = sf
+        style = dict(zip(FEATURES, sf.gamma.tolist(), strict=True))
+    summary: dict[str, Any] = {
+        "model": o.model,
+        "scale": o.scale,
+        "ties": p.ties,
+        "ci": o.ci,
+        "level": o.level,
+        "rounds": o.rounds if o.ci == "bootstrap" else 0,
+        "battles": len(b),
+        "items": len(f.items),
+        "skipped": dict(b.skipped),
+        "dropped_items": list(f.dropped_items),
+        "prior": f.prior,
+        "tie_parameter": f.tie,
+        "loglik": f.loglik,
+        "iterations": f.iterations,
+        "notes": list(f.notes) + _skip_notes(b),
+        "anchor": {"item": o.anchor[0], "score": o.anchor[1]} if o.anchor else None,
+        "leaderboard": board.rows,
+    }
+    if style is not None and raw_board is not None:
+        summary["style_control"] = True
+        summary["style_coefficients"] = style
+        summary["leaderboard_raw"] = raw_board.rows
+    if o.baselines:
+        elo = base.elo(b)
+        awr = base.average_win_rate(counts)
+        summary["baselines"] = {
+            "elo": dict(zip(counts.items, elo.tolist(), strict=True)),
+            "average_win_rate": dict(zip(counts.items, awr.tolist(), strict=True)),
+        }
+    return RankResult(summary, board, f, raw_board, raw_fit, b, counts)
+
+
+def _skip_notes(b: Battles) -> list[str]:
+    out = []
+    if b.skipped.get("self_battle"):
+        out.append(
+            f"{b.skipped['self_battle']} self-battle(s) (the same item on both sides) skipped: "
+            "they say nothing about the ranking"
+        )
+    if b.skipped.get("missing_item"):
+        out.append(f"{b.skipped['missing_item']} row(s) without model_a/model_b skipped")
+    return out
