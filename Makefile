@@ -23,8 +23,10 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 system-deps:
 	bash scripts/system-deps.sh
 
+# `make demo SERVE=1` then starts the annotation app on a simulated campaign (Ctrl-C stops it).
 demo: install
 	HF_HUB_OFFLINE=1 $(VENV)/bin/prefkit demo demo-out
+	@if [ -n "$(SERVE)" ]; then $(VENV)/bin/prefkit serve --demo --db sqlite:///demo-out/serve.db; fi
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks

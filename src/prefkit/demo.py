@@ -233,6 +233,11 @@ def run_demo(app: typer.Typer, out_dir: Path, size: int = 5000, seed: int = 0) -
     else:
         _say("HTML report: not produced (audit unavailable or failed)")
     _say(f"all outputs under {out_dir.resolve()} ({time.perf_counter() - t_all:.1f} s)")
+    if "serve" in commands:
+        _say(
+            "collect new votes: [bold]prefkit serve --demo[/bold] (or [bold]make demo SERVE=1[/bold])"
+            " starts the annotation app on a simulated campaign and prints an invite link"
+        )
     return {name: status for name, status, _ in results}
 
 
