@@ -161,8 +161,7 @@ def mace(
 ) -> tuple[F64, dict[str, Any], int]:
     w = len(v.workers)
     post = _fix_gold(_shares(v), gold)
-    comp = np.full(w, 0.8)
-    spam = np.full((w, 3), 1.0 / 3.0)
+    comp, spam = _mace_m(v, post, np.full(w, 0.8), np.full((w, 3), 1.0 / 3.0))
     it = 0
     for _ in range(n_iter):
         it += 1
@@ -176,19 +175,27 @@ def mace(
         lp = np.zeros((v.n_tasks, 3))
         np.add.at(lp, v.task, np.log(np.maximum(like, _EPS)))
         new_post = _fix_gold(_normalise_log(lp), gold)
-        # expected "truthful" indicator per vote
-        pt = new_post[v.task]
-        truthful = (pt * comp[v.worker, None] * onehot / np.maximum(like, _EPS)).sum(axis=1)
-        n_w = np.bincount(v.worker, minlength=w).astype(np.float64)
-        comp = (np.bincount(v.worker, truthful, w) + 1.0) / (n_w + 2.0)
-        sp_counts = np.ones((w, 3))
-        np.add.at(sp_counts, (v.worker, v.label), 1.0 - truthful)
-        spam = sp_counts / sp_counts.sum(axis=1, keepdims=True)
+        comp, spam = _mace_m(v, new_post, comp, spam)
         delta = float(np.abs(new_post - post).max())
         post = new_post
         if delta < tol:
             break
     return post, {"skill": comp.tolist(), "spam_distribution": spam.tolist()}, it
+
+
+def _mace_m(v: Votes, post: F64, comp: F64, spam: F64) -> tuple[F64, F64]:
+    """MACE M-step from the posteriors: expected truthful answers per annotator."""
+    w = comp.size
+    q = comp[v.worker]
+    p_l = spam[v.worker, v.label]
+    pc = post[v.task, v.label]  # P(truth = the label given)
+    like = pc * (q + (1.0 - q) * p_l) + (1.0 - pc) * (1.0 - q) * p_l
+    truthful = pc * q / np.maximum(like, _EPS)
+    n_w = np.bincount(v.worker, minlength=w).astype(np.float64)
+    new_comp = (np.bincount(v.worker, truthful, w) + 1.0) / (n_w + 2.0)
+    sp_counts = np.ones((w, 3))
+    np.add.at(sp_counts, (v.worker, v.label), 1.0 - truthful)
+    return new_comp, sp_counts / sp_counts.sum(axis=1, keepdims=True)
 
 
 def glad(

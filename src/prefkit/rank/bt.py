@@ -20,6 +20,7 @@ up to a constant: reported centred at mean 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -87,6 +88,7 @@ class Problem:
     dropped_items: tuple[str, ...] = ()
     tol: float = 1e-10
     max_iter: int = 200
+    z_names: tuple[str, ...] = ()
 
     @property
     def k(self) -> int:
@@ -249,9 +251,16 @@ def build_problem(
     prior = config.prior
     if prior is not None and (not np.isfinite(prior) or prior < 0):
         raise RankInputError(f"prior must be a finite number >= 0, got {prior!r}")
+    lonely = _not_strongly_connected(len(items), i, j, y) if not prior else []
+    if prior == 0 and lonely:
+        names = ", ".join(items[t] for t in lonely[:5]) + (", ..." if len(lonely) > 5 else "")
+        raise RankInputError(
+            f"{len(lonely)} item(s) never win or never lose against the rest ({names}): the "
+            "maximum-likelihood strengths are infinite with prior 0; leave the prior "
+            f"automatic or give one (--prior {AUTO_PRIOR})"
+        )
     if prior is None:
         prior = 0.0
-        lonely = _not_strongly_connected(len(items), i, j, y)
         if lonely:
             prior = AUTO_PRIOR
             names = ", ".join(items[t] for t in lonely[:5]) + (", ..." if len(lonely) > 5 else "")
@@ -311,9 +320,12 @@ def derivs(model: Model, eta: F64, t: F64 | float, y: F64) -> Derivs:
     ya, yb, yt = y[..., 0], y[..., 1], y[..., 2]
     zero = np.zeros_like(eta)
     if model == "bt":
-        s = _sigmoid(eta)
+        e = np.exp(-np.abs(eta))
+        sp_pos = np.maximum(eta, 0.0) + np.log1p(e)  # softplus(eta)
+        inv = 1.0 / (1.0 + e)
+        s = np.where(eta >= 0, inv, e * inv)
         tot = ya + yb
-        f = ya * _softplus(-eta) + yb * _softplus(eta)
+        f = ya * (sp_pos - eta) + yb * sp_pos
         return Derivs(f, tot * s - ya, tot * s * (1.0 - s), zero, zero, zero)
     if model == "davidson":
         tau = np.broadcast_to(np.asarray(t, dtype=np.float64), eta.shape)
@@ -432,7 +444,7 @@ def objective(p: Problem, x: F64, y: F64 | None = None) -> float:
     ops = _ops_cache(p)
     theta, t, gamma = _split(p, x)
     d = derivs(p.model, _eta(p, ops, theta, gamma), t, p.y if y is None else y)
-    return float(d.f.sum() + 0.5 * p.prior * float(theta @ theta))
+    return float(d.f.sum() + 0.5 * p.prior * float((theta * theta).sum()))
 
 
 _OPS: dict[int, tuple[Problem, _Ops]] = {}
@@ -456,7 +468,7 @@ def _grad_hess_parts(
     k = p.k
     theta, t, gamma = _split(p, x)
     d = derivs(p.model, _eta(p, ops, theta, gamma), t, y)
-    f = float(d.f.sum() + 0.5 * p.prior * float(theta @ theta))
+    f = float(d.f.sum() + 0.5 * p.prior * float((theta * theta).sum()))
     g_theta = ops.xt @ d.fe + p.prior * theta
     extra_cols: list[F64] = []
     g_extra: list[float] = []
@@ -516,8 +528,6 @@ def _solve_sparse(
 ) -> F64:
     """Newton direction with the Laplacian block solved by Jacobi-preconditioned CG and the
     few extra parameters by a Schur complement."""
-    from scipy.sparse.linalg import LinearOperator, cg
-
     k = p.k
     data = -d_pair[ops.lap_perm]
     off = sp.csr_matrix((data, ops.lap_indices, ops.lap_indptr), shape=(k, k))
@@ -529,15 +539,10 @@ def _solve_sparse(
             out = out + shift * v.sum()
         return np.asarray(out, dtype=np.float64)
 
-    a_op = LinearOperator((k, k), matvec=mv, dtype=np.float64)
     pre_d = 1.0 / (diag + shift)
-    m_op = LinearOperator((k, k), matvec=lambda v: pre_d * v, dtype=np.float64)
 
     def solve(b: F64) -> F64:
-        if not np.any(b):
-            return np.zeros(k)
-        sol, _ = cg(a_op, b, rtol=rtol, atol=0.0, M=m_op, maxiter=5000)
-        return np.asarray(sol, dtype=np.float64)
+        return _pcg(mv, b, pre_d, rtol)
 
     g_t, g_e = g[:k], g[k:]
     m = h_ee.shape[0]
@@ -549,6 +554,33 @@ def _solve_sparse(
     de = np.linalg.solve(schur, g_e - h_te.T @ a_g)
     dt = a_g - a_b @ de
     return np.concatenate([dt, de])
+
+
+def _pcg(mv: Callable[[F64], F64], b: F64, pre_d: F64, rtol: float, maxiter: int = 5000) -> F64:
+    """Jacobi-preconditioned conjugate gradients. Inner products are plain numpy reductions
+    (no BLAS call): on a loaded machine multi-threaded BLAS dot products cost more than the
+    sparse matrix-vector products themselves."""
+    x = np.zeros_like(b)
+    bn = float(np.sqrt((b * b).sum()))
+    if bn == 0.0:
+        return x
+    r = b.copy()
+    zv = pre_d * r
+    d = zv.copy()
+    rz = float((r * zv).sum())
+    for _ in range(maxiter):
+        ad = mv(d)
+        alpha = rz / float((d * ad).sum())
+        x += alpha * d
+        r -= alpha * ad
+        if float(np.sqrt((r * r).sum())) <= rtol * bn:
+            break
+        zv = pre_d * r
+        rz_new = float((r * zv).sum())
+        d *= rz_new / rz
+        d += zv
+        rz = rz_new
+    return x
 
 
 def newton(
@@ -579,18 +611,18 @@ def newton(
             )
         if p.prior == 0:
             step[:k] -= step[:k].mean()
-        if not np.all(np.isfinite(step)) or float(g @ step) <= 0:
+        if not np.all(np.isfinite(step)) or float((g * step).sum()) <= 0:
             step = g / np.concatenate([np.maximum(diag, 1e-12), np.ones(m)])
         s = 1.0
         for _ in range(60):
             xn = x - s * step
-            fn = objective_at(p, ops, xn, yy)
-            if np.isfinite(fn) and fn <= f + 1e-12 * abs(f):
+            parts = _grad_hess_parts(p, ops, xn, yy)
+            if np.isfinite(parts[0]) and parts[0] <= f + 1e-12 * abs(f):
                 break
             s *= 0.5
         x = xn
         done = float(np.abs(s * step).max()) < p.tol
-        f, g, d_pair, diag, h_te, h_ee = _grad_hess_parts(p, ops, x, yy)
+        f, g, d_pair, diag, h_te, h_ee = parts
         if done:
             return _centre(p, x), it, f
     raise RankInputError(
@@ -616,7 +648,7 @@ def _dense_step(h: F64, g: F64) -> F64:
 def objective_at(p: Problem, ops: _Ops, x: F64, y: F64) -> float:
     theta, t, gamma = _split(p, x)
     d = derivs(p.model, _eta(p, ops, theta, gamma), t, y)
-    return float(d.f.sum() + 0.5 * p.prior * float(theta @ theta))
+    return float(d.f.sum() + 0.5 * p.prior * float((theta * theta).sum()))
 
 
 def _centre(p: Problem, x: F64) -> F64:
@@ -635,7 +667,7 @@ def fit_problem(p: Problem) -> Fit:
     elif p.model == "rao-kupper":
         tie = float(np.exp(np.exp(t)))
     centred = theta - theta.mean()
-    reg = 0.5 * p.prior * float(theta @ theta)
+    reg = 0.5 * p.prior * float((theta * theta).sum())
     return Fit(
         p.items, p.model, p.ties, centred, tie, gamma.copy(), p.prior, -(f - reg), it,
         p.notes, p.dropped_items, x,

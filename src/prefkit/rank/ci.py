@@ -212,16 +212,28 @@ def bootstrap(
     level: float = 0.95,
     rng: np.random.Generator | None = None,
     progress: Callable[[int], None] | None = None,
+    kind: str = "basic",
 ) -> Intervals:
-    """Percentile bootstrap intervals for scores and ranks."""
+    """Bootstrap intervals for scores and ranks.
+
+    `kind="basic"` (default, the reverse-percentile interval [2·theta - q_hi, 2·theta - q_lo]):
+    the maximum-likelihood strengths are biased away from 0 in finite samples and the
+    bootstrap repeats that bias, which the reflection cancels; `"percentile"` = [q_lo, q_hi]
+    as in Chatbot Arena's notebooks. Rank intervals come from the ranks of the same
+    (reflected) draws."""
+    if kind not in ("basic", "percentile"):
+        raise RankInputError(f"unknown bootstrap interval {kind!r}: basic or percentile")
     gen = rng if rng is not None else np.random.default_rng(0)
     draws = bootstrap_draws(p, f, rounds, gen, progress=progress)
+    if kind == "basic":
+        draws = 2.0 * f.theta[None, :] - draws
     a = (1.0 - level) / 2.0
     lo, hi = np.quantile(draws, [a, 1.0 - a], axis=0)
     rlo, rhi = _rank_interval(_rank_draws(draws), level)
     return Intervals(
-        "bootstrap", level, lo, hi, point_ranks(f.theta), rlo, rhi, rounds, draws.std(axis=0)
-    )
+        f"bootstrap-{kind}", level, lo, hi, point_ranks(f.theta), rlo, rhi, rounds,
+        draws.std(axis=0),
+    )  # fmt: skip
 
 
 def _assemble(p: Problem, ee: F64, et: F64, tt: F64, prior: float, gauge: bool) -> F64:

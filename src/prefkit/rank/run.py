@@ -15,7 +15,12 @@ from prefkit.rank.bt import Fit, Model, Problem, RankConfig, TiePolicy, fit_prob
 from prefkit.rank.ci import Intervals, bootstrap, no_intervals, normal_intervals
 from prefkit.rank.data import Battles, Counts, RankInputError, aggregate, battles_from_table
 from prefkit.rank.leaderboard import Leaderboard, Scale, leaderboard
-from prefkit.rank.style import FEATURES, style_features, style_problem, texts_from_table
+from prefkit.rank.style import (
+    style_coefficients,
+    style_features,
+    style_problem,
+    texts_from_table,
+)
 
 CIKind = Literal["bootstrap", "sandwich", "hessian", "none"]
 CI_KINDS: tuple[str, ...] = ("bootstrap", "sandwich", "hessian", "none")
@@ -93,7 +98,7 @@ def rank_table(
         raw_board, raw_fit = board, f
         board = leaderboard(sf, siv, counts, o.scale, o.anchor)
         f = sf
-        style = dict(zip(FEATURES, sf.gamma.tolist(), strict=True))
+        style = style_coefficients(sp_, sf.gamma)
     summary: dict[str, Any] = {
         "model": o.model,
         "scale": o.scale,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -101,8 +102,20 @@ def style_problem(b: Battles, z: F64, config: RankConfig) -> Problem:
     w2 = y3**2
     key = lo * k + hi
     uniq, inv = np.unique(key, return_inverse=True)
-    return build_problem(
+    used = np.flatnonzero(np.abs(zz).max(axis=0) > 0) if u else np.zeros(0, dtype=np.int64)
+    p = build_problem(
         b.items, lo.astype(np.int64), hi.astype(np.int64), y3, n, w2,
         inv.astype(np.int64), (uniq // k).astype(np.int64), (uniq % k).astype(np.int64),
-        zz, config,
+        zz[:, used] if used.size else None, config,
     )  # fmt: skip
+    notes = p.notes
+    unused = [FEATURES[q] for q in range(len(FEATURES)) if q not in set(used.tolist())]
+    if unused:
+        notes = (*notes, f"style features constant over the battles, not used: {', '.join(unused)}")
+    return replace(p, z_names=tuple(FEATURES[q] for q in used.tolist()), notes=notes)
+
+
+def style_coefficients(p: Problem, gamma: F64) -> dict[str, float]:
+    """Coefficient per feature (0 for a feature that was constant and not fitted)."""
+    got = dict(zip(p.z_names, gamma.tolist(), strict=True))
+    return {name: float(got.get(name, 0.0)) for name in FEATURES}
