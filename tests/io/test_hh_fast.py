@@ -53,11 +53,16 @@ def test_fast_equals_slow_on_tricky_rows(tmp_path: Path) -> None:
         {
             "chosen": "\n\nHuman: empty answer\n\nAssistant:",
             "rejected": "\n\nHuman: empty answer\n\nAssistant: b",
+        },  # "\n\nAssis" + "tant:" across two rows is no marker
+        {
+            "chosen": "\n\nHuman: q\n\nAssistant: a\n\nAssis",
+            "rejected": "\n\nHuman: q\n\nAssistant: a\n\nAssis",
         },
+        {"chosen": "tant: x\n\nHuman: y\n\nAssistant: z", "rejected": "tant: x\n\nAssistant: w"},
     ]
     fast, slow = _both(write_jsonl(tmp_path / "t.jsonl", rows))
     assert fast == slow
-    assert len(fast) == 6
+    assert len(fast) == 7
     for r in fast:
         assert r["prompt_id"] == prompt_id(r["prompt"])  # type: ignore[arg-type]
     assert fast[3]["prompt"] == [{"role": "user", "content": "q"}]
@@ -104,3 +109,46 @@ def test_blank_lines_do_not_shift_ids(tmp_path: Path) -> None:
     fast, slow = _both(path)
     assert fast == slow
     assert [x["id"] for x in fast] == ["hh-rlhf:blank:1", "hh-rlhf:blank:2"]
+
+
+def test_fast_equals_slow_on_random_transcripts(tmp_path: Path) -> None:
+    """Transcripts built from the pieces the vectorised path must get right: markers cut in
+    half or glued to newlines, markers across two rows, whitespace Python and Arrow treat
+    differently, quotes and backslashes, non-ASCII, prompts that differ, empty answers; one
+    file with control characters (rows checked one by one), one without (whole buffers)."""
+    import random
+
+    rng = random.Random(3)
+    bits = [
+        "\n\nHuman:", "\n\nAssistant:", "\n\n", "\n", " ", "  ", "\t", "\r\n", "\x0b", "x",
+        "Hi", "CAPS", "é", "ＦＵＬＬ", "\u3000", "\xa0", '"', "\\", "Hum", "an:", "man:",
+        "istant:", "Assistant", "Human:", "\n\nHuman", "\n\n\nHuman:", "\u2028", "\x0c",
+    ]  # fmt: skip
+    rare = ["\x85", "\x1f", "\x1c", "\x00", "\x08", "\x7f"]
+
+    def text(k: int, controls: bool) -> str:
+        out = [rng.choice(bits) for _ in range(rng.randint(0, k))]
+        if controls and rng.random() < 0.05:
+            out.append(rng.choice(rare))
+        return "".join(out)
+
+    for controls in (False, True):
+        rows = []
+        for i in range(2000):
+            turns = "".join(
+                f"\n\n{'Human' if t % 2 == 0 else 'Assistant'}: {text(2, controls)}"
+                for t in range(rng.randint(1, 4))
+            )
+            prefix = text(2, controls) + turns if rng.random() < 0.1 else turns
+            other = prefix if rng.random() < 0.85 else prefix + text(2, controls)
+            end_c = "\n\nAssistant:" + text(3, controls)
+            end_r = "\n\nAssistant:" + text(3, controls)
+            if rng.random() < 0.05:
+                end_r = end_c
+            if rng.random() < 0.05:
+                # a marker across two rows when the next row starts with "an:" / "man:"
+                end_c += "Hum" if i % 2 else "\n\nHu"
+            rows.append({"chosen": prefix + end_c, "rejected": other + end_r})
+        fast, slow = _both(write_jsonl(tmp_path / f"random{controls}.jsonl", rows))
+        assert fast == slow
+        assert len(fast) > 1000

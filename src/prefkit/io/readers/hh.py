@@ -180,60 +180,65 @@ def _fast_batch(
         return None
     if c.null_count or r.null_count:
         return None
-    mark = "\n\nAssistant:"
-    filler = "\n\nHuman: -" + mark + " -"
-    ok = pc.and_(pc.match_substring(c, mark), pc.match_substring(r, mark))
-    all_marked = bool(pc.all(ok).as_py())
-    c2, r2 = (c, r) if all_marked else (pc.if_else(ok, c, filler), pc.if_else(ok, r, filler))
-    sc = pc.split_pattern(c2, mark, max_splits=1, reverse=True)
-    sr = pc.split_pattern(r2, mark, max_splits=1, reverse=True)
-    pcx, xc = pc.list_element(sc, 0), pc.list_element(sc, 1)
-    prx, xr = pc.list_element(sr, 0), pc.list_element(sr, 1)
-    ok = pc.and_(ok, pc.equal(pcx, prx))
-    ok = pc.and_(ok, pc.starts_with(pcx, "\n\nHuman:"))
-    for col in (xc, xr):
-        ok = pc.and_(ok, pc.invert(pc.match_substring(col, "\n\nHuman:")))
-    # the prefix is shared (checked above): scanning chosen and the rejected answer suffices
-    for col in (c, xr):
-        ok = pc.and_(ok, pc.invert(pc.match_substring_regex(col, _UNSAFE)))
-    fast_idx = pc.indices_nonzero(ok)
-    slow_idx = pc.indices_nonzero(pc.invert(ok)).to_pylist()
-    n = len(fast_idx)
-    everything = n == batch.num_rows
+    cs = _Strings(c)
+    rs = _Strings(r)
+    mc = _Markers(cs)
+    mr = _Markers(rs)
+    # chosen: first marker is `\n\nHuman:` at the very start, last marker is `\n\nAssistant:`
+    # (so no human turn after the last answer); rejected: last marker is `\n\nAssistant:`
+    ok = mc.has & mr.has
+    ok &= mc.pos[mc.first] == cs.starts
+    ok &= ~mc.is_a[mc.first]
+    ok &= mc.is_a[mc.last] & mr.is_a[mr.last]
+    la_c = np.where(ok, mc.pos[mc.last], cs.starts)
+    la_r = np.where(ok, mr.pos[mr.last], rs.starts)
+    # the same prompt text before the last answer in both transcripts (this also proves the
+    # two message lists share every prompt turn, as `split_pair` would find)
+    ok &= (la_c - cs.starts) == (la_r - rs.starts)
+    if ok.any():
+        la_c = np.where(ok, la_c, cs.starts)
+        la_r = np.where(ok, la_r, rs.starts)
+        same = pc.equal(cs.spans(cs.starts, la_c), rs.spans(rs.starts, la_r))
+        ok &= np.asarray(same, dtype=bool)[0::2]
+    # control characters that Arrow and Python treat differently: whole buffers first, rows
+    # only when a buffer has one (checking all of rejected is the same as checking its
+    # answer, since its prompt equals chosen's)
+    if mc.unsafe or mr.unsafe:
+        for col in (c, r):
+            ok &= ~np.asarray(pc.match_substring_regex(col, _UNSAFE), dtype=bool)
+    fast = np.flatnonzero(ok)
+    slow_idx = np.flatnonzero(~ok).tolist()
+    nf = len(fast)
 
-    def pick(x: pa.Array) -> pa.Array:
-        return x if everything else pc.take(x, fast_idx)
-
-    marked = pc.replace_substring(pick(pcx), "\n\nHuman:", "\x00user\x01")
-    marked = pc.replace_substring(marked, mark, "\x00assistant\x01")
-    turns = pc.list_slice(pc.split_pattern(marked, "\x00"), 1)
-    lengths = np.asarray(pc.list_value_length(turns).to_numpy(zero_copy_only=False), np.int64)
-    parts = pc.split_pattern(pc.list_flatten(turns), "\x01", max_splits=1)
-    roles = pc.list_element(parts, 0)
-    contents = pc.utf8_trim_whitespace(pc.list_element(parts, 1))
-    offsets = _offsets(lengths)
+    # prompt turns: every marker of a fast row but its last (the answer)
+    sel = ok[mc.row] & (mc.index != mc.last[mc.row])
+    k = np.flatnonzero(sel)
+    contents = pc.utf8_trim_whitespace(cs.pieces(mc.pos[k] + mc.length[k], mc.pos[k + 1]))
+    roles = pc.take(_ROLES, pa.array(mc.is_a[k].astype(np.int8)))
+    offsets = _offsets(mc.count[fast] - 1)
     prompts = pa.ListArray.from_arrays(
         offsets, pa.StructArray.from_arrays([roles, contents], ["role", "content"])
     ).cast(MESSAGES)
-    one = pa.array(np.arange(n + 1, dtype=np.int32))
-    role_col = _const("assistant", n)
+    one = pa.array(np.arange(nf + 1, dtype=np.int32))
+    role_col = _const("assistant", nf)
 
-    def response(x: pa.Array) -> pa.Array:
-        content = pc.utf8_trim_whitespace(pick(x))
+    def response(s: _Strings, last: npt.NDArray[np.int64]) -> pa.Array:
+        text = s.pieces(last[fast] + _LA, s.ends[fast])
+        content = pc.utf8_trim_whitespace(text)
         values = pa.StructArray.from_arrays([role_col, content], ["role", "content"])
         return pa.ListArray.from_arrays(one, values).cast(MESSAGES)
 
-    line_no = pc.add(fast_idx, start + 1).cast(pa.string())
+    line_no = pa.array(fast + (start + 1)).cast(pa.string())
     empty_meta = pa.array([[]], pa.map_(pa.string(), pa.string()))
     cols: dict[str, pa.Array] = {
         "id": pc.binary_join_element_wise(source + ":", line_no, ""),
         "prompt": prompts,
-        "prompt_id": pa.array(_prompt_ids(roles, contents, offsets, prompts), pa.string()),
-        "source": _const(source, n),
-        "response_a": response(xc),
-        "response_b": response(xr),
-        "outcome": _const("a", n),
-        "meta": empty_meta.take(pa.array(np.zeros(n, dtype=np.int32))),
+        "prompt_id": _prompt_ids(roles, contents, offsets, prompts),
+        "source": _const(source, nf),
+        "response_a": response(cs, la_c),
+        "response_b": response(rs, la_r),
+        "outcome": _const("a", nf),
+        "meta": empty_meta.take(pa.array(np.zeros(nf, dtype=np.int32))),
     }
     out = conform(pa.table(cols), Kind.COMPARISONS)
     rejects: list[Reject] = []
@@ -254,41 +259,158 @@ def _fast_batch(
         if rows:
             both = pa.concat_tables([out, from_rows(rows, Kind.COMPARISONS)])
             order = np.argsort(
-                np.concatenate([np.asarray(fast_idx, np.int64), np.asarray(kept, np.int64)]),
+                np.concatenate([fast, np.asarray(kept, np.int64)]),
                 kind="stable",
             )
             out = both.take(pa.array(order))
     return out, rejects
 
 
+_LH, _LA = len("\n\nHuman:"), len("\n\nAssistant:")
+_HUMAN = np.frombuffer(b"Human:", np.uint8)
+_ASSISTANT = np.frombuffer(b"Assistant:", np.uint8)
+_ROLES = pa.array(["user", "assistant"], pa.string())
+
+
+class _Strings:
+    """The offsets and bytes of a string array, to cut zero-copy pieces out of it."""
+
+    def __init__(self, col: pa.Array) -> None:
+        _, obuf, dbuf = col.buffers()
+        n = len(col)
+        offs = np.frombuffer(obuf, np.int32)[col.offset : col.offset + n + 1]
+        self.offsets = offs.astype(np.int64)
+        self.starts = self.offsets[:-1]
+        self.ends = self.offsets[1:]
+        self.buffer = dbuf if dbuf is not None else pa.py_buffer(b"")
+        self.lo = int(self.offsets[0]) if n else 0
+        self.hi = int(self.offsets[-1]) if n else 0
+        self.bytes = np.frombuffer(self.buffer, np.uint8)[self.lo : self.hi]
+
+    def _array(self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
+        """Pieces [s0, e0), [e0, s1), [s1, e1), ...: the spans at even positions, no copy."""
+        bounds = np.empty(2 * len(starts), np.int32)
+        bounds[0::2] = starts
+        bounds[1::2] = ends
+        return pa.StringArray.from_buffers(
+            max(len(bounds) - 1, 0), pa.py_buffer(bounds), self.buffer
+        )
+
+    def spans(self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
+        if not len(starts):
+            return pa.array([], pa.string())
+        return self._array(starts, ends)
+
+    def pieces(self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
+        """The spans (ordered, disjoint) as one contiguous string array (one copy)."""
+        if not len(starts):
+            return pa.array([], pa.string())
+        arr = self._array(starts, ends)
+        return pc.take(arr, pa.array(np.arange(0, len(arr), 2, dtype=np.int32)))
+
+    def controls(self) -> tuple[npt.NDArray[np.int64], bool]:
+        """Positions of every `\n`, and whether the bytes hold a code point of `_UNSAFE` (C0
+        controls other than tab..CR, U+0085): one pass over the bytes for both."""
+        b = self.bytes
+        low = np.flatnonzero(b < 0x20)
+        v = b[low]
+        unsafe = bool(np.any((v < 0x09) | (v > 0x0D)))
+        if not unsafe and len(b) and b.max() >= 0x80:
+            nel = np.flatnonzero(b == 0x85)
+            unsafe = bool(np.any(b[nel[nel > 0] - 1] == 0xC2))
+        return low[v == 0x0A], unsafe
+
+
+def _word(text: bytes) -> tuple[int, int]:
+    """A marker's bytes after `\n\n` as (value, mask) of little-endian uint64 words."""
+    pad = text.ljust(8, b"\0")[:8]
+    mask = (b"\xff" * min(len(text), 8)).ljust(8, b"\0")
+    return int.from_bytes(pad, "little"), int.from_bytes(mask, "little")
+
+
+_H0 = _word(b"Human:")
+_A0 = _word(b"Assistant:"[:8])
+_A1 = _word(b"Assistant:"[8:])
+
+
+class _Markers:
+    """Every `\\n\\nHuman:` / `\\n\\nAssistant:` in a string array, in order, with its row: the
+    same turns `_TURN.split` finds (the markers cannot overlap)."""
+
+    def __init__(self, s: _Strings) -> None:
+        b = s.bytes
+        nl, self.unsafe = s.controls()
+        p = nl[:-1][np.diff(nl) == 1]  # "\n\n" at p
+        # the 16 bytes after each "\n\n" as two little-endian words
+        window = np.take(b, p[:, None] + np.arange(2, 18), mode="clip").view("<u8")
+        w0, w1 = window[:, 0], window[:, 1]
+        is_h = (w0 & np.uint64(_H0[1])) == np.uint64(_H0[0])
+        is_a = (w0 == np.uint64(_A0[0])) & ((w1 & np.uint64(_A1[1])) == np.uint64(_A1[0]))
+        keep = is_h | is_a
+        pos = p[keep].astype(np.int64) + s.lo
+        is_a = is_a[keep]
+        length = np.where(is_a, _LA, _LH)
+        row = np.searchsorted(s.offsets, pos, side="right") - 1
+        inside = pos + length <= s.ends[row] if len(pos) else np.zeros(0, bool)
+        n = len(s.starts)
+        self.pos = np.append(pos[inside], s.lo)  # sentinel: rows without markers index it
+        self.is_a = np.append(is_a[inside], False)
+        self.length = np.append(length[inside], 0)
+        self.row = row[inside]
+        m = len(self.row)
+        self.index = np.arange(m)
+        self.count = np.bincount(self.row, minlength=n).astype(np.int64)
+        self.has = self.count > 0
+        first = np.searchsorted(self.row, np.arange(n), side="left")
+        self.first = np.where(self.has, first, m)
+        self.last = np.where(self.has, first + self.count - 1, m)
+
+
 def _prompt_ids(
     roles: pa.Array, contents: pa.Array, offsets: pa.Array, prompts: pa.Array
-) -> list[str]:
+) -> pa.Array:
     """`schema.prompt_id` of every prompt: ASCII prompts normalised with Arrow kernels (NFKC
     is the identity and casefold is lower on ASCII), then one blake2b each; others in Python."""
-    lowered = pc.utf8_lower(contents)
-    needs = pc.match_substring_regex(lowered, r"[\t\n\x0b\x0c\r]|  ")
-    idx = pc.indices_nonzero(needs)
-    if len(idx):
-        fixed = pc.replace_substring_regex(pc.take(lowered, idx), _WS, " ")
-        lowered = pc.replace_with_mask(lowered, needs, fixed)
+    n = len(offsets) - 1
+    if n <= 0:
+        return pa.array([], pa.string())
+    body = _Strings(contents).bytes
+    text = body.tobytes()
+    lowered = pc.ascii_lower(contents)  # rows that are not ASCII are redone below
+    if (len(body) and body.min() < 0x20) or b"  " in text:
+        needs = pc.match_substring_regex(lowered, r"[\t\n\x0b\x0c\r]|  ")
+        idx = pc.indices_nonzero(needs)
+        if len(idx):
+            fixed = pc.replace_substring_regex(pc.take(lowered, idx), _WS, " ")
+            lowered = pc.replace_with_mask(lowered, needs, fixed)
+    # contents are trimmed of whitespace already; this trim only matters for odd rows
     norm = pc.utf8_trim(lowered, " ")
-    esc = pc.replace_substring(pc.replace_substring(norm, "\\", "\\\\"), '"', '\\"')
+    esc = norm
+    if b"\\" in text:
+        esc = pc.replace_substring(esc, "\\", "\\\\")
+    if b'"' in text:
+        esc = pc.replace_substring(esc, '"', '\\"')
     elems = pc.binary_join_element_wise('["', roles, '","', esc, '"]', "")
     keys = pc.binary_join(pa.ListArray.from_arrays(offsets, elems), ",")
-    keys = pc.binary_join_element_wise("[", keys, "]", "").cast(pa.large_binary())
-    _, koff, kdata = keys.buffers()
-    bounds = np.frombuffer(koff, dtype=np.int64)[keys.offset : keys.offset + len(keys) + 1]
-    bounds = bounds.tolist()
-    data = kdata.to_pybytes() if kdata is not None else b""
+    keys = pc.binary_join_element_wise("[", keys, "]", "")
+    ks = _Strings(keys)
+    bounds = (ks.offsets - ks.lo).tolist()
+    data = ks.bytes.tobytes()
+    blake = hashlib.blake2b
+    digests = bytearray(
+        b"".join(
+            [
+                blake(data[a:b], digest_size=8).digest()
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+        )
+    )
     not_ascii = np.asarray(pc.invert(pc.string_is_ascii(contents)), dtype=np.int64)
     starts = np.asarray(offsets)[:-1]
     bad = np.add.reduceat(not_ascii, starts) if len(not_ascii) else np.zeros(0, np.int64)
-    blake = hashlib.blake2b
-    out = [
-        blake(data[a:b], digest_size=8).hexdigest()
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-    ]
     for i in np.nonzero(bad)[0].tolist():
-        out[i] = prompt_id(prompts[i].as_py())
-    return out
+        digests[8 * i : 8 * i + 8] = bytes.fromhex(prompt_id(prompts[i].as_py()))
+    hexed = digests.hex().encode("ascii")
+    return pa.StringArray.from_buffers(
+        n, pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int32)), pa.py_buffer(hexed)
+    )
