@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
-from prefkit._cli import console, fail, print_json
+from prefkit._cli import console, print_json
+from prefkit._cli import fail as _fail
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """`prefkit._cli.fail` with rich markup escaped (`prefkit[train]` must print as is)."""
+    from rich.markup import escape
+
+    _fail(escape(message), code)
+
 
 rm_app = typer.Typer(
     help="Reward models: train (features | embed | trl), score a dataset, evaluate honestly.",
@@ -20,83 +30,124 @@ def _read(path: Path, kinds: tuple[str, ...] = ("comparisons",)) -> Any:
     from prefkit.schema import Kind
 
     res = read(path)
+    if res.rejects:
+        console.print(f"[yellow]{path}: {len(res.rejects)} rows rejected on read[/yellow]")
     for k in kinds:
         if Kind(k) in res.tables:
             return res.tables[Kind(k)]
     fail(f"{path}: needs a {' or '.join(kinds)} table; the {res.reader} reader gave {res.kind}")
 
 
-def _load(model: str) -> Any:
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Library errors that are the user's to fix: printed as one line, exit 1."""
     from prefkit.reward.embed import MissingExtraError
+    from prefkit.reward.judge import JudgeError
     from prefkit.reward.model_dir import ModelDirError
+
+    return (MissingExtraError, JudgeError, ModelDirError)
+
+
+def _report_counts(counts: dict[str, Any], where: str) -> None:
+    """Say what was left out or looks suspicious: nothing is dropped silently."""
+    for reason, n in (counts.get("excluded") or counts.get("skipped") or {}).items():
+        if n:
+            console.print(f"[yellow]{where}: {n} rows left out ({reason})[/yellow]")
+    empty = counts.get("empty_responses", 0)
+    if empty:
+        console.print(f"[yellow]{where}: {empty} empty responses (scored as empty text)[/yellow]")
+
+
+def _report_truncated(n: int, total: int | None = None) -> None:
+    if n:
+        of = f" of {total}" if total else ""
+        console.print(
+            f"[yellow]{n}{of} texts exceed the model's token limit and were truncated[/yellow]"
+        )
+
+
+def _load(model: str) -> Any:
     from prefkit.reward.models import load_model
 
     try:
         return load_model(model)
-    except (ModelDirError, MissingExtraError) as e:
+    except _user_errors() as e:
         fail(str(e))
 
 
 @rm_app.command("train")
 def train_cmd(
-    data: Path = typer.Argument(..., help="Comparisons (any format prefkit reads)."),
+    data: Path = typer.Argument(..., help="Comparisons or build pairs (any format prefkit reads)."),
     out_dir: Path = typer.Argument(..., help="Model directory to write (model.json + weights)."),
     backend: str = typer.Option("features", "--backend", help="features | embed | trl"),
     base: str | None = typer.Option(None, "--base", help="trl: local causal LM checkpoint."),
     val: Path | None = typer.Option(None, "--val", help="Validation file (else 20% of prompts)."),
     seed: int = typer.Option(0, "--seed"),
-    epochs: int = typer.Option(50, "--epochs", help="Max epochs (early stopping on val loss)."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", help="Max epochs (embed: early stopping, default 100; trl: default 1)."
+    ),
     lora: bool = typer.Option(False, "--lora", help="trl: train LoRA adapters (peft)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Embedding cache folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
 ) -> None:
     """Train a reward model; split by prompt, early stopping, saved with a model.json card."""
-    from prefkit.reward.embed import MissingExtraError
     from prefkit.reward.train import save, train
 
     if backend not in ("features", "embed", "trl"):
         fail(f"--backend must be features, embed or trl, got {backend!r}", code=2)
     if backend == "trl" and base is None:
         fail("--backend trl needs --base PATH (a local causal LM checkpoint)", code=2)
+    if backend != "trl" and (base is not None or lora):
+        fail("--base and --lora only apply to --backend trl", code=2)
+    if epochs is not None and epochs < 1:
+        fail("--epochs must be >= 1", code=2)
+    if base is not None and not Path(base).is_dir():
+        fail(f"--base {base}: not a directory (a local checkpoint is needed; no hub downloads)")
     table = _read(data)
     vtable = _read(val) if val is not None else None
     console.print(f"training {backend} reward model on {table.num_rows} rows")
     try:
-        res = train(
-            table,
-            backend,
-            val_table=vtable,
-            seed=seed,
-            epochs=epochs,
-            base=base,
-            lora=lora,
-            cache_dir=str(cache_dir) if cache_dir else None,
-        )
-    except MissingExtraError as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # truncation: counted in the card
+            res = train(
+                table,
+                backend,
+                val_table=vtable,
+                seed=seed,
+                epochs=epochs,
+                base=base,
+                lora=lora,
+                cache_dir=str(cache_dir) if cache_dir else None,
+            )
+    except _user_errors() as e:
         fail(str(e))
     except ValueError as e:
         fail(f"{data}: {e}")
     card_path = save(res, out_dir, data)
+    _report_counts(res.card["data"], str(data))
+    _report_truncated(int(res.card.get("training", {}).get("truncated_texts") or 0))
     m = res.card.get("metrics", {})
-    if m:
+    if m and m["model"]["accuracy"]["accuracy"] is not None:
         acc = m["model"]["accuracy"]["accuracy"]
         lacc = m["length_baseline"]["accuracy"]["accuracy"]
         console.print(f"validation accuracy {acc:.3f} (length baseline {lacc:.3f})")
-    trunc = res.card.get("training", {}).get("truncated_texts")
-    if trunc:
-        console.print(f"[yellow]{trunc} texts were truncated to the encoder limit[/yellow]")
     console.print(f"wrote {card_path}")
     if as_json:
         print_json(res.card)
 
 
-def _score_batched(model: Any, prompts: list[str], responses: list[str], label: str) -> Any:
+def _score_batched(
+    model: Any, prompts: list[str], responses: list[str], label: str, step: int = 256
+) -> Any:
+    """Score in batches with a progress bar on stderr."""
     import numpy as np
     from rich.progress import Progress
 
     out = []
-    step = 512
-    with Progress(console=console, transient=True) as prog:
+    with (
+        Progress(console=console, transient=True) as prog,
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", UserWarning)  # truncation: counted by the model
         task = prog.add_task(f"scoring {label}", total=len(responses))
         for i in range(0, len(responses), step):
             out.append(model.score(prompts[i : i + step], responses[i : i + step]))
@@ -104,43 +155,58 @@ def _score_batched(model: Any, prompts: list[str], responses: list[str], label: 
     return np.concatenate(out) if out else np.zeros(0)
 
 
+def _scorer(model: str, judge: str | None, judge_model: str) -> Any:
+    if judge is not None:
+        from prefkit.reward.judge import JudgeScorer
+
+        return JudgeScorer(judge, model=judge_model)
+    return _load(model)
+
+
 @rm_app.command("score")
 def score_cmd(
-    model: str = typer.Argument(..., help="Model directory, or `length` for the baseline."),
+    model: str = typer.Argument(
+        ..., help="Model directory, `length` for the baseline (ignored with --judge)."
+    ),
     data: Path = typer.Argument(..., help="Comparisons, ratings or binary feedback."),
     out: Path = typer.Argument(..., help="Output Parquet/JSONL/CSV with reward columns added."),
     judge: str | None = typer.Option(None, "--judge", help="OpenAI-compatible base URL."),
     judge_model: str = typer.Option("judge", "--judge-model", help="Model name for the judge."),
 ) -> None:
     """Add `reward_a`/`reward_b` (comparisons) or `reward` (ratings, binary) columns."""
+    import numpy as np
     import pyarrow as pa
 
     from prefkit.schema import messages_text
 
+    if out.resolve() == data.resolve():
+        fail("OUT must differ from IN", code=2)
     table = _read(data, ("comparisons", "ratings", "binary"))
-    scorer: Any
-    if judge is not None:
-        from prefkit.reward.judge import JudgeScorer
-
-        scorer = JudgeScorer(judge, model=judge_model)
-    else:
-        scorer = _load(model)
+    scorer = _scorer(model, judge, judge_model)
     prompts = [messages_text(p) for p in table.column("prompt").to_pylist()]
-    if "response_a" in table.column_names:
-        for side in ("a", "b"):
-            resp = [messages_text(r) for r in table.column(f"response_{side}").to_pylist()]
+    sides = ["a", "b"] if "response_a" in table.column_names else [""]
+    try:
+        for side in sides:
+            col = f"response_{side}" if side else "response"
+            raw = table.column(col).to_pylist()
+            have = [i for i, r in enumerate(raw) if r is not None]
+            resp = [messages_text(raw[i]) for i in have]
+            if len(have) < len(raw):
+                console.print(
+                    f"[yellow]{len(raw) - len(have)} rows have no {col} text: "
+                    f"reward left null[/yellow]"
+                )
             empty = sum(1 for r in resp if not r.strip())
             if empty:
-                console.print(f"[yellow]{empty} empty response_{side} values (scored)[/yellow]")
-            s = _score_batched(scorer, prompts, resp, f"response_{side}")
-            table = table.append_column(f"reward_{side}", pa.array(s, pa.float64()))
-    else:
-        resp = [messages_text(r) for r in table.column("response").to_pylist()]
-        s = _score_batched(scorer, prompts, resp, "response")
-        table = table.append_column("reward", pa.array(s, pa.float64()))
-    trunc = getattr(scorer, "truncated", 0)
-    if trunc:
-        console.print(f"[yellow]{trunc} texts were truncated to the encoder limit[/yellow]")
+                console.print(f"[yellow]{empty} empty {col} values (scored)[/yellow]")
+            s = _score_batched(scorer, [prompts[i] for i in have], resp, col)
+            full = np.full(len(raw), np.nan)
+            full[have] = s
+            name = f"reward_{side}" if side else "reward"
+            table = table.append_column(name, pa.array(full, pa.float64(), mask=np.isnan(full)))
+    except _user_errors() as e:
+        fail(str(e))
+    _report_truncated(int(getattr(scorer, "truncated", 0)))
     _write(table, out)
     console.print(f"wrote {table.num_rows} rows to {out}")
 
@@ -172,8 +238,10 @@ def _write(table: Any, out: Path) -> None:
 
 @rm_app.command("eval")
 def eval_cmd(
-    model: str = typer.Argument(..., help="Model directory, or `length` for the baseline."),
-    data: Path = typer.Argument(..., help="Comparisons with outcomes."),
+    model: str = typer.Argument(
+        ..., help="Model directory, `length` for the baseline (ignored with --judge)."
+    ),
+    data: Path = typer.Argument(..., help="Comparisons with outcomes (or build pairs)."),
     judge: str | None = typer.Option(None, "--judge", help="OpenAI-compatible base URL."),
     judge_model: str = typer.Option("judge", "--judge-model"),
     tie_threshold: float | None = typer.Option(
@@ -187,30 +255,51 @@ def eval_cmd(
     from prefkit.reward.evaluate import evaluate_model, position_consistency
     from prefkit.reward.model_dir import read_card
 
+    if tie_threshold is not None and tie_threshold < 0:
+        fail("--tie-threshold must be >= 0", code=2)
     table = _read(data)
-    pairs = pairs_from_table(table)
-    threshold = 0.0
+    try:
+        pairs = pairs_from_table(table)
+    except ValueError as e:
+        fail(f"{data}: {e}")
+    if not len(pairs):
+        fail(f"{data}: no pair has both response texts ({pairs.skipped})")
     extra: dict[str, Any] = {}
-    if judge is not None:
-        from prefkit.reward.judge import JudgeScorer
+    try:
+        if judge is not None:
+            from prefkit.reward.judge import JudgeScorer
 
-        js = JudgeScorer(judge, model=judge_model)
-        d_ab, d_ba = js.compare(pairs.prompts, pairs.a, pairs.b)
-        extra["position_swap"] = position_consistency(d_ab, d_ba)
-        d = (d_ab - d_ba) / 2
-        res = evaluate_model(js, pairs, 0.0, scores=(d / 2, -d / 2))
-        res["model_name"] = f"judge:{judge}"
-    else:
-        scorer = _load(model)
-        if model != "length":
-            threshold = float(read_card(Path(model)).get("tie_threshold", 0.0))
-        if tie_threshold is not None:
-            threshold = tie_threshold
-        res = evaluate_model(scorer, pairs, threshold)
-        res["model_name"] = model
-        if getattr(scorer, "truncated", 0):
-            extra["truncated_texts"] = scorer.truncated
+            js = JudgeScorer(judge, model=judge_model)
+            with console.status(f"judging {len(pairs)} pairs in both orders"):
+                d_ab, d_ba = js.compare(pairs.prompts, pairs.a, pairs.b)
+            extra["position_swap"] = position_consistency(d_ab, d_ba)
+            d = (d_ab - d_ba) / 2
+            thr = 0.5 if tie_threshold is None else tie_threshold  # verdicts are -1, 0, 1
+            res = evaluate_model(js, pairs, thr, scores=(d / 2, -d / 2))
+            res["model_name"] = f"judge:{judge}"
+        else:
+            scorer = _load(model)
+            threshold = 0.0
+            base_thr = None
+            if model != "length":
+                card = read_card(Path(model))
+                threshold = float(card.get("tie_threshold", 0.0))
+                base_thr = card.get("baseline_tie_thresholds") or None
+            if tie_threshold is not None:
+                threshold = tie_threshold
+            sa = _score_batched(scorer, pairs.prompts, pairs.a, "response_a")
+            sb = _score_batched(scorer, pairs.prompts, pairs.b, "response_b")
+            res = evaluate_model(
+                scorer, pairs, threshold, scores=(sa, sb), baseline_thresholds=base_thr
+            )
+            res["model_name"] = model
+            if getattr(scorer, "truncated", 0):
+                extra["truncated_texts"] = int(scorer.truncated)
+    except _user_errors() as e:
+        fail(str(e))
     res.update(extra)
+    _report_counts(res, str(data))
+    _report_truncated(int(extra.get("truncated_texts", 0)))
     if as_json:
         print_json(res)
         return
@@ -224,9 +313,10 @@ def _fmt(m: dict[str, Any]) -> str:
 
 
 def _print_table(res: dict[str, Any]) -> None:
+    from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=f"{res['model_name']} on {res['rows']} rows")
+    t = Table(title=f"{res['model_name']} on {res['rows']} rows (accuracy [Wilson 95% CI])")
     t.add_column("metric")
     for c in ("model", "length", "random"):
         t.add_column(c)
@@ -237,11 +327,10 @@ def _print_table(res: dict[str, Any]) -> None:
     for key in ("per_source", "per_category"):
         for name in res["model"].get(key, {}):
             t.add_row(f"{key}:{name}", *(_fmt(c.get(key, {}).get(name, {})) for c in cols))
-    from rich.console import Console
-
-    Console().print(t)
+    out = Console()
+    out.print(t)
     if "position_swap" in res:
-        Console().print(f"position-swap consistency {res['position_swap']['consistency']:.3f}")
+        out.print(f"position-swap consistency {res['position_swap']['consistency']:.3f}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,14 +1,28 @@
-"""Pairs for reward models: texts, soft labels and weights from a canonical comparisons table."""
+"""Pairs for reward models: texts, soft labels and weights from comparisons or build pairs.
+
+Two inputs are accepted:
+
+- a canonical **comparisons** table (`response_a`, `response_b`, `outcome`): `y` = P(a
+  preferred) is 1 for `a`, 0 for `b`, 0.5 for `tie`; a graded `strength` s in [0, 1] gives
+  0.5 ± s/2; `meta["tie"] == "true"` (a build pairs file read back through TRL) is a tie;
+- a **pairs** table from `prefkit.build` (`chosen`, `rejected`, `tie`, `weight`, `margin`):
+  a = chosen, `y` = 1 (0.5 for ties), `weight` and `margin` kept.
+
+A `weight` column (or `meta["weight"]`) weights the loss; a `margin` column (or
+`meta["margin"]`) is passed to TRL. Rows whose response text is null (identity-only data)
+cannot be scored: they are left out and counted in `Pairs.skipped["missing_text"]`.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.schema import Kind, kind_of, messages_text
+from prefkit.schema import messages_text
 
 
 @dataclass(frozen=True)
@@ -27,6 +41,7 @@ class Pairs:
     source: list[str]
     category: list[str]
     shown_first: list[str | None]
+    skipped: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -46,66 +61,104 @@ class Pairs:
             source=[self.source[i] for i in il],
             category=[self.category[i] for i in il],
             shown_first=[self.shown_first[i] for i in il],
+            skipped=dict(self.skipped),
         )
 
+    def empty_responses(self) -> int:
+        """Responses (a or b) that are empty or whitespace only (scored, but worth knowing)."""
+        return sum(1 for t in self.a + self.b if not t.strip())
 
-def _meta_float(meta: list[dict[str, str] | list[tuple[str, str]] | None], key: str) -> list[float]:
+
+def _meta_dicts(table: pa.Table) -> list[dict[str, str]]:
+    if "meta" not in table.column_names:
+        return [{} for _ in range(table.num_rows)]
+    return [dict(m) if m else {} for m in table.column("meta").to_pylist()]
+
+
+def _meta_float(meta: list[dict[str, str]], key: str) -> NDArray[np.float64]:
     out: list[float] = []
-    for m in meta:
-        d = dict(m) if m else {}
+    for d in meta:
         try:
             out.append(float(d[key]))
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, TypeError):
             out.append(float("nan"))
-    return out
+    return np.array(out, dtype=np.float64)
+
+
+def _col(table: pa.Table, name: str, default: Any = None) -> list[Any]:
+    if name in table.column_names:
+        return list(table.column(name).to_pylist())
+    return [default] * table.num_rows
+
+
+def _floats(table: pa.Table, name: str, meta: list[dict[str, str]]) -> NDArray[np.float64]:
+    if name in table.column_names:
+        vals = [np.nan if v is None else float(v) for v in table.column(name).to_pylist()]
+        return np.array(vals, dtype=np.float64)
+    return _meta_float(meta, name)
+
+
+def is_pairs_table(table: pa.Table) -> bool:
+    """A `prefkit.build` pairs table (chosen/rejected) rather than comparisons."""
+    return {"chosen", "rejected"} <= set(table.column_names)
 
 
 def pairs_from_table(table: pa.Table) -> Pairs:
-    """Comparisons → Pairs. Rows with outcome `both_bad` or missing texts are kept with y = 0.5
-    and outcome as is (training drops `both_bad`; evaluation treats it as a tie-like row).
+    """Comparisons or build pairs → :class:`Pairs` (see the module docstring).
 
-    `strength` (0..1) grades the label: y = 0.5 ± 0.5·strength. A `weight` column (or
-    meta["weight"]) weights rows; a `margin` column (or meta["margin"]) is kept for TRL.
+    `both_bad` rows are kept (training leaves them out; evaluation counts them); rows without
+    response text are left out and counted in `skipped`.
     """
-    if kind_of(table) is not Kind.COMPARISONS:
-        raise ValueError("reward models need a comparisons table (response_a, response_b, outcome)")
+    names = set(table.column_names)
+    pairs = is_pairs_table(table)
+    if not pairs and not {"response_a", "response_b", "outcome"} <= names:
+        raise ValueError(
+            "reward models need comparisons (response_a, response_b, outcome) or build pairs "
+            "(chosen, rejected); got columns " + ", ".join(sorted(names))
+        )
     n = table.num_rows
-    cols = table.column_names
-    outcome = [str(o) for o in table.column("outcome").to_pylist()]
-    strength = table.column("strength").to_pylist() if "strength" in cols else [None] * n
+    meta = _meta_dicts(table)
+    col_a, col_b = ("chosen", "rejected") if pairs else ("response_a", "response_b")
+    ra, rb = _col(table, col_a), _col(table, col_b)
+    if pairs:
+        outcome = ["tie" if t else "a" for t in _col(table, "tie", False)]
+        strength: list[Any] = [None] * n
+    else:
+        outcome = [str(o) for o in _col(table, "outcome")]
+        outcome = [
+            "tie" if m.get("tie", "").lower() == "true" and o in ("a", "b") else o
+            for o, m in zip(outcome, meta, strict=True)
+        ]
+        strength = _col(table, "strength")
     y = np.empty(n, dtype=np.float64)
     for i, (o, s) in enumerate(zip(outcome, strength, strict=True)):
-        g = 1.0 if s is None else float(s)
+        g = 1.0 if s is None else min(max(float(s), 0.0), 1.0)
         y[i] = 0.5 + 0.5 * g if o == "a" else 0.5 - 0.5 * g if o == "b" else 0.5
-    meta = table.column("meta").to_pylist() if "meta" in cols else [None] * n
-    if "weight" in cols:
-        w = np.array(table.column("weight").to_pylist(), dtype=np.float64)
-    else:
-        w = np.array(_meta_float(meta, "weight"), dtype=np.float64)
-    w = np.where(np.isfinite(w), w, 1.0)
-    if "margin" in cols:
-        mg = np.array(table.column("margin").to_pylist(), dtype=np.float64)
-    else:
-        mg = np.array(_meta_float(meta, "margin"), dtype=np.float64)
-    cat = []
-    for m in meta:
-        d = dict(m) if m else {}
-        cat.append(str(d.get("category") or d.get("subset") or ""))
-    aspect = table.column("aspect").to_pylist() if "aspect" in cols else [None] * n
-    cat = [c or (a or "") for c, a in zip(cat, aspect, strict=True)]
-    return Pairs(
-        ids=[str(x) for x in table.column("id").to_pylist()],
-        prompt_ids=[str(x) for x in table.column("prompt_id").to_pylist()],
-        prompts=[messages_text(p) for p in table.column("prompt").to_pylist()],
-        a=[messages_text(r) for r in table.column("response_a").to_pylist()],
-        b=[messages_text(r) for r in table.column("response_b").to_pylist()],
+    w = _floats(table, "weight", meta)
+    w = np.where(np.isfinite(w) & (w >= 0), w, 1.0)
+    mg = _floats(table, "margin", meta)
+    aspect = _col(table, "aspect")
+    cat = [
+        str(m.get("category") or m.get("subset") or a or "")
+        for m, a in zip(meta, aspect, strict=True)
+    ]
+    keep = np.array(
+        [i for i in range(n) if ra[i] is not None and rb[i] is not None], dtype=np.int64
+    )
+    ids = [str(x) for x in _col(table, "id")]
+    out = Pairs(
+        ids=ids,
+        prompt_ids=[str(x) for x in _col(table, "prompt_id", "")],
+        prompts=[messages_text(p) for p in _col(table, "prompt")],
+        a=[messages_text(r) for r in ra],
+        b=[messages_text(r) for r in rb],
         outcome=outcome,
         y=y,
         weight=w,
         margin=mg,
-        source=[str(s or "") for s in table.column("source").to_pylist()],
+        source=[str(s or "") for s in _col(table, "source", "")],
         category=cat,
-        shown_first=table.column("shown_first").to_pylist()
-        if "shown_first" in cols
-        else [None] * n,
+        shown_first=_col(table, "shown_first"),
+        skipped={"missing_text": n - int(keep.size)},
     )
+    return out if keep.size == n else out.take(keep)

@@ -69,25 +69,30 @@ def text_key(text: str) -> str:
 
 
 class _Cache:
+    """SQLite file of vectors keyed by `text_key`, with whether the text was truncated (so a
+    cache hit still counts a truncation)."""
+
     def __init__(self, cache_dir: Path) -> None:
         cache_dir.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(cache_dir / "embeddings.sqlite")
-        self.db.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB)")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS emb_v2 (key TEXT PRIMARY KEY, vec BLOB, truncated INTEGER)"
+        )
 
-    def get(self, keys: list[str]) -> dict[str, NDArray[np.float32]]:
-        out: dict[str, NDArray[np.float32]] = {}
+    def get(self, keys: list[str]) -> dict[str, tuple[NDArray[np.float32], bool]]:
+        out: dict[str, tuple[NDArray[np.float32], bool]] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            q = f"SELECT key, vec FROM emb WHERE key IN ({marks})"  # noqa: S608
-            for k, v in self.db.execute(q, chunk):
-                out[str(k)] = np.frombuffer(v, dtype=np.float32)
+            q = f"SELECT key, vec, truncated FROM emb_v2 WHERE key IN ({marks})"  # noqa: S608
+            for k, v, t in self.db.execute(q, chunk):
+                out[str(k)] = (np.frombuffer(v, dtype=np.float32), bool(t))
         return out
 
-    def put(self, items: list[tuple[str, NDArray[np.float32]]]) -> None:
+    def put(self, items: list[tuple[str, NDArray[np.float32], bool]]) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO emb VALUES (?, ?)",
-            [(k, v.astype(np.float32).tobytes()) for k, v in items],
+            "INSERT OR REPLACE INTO emb_v2 VALUES (?, ?, ?)",
+            [(k, v.astype(np.float32).tobytes(), int(t)) for k, v, t in items],
         )
         self.db.commit()
 
@@ -101,7 +106,9 @@ def count_truncated(texts: list[str], encoder: Any) -> tuple[list[int], int]:
     tok = encoder.tokenizer
     rows: list[int] = []
     for i in range(0, len(texts), 1024):
-        enc = tok(texts[i : i + 1024], add_special_tokens=True, truncation=False)["input_ids"]
+        enc = tok(texts[i : i + 1024], add_special_tokens=True, truncation=False, verbose=False)[
+            "input_ids"
+        ]
         rows.extend(i + j for j, ids in enumerate(enc) if len(ids) > limit)
     return rows, limit
 
@@ -127,11 +134,15 @@ def embed_with_stats(
     keys = [text_key(t) for t in texts]
     cache = _Cache(Path(cache_dir)) if cache_dir is not None else None
     found = cache.get(sorted(set(keys))) if cache is not None else {}
+    limit = int(encoder.max_seq_length)
+    stats.max_tokens = limit
+    truncated = np.zeros(len(texts), dtype=bool)
     todo_idx: list[int] = []
     for i, k in enumerate(keys):
-        v = found.get(k)
-        if v is not None and v.shape[0] == dim:
-            out[i] = v
+        hit = found.get(k)
+        if hit is not None and hit[0].shape[0] == dim:
+            out[i] = hit[0]
+            truncated[i] = hit[1]
             stats.cache_hits += 1
         else:
             todo_idx.append(i)
@@ -141,11 +152,10 @@ def embed_with_stats(
     firsts = list(uniq.values())
     todo_texts = [texts[i] for i in firsts]
     if todo_texts:
-        trunc, limit = count_truncated(todo_texts, encoder)
-        stats.max_tokens = limit
+        trunc, _ = count_truncated(todo_texts, encoder)
         trunc_keys = {keys[firsts[j]] for j in trunc}
-        stats.truncated_rows = [i for i in todo_idx if keys[i] in trunc_keys]
-        stats.truncated = len(stats.truncated_rows)
+        for i in todo_idx:
+            truncated[i] = keys[i] in trunc_keys
         vecs = np.asarray(
             encoder.encode(
                 todo_texts,
@@ -160,13 +170,15 @@ def embed_with_stats(
         for i in todo_idx:
             out[i] = by_key[keys[i]]
         if cache is not None:
-            cache.put(list(by_key.items()))
-        if stats.truncated:
-            warnings.warn(
-                f"{stats.truncated} of {len(texts)} texts exceed the encoder limit of "
-                f"{limit} tokens and were truncated",
-                stacklevel=2,
-            )
+            cache.put([(k, v, k in trunc_keys) for k, v in by_key.items()])
+    stats.truncated_rows = np.flatnonzero(truncated).tolist()
+    stats.truncated = len(stats.truncated_rows)
+    if stats.truncated:
+        warnings.warn(
+            f"{stats.truncated} of {len(texts)} texts exceed the encoder limit of "
+            f"{limit} tokens and were truncated",
+            stacklevel=2,
+        )
     if cache is not None:
         cache.close()
     return out, stats

@@ -83,28 +83,24 @@ def ece(delta: F64, outcome: list[str], bins: int = 10) -> float | None:
 
 
 def best_of_n(pairs: Pairs, sa: F64, sb: F64) -> dict[str, Any]:
-    """RewardBench-2 style: prompts where one chosen response beat ≥2 distinct rejected ones;
-    correct when the chosen scores above every rejected response."""
-    groups: dict[str, list[int]] = defaultdict(list)
+    """RewardBench-2 style best-of-N: every (prompt, chosen response) that beat at least two
+    distinct rejected responses of the same prompt is one item; it is correct when the chosen
+    response scores above every one of them (a response's score is its mean over rows)."""
+    score: dict[tuple[str, str], list[float]] = defaultdict(list)
+    beaten: dict[tuple[str, str], set[str]] = defaultdict(set)
     for i, (pid, o) in enumerate(zip(pairs.prompt_ids, pairs.outcome, strict=True)):
-        if o in ("a", "b"):
-            groups[pid].append(i)
-    correct: list[float] = []
-    for rows in groups.values():
-        chosen = {pairs.a[i] if pairs.outcome[i] == "a" else pairs.b[i] for i in rows}
-        if len(chosen) != 1:
-            continue
-        rejected: dict[str, float] = {}
-        cs = 0.0
-        for i in rows:
-            if pairs.outcome[i] == "a":
-                cs = float(sa[i])
-                rejected[pairs.b[i]] = float(sb[i])
-            else:
-                cs = float(sb[i])
-                rejected[pairs.a[i]] = float(sa[i])
-        if len(rejected) >= 2:
-            correct.append(float(cs > max(rejected.values())))
+        score[(pid, pairs.a[i])].append(float(sa[i]))
+        score[(pid, pairs.b[i])].append(float(sb[i]))
+        if o == "a":
+            beaten[(pid, pairs.a[i])].add(pairs.b[i])
+        elif o == "b":
+            beaten[(pid, pairs.b[i])].add(pairs.a[i])
+    mean = {k: float(np.mean(v)) for k, v in score.items()}
+    correct = [
+        float(mean[(pid, c)] > max(mean[(pid, r)] for r in rej))
+        for (pid, c), rej in beaten.items()
+        if len(rej - {c}) >= 2
+    ]
     return accuracy_ci(np.array(correct, dtype=np.float64))
 
 
@@ -149,8 +145,14 @@ def evaluate_model(
     scores: tuple[F64, F64] | None = None,
     seed: int = 0,
     batch_size: int = 64,
+    baseline_thresholds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Metrics of `model` and, on the same rows, of the length-only and random baselines."""
+    """Metrics of `model` and, on the same rows, of the length-only and random baselines.
+
+    `tie_threshold` is the model's |Δ| tie threshold (fitted on validation data at training
+    time). `baseline_thresholds` (`length`, `random`) likewise; when not given they are fitted
+    on these rows, which flatters the baselines' tie-aware accuracy (the output says so).
+    """
     if scores is None:
         sa = model.score(pairs.prompts, pairs.a, batch_size=batch_size)
         sb = model.score(pairs.prompts, pairs.b, batch_size=batch_size)
@@ -158,14 +160,26 @@ def evaluate_model(
         sa, sb = scores
     rng = np.random.default_rng(seed)
     la, lb = np.log1p(_lengths(pairs.a)), np.log1p(_lengths(pairs.b))
+    ra, rb = rng.normal(size=len(pairs)), rng.normal(size=len(pairs))
     o = np.array(pairs.outcome)
-    n = len(pairs)
+    fitted_here = baseline_thresholds is None
+    if baseline_thresholds is None:
+        baseline_thresholds = {
+            "length": fit_tie_threshold(la - lb, pairs.outcome),
+            "random": fit_tie_threshold(ra - rb, pairs.outcome),
+        }
     return {
-        "rows": n,
+        "rows": len(pairs),
         "outcomes": {k: int((o == k).sum()) for k in ("a", "b", "tie", "both_bad")},
+        "skipped": dict(pairs.skipped),
+        "empty_responses": pairs.empty_responses(),
         "model": metrics(pairs, sa, sb, tie_threshold),
-        "length_baseline": metrics(pairs, la, lb, fit_tie_threshold(la - lb, pairs.outcome)),
-        "random_baseline": metrics(pairs, rng.normal(size=n), rng.normal(size=n)),
+        "length_baseline": metrics(pairs, la, lb, baseline_thresholds["length"]),
+        "random_baseline": metrics(pairs, ra, rb, baseline_thresholds["random"]),
+        "baseline_tie_thresholds": {
+            **baseline_thresholds,
+            "fitted_on": "these rows" if fitted_here else "validation data",
+        },
     }
 
 

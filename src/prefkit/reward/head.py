@@ -33,6 +33,7 @@ class HeadFit:
     train_loss: float
     val_loss: float | None
     epochs: int
+    path: tuple[tuple[float, float, int], ...] = ()  # (lam, best val loss, best epoch) tried
 
 
 def fit_lbfgs(d: F64, y: F64, w: F64, lam: float) -> tuple[F64, F64]:
@@ -105,3 +106,31 @@ def fit_adam(
         val_loss=None if dv is None or not np.isfinite(best[0]) else float(best[0]),
         epochs=int(best[2]),
     )
+
+
+LAMBDAS: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+
+
+def fit_adam_select(
+    d: F64,
+    y: F64,
+    w: F64,
+    dv: F64 | None,
+    yv: F64 | None,
+    wv: F64 | None,
+    epochs: int,
+    seed: int,
+    lams: tuple[float, ...] = LAMBDAS,
+    default_lam: float = 1e-3,
+) -> HeadFit:
+    """Early-stopped Adam for each L2 strength in `lams`; keep the fit with the lowest
+    validation log-loss (`path` records every try). Without validation rows: `default_lam`,
+    all epochs."""
+    if dv is None or yv is None or wv is None or not len(yv):
+        return fit_adam(d, y, w, None, None, None, default_lam, epochs, seed)
+    fits = [fit_adam(d, y, w, dv, yv, wv, lam, epochs, seed) for lam in lams]
+    best = min(fits, key=lambda f: np.inf if f.val_loss is None else f.val_loss)
+    path = tuple(
+        (f.lam, float("nan") if f.val_loss is None else f.val_loss, f.epochs) for f in fits
+    )
+    return HeadFit(best.beta, best.se, best.lam, best.train_loss, best.val_loss, best.epochs, path)

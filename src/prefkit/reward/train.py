@@ -12,7 +12,7 @@ import pyarrow as pa
 from numpy.typing import NDArray
 
 from prefkit.reward.data import Pairs, pairs_from_table
-from prefkit.reward.head import fit_adam, fit_lbfgs, log_loss
+from prefkit.reward.head import fit_adam_select, fit_lbfgs, log_loss
 from prefkit.reward.model_dir import write_card
 from prefkit.reward.models import EmbedModel, FeatureModel
 
@@ -36,8 +36,15 @@ def diff_features(fm: FeatureModel, p: Pairs) -> F64:
     return fm.design(p.prompts, p.a) - fm.design(p.prompts, p.b)
 
 
-def train_features(train: Pairs, lam: float = 1e-3) -> FeatureModel:
-    """Standardize features on the training responses, fit the BT head by L-BFGS (with CIs)."""
+FEATURE_LAMBDAS: tuple[float, ...] = (1e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
+
+
+def train_features(
+    train: Pairs, val: Pairs | None = None, lam: float | None = None
+) -> tuple[FeatureModel, dict[str, Any]]:
+    """Standardize features on the training responses and fit the BT head by L-BFGS (with
+    Wald CIs). The L2 strength is `lam`, else the one of `FEATURE_LAMBDAS` with the lowest
+    validation log-loss (1e-3 without validation rows)."""
     from prefkit.reward.features import response_features
 
     xa, names = response_features(train.prompts, train.a)
@@ -47,8 +54,26 @@ def train_features(train: Pairs, lam: float = 1e-3) -> FeatureModel:
     std = both.std(axis=0)
     std = np.where(std > 1e-9, std, 1.0)
     d = (xa - xb) / std
+    path: list[dict[str, float]] = []
+    if lam is None and val is not None and len(val):
+        va, _ = response_features(val.prompts, val.a)
+        vb, _ = response_features(val.prompts, val.b)
+        dv = (va - vb) / std
+        for cand in FEATURE_LAMBDAS:
+            b, _ = fit_lbfgs(d, train.y, train.weight, cand)
+            path.append({"l2": cand, "val_log_loss": log_loss(b, dv, val.y, val.weight)})
+        lam = min(path, key=lambda r: r["val_log_loss"])["l2"]
+    lam = 1e-3 if lam is None else lam
     beta, se = fit_lbfgs(d, train.y, train.weight, lam)
-    return FeatureModel(names, mean, std, beta, se)
+    fm = FeatureModel(names, mean, std, beta, se)
+    info: dict[str, Any] = {
+        "head": "L-BFGS, L2 strength picked on validation log-loss" if path else "L-BFGS",
+        "l2": lam,
+        "l2_path": path,
+        "coefficients": fm.coefficients(),
+        "train_log_loss": log_loss(beta, d, train.y, train.weight),
+    }
+    return fm, info
 
 
 def train_embed(
@@ -57,12 +82,12 @@ def train_embed(
     seed: int,
     epochs: int,
     with_features: bool = True,
-    lam: float = 1e-4,
     cache_dir: str | None = None,
 ) -> tuple[EmbedModel, dict[str, Any]]:
-    """BT head on embedding differences (+ standardized feature differences), Adam with early
-    stopping on validation log-loss. Ties and strength enter as soft labels; weights respected."""
-    fm = train_features(train) if with_features else None
+    """BT head on MiniLM embedding differences (+ standardized feature differences): mini-batch
+    Adam with early stopping on validation log-loss, for each L2 strength of a small grid (the
+    best validation loss wins). Ties and strength enter as soft labels; weights respected."""
+    fm = train_features(train, val)[0] if with_features else None
     em = EmbedModel(np.zeros(0), fm, None, cache_dir=cache_dir)
 
     def design(p: Pairs) -> F64:
@@ -74,14 +99,13 @@ def train_embed(
     d = design(train)
     has_val = val is not None and len(val) > 0
     dv = design(val) if val is not None and has_val else None
-    fit = fit_adam(
+    fit = fit_adam_select(
         d,
         train.y,
         train.weight,
         dv,
         val.y if val is not None and has_val else None,
         val.weight if val is not None and has_val else None,
-        lam,
         epochs,
         seed,
     )
@@ -89,9 +113,13 @@ def train_embed(
     em.w_emb = fit.beta[:dim]
     em.w_feat = fit.beta[dim:] if fm is not None else None
     info = {
+        "head": "Adam, early stopping on validation log-loss, L2 strength picked on validation",
+        "l2": fit.lam,
         "best_epoch": fit.epochs,
         "train_log_loss": fit.train_loss,
         "val_log_loss": fit.val_loss,
+        "l2_path": [{"l2": lam, "val_log_loss": vl, "best_epoch": ep} for lam, vl, ep in fit.path],
+        "with_features": with_features,
         "truncated_texts": em.truncated,
     }
     return em, info
@@ -117,7 +145,7 @@ def train(
     val_table: pa.Table | None = None,
     val_frac: float = 0.2,
     seed: int = 0,
-    epochs: int = 50,
+    epochs: int | None = None,
     base: str | None = None,
     lora: bool = False,
     cache_dir: str | None = None,
@@ -138,19 +166,19 @@ def train(
     info: dict[str, Any] = {}
     model: Any
     if backend == "features":
-        fm = train_features(tr)
+        fm, info = train_features(tr, va)
         model = fm
-        info["coefficients"] = fm.coefficients()
-        info["train_log_loss"] = log_loss(fm.beta, diff_features(fm, tr), tr.y, tr.weight)
         if len(va):
             info["val_log_loss"] = log_loss(fm.beta, diff_features(fm, va), va.y, va.weight)
     elif backend == "embed":
+        epochs = 100 if epochs is None else epochs
         model, info = train_embed(tr, va, seed, epochs, cache_dir=cache_dir)
     elif backend == "trl":
         if base is None:
             raise ValueError("--backend trl needs --base PATH (a local causal LM checkpoint)")
         from prefkit.reward.trl_backend import train_trl
 
+        epochs = 1 if epochs is None else epochs
         model, info = train_trl(tr, va, base, seed=seed, epochs=epochs, lora=lora)
     else:
         raise ValueError(f"unknown backend {backend!r}; use features, embed or trl")
@@ -161,6 +189,10 @@ def train(
         sb = model.score(va_all.prompts, va_all.b)
         threshold = fit_tie_threshold(sa - sb, va_all.outcome)
         metrics = evaluate_model(model, va_all, tie_threshold=threshold, scores=(sa, sb))
+        metrics["note"] = (
+            "validation split: also used for early stopping and the tie thresholds; "
+            "use `prefkit rm eval` on held-out data for unbiased numbers"
+        )
     card = {
         "backend": backend,
         "base": base,
@@ -168,12 +200,24 @@ def train(
         "seed": seed,
         "epochs": epochs,
         "tie_threshold": threshold,
+        "baseline_tie_thresholds": {
+            k: v
+            for k, v in metrics.get("baseline_tie_thresholds", {}).items()
+            if k in ("length", "random")
+        },
         "cache_dir": cache_dir,
         "data": {
+            "rows": table.num_rows,
             "train_rows": len(tr),
             "val_rows": len(va),
             "train_prompts": len(set(tr.prompt_ids)),
             "val_prompts": len(set(va.prompt_ids)),
+            "excluded": {
+                "both_bad": (len(tr_all) - len(tr)) + (len(va_all) - len(va)),
+                "missing_text": tr_all.skipped.get("missing_text", 0)
+                + va_all.skipped.get("missing_text", 0),
+            },
+            "empty_responses": tr.empty_responses() + va.empty_responses(),
             **split_info,
         },
         "training": info,

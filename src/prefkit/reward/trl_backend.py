@@ -7,6 +7,7 @@ ties are dropped (counted in the card) and `a`/`b` rows become chosen/rejected.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 
 from prefkit.reward.data import Pairs
 from prefkit.reward.embed import EXTRA_HINT, MissingExtraError
+from prefkit.reward.model_dir import ModelDirError
 
 
 def _text(prompt: str, response: str) -> str:
@@ -59,7 +61,7 @@ class TrlModel:
         self.model.eval()
         for i in range(0, len(texts), batch_size):
             chunk = texts[i : i + batch_size]
-            full = self.tokenizer(chunk, truncation=False)["input_ids"]
+            full = self.tokenizer(chunk, truncation=False, verbose=False)["input_ids"]
             self.truncated += sum(len(x) > self.max_length for x in full)
             enc = self.tokenizer(
                 chunk,
@@ -76,11 +78,16 @@ class TrlModel:
     def save(self, out: Path) -> None:
         self.model.save_pretrained(out / "hf")
         self.tokenizer.save_pretrained(out / "hf")
+        (out / "trl.json").write_text(json.dumps({"max_length": self.max_length}) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> TrlModel:
+        if not (path / "hf").is_dir():
+            raise ModelDirError(f"{path}: trl model directory has no hf/ weights")
         model, tok = _load(str(path / "hf"))
-        return cls(model, tok)
+        cfg = path / "trl.json"
+        max_length = int(json.loads(cfg.read_text())["max_length"]) if cfg.exists() else 512
+        return cls(model, tok, max_length)
 
 
 def _load(base: str) -> tuple[Any, Any]:
@@ -141,6 +148,12 @@ def train_trl(
             processing_class=tok,
             peft_config=peft_config,
         )
+        processed: Any = trainer.train_dataset
+        kept = len(processed)
+        if kept == 0:
+            raise ValueError(
+                f"all {len(ds)} training pairs are longer than max_length={max_length} tokens"
+            )
         trainer.train()
         losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
     m: Any = trainer.model
@@ -150,6 +163,8 @@ def train_trl(
         "losses": losses,
         "train_pairs": len(ds),
         "dropped_ties": int((train.y == 0.5).sum()),
+        "dropped_too_long": len(ds) - kept,
+        "max_length": max_length,
         "margin": "margin" in ds.column_names,
     }
     return TrlModel(m, tok, max_length), info
