@@ -258,6 +258,7 @@ def _dpo_args(cfg: TrainConfig, out: Path) -> Any:
         save_strategy="no",
         seed=cfg.seed,
         use_cpu=not _cuda(),
+        bf16=_cuda(),  # TRL defaults to bf16 autocast; on CPU it is slow and imprecise
         disable_tqdm=True,
         remove_unused_columns=True,
     )
@@ -377,6 +378,7 @@ def train_kto(
             save_strategy="no",
             seed=cfg.seed,
             use_cpu=not _cuda(),
+            bf16=_cuda(),
             disable_tqdm=True,
             desirable_weight=params.get("desirable_weight", w["desirable_weight"]),
             undesirable_weight=params.get("undesirable_weight", w["undesirable_weight"]),
