@@ -2,8 +2,11 @@
 by side with the obvious alternative, `datasets.load_dataset("json")` + `.map` to the TRL
 layout (prompt / chosen / rejected), in the same run.
 
-Each side runs in its own subprocess so its peak memory (ru_maxrss) is its own. Prints rows/s,
-peak memory, the Arrow size of the canonical table, and the ratios.
+prefkit is timed twice: `prefkit.io.convert` (what `prefkit convert IN OUT.parquet` runs: row
+groups are written while later blocks are parsed) and `read` + `save` (the whole table in
+memory, then written). Each side runs in its own subprocess so its peak memory (ru_maxrss) is
+its own. Prints rows/s, CPU seconds, peak memory, the Arrow size of the canonical table, and
+the ratios.
 
     .venv/bin/python benchmarks/bench_ingest.py --rows 1000000
 """
@@ -80,6 +83,20 @@ print(json.dumps({"seconds": dt, "rows": res.table.num_rows, "reader": res.reade
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+CONVERT = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from prefkit.io.convert import convert
+done = convert(sys.argv[1], sys.argv[2], "hh-rlhf")
+dt = time.perf_counter() - t0
+cpu = sum(resource.getrusage(resource.RUSAGE_SELF)[:2])
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from prefkit.io.canonical import load
+print(json.dumps({"seconds": dt, "rows": done.written, "rejects": len(done.rejects),
+                  "streamed": done.streamed, "arrow_bytes": load(sys.argv[2]).nbytes,
+                  "cpu_s": cpu, "maxrss_mb": rss}))
+"""
+
 PREFKIT = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
@@ -128,24 +145,44 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--skip-datasets", action="store_true", help="only time prefkit")
     ap.add_argument(
+        "--jsonl", type=Path, help="time this HH-style JSONL file instead of generating one"
+    )
+    ap.add_argument(
         "--parquet", action="store_true", help="also time TRL Parquet -> canonical (autodetected)"
     )
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     with tempfile.TemporaryDirectory(prefix="bench_ingest_") as tmp:
-        src = Path(tmp) / "hh.jsonl"
-        t0 = time.perf_counter()
-        size = generate(src, args.rows)
-        print(
-            f"generated {args.rows:,} rows, {size / 2**20:.0f} MiB in {time.perf_counter() - t0:.1f}s"
-        )
-        ours = run(PREFKIT, str(src), str(Path(tmp) / "out.parquet"))
+        if args.jsonl:
+            src = args.jsonl
+            print(f"timing {src} ({src.stat().st_size / 2**20:.0f} MiB)")
+        else:
+            src = Path(tmp) / "hh.jsonl"
+            t0 = time.perf_counter()
+            size = generate(src, args.rows)
+            print(
+                f"generated {args.rows:,} rows, {size / 2**20:.0f} MiB "
+                f"in {time.perf_counter() - t0:.1f}s"
+            )
+        ours = run(CONVERT, str(src), str(Path(tmp) / "out.parquet"))
         arrow_mb = ours["arrow_bytes"] / 2**20
         print(
-            f"prefkit  JSONL->canonical Parquet: {ours['rows'] / ours['seconds']:>10,.0f} rows/s "
-            f"({ours['seconds']:.1f}s wall, {ours['cpu_s']:.1f}s CPU), "
+            f"prefkit  convert JSONL->canonical Parquet (streamed={ours['streamed']}): "
+            f"{ours['rows'] / ours['seconds']:>10,.0f} rows/s "
+            f"({ours['seconds']:.1f}s wall, {ours['cpu_s']:.1f}s CPU = "
+            f"{ours['rows'] / ours['cpu_s']:,.0f} rows per CPU-second), "
             f"peak RSS {ours['maxrss_mb']:,.0f} MiB, "
             f"Arrow table {arrow_mb:,.0f} MiB (RSS/Arrow {ours['maxrss_mb'] / arrow_mb:.2f}x)"
+        )
+        whole = run(PREFKIT, str(src), str(Path(tmp) / "out2.parquet"))
+        whole_mb = whole["arrow_bytes"] / 2**20
+        print(
+            f"prefkit  read + save (whole table):       {whole['rows'] / whole['seconds']:>10,.0f} "
+            f"rows/s ({whole['seconds']:.1f}s wall, {whole['cpu_s']:.1f}s CPU = "
+            f"{whole['rows'] / whole['cpu_s']:,.0f} rows per CPU-second), "
+            f"peak RSS {whole['maxrss_mb']:,.0f} MiB, "
+            f"Arrow table {whole_mb:,.0f} MiB (RSS/Arrow {whole['maxrss_mb'] / whole_mb:.2f}x)"
         )
         if args.parquet:
             pq_src = Path(tmp) / "trl.parquet"
@@ -157,16 +194,19 @@ def main() -> None:
                 f"{pqr['cpu_s']:.1f}s CPU), peak RSS {pqr['maxrss_mb']:,.0f} MiB, "
                 f"Arrow table {pqr['arrow_bytes'] / 2**20:,.0f} MiB"
             )
+        print(f"load average after prefkit: {os.getloadavg()[0]:.1f}")
         if args.skip_datasets:
             return
         theirs = run(DATASETS, str(src), str(Path(tmp) / "hf_cache"))
         print(
             f"datasets load_dataset+map to TRL: {theirs['rows'] / theirs['seconds']:>10,.0f} rows/s "
-            f"({theirs['seconds']:.1f}s wall, {theirs['cpu_s']:.1f}s CPU), "
+            f"({theirs['seconds']:.1f}s wall, {theirs['cpu_s']:.1f}s CPU = "
+            f"{theirs['rows'] / theirs['cpu_s']:,.0f} rows per CPU-second), "
             f"peak RSS {theirs['maxrss_mb']:,.0f} MiB"
         )
         print(
-            f"ratio: prefkit is {theirs['seconds'] / ours['seconds']:.2f}x faster, "
+            f"ratio (convert vs datasets): prefkit is {theirs['seconds'] / ours['seconds']:.2f}x "
+            f"faster in wall time, {theirs['cpu_s'] / ours['cpu_s']:.2f}x less CPU, "
             f"uses {ours['maxrss_mb'] / theirs['maxrss_mb']:.2f}x the peak memory"
         )
 

@@ -152,3 +152,13 @@ def test_fast_equals_slow_on_random_transcripts(tmp_path: Path) -> None:
         fast, slow = _both(write_jsonl(tmp_path / f"random{controls}.jsonl", rows))
         assert fast == slow
         assert len(fast) > 1000
+
+
+def test_marker_at_the_very_end_of_a_block(tmp_path: Path) -> None:
+    ok = {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: a\n\nAssistant: c"}
+    end = {
+        "chosen": "\n\nHuman: a\n\nAssistant: b\n\nHuman:",
+        "rejected": "\n\nHuman: a\n\nAssistant: c\n\nHuman:",
+    }
+    fast, slow = _both(write_jsonl(tmp_path / "end.jsonl", [ok, end]))
+    assert fast == slow

@@ -84,6 +84,13 @@ class StrictError(InputError):
     """Raised in strict mode at the first bad row."""
 
 
+class NotFast(Exception):
+    """A streaming reader met a block that needs its per-row path: start over reading whole."""
+
+
+Batch = tuple[pa.Table, list[Reject], int]  # canonical rows, rejects, records read (a stream)
+
+
 @dataclass
 class ReadOptions:
     """Options every reader honours."""

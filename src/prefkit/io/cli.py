@@ -77,8 +77,7 @@ def convert_cmd(
 ) -> None:
     """Convert any supported feedback file to canonical Parquet or a trainer format."""
     from prefkit.io.base import ReadOptions, write_rejects
-    from prefkit.io.detect import read
-    from prefkit.io.writers import write
+    from prefkit.io.convert import convert
 
     if list_formats:
         _print_formats()
@@ -93,21 +92,19 @@ def convert_cmd(
         raw, val = rest.rsplit("=", 1)
         vmaps.setdefault(field, {})[raw] = val
     opts = ReadOptions(strict=strict, mapping=parse_mapping(mapping), value_maps=vmaps)
-    result = read(src, fmt, opts)
-    console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
+    done = convert(src, out, fmt, to, opts, conversational=conversational)
+    console.print(f"read [bold]{src}[/bold] as [cyan]{done.reader}[/cyan]: {done.why}")
     rejects_path = Path(str(out).rstrip("/") + ".rejects.jsonl")
-    if result.rejects:
-        write_rejects(result.rejects, rejects_path)
+    if done.rejects:
+        write_rejects(done.rejects, rejects_path)
         console.print(
-            f"[yellow]{len(result.rejects)} rejected row(s)[/yellow] written to {rejects_path} "
-            f"(first: {result.rejects[0].message()})"
+            f"[yellow]{len(done.rejects)} rejected row(s)[/yellow] written to {rejects_path} "
+            f"(first: {done.rejects[0].message()})"
         )
-    rows = sum(t.num_rows for t in result.tables.values())
-    if rows == 0:
-        fail(f"{src}: no valid row ({len(result.rejects)} rejected)")
-    written = write(result, out, to, conversational=conversational)
-    kinds = ", ".join(f"{t.num_rows} {k.value}" for k, t in result.tables.items())
-    console.print(f"wrote {written} row(s) to {out} ({kinds}); {len(result.rejects)} rejected")
+    if not done.rows:
+        fail(f"{src}: no valid row ({len(done.rejects)} rejected)")
+    kinds = ", ".join(f"{n} {k.value}" for k, n in done.rows.items())
+    console.print(f"wrote {done.written} row(s) to {out} ({kinds}); {len(done.rejects)} rejected")
 
 
 def _print_formats() -> None:

@@ -73,21 +73,26 @@ def read(
     `fmt` names a reader (see `READERS`); without it the format is autodetected and the
     result says which reader was picked and why.
     """
-    import prefkit.io.readers  # noqa: F401  (registers every reader)
-
     p = Path(path)
     opts = options or ReadOptions()
-    if fmt is None and opts.mapping:
-        fmt = "generic"
-    if fmt is None:
-        name, why, _ = detect(p)
-    else:
-        if fmt not in READERS:
-            raise InputError(p, f"unknown format {fmt!r}; known: {', '.join(READERS)}")
-        name, why = fmt, "named with --from"
-        if not p.exists():
-            raise InputError(p, "file not found")
+    name, why = pick(p, fmt, opts)
     result = READERS[name].read(p, opts)
     result.reader = name
     result.why = why
     return result
+
+
+def pick(p: Path, fmt: str | None, opts: ReadOptions) -> tuple[str, str]:
+    """The reader `read` uses for this file, and why (named, or autodetected)."""
+    import prefkit.io.readers  # noqa: F401  (registers every reader)
+
+    if fmt is None and opts.mapping:
+        fmt = "generic"
+    if fmt is None:
+        name, why, _ = detect(p)
+        return name, why
+    if fmt not in READERS:
+        raise InputError(p, f"unknown format {fmt!r}; known: {', '.join(READERS)}")
+    if not p.exists():
+        raise InputError(p, "file not found")
+    return fmt, "named with --from"

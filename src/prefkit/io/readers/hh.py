@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefkit.io.base import ReadOptions, ReadResult, Reject, register_reader
+from prefkit.io.base import Batch, NotFast, ReadOptions, ReadResult, Reject, register_reader
 from prefkit.io.readers._base import (
     Context,
     RecordReader,
@@ -92,6 +92,10 @@ class HHReader(RecordReader):
         fast = fast_read(path, options, self)
         return fast if fast is not None else super().read(path, options)
 
+    def stream(self, path: Path, options: ReadOptions) -> Iterator[Batch] | None:
+        """Canonical rows block by block (see `fast_batches`), for `prefkit.io.convert`."""
+        return fast_batches(path, options, self)
+
 
 register_reader(HHReader())
 
@@ -101,6 +105,7 @@ register_reader(HHReader())
 # pyarrow.json and split with Arrow string kernels; rows it cannot prove equivalent to the
 # per-row path (different prefixes, odd control characters, ...) go through `convert`.
 
+BLOCK_BYTES = 2 << 20  # JSON block per batch
 _UNSAFE = r"[\x00-\x08\x0e-\x1f\x85]"  # control chars Arrow and Python treat differently
 _WS = r"[\t\n\x0b\x0c\r ]+"
 
@@ -115,54 +120,70 @@ def _offsets(lengths: npt.NDArray[np.int64]) -> pa.Array:
 
 def fast_read(path: Path, options: ReadOptions, reader: HHReader) -> ReadResult | None:
     """The whole file at Arrow speed, batch by batch, or None when it needs the per-row path."""
-    import pyarrow.json as pj
+    batches = fast_batches(path, options, reader)
+    if batches is None:
+        return None
+    tables: list[pa.Table] = []
+    rejects: list[Reject] = []
+    rows_in = 0
+    try:
+        for table, rej, n in batches:
+            tables.append(table)
+            rejects.extend(rej)
+            rows_in += n
+    except NotFast:
+        return None
+    out = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+    return ReadResult({Kind.COMPARISONS: out}, rejects, rows_in=rows_in)
 
-    from prefkit.io.readers._records import GZIP_MAGIC, container
+
+def fast_batches(path: Path, options: ReadOptions, reader: HHReader) -> Iterator[Batch] | None:
+    """The file's canonical rows in order, one table per JSON block (so a writer can start on
+    them while later blocks are parsed); None when the file is not for the vectorised path.
+    Iterating raises `NotFast` when a block turns out to need the per-row path (then nothing
+    of what was yielded may be used). At least one batch is yielded."""
+    from prefkit.io.readers._records import container
 
     if options.strict or options.value_maps or container(path) != "jsonl":
         return None
+    return _fast_batches(path, options, reader)
+
+
+def _fast_batches(path: Path, options: ReadOptions, reader: HHReader) -> Iterator[Batch]:
+    import pyarrow.json as pj
+
+    from prefkit.io.readers._records import GZIP_MAGIC
+
     with path.open("rb") as fh:
         gz = fh.read(2) == GZIP_MAGIC
     source = options.source or default_source(path, reader.name)
-    tables: list[pa.Table] = []
-    rejects: list[Reject] = []
     start = 0
-    # Arrow kernels release the GIL: two batches in flight use both cores
-    pending: deque[Future[tuple[pa.Table, list[Reject]] | None]] = deque()
+    # Arrow kernels and most numpy work release the GIL: two batches in flight (and the JSON
+    # parser, and a writer) share the cores
+    pending: deque[tuple[Future[tuple[pa.Table, list[Reject]] | None], int]] = deque()
     try:
         stream = pa.input_stream(str(path), compression="gzip" if gz else None)
-        batches = pj.open_json(stream, read_options=pj.ReadOptions(block_size=2 << 20))
+        batches = pj.open_json(stream, read_options=pj.ReadOptions(block_size=BLOCK_BYTES))
         with ThreadPoolExecutor(max_workers=2) as pool:
             for batch in batches:
-                pending.append(
-                    pool.submit(_fast_batch, batch, start, source, path, options, reader)
-                )
+                fut = pool.submit(_fast_batch, batch, start, source, path, options, reader)
+                pending.append((fut, batch.num_rows))
                 start += batch.num_rows
                 while len(pending) > 2:
-                    if not _collect(pending.popleft(), tables, rejects):
-                        return None
+                    yield _done(*pending.popleft())
             while pending:
-                if not _collect(pending.popleft(), tables, rejects):
-                    return None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
-        return None
-    if not tables:
-        return None
-    out = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    return ReadResult({Kind.COMPARISONS: out}, rejects, rows_in=start)
+                yield _done(*pending.popleft())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
+        raise NotFast(str(e)) from e
+    if start == 0:
+        raise NotFast("no record")
 
 
-def _collect(
-    fut: Future[tuple[pa.Table, list[Reject]] | None],
-    tables: list[pa.Table],
-    rejects: list[Reject],
-) -> bool:
+def _done(fut: Future[tuple[pa.Table, list[Reject]] | None], n: int) -> Batch:
     got = fut.result()
     if got is None:
-        return False
-    tables.append(got[0])
-    rejects.extend(got[1])
-    return True
+        raise NotFast("a block the vectorised path does not take")
+    return got[0], got[1], n
 
 
 def _fast_batch(
@@ -341,9 +362,12 @@ class _Markers:
         b = s.bytes
         nl, self.unsafe = s.controls()
         p = nl[:-1][np.diff(nl) == 1]  # "\n\n" at p
-        # the 16 bytes after each "\n\n" as two little-endian words
-        window = np.take(b, p[:, None] + np.arange(2, 18), mode="clip").view("<u8")
-        w0, w1 = window[:, 0], window[:, 1]
+        # the 16 bytes after each "\n\n" as two little-endian words, read through an unaligned
+        # uint64 view of the bytes (zero-padded so that no read passes the end)
+        padded = np.zeros(len(b) + 24, np.uint8)
+        padded[: len(b)] = b
+        words = np.ndarray((len(b) + 17,), "<u8", padded, 0, (1,))
+        w0, w1 = words[p + 2], words[p + 10]
         is_h = (w0 & np.uint64(_H0[1])) == np.uint64(_H0[0])
         is_a = (w0 == np.uint64(_A0[0])) & ((w1 & np.uint64(_A1[1])) == np.uint64(_A1[0]))
         keep = is_h | is_a
@@ -383,9 +407,9 @@ def _prompt_ids(
         if len(idx):
             fixed = pc.replace_substring_regex(pc.take(lowered, idx), _WS, " ")
             lowered = pc.replace_with_mask(lowered, needs, fixed)
-    # contents are trimmed of whitespace already; this trim only matters for odd rows
-    norm = pc.utf8_trim(lowered, " ")
-    esc = norm
+    # no `.strip()` needed: ASCII contents are trimmed already (Arrow trims \t..\r, \x1c..\x1f
+    # and space, like Python), so collapsing inner runs leaves no space at either end
+    esc = lowered
     if b"\\" in text:
         esc = pc.replace_substring(esc, "\\", "\\\\")
     if b'"' in text:
@@ -405,9 +429,11 @@ def _prompt_ids(
             ]
         )
     )
-    not_ascii = np.asarray(pc.invert(pc.string_is_ascii(contents)), dtype=np.int64)
-    starts = np.asarray(offsets)[:-1]
-    bad = np.add.reduceat(not_ascii, starts) if len(not_ascii) else np.zeros(0, np.int64)
+    if len(body) and body.max() >= 0x80:
+        not_ascii = np.asarray(pc.invert(pc.string_is_ascii(contents)), dtype=np.int64)
+        bad = np.add.reduceat(not_ascii, np.asarray(offsets)[:-1])
+    else:
+        bad = np.zeros(n, np.int64)
     for i in np.nonzero(bad)[0].tolist():
         digests[8 * i : 8 * i + 8] = bytes.fromhex(prompt_id(prompts[i].as_py()))
     hexed = digests.hex().encode("ascii")
