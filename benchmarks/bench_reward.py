@@ -1,18 +1,21 @@
-"""Reward models: embedding RM vs feature RM vs length baseline on held-out prompts (HH harmless,
-PandaLM majority pairs), noisy-vs-cleaned training on the simulator, and scoring throughput of
-the embedding RM vs raw sentence-transformers `encode` on the same texts (same run).
+"""Reward models (issue 8): embedding RM vs feature RM vs length baseline on held-out prompts
+(HH harmless-base, PandaLM majority pairs), noisy-vs-cleaned training on the simulator, and
+scoring throughput of the embedding RM vs raw sentence-transformers `encode` (same run).
 
-Run: .venv/bin/python benchmarks/bench_reward.py [--quick]   (prints Markdown for RESULTS.md)
+Run: .venv/bin/python benchmarks/bench_reward.py [--only real|sim|speed] [--cache-dir DIR]
+(prints Markdown for benchmarks/RESULTS.md on stdout; progress on stderr). Embeddings are cached
+in --cache-dir (default: a temporary folder), so a second run only trains and evaluates.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import tempfile
 import time
-from collections import Counter, defaultdict
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,21 +24,12 @@ import pyarrow as pa
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+HH = DATA / "hh_rlhf_harmless_base_test" / "harmless-base" / "test.jsonl.gz"
+PANDALM = DATA / "pandalm_testset" / "data" / "testset-v1.json"
 
 
-def majority(table: pa.Table) -> pa.Table:
-    """One row per PandaLM pair: the majority outcome of its annotators (no majority: dropped)."""
-    meta = [dict(m or []) for m in table.column("meta").to_pylist()]
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, m in enumerate(meta):
-        groups[m.get("pair_id", str(i))].append(i)
-    keep: list[int] = []
-    for rows in groups.values():
-        votes = Counter(table.column("outcome")[i].as_py() for i in rows)
-        top, c = votes.most_common(1)[0]
-        if c * 2 > len(rows):
-            keep.append(next(i for i in rows if table.column("outcome")[i].as_py() == top))
-    return table.take(pa.array(sorted(keep)))
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def fmt(m: dict[str, Any]) -> str:
@@ -44,32 +38,123 @@ def fmt(m: dict[str, Any]) -> str:
     return f"{m['accuracy']:.3f} [{m['ci_low']:.3f}, {m['ci_high']:.3f}]"
 
 
-def compare(name: str, table: pa.Table, cache: str, epochs: int) -> list[str]:
-    from prefkit.reward.data import pairs_from_table
-    from prefkit.reward.evaluate import evaluate_model
-    from prefkit.reward.train import split_by_prompt, train
+def correct(delta: np.ndarray, outcome: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    from prefkit.reward.evaluate import decisive_correct
 
-    tr, te = split_by_prompt(table, 0.2, seed=0)
-    test = pairs_from_table(te)
-    rows = []
-    res: dict[str, Any] = {}
+    c, mask = decisive_correct(delta, outcome)
+    return c, mask
+
+
+def paired_diff(c1: np.ndarray, c2: np.ndarray, rng: np.random.Generator) -> str:
+    """Mean of c1 − c2 over the same rows with a paired bootstrap 95% CI (2,000 resamples)."""
+    d = c1 - c2
+    idx = rng.integers(0, d.size, size=(2000, d.size))
+    boots = d[idx].mean(axis=1)
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def load_real() -> dict[str, pa.Table]:
+    from prefkit.build.pairs import pairs_from_votes
+    from prefkit.io.detect import read
+    from prefkit.schema import Kind
+
+    hh = read(HH).tables[Kind.COMPARISONS]
+    votes = read(PANDALM).tables[Kind.COMPARISONS]
+    pl = pairs_from_votes(votes, "majority", ties="keep").table  # = prefkit pairs --from-votes
+    return {"HH harmless-base (test file)": hh, "PandaLM, majority of 3 (ties kept)": pl}
+
+
+def fit_both(train_t: pa.Table, cache: str) -> dict[str, Any]:
+    from prefkit.reward.train import train
+
+    out: dict[str, Any] = {}
     for backend in ("features", "embed"):
         t0 = time.perf_counter()
-        model = train(tr, backend, seed=0, epochs=epochs, cache_dir=cache).model
-        res[backend] = evaluate_model(model, test)
-        res[backend]["secs"] = time.perf_counter() - t0
-    ev = res["features"]
-    n = ev["model"]["accuracy"]["n"]
-    rows.append(
-        f"| {name} | {tr.num_rows}/{te.num_rows} | {n} | {fmt(res['embed']['model']['accuracy'])} "
-        f"| {fmt(ev['model']['accuracy'])} | {fmt(ev['length_baseline']['accuracy'])} "
-        f"| {fmt(ev['random_baseline']['accuracy'])} "
-        f"| {fmt(res['embed']['model']['chosen_shorter'])} | {fmt(ev['model']['chosen_shorter'])} |"
-    )
-    return rows
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            out[backend] = train(train_t, backend, seed=0, cache_dir=cache).model
+        log(f"  trained {backend} in {time.perf_counter() - t0:.1f}s")
+    return out
 
 
-def sim_noise(size: int) -> list[str]:
+def real(cache: str) -> list[str]:
+    from prefkit.reward.data import pairs_from_table
+    from prefkit.reward.evaluate import evaluate_model
+    from prefkit.reward.train import split_by_prompt
+
+    rng = np.random.default_rng(0)
+    split_rows = []
+    cv_rows = []
+    for name, table in load_real().items():
+        log(f"{name}: {table.num_rows} rows")
+        # (1) one prompt-grouped 80/20 split (prefkit.build.splits, seed 0)
+        tr, te = split_by_prompt(table, 0.2, seed=0)
+        models = fit_both(tr, cache)
+        test = pairs_from_table(te)
+        ev = {b: evaluate_model(m, test) for b, m in models.items()}
+        e, f = ev["embed"], ev["features"]
+        split_rows.append(
+            f"| {name} | {tr.num_rows}/{te.num_rows} | {e['model']['accuracy']['n']} "
+            f"| {fmt(e['model']['accuracy'])} | {fmt(f['model']['accuracy'])} "
+            f"| {fmt(f['length_baseline']['accuracy'])} | {fmt(f['random_baseline']['accuracy'])} "
+            f"| {fmt(e['model']['chosen_shorter'])} | {fmt(f['model']['chosen_shorter'])} "
+            f"| {fmt(e['model']['tie_aware'])} | {e['model']['ece']:.3f} |"
+        )
+        # (2) 5-fold prompt-grouped cross-validation: every row is scored once, out of fold
+        pid = table.column("prompt_id").to_pylist()
+        fold = np.array(
+            [int(hashlib.blake2b(p.encode(), digest_size=4).hexdigest(), 16) % 5 for p in pid]
+        )
+        per: dict[str, list[np.ndarray]] = {"embed": [], "features": [], "length": []}
+        for k in range(5):
+            tr_k = table.filter(pa.array(fold != k))
+            te_k = pairs_from_table(table.filter(pa.array(fold == k)))
+            ms = fit_both(tr_k, cache)
+            la = np.log1p([len(x) for x in te_k.a]) - np.log1p([len(x) for x in te_k.b])
+            for b, m in ms.items():
+                c, mask = correct(
+                    m.score(te_k.prompts, te_k.a) - m.score(te_k.prompts, te_k.b), te_k.outcome
+                )
+                per[b].append(c[mask])
+            c, mask = correct(la, te_k.outcome)
+            per["length"].append(c[mask])
+        cat = {b: np.concatenate(v) for b, v in per.items()}
+        n = cat["embed"].size
+
+        def wilson(c: np.ndarray) -> str:
+            from prefkit.reward.evaluate import accuracy_ci
+
+            return fmt(accuracy_ci(c))
+
+        cv_rows.append(
+            f"| {name} | {n} | {wilson(cat['embed'])} | {wilson(cat['features'])} "
+            f"| {wilson(cat['length'])} | {paired_diff(cat['embed'], cat['features'], rng)} "
+            f"| {paired_diff(cat['features'], cat['length'], rng)} |"
+        )
+        log(split_rows[-1])
+        log(cv_rows[-1])
+    return [
+        "Held-out prompts, one prompt-grouped 80/20 split (`prefkit.build.splits`, seed 0; each "
+        "RM's own early-stopping/L2 validation split is inside the 80%). Accuracy on a/b rows "
+        "(ties excluded) with Wilson 95% CIs; tie-aware accuracy and ECE for the embed RM.",
+        "",
+        "| data | train/test rows | test a/b rows | embed RM | feature RM | length | random "
+        "| embed, chosen shorter | feature, chosen shorter | embed tie-aware | embed ECE |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *split_rows,
+        "",
+        "5-fold prompt-grouped cross-validation (folds by a hash of `prompt_id`): every pair "
+        "scored once by models that never saw its prompt. Accuracy with Wilson 95% CIs; "
+        "differences on the same rows with paired-bootstrap 95% CIs.",
+        "",
+        "| data | a/b rows | embed RM | feature RM | length | embed − feature | feature − length |",
+        "|---|---|---|---|---|---|---|",
+        *cv_rows,
+    ]
+
+
+def sim(size: int) -> list[str]:
     from prefkit.audit.fix import apply_fix, parse_policy
     from prefkit.audit.run import run_audit
     from prefkit.reward.data import pairs_from_table
@@ -78,34 +163,62 @@ def sim_noise(size: int) -> list[str]:
     from prefkit.schema import Kind
     from prefkit.simulate import simulate
 
-    sim = simulate("noisy", size=size, seed=0)
-    t = sim.tables[Kind.COMPARISONS]
+    s = simulate("noisy", size=size, seed=0)
+    t = s.tables[Kind.COMPARISONS]
     tr, te = split_by_prompt(t, 0.2, seed=0)
-    # clean held-out labels: the simulator's true preference
+    # clean held-out labels: the simulator's true preference (quality_a vs quality_b)
     meta = [dict(m or []) for m in te.column("meta").to_pylist()]
-    true = ["a" if float(m["quality_a"]) > float(m["quality_b"]) else "b" for m in meta]
+    keep = [i for i, m in enumerate(meta) if m["quality_a"] != m["quality_b"]]
+    te = te.take(pa.array(keep))
+    true = ["a" if float(meta[i]["quality_a"]) > float(meta[i]["quality_b"]) else "b" for i in keep]
     te = te.set_column(te.column_names.index("outcome"), "outcome", pa.array(true))
-    flipped = set(sim.truth["flipped_ids"])
-    by_truth = tr.filter(pa.array([i not in flipped for i in tr.column("id").to_pylist()]))
-    audit = run_audit(tr, checks=("noise",))
-    by_audit = apply_fix(tr, audit, parse_policy("noisy_label=drop")).table
+    te = te.set_column(
+        te.column_names.index("strength"), "strength", pa.nulls(te.num_rows, pa.float64())
+    )
     test = pairs_from_table(te)
+    flipped = set(s.truth["flipped_ids"])
+    by_truth = tr.filter(pa.array([i not in flipped for i in tr.column("id").to_pylist()]))
+    t0 = time.perf_counter()
+    audit = run_audit(tr)
+    by_audit = apply_fix(tr, audit, parse_policy("noisy_label=drop")).table
+    log(
+        f"audit + fix on {tr.num_rows} rows: {time.perf_counter() - t0:.1f}s, kept {by_audit.num_rows}"
+    )
+    rng = np.random.default_rng(1)
     rows = []
-    for backend in ("features",):
-        base = evaluate_model(train(tr, backend, seed=0).model, test)["model"]["accuracy"]
-        for name, fixed in (
-            ("truth flipped_ids removed", by_truth),
-            ("`audit --fix` noisy_label=drop", by_audit),
-        ):
-            acc = evaluate_model(train(fixed, backend, seed=0).model, test)["model"]["accuracy"]
-            rows.append(
-                f"| {backend} | {name} | {tr.num_rows} → {fixed.num_rows} | {len(test)} "
-                f"| {fmt(base)} | {fmt(acc)} | {acc['accuracy'] - base['accuracy']:+.3f} |"
-            )
-    return rows
+    base_model = train(tr, "features", seed=0).model
+    base = evaluate_model(base_model, test)["model"]["accuracy"]
+    cb, mb = correct(
+        base_model.score(test.prompts, test.a) - base_model.score(test.prompts, test.b),
+        test.outcome,
+    )
+    for name, fixed in (
+        ("`audit --fix` (all checks; noisy_label=drop)", by_audit),
+        ("truth.json `flipped_ids` removed", by_truth),
+    ):
+        m = train(fixed, "features", seed=0).model
+        acc = evaluate_model(m, test)["model"]["accuracy"]
+        c, _ = correct(m.score(test.prompts, test.a) - m.score(test.prompts, test.b), test.outcome)
+        rows.append(
+            f"| feature RM | {name} | {tr.num_rows} → {fixed.num_rows} | {acc['n']} "
+            f"| {fmt(base)} | {fmt(acc)} | {paired_diff(c[mb], cb[mb], rng)} |"
+        )
+        log(rows[-1])
+    return [
+        f"Simulator `noisy` (size {size}, seed 0: ~10% flipped labels, spammers, position and "
+        "length bias, 3 votes per pair). Feature RM trained on the noisy training prompts vs "
+        "the same rows cleaned (a) by prefkit's own `audit` + `--fix` with policy "
+        "`noisy_label=drop` (library calls `run_audit`, `apply_fix`) and (b) by removing the "
+        "truth's `flipped_ids`. Test = held-out prompts (prompt-grouped 80/20) labelled by the "
+        "simulator's true quality (clean labels). Difference: paired bootstrap 95% CI.",
+        "",
+        "| model | cleaning | train rows | test rows | noisy-trained | cleaned-trained | difference |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
-def throughput(n: int) -> str:
+def speed(n: int, rounds: int) -> list[str]:
     from prefkit.reward.embed import load_encoder
     from prefkit.reward.models import EmbedModel, embed_input
     from prefkit.schema import Kind, messages_text
@@ -118,82 +231,64 @@ def throughput(n: int) -> str:
     enc = load_encoder()
     enc.encode(texts[:64], batch_size=64)  # warm up
     model = EmbedModel(np.zeros(384), None, None, cache_dir=None)
-    best_raw, best_rm = np.inf, np.inf
-    for _ in range(2):
+    raw: list[float] = []
+    ours: list[float] = []
+    cold: list[float] = []
+    for r in range(rounds):  # interleaved, so load changes hit both sides alike
         t0 = time.perf_counter()
         enc.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-        best_raw = min(best_raw, time.perf_counter() - t0)
+        raw.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         model.score(prompts, resp, batch_size=64)
-        best_rm = min(best_rm, time.perf_counter() - t0)
-    return f"| {n} | {n / best_raw:.0f} | {n / best_rm:.0f} | {best_rm / best_raw:.2f}× |"
+        ours.append(time.perf_counter() - t0)
+        with tempfile.TemporaryDirectory() as d:
+            model.cache_dir = d
+            t0 = time.perf_counter()
+            model.score(prompts, resp, batch_size=64)
+            cold.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            model.score(prompts, resp, batch_size=64)
+            warm = time.perf_counter() - t0
+            model.cache_dir = None
+        log(
+            f"round {r}: raw {raw[-1]:.1f}s, rm {ours[-1]:.1f}s, rm+cold cache {cold[-1]:.1f}s, warm {warm:.2f}s"
+        )
+    ratio = [o / w for o, w in zip(ours, raw, strict=True)]
+    ratio_c = [o / w for o, w in zip(cold, raw, strict=True)]
+    return [
+        f"Scoring throughput, {n} simulated prompt+response texts, batch 64, {rounds} interleaved "
+        "rounds: raw `SentenceTransformer.encode` (same MiniLM, same texts, normalized) vs "
+        "`EmbedModel.score` (hashing, truncation count, encode, head) without cache and with a "
+        "cold on-disk cache (writes every vector).",
+        "",
+        "| side | texts/s (best) | texts/s (median) | time ratio vs raw (median of rounds) |",
+        "|---|---|---|---|",
+        f"| raw encode | {n / min(raw):.1f} | {n / float(np.median(raw)):.1f} | 1.00× |",
+        f"| prefkit embed RM | {n / min(ours):.1f} | {n / float(np.median(ours)):.1f} "
+        f"| {float(np.median(ratio)):.2f}× (rounds: {', '.join(f'{x:.2f}' for x in ratio)}) |",
+        f"| prefkit embed RM, cold cache | {n / min(cold):.1f} | {n / float(np.median(cold)):.1f} "
+        f"| {float(np.median(ratio_c)):.2f}× |",
+        f"| prefkit embed RM, warm cache | {n / warm:.0f} (last round) | | |",
+    ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", choices=["real", "sim", "speed"], default=None)
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--sim-size", type=int, default=8000)
+    ap.add_argument("--speed-texts", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    cache = tempfile.mkdtemp(prefix="prefkit-emb-")
-    out = ["", "## Reward models (issue 8) — `benchmarks/bench_reward.py`", ""]
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="prefkit-emb-")
+    out: list[str] = []
     if args.only in (None, "real"):
-        out += real(cache, args.quick)
+        out += real(cache) + [""]
     if args.only in (None, "sim"):
-        out += sim_section(args.quick)
+        out += sim(args.sim_size) + [""]
     if args.only in (None, "speed"):
-        out += speed_section(args.quick)
+        out += speed(args.speed_texts, args.rounds)
     print("\n".join(out))
-
-
-def real(cache: str, quick: bool) -> list[str]:
-    from prefkit.io.detect import read
-    from prefkit.schema import Kind
-
-    out = [
-        f"Machine: {os.cpu_count()} CPUs, MiniLM on CPU. Accuracy on held-out prompts "
-        "(prompt-grouped 80/20, seed 0; the RMs' own early-stopping split is inside the 80%), "
-        "ties excluded, Wilson 95% CI.",
-        "",
-        "| data | train/test rows | test a/b rows | embed RM | feature RM | length "
-        "| random | embed RM, chosen shorter | feature RM, chosen shorter |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    hh = read(DATA / "hh_rlhf_harmless_base_test/harmless-base/test.jsonl.gz").tables[
-        Kind.COMPARISONS
-    ]
-    pl = majority(read(DATA / "pandalm_testset/data/testset-v1.json").tables[Kind.COMPARISONS])
-    if quick:
-        hh, pl = hh.slice(0, 600), pl.slice(0, 400)
-    out += compare("HH harmless-base (test file)", hh, cache, 60)
-    out += compare("PandaLM test set, majority of 3", pl, cache, 60)
-    print("\n".join(out), file=sys.stderr)
-    return out
-
-
-def sim_section(quick: bool) -> list[str]:
-    return [
-        "",
-        "Simulator `noisy` (label flips), feature RM: trained on the noisy training prompts vs "
-        "the same rows cleaned (a) by removing the truth's `flipped_ids` (truth.json) and (b) "
-        "by prefkit's own `audit` noise check + `--fix` policy `noisy_label=drop`; test = "
-        "held-out prompts labelled by the simulator's true quality (clean).",
-        "",
-        "| model | cleaning | train rows | test rows | noisy | cleaned | difference |",
-        "|---|---|---|---|---|---|---|",
-        *sim_noise(2000 if quick else 8000),
-    ]
-
-
-def speed_section(quick: bool) -> list[str]:
-    return [
-        "",
-        "Scoring throughput (texts/s, best of 2), embedding RM `score` vs raw "
-        "sentence-transformers `encode` on the same texts, same run, batch 64, no cache:",
-        "",
-        "| texts | raw encode | prefkit embed RM | time ratio |",
-        "|---|---|---|---|",
-        throughput(300 if quick else 1000),
-    ]
 
 
 if __name__ == "__main__":

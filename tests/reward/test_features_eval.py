@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from prefkit.reward.data import pairs_from_table
+from prefkit.reward.data import pairs_from_table, soft_label
 from prefkit.reward.evaluate import (
     best_of_n,
     ece,
@@ -45,7 +45,7 @@ def test_soft_labels_ties_strength_and_weight() -> None:
     t = from_rows(
         [
             {"prompt": "p", "response_a": "x", "response_b": "y", "outcome": "a"},
-            {"prompt": "p", "response_a": "x", "response_b": "y", "outcome": "b", "strength": 0.5},
+            {"prompt": "p", "response_a": "x", "response_b": "y", "outcome": "b", "strength": 0.25},
             {"prompt": "q", "response_a": "x", "response_b": "y", "outcome": "tie"},
             {
                 "prompt": "q",
@@ -60,6 +60,10 @@ def test_soft_labels_ties_strength_and_weight() -> None:
     p = pairs_from_table(t)
     assert p.y.tolist() == [1.0, 0.25, 0.5, 1.0]
     assert p.weight.tolist() == [1.0, 1.0, 1.0, 2.5]
+    # strength is directional (1 = a): it grades a label on its side, never flips it
+    assert soft_label("a", 0.8) == 0.8 and soft_label("b", 0.1) == 0.1
+    assert soft_label("a", 0.2) == 1.0 and soft_label("b", None) == 0.0
+    assert soft_label("tie", 0.9) == 0.5
 
 
 def test_feature_rm_beats_length_and_random_on_held_out_prompts(clean_table: pa.Table) -> None:
@@ -104,7 +108,9 @@ def test_metrics_ties_length_bestofn_and_ece() -> None:
     assert 0.1 < thr <= 1.0
     assert tie_aware_correct(delta, outcome, thr).tolist() == [1, 1, 1, 1, 0]
     assert ece(np.array([10.0, -10.0]), ["a", "b"]) == pytest.approx(0, abs=1e-4)
-    assert ece(np.array([0.0, 0.0]), ["a", "a"]) == pytest.approx(0.5)
+    # confident (σ(3) = 0.953) but right half the time; orientation does not matter
+    assert ece(np.array([3.0, 3.0]), ["a", "b"]) == pytest.approx(1 / (1 + np.exp(-3)) - 0.5)
+    assert ece(np.array([3.0, -3.0]), ["a", "a"]) == ece(np.array([-3.0, 3.0]), ["b", "b"])
     # one chosen beats three rejected; the scorer ranks it above two of them only
     t = from_rows(
         [

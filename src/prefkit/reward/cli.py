@@ -124,7 +124,17 @@ def train_cmd(
         fail(f"{data}: {e}")
     card_path = save(res, out_dir, data)
     _report_counts(res.card["data"], str(data))
-    _report_truncated(int(res.card.get("training", {}).get("truncated_texts") or 0))
+    tr_info = res.card.get("training", {})
+    _report_truncated(int(tr_info.get("truncated_texts") or 0))
+    if tr_info.get("dropped_too_long"):
+        console.print(
+            f"[yellow]{tr_info['dropped_too_long']} training pairs longer than "
+            f"{tr_info['max_length']} tokens were filtered by TRL[/yellow]"
+        )
+    if tr_info.get("dropped_ties"):
+        console.print(
+            f"[yellow]{tr_info['dropped_ties']} tie rows not used by TRL (no soft labels)[/yellow]"
+        )
     m = res.card.get("metrics", {})
     if m and m["model"]["accuracy"]["accuracy"] is not None:
         acc = m["model"]["accuracy"]["accuracy"]

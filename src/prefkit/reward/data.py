@@ -3,8 +3,8 @@
 Two inputs are accepted:
 
 - a canonical **comparisons** table (`response_a`, `response_b`, `outcome`): `y` = P(a
-  preferred) is 1 for `a`, 0 for `b`, 0.5 for `tie`; a graded `strength` s in [0, 1] gives
-  0.5 ± s/2; `meta["tie"] == "true"` (a build pairs file read back through TRL) is a tie;
+  preferred) is 1 for `a`, 0 for `b`, 0.5 for `tie`; the graded `strength` (1 = a, 0 = b)
+  replaces the hard label when it agrees with the outcome (`soft_label`); `meta["tie"] == "true"` (a build pairs file read back through TRL) is a tie;
 - a **pairs** table from `prefkit.build` (`chosen`, `rejected`, `tie`, `weight`, `margin`):
   a = chosen, `y` = 1 (0.5 for ties), `weight` and `margin` kept.
 
@@ -98,6 +98,19 @@ def _floats(table: pa.Table, name: str, meta: list[dict[str, str]]) -> NDArray[n
     return _meta_float(meta, name)
 
 
+def soft_label(outcome: str, strength: float | None) -> float:
+    """P(a preferred) of one row. `strength` is the graded preference of the schema (1 = a,
+    0 = b, 0.5 = no preference); it grades the label when it agrees with the outcome's side,
+    otherwise (or when null) the outcome decides: a → 1, b → 0; tie/both_bad → 0.5."""
+    if outcome not in ("a", "b"):
+        return 0.5
+    hard = 1.0 if outcome == "a" else 0.0
+    if strength is None or not np.isfinite(strength):
+        return hard
+    s = min(max(float(strength), 0.0), 1.0)
+    return s if (s >= 0.5) == (outcome == "a") or s == 0.5 else hard
+
+
 def is_pairs_table(table: pa.Table) -> bool:
     """A `prefkit.build` pairs table (chosen/rejected) rather than comparisons."""
     return {"chosen", "rejected"} <= set(table.column_names)
@@ -130,10 +143,7 @@ def pairs_from_table(table: pa.Table) -> Pairs:
             for o, m in zip(outcome, meta, strict=True)
         ]
         strength = _col(table, "strength")
-    y = np.empty(n, dtype=np.float64)
-    for i, (o, s) in enumerate(zip(outcome, strength, strict=True)):
-        g = 1.0 if s is None else min(max(float(s), 0.0), 1.0)
-        y[i] = 0.5 + 0.5 * g if o == "a" else 0.5 - 0.5 * g if o == "b" else 0.5
+    y = np.array([soft_label(o, s) for o, s in zip(outcome, strength, strict=True)])
     w = _floats(table, "weight", meta)
     w = np.where(np.isfinite(w) & (w >= 0), w, 1.0)
     mg = _floats(table, "margin", meta)

@@ -66,19 +66,23 @@ def fit_tie_threshold(delta: F64, outcome: list[str]) -> float:
 
 
 def ece(delta: F64, outcome: list[str], bins: int = 10) -> float | None:
-    """Expected calibration error of P(a) = σ(Δ) on decisive rows (equal-width bins)."""
+    """Expected calibration error of σ(Δ) on decisive rows, orientation-free (top-label):
+    confidence = σ(|Δ|) that the higher-scored response is preferred, accuracy = whether it is
+    (Δ = 0 counts one half); equal-width bins on [0.5, 1]. Which response is stored as `a` does
+    not matter (HH stores the chosen one as `a` in every row)."""
     o = np.array(outcome)
     m = (o == "a") | (o == "b")
     if not m.any():
         return None
-    p = expit(delta[m])
-    y = (o[m] == "a").astype(np.float64)
-    idx = np.minimum((p * bins).astype(int), bins - 1)
+    d = delta[m]
+    conf = expit(np.abs(d))
+    c, _ = decisive_correct(d, [str(x) for x in o[m]])
+    idx = np.minimum(((conf - 0.5) * 2 * bins).astype(int), bins - 1)
     e = 0.0
     for b in range(bins):
         s = idx == b
         if s.any():
-            e += float(s.mean()) * abs(float(p[s].mean()) - float(y[s].mean()))
+            e += float(s.mean()) * abs(float(conf[s].mean()) - float(c[s].mean()))
     return e
 
 

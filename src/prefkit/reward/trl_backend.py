@@ -2,7 +2,9 @@
 
 The pairs become TRL's implicit-prompt preference format (`chosen`, `rejected` texts that
 include the prompt, plus `margin` when the data has one). TRL's loss has no soft labels:
-ties are dropped (counted in the card) and `a`/`b` rows become chosen/rejected.
+ties are dropped (counted in the card), `a`/`b` rows become chosen/rejected, `strength` and
+`weight` are not used; pairs longer than `max_length` tokens are filtered by TRL (counted).
+A fixed number of epochs (no early stopping); the validation split gives the card's metrics.
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ def _dataset(p: Pairs) -> Any:
     if has_margin:
         rows["margin"] = []
     for i in range(len(p)):
-        if p.y[i] == 0.5:
+        if p.outcome[i] not in ("a", "b"):
             continue
         a, b = _text(p.prompts[i], p.a[i]), _text(p.prompts[i], p.b[i])
-        c, r = (a, b) if p.y[i] > 0.5 else (b, a)
+        c, r = (a, b) if p.outcome[i] == "a" else (b, a)
         rows["chosen"].append(c)
         rows["rejected"].append(r)
         if has_margin:
@@ -162,7 +164,7 @@ def train_trl(
     info = {
         "losses": losses,
         "train_pairs": len(ds),
-        "dropped_ties": int((train.y == 0.5).sum()),
+        "dropped_ties": sum(o not in ("a", "b") for o in train.outcome),
         "dropped_too_long": len(ds) - kept,
         "max_length": max_length,
         "margin": "margin" in ds.column_names,
