@@ -123,11 +123,24 @@ def test_plugs_into_build_pairs(noisy: tuple[pa.Table, set[str]]) -> None:
     ties = sum(o == "tie" for o in out.column("outcome").to_pylist())
     rep = res.report
     drop = rep["dropped"]
-    assert rep["params"]["method"] == "Aggregator"
+    assert rep["params"]["method"] == "dawid-skene"
     assert rep["candidates"] == out.num_rows  # the same pairs
     assert rep["pairs_out"] + drop["identical_responses"] + drop["tie_dropped"] == out.num_rows
     # the aggregator's ties are what build drops (build drops identical responses first)
     assert abs(drop["tie_dropped"] - ties) <= drop["identical_responses"]
+
+
+def test_build_cli_uses_the_aggregator(tmp_path: Path) -> None:
+    data = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    src = data / "pandalm_testset" / "data" / "testset-v1.json"
+    out = tmp_path / "pairs.parquet"
+    code, err, stdout = invoke("pairs", str(src), str(out), "--from-votes", "dawid-skene", "--json")
+    assert code == 0, err
+    import json
+
+    rep = json.loads(stdout.strip().splitlines()[-1])
+    assert rep["params"]["method"] == "dawid-skene" and rep["candidates"] == 999
+    assert rep["pairs_out"] == pq.read_table(out).num_rows > 800
 
 
 def test_cli_aggregate(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import typer
 from prefkit._cli import console, fail, print_json
 
 _STRATEGY_HELP = (
-    "Strategy: majority|mean-strength (votes), best-vs-worst|best-vs-random|all-pairs|"
-    "sweet-spot (ratings), all|adjacent|best-vs-rest (rankings), binary (thumbs). "
+    "Strategy: majority|mean-strength|dawid-skene|mace|glad|noisy-bt (votes), "
+    "best-vs-worst|best-vs-random|all-pairs|sweet-spot (ratings), all|adjacent|best-vs-rest (rankings), binary (thumbs). "
     "Default: from the input kind."
 )
 
@@ -24,7 +24,9 @@ def pairs_cmd(
     out: Path = typer.Argument(..., metavar="OUT", help="Output .parquet or .jsonl."),
     strategy: str | None = typer.Option(None, "--strategy", help=_STRATEGY_HELP),
     from_votes: str | None = typer.Option(
-        None, "--from-votes", help="Pairwise votes: majority | mean-strength."
+        None,
+        "--from-votes",
+        help="Pairwise votes: majority | mean-strength | dawid-skene | mace | glad | noisy-bt.",
     ),
     from_ratings: str | None = typer.Option(
         None,

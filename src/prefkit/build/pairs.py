@@ -45,6 +45,8 @@ RatingStrategy = Literal["best-vs-worst", "best-vs-random", "all-pairs", "sweet-
 RankingMode = Literal["all", "adjacent", "best-vs-rest"]
 
 VOTE_METHODS: tuple[str, ...] = ("majority", "mean-strength")
+# fitted annotator models from prefkit.rank.aggregate, used through the VoteModel seam
+MODEL_VOTE_METHODS: tuple[str, ...] = ("dawid-skene", "mace", "glad", "noisy-bt")
 RATING_STRATEGIES: tuple[str, ...] = ("best-vs-worst", "best-vs-random", "all-pairs", "sweet-spot")
 RANKING_MODES: tuple[str, ...] = ("all", "adjacent", "best-vs-rest")
 
@@ -175,7 +177,9 @@ def pairs_from_votes(
             "meta",
         ],
     )
-    name = method if isinstance(method, str) else type(method).__name__
+    name = (
+        method if isinstance(method, str) else str(getattr(method, "name", type(method).__name__))
+    )
     col = Collector(
         "votes",
         table.num_rows,
@@ -594,7 +598,7 @@ def _unpaired_result(
 
 
 BUILDER_OF_STRATEGY: dict[str, Kind] = {
-    **{m: Kind.COMPARISONS for m in VOTE_METHODS},
+    **{m: Kind.COMPARISONS for m in VOTE_METHODS + MODEL_VOTE_METHODS},
     **{s: Kind.RATINGS for s in RATING_STRATEGIES},
     **{m: Kind.RANKINGS for m in RANKING_MODES},
     "binary": Kind.BINARY,
@@ -627,7 +631,12 @@ def build_pairs(
             f"strategy {s!r} needs {BUILDER_OF_STRATEGY[s].value}, the input is {kind.value}"
         )
     if kind is Kind.COMPARISONS:
-        res = pairs_from_votes(table, s, ties, min_agreement, min_margin)  # type: ignore[arg-type]
+        method: Any = s
+        if s in MODEL_VOTE_METHODS:
+            from prefkit.rank.aggregate import Aggregator
+
+            method = Aggregator(s)  # type: ignore[arg-type]
+        res = pairs_from_votes(table, method, ties, min_agreement, min_margin)
     elif kind is Kind.RATINGS:
         res = pairs_from_ratings(table, s, min_margin, aspect_weights, rng, ties)  # type: ignore[arg-type]
     elif kind is Kind.RANKINGS:

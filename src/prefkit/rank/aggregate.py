@@ -386,6 +386,7 @@ class Aggregator:
 
     def __init__(self, method: Method = "dawid-skene") -> None:
         self.method = method
+        self.name = method
 
     def posteriors(self, votes: pa.Table, group: I64) -> F64:
         v = votes_from_arrays(

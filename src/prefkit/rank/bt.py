@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from scipy.sparse.csgraph import connected_components
 
 from prefkit.rank.data import Counts, RankInputError
 
@@ -196,8 +197,6 @@ def build_problem(
         dropped += [items[t] for t in np.flatnonzero(~seen).tolist()]
         notes.append(f"{len(dropped)} item(s) without a usable battle dropped")
     # connected components of the comparison graph among the items that were seen
-    from scipy.sparse.csgraph import connected_components
-
     g = sp.coo_matrix((np.ones(int(used.sum())), (i[used], j[used])), shape=(k, k))
     n_comp, label = connected_components(g, directed=False)
     comp_sizes = np.bincount(label[seen], minlength=n_comp)
@@ -278,8 +277,6 @@ def build_problem(
 def _not_strongly_connected(k: int, i: I64, j: I64, y: F64) -> list[int]:
     """Items outside the main strongly connected component of the 'beat or tied' digraph
     (an edge u -> v when u won or tied against v): where the MLE runs off to infinity."""
-    from scipy.sparse.csgraph import connected_components
-
     ij = (y[:, 0] + y[:, 2]) > 0  # i won or tied against j: edge i -> j
     ji = (y[:, 1] + y[:, 2]) > 0
     src = np.concatenate([i[ij], j[ji]])

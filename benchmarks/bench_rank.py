@@ -1,0 +1,275 @@
+"""Rank speed and memory, prefkit side by side with choix, crowd-kit, evalica and a
+scikit-learn logistic regression on the Arena design matrix, in one run.
+
+    .venv/bin/python benchmarks/bench_rank.py            # all scenarios (~10 min loaded)
+    .venv/bin/python benchmarks/bench_rank.py --quick    # small sizes, seconds
+
+Every side runs in its own subprocess on the same simulated battles (Davidson-generated,
+~20% ties, regenerated from one seed in each subprocess) and reports the wall time of its
+fit and its own peak RSS (VmHWM). Timed: the estimator call on its natural input (choix: a
+list of (winner, loser); crowd-kit: a DataFrame; evalica: arrays; sklearn: a sparse design
+matrix with every battle twice as in Arena's notebook; prefkit: battle arrays -> counts ->
+Newton). A competitor whose dense K x K structures would need more than --mem-limit GB is
+skipped with its estimate printed. Estimates are compared (max |diff| of centred
+log-strengths) against prefkit fitted with the same tie convention: choix and crowd-kit get
+decisive battles only (no ties) and are compared with ties dropped; evalica (tie = half) and
+sklearn (Arena's duplicated rows) with ties as half a win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCENARIOS = {
+    "50x1M": (50, 1_000_000),
+    "10kx250k": (10_000, 250_000),
+    "100kx1M": (100_000, 1_000_000),
+}
+QUICK = {"50x100k": (50, 100_000), "2kx50k": (2_000, 50_000), "20kx200k": (20_000, 200_000)}
+SIDES = ("prefkit", "choix", "crowdkit", "evalica", "sklearn")
+DENSE_BYTES = {"choix": 3 * 8, "crowdkit": 4 * 8, "evalica": 3 * 8}  # per K^2 cell, rough
+PRIOR_BIG = 0.1  # the prior prefkit picks automatically where some items never win or lose
+
+
+def data(k: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    th = rng.normal(0.0, 1.0, k)
+    a = rng.integers(0, k, n)
+    b = (a + rng.integers(1, k, n)) % k
+    d = th[a] - th[b]
+    nu = 0.6
+    z = np.exp(d / 2) + np.exp(-d / 2) + nu
+    u = rng.random(n)
+    pa, pt = np.exp(d / 2) / z, nu / z
+    out = np.where(u < pa, 0, np.where(u < pa + pt, 2, 1))
+    return a.astype(np.int64), b.astype(np.int64), out.astype(np.int64)
+
+
+def peak_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _centre_log(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x - x.mean()
+
+
+def worker(side: str, k: int, n: int, ties: str, out_path: str, rounds: int) -> dict[str, Any]:
+    a, b, o = data(k, n)
+    prior = PRIOR_BIG if k >= 50_000 else None
+    info: dict[str, Any] = {"side": side}
+    if side == "prefkit":
+        from prefkit.rank import bt
+        from prefkit.rank.data import Battles, aggregate
+
+        items = tuple(str(q) for q in range(k))
+        bat = Battles(items, a, b, o, np.ones(n), np.arange(n, dtype=np.int64))
+        t = time.perf_counter()
+        c = aggregate(bat)
+        p = bt.problem(c, bt.RankConfig(ties=ties, prior=prior))  # type: ignore[arg-type]
+        f = bt.fit_problem(p)
+        info["seconds"] = time.perf_counter() - t
+        order = np.array([int(s) for s in f.items])
+        est = np.full(k, np.nan)
+        est[order] = f.theta
+        info["prior"] = f.prior
+        if rounds:
+            from prefkit.rank import ci
+
+            t = time.perf_counter()
+            ci.bootstrap(p, f, rounds, rng=np.random.default_rng(0))
+            info["bootstrap_seconds"] = time.perf_counter() - t
+    elif side == "choix":
+        import choix
+
+        dec = o != 2
+        pairs = list(zip(np.where(o[dec] == 0, a[dec], b[dec]).tolist(), np.where(o[dec] == 0, b[dec], a[dec]).tolist(), strict=True))  # fmt: skip
+        t = time.perf_counter()
+        est = _centre_log(choix.ilsr_pairwise(k, pairs, alpha=0.0, max_iter=1000))
+        info["seconds"] = time.perf_counter() - t
+    elif side == "crowdkit":
+        import pandas as pd
+        from crowdkit.aggregation import BradleyTerry
+
+        dec = o != 2
+        df = pd.DataFrame(
+            {
+                "worker": 0,
+                "left": a[dec],
+                "right": b[dec],
+                "label": np.where(o[dec] == 0, a[dec], b[dec]),
+            }
+        )
+        t = time.perf_counter()
+        s = BradleyTerry(n_iter=200, tol=1e-10).fit(df).scores_
+        info["seconds"] = time.perf_counter() - t
+        est = np.full(k, np.nan)
+        est[s.index.to_numpy().astype(int)] = np.log(s.to_numpy())
+        est = est - np.nanmean(est)
+    elif side == "evalica":
+        import evalica
+
+        w = np.array([evalica.Winner.X, evalica.Winner.Y, evalica.Winner.Draw], dtype=object)[o]
+        t = time.perf_counter()
+        r = evalica.bradley_terry(a.tolist(), b.tolist(), w.tolist())
+        info["seconds"] = time.perf_counter() - t
+        est = np.full(k, np.nan)
+        est[r.scores.index.to_numpy().astype(int)] = np.log(r.scores.to_numpy())
+        est = est - np.nanmean(est)
+        info["iterations"] = int(r.iterations)
+    elif side == "sklearn":
+        import scipy.sparse as sp
+        from sklearn.linear_model import LogisticRegression
+
+        # Arena's design: every battle twice; a tie is a win in the first copy, a loss in
+        # the second (= half a win); one +1/-1 column per model, no intercept.
+        rows = np.arange(2 * n)
+        aa, bb = np.concatenate([a, a]), np.concatenate([b, b])
+        x = sp.csr_matrix(
+            (np.concatenate([np.ones(2 * n), -np.ones(2 * n)]), (np.concatenate([rows, rows]), np.concatenate([aa, bb]))),
+            shape=(2 * n, k),
+        )  # fmt: skip
+        y = np.concatenate([(o == 0) | (o == 2), o == 0]).astype(int)
+        lr = (
+            LogisticRegression(fit_intercept=False, penalty=None, tol=1e-6, max_iter=1000)
+            if prior is None
+            else LogisticRegression(
+                fit_intercept=False, C=1.0 / (2 * prior), tol=1e-6, max_iter=1000
+            )
+        )
+        t = time.perf_counter()
+        lr.fit(x, y)
+        info["seconds"] = time.perf_counter() - t
+        est = lr.coef_[0] if prior is not None else _centre_log(lr.coef_[0])
+        if rounds:
+            # Arena bootstraps by refitting on resampled battles: time a few rounds
+            rng = np.random.default_rng(0)
+            r_small = min(rounds, 5)
+            t = time.perf_counter()
+            for _ in range(r_small):
+                idx = rng.integers(0, n, n)
+                ii = np.concatenate([idx, idx + n])
+                lr.fit(x[ii], y[ii])
+            info["bootstrap_seconds_per_round"] = (time.perf_counter() - t) / r_small
+    else:
+        raise SystemExit(f"unknown side {side}")
+    np.save(out_path, est)
+    info["peak_rss_mb"] = peak_rss_mb()
+    return info
+
+
+def run_side(side: str, k: int, n: int, ties: str, rounds: int, timeout: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "est.npy")
+        cmd = [sys.executable, __file__, "--worker", side, "--k", str(k), "--n", str(n), "--ties", ties, "--out", out, "--rounds", str(rounds)]  # fmt: skip
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        except subprocess.TimeoutExpired:
+            return {"side": side, "skipped": f"over the {timeout} s time limit"}
+        if res.returncode != 0:
+            tail = (res.stderr.strip().splitlines() or ["?"])[-1]
+            return {"side": side, "skipped": f"failed: {tail[:200]}"}
+        info: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])
+        info["estimate"] = np.load(out)
+        return info
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--worker")
+    ap.add_argument("--k", type=int)
+    ap.add_argument("--n", type=int)
+    ap.add_argument("--ties", default="half")
+    ap.add_argument("--out")
+    ap.add_argument("--rounds", type=int, default=0)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sides", default=",".join(SIDES))
+    ap.add_argument("--scenarios", default="")
+    ap.add_argument("--timeout", type=int, default=400)
+    ap.add_argument("--mem-limit", type=float, default=12.0, help="GB a competitor may use")
+    ap.add_argument("--bootstrap-rounds", type=int, default=1000)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.k, args.n, args.ties, args.out, args.rounds)))
+        return
+    scen = QUICK if args.quick else SCENARIOS
+    if args.scenarios:
+        scen = {s: (SCENARIOS | QUICK)[s] for s in args.scenarios.split(",")}
+    sides = args.sides.split(",")
+    print(
+        f"bench_rank: {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+    )
+    for name, (k, n) in scen.items():
+        print(f"\n== {name}: {k} items x {n} battles ==")
+        ours = {t: run_side("prefkit", k, n, t, 0, args.timeout) for t in ("half", "drop")}
+        rows = []
+        for side in sides:
+            if side == "prefkit":
+                rows.append(("prefkit (ties half)", ours["half"], None))
+                rows.append(("prefkit (ties drop)", ours["drop"], None))
+                continue
+            need = DENSE_BYTES.get(side, 0) * k * k / 1e9
+            if need > args.mem_limit:
+                rows.append(
+                    (
+                        side,
+                        {"skipped": f"out of memory: dense {k}x{k} structures need ~{need:.0f} GB"},
+                        None,
+                    )
+                )
+                continue
+            ties = "drop" if side in ("choix", "crowdkit") else "half"
+            rows.append((side, run_side(side, k, n, ties, 0, args.timeout), ours[ties]))
+        best = ours["half"].get("seconds", float("nan"))
+        print(f"{'side':24s} {'seconds':>9s} {'peak MB':>9s} {'x prefkit':>10s} {'max|diff|':>10s}")
+        for label, info, ref in rows:
+            if "skipped" in info:
+                print(f"{label:24s} skipped: {info['skipped']}")
+                continue
+            diff = ""
+            if ref is not None and "estimate" in ref:
+                e, r = info["estimate"], ref["estimate"]
+                m = np.isfinite(e) & np.isfinite(r)
+                if m.any():
+                    diff = f"{np.abs((e[m] - e[m].mean()) - (r[m] - r[m].mean())).max():.2e}"
+            ratio = info["seconds"] / best if best else float("nan")
+            print(
+                f"{label:24s} {info['seconds']:9.3f} {info['peak_rss_mb']:9.0f} {ratio:10.1f} {diff:>10s}"
+            )
+    # bootstrap: 1000 rounds over 1M battles (50 items)
+    k, n = (50, 100_000) if args.quick else (50, 1_000_000)
+    print(f"\n== bootstrap: {args.bootstrap_rounds} rounds over {n} battles, {k} items ==")
+    mine = run_side("prefkit", k, n, "half", args.bootstrap_rounds, args.timeout)
+    if "bootstrap_seconds" in mine:
+        print(
+            f"prefkit: {mine['bootstrap_seconds']:.2f} s for {args.bootstrap_rounds} rounds (multinomial reweighting of the count table, batched Newton)"
+        )
+    if "sklearn" in sides:
+        sk = run_side("sklearn", k, n, "half", args.bootstrap_rounds, args.timeout)
+        if "bootstrap_seconds_per_round" in sk:
+            per = sk["bootstrap_seconds_per_round"]
+            tot = per * args.bootstrap_rounds
+            print(
+                f"sklearn refit on resampled battles (Arena): {per:.2f} s/round -> ~{tot:.0f} s for {args.bootstrap_rounds} rounds (extrapolated from 5); ratio {tot / mine.get('bootstrap_seconds', float('nan')):.0f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()
