@@ -87,7 +87,15 @@ def test_trl_fast_equals_slow(tmp_path: Path) -> None:
             ],
             "chosen": [{"role": "assistant", "content": "Blue"}],
             "rejected": [{"role": "assistant", "content": "Green"}],
-        }
+        },
+        {
+            "prompt": [
+                {"role": 'sys"tem\\', "content": " Lead  "},
+                {"role": "usér", "content": "x"},
+            ],
+            "chosen": [{"role": "assistant", "content": "a"}],
+            "rejected": [{"role": "assistant", "content": "b"}],
+        },
     ]
     reader = TRLPreferenceReader()
     for i, rows in enumerate((std, conv)):
@@ -100,6 +108,8 @@ def test_trl_fast_equals_slow(tmp_path: Path) -> None:
             assert fast is not None, path
             slow = RecordReader.read(reader, path, ReadOptions())
             assert fast.table.to_pylist() == slow.table.to_pylist()
+            for r in fast.table.to_pylist():
+                assert r["prompt_id"] == prompt_id(r["prompt"])
 
 
 def test_blank_lines_do_not_shift_ids(tmp_path: Path) -> None:

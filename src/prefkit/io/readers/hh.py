@@ -254,7 +254,7 @@ def _fast_batch(
     cols: dict[str, pa.Array] = {
         "id": pc.binary_join_element_wise(source + ":", line_no, ""),
         "prompt": prompts,
-        "prompt_id": _prompt_ids(roles, contents, offsets, prompts),
+        "prompt_id": _prompt_ids(roles, contents, offsets, prompts, trimmed=True),
         "source": _const(source, nf),
         "response_a": response(cs, la_c),
         "response_b": response(rs, la_r),
@@ -390,36 +390,59 @@ class _Markers:
         self.last = np.where(self.has, first + self.count - 1, m)
 
 
+_KEY_OPEN = pa.array(['[["', ',["'])
+_KEY_CLOSE = pa.array(['"]', '"]]'])
+
+
 def _prompt_ids(
-    roles: pa.Array, contents: pa.Array, offsets: pa.Array, prompts: pa.Array
+    roles: pa.Array,
+    contents: pa.Array,
+    offsets: pa.Array,
+    prompts: pa.Array,
+    *,
+    trimmed: bool = False,
 ) -> pa.Array:
     """`schema.prompt_id` of every prompt: ASCII prompts normalised with Arrow kernels (NFKC
-    is the identity and casefold is lower on ASCII), then one blake2b each; others in Python."""
+    is the identity and casefold is lower on ASCII), then one blake2b each; others (and odd
+    roles) in Python. `trimmed`: every content is already stripped of whitespace.
+
+    The JSON key of a prompt, `[["user","..."],["assistant","..."]]`, is built message by
+    message (each with its `[[`/`,[` head and `]`/`]]` tail), so the keys of all prompts lie
+    back to back in one buffer and each is hashed in place."""
     n = len(offsets) - 1
     if n <= 0:
         return pa.array([], pa.string())
     body = _Strings(contents).bytes
     text = body.tobytes()
     lowered = pc.ascii_lower(contents)  # rows that are not ASCII are redone below
-    if (len(body) and body.min() < 0x20) or b"  " in text:
+    padded = np.zeros(len(body) + 2, np.uint8)
+    padded[: len(body)] = body
+    pairs = np.ndarray((len(body) + 1,), "<u2", padded, 0, (1,))
+    if (len(body) and body.min() < 0x20) or np.any(pairs == 0x2020):  # "  "
         needs = pc.match_substring_regex(lowered, r"[\t\n\x0b\x0c\r]|  ")
         idx = pc.indices_nonzero(needs)
         if len(idx):
             fixed = pc.replace_substring_regex(pc.take(lowered, idx), _WS, " ")
             lowered = pc.replace_with_mask(lowered, needs, fixed)
-    # no `.strip()` needed: ASCII contents are trimmed already (Arrow trims \t..\r, \x1c..\x1f
-    # and space, like Python), so collapsing inner runs leaves no space at either end
+    if not trimmed:
+        lowered = pc.utf8_trim(lowered, " ")
+    # trimmed ASCII contents (Arrow trims \t..\r, \x1c..\x1f and space, like Python) keep no
+    # space at either end when inner runs collapse: no `.strip()` needed
     esc = lowered
     if b"\\" in text:
         esc = pc.replace_substring(esc, "\\", "\\\\")
     if b'"' in text:
         esc = pc.replace_substring(esc, '"', '\\"')
-    elems = pc.binary_join_element_wise('["', roles, '","', esc, '"]', "")
-    keys = pc.binary_join(pa.ListArray.from_arrays(offsets, elems), ",")
-    keys = pc.binary_join_element_wise("[", keys, "]", "")
-    ks = _Strings(keys)
-    bounds = (ks.offsets - ks.lo).tolist()
-    data = ks.bytes.tobytes()
+    starts = np.asarray(offsets).astype(np.int64)
+    first = np.ones(len(contents), np.int8)
+    first[starts[:-1]] = 0
+    last = np.zeros(len(contents), np.int8)
+    last[starts[1:] - 1] = 1
+    head = pc.take(_KEY_OPEN, pa.array(first))
+    tail = pc.take(_KEY_CLOSE, pa.array(last))
+    elems = _Strings(pc.binary_join_element_wise(head, roles, '","', esc, tail, ""))
+    bounds = (elems.offsets[starts] - elems.lo).tolist()
+    data = elems.bytes.tobytes()
     blake = hashlib.blake2b
     digests = bytearray(
         b"".join(
@@ -429,13 +452,17 @@ def _prompt_ids(
             ]
         )
     )
+    odd = np.zeros(len(contents), bool)
     if len(body) and body.max() >= 0x80:
-        not_ascii = np.asarray(pc.invert(pc.string_is_ascii(contents)), dtype=np.int64)
-        bad = np.add.reduceat(not_ascii, np.asarray(offsets)[:-1])
-    else:
-        bad = np.zeros(n, np.int64)
-    for i in np.nonzero(bad)[0].tolist():
-        digests[8 * i : 8 * i + 8] = bytes.fromhex(prompt_id(prompts[i].as_py()))
+        odd |= ~np.asarray(pc.string_is_ascii(contents), dtype=bool)
+    rb = _Strings(roles).bytes
+    rtext = rb.tobytes()
+    if len(rb) and (rb.max() >= 0x80 or rb.min() < 0x20 or b'"' in rtext or b"\\" in rtext):
+        odd |= np.asarray(pc.match_substring_regex(roles, r'[^\x20-\x7e]|["\\]'), dtype=bool)
+    if odd.any():
+        bad = np.add.reduceat(odd.astype(np.int64), starts[:-1])
+        for i in np.nonzero(bad)[0].tolist():
+            digests[8 * i : 8 * i + 8] = bytes.fromhex(prompt_id(prompts[i].as_py()))
     hexed = digests.hex().encode("ascii")
     return pa.StringArray.from_buffers(
         n, pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int32)), pa.py_buffer(hexed)

@@ -286,7 +286,7 @@ def _trl_batch(table: pa.Table, start: int, source: str) -> pa.Table | None:
     cols = {
         "id": pc.binary_join_element_wise(source + ":", lines, ""),
         "prompt": prompt,
-        "prompt_id": pa.array(_prompt_ids(roles, contents, offsets, prompt), pa.string()),
+        "prompt_id": _prompt_ids(roles, contents, offsets, prompt),
         "source": _const(source, n),
         "meta": empty_meta.take(pa.array(np.zeros(n, dtype=np.int32))),
         "response_a": chosen,
