@@ -110,12 +110,44 @@ _UNSAFE = r"[\x00-\x08\x0e-\x1f\x85]"  # control chars Arrow and Python treat di
 _WS = r"[\t\n\x0b\x0c\r ]+"
 
 
+# Arrays are built from buffers, never with `pa.array` / `np.asarray(arrow)`: those import
+# pandas (a quarter of a second of CPU per process, for nothing).
+
+
+def _texts(values: list[str]) -> pa.Array:
+    """Python strings as an Arrow string array."""
+    raw = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(raw) + 1, np.int32)
+    offsets[1:] = np.cumsum([len(r) for r in raw])
+    return pa.StringArray.from_buffers(len(raw), pa.py_buffer(offsets), pa.py_buffer(b"".join(raw)))
+
+
+def _ints(values: npt.ArrayLike, dtype: Any = np.int32) -> pa.Array:
+    """Integers (numpy or a list) as an Arrow array of that width."""
+    a = np.ascontiguousarray(values, dtype=dtype)
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
+
+
+def _bools(arr: pa.Array) -> npt.NDArray[np.bool_]:
+    """An Arrow boolean array without nulls as numpy."""
+    assert arr.null_count == 0
+    bits = np.unpackbits(np.frombuffer(arr.buffers()[1], np.uint8), bitorder="little")
+    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
+
+
+def _numpy_ints(arr: pa.Array) -> npt.NDArray[np.int64]:
+    """An Arrow int32/int64 array without nulls as numpy int64."""
+    assert arr.null_count == 0
+    a = np.frombuffer(arr.buffers()[1], np.int64 if arr.type == pa.int64() else np.int32)
+    return a[arr.offset : arr.offset + len(arr)].astype(np.int64)
+
+
 def _const(value: str, n: int) -> pa.Array:
-    return pc.take(pa.array([value], pa.string()), pa.array(np.zeros(n, dtype=np.int32)))
+    return pc.take(_texts([value]), _ints(np.zeros(n)))
 
 
 def _offsets(lengths: npt.NDArray[np.int64]) -> pa.Array:
-    return pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+    return _ints(np.concatenate([[0], np.cumsum(lengths)]))
 
 
 def fast_read(path: Path, options: ReadOptions, reader: HHReader) -> ReadResult | None:
@@ -220,13 +252,13 @@ def _fast_batch(
         la_c = np.where(ok, la_c, cs.starts)
         la_r = np.where(ok, la_r, rs.starts)
         same = pc.equal(cs.spans(cs.starts, la_c), rs.spans(rs.starts, la_r))
-        ok &= np.asarray(same, dtype=bool)[0::2]
+        ok &= _bools(same)[0::2]
     # control characters that Arrow and Python treat differently: whole buffers first, rows
     # only when a buffer has one (checking all of rejected is the same as checking its
     # answer, since its prompt equals chosen's)
     if mc.unsafe or mr.unsafe:
         for col in (c, r):
-            ok &= ~np.asarray(pc.match_substring_regex(col, _UNSAFE), dtype=bool)
+            ok &= ~_bools(pc.match_substring_regex(col, _UNSAFE))
     fast = np.flatnonzero(ok)
     slow_idx = np.flatnonzero(~ok).tolist()
     nf = len(fast)
@@ -235,12 +267,12 @@ def _fast_batch(
     sel = ok[mc.row] & (mc.index != mc.last[mc.row])
     k = np.flatnonzero(sel)
     contents = pc.utf8_trim_whitespace(cs.pieces(mc.pos[k] + mc.length[k], mc.pos[k + 1]))
-    roles = pc.take(_ROLES, pa.array(mc.is_a[k].astype(np.int8)))
+    roles = pc.take(_ROLES, _ints(mc.is_a[k], np.int8))
     offsets = _offsets(mc.count[fast] - 1)
     prompts = pa.ListArray.from_arrays(
         offsets, pa.StructArray.from_arrays([roles, contents], ["role", "content"])
     ).cast(MESSAGES)
-    one = pa.array(np.arange(nf + 1, dtype=np.int32))
+    one = _ints(np.arange(nf + 1))
     role_col = _const("assistant", nf)
 
     def response(s: _Strings, last: npt.NDArray[np.int64]) -> pa.Array:
@@ -249,17 +281,18 @@ def _fast_batch(
         values = pa.StructArray.from_arrays([role_col, content], ["role", "content"])
         return pa.ListArray.from_arrays(one, values).cast(MESSAGES)
 
-    line_no = pa.array(fast + (start + 1)).cast(pa.string())
-    empty_meta = pa.array([[]], pa.map_(pa.string(), pa.string()))
+    line_no = _ints(fast + (start + 1), np.int64).cast(pa.string())
+    no_text = _texts([])
+    empty_meta = pa.MapArray.from_arrays(_ints([0, 0]), no_text, no_text)
     cols: dict[str, pa.Array] = {
-        "id": pc.binary_join_element_wise(source + ":", line_no, ""),
+        "id": pc.binary_join_element_wise(*_texts([source + ":", ""]), line_no, _EMPTY),
         "prompt": prompts,
         "prompt_id": _prompt_ids(roles, contents, offsets, prompts, trimmed=True),
         "source": _const(source, nf),
         "response_a": response(cs, la_c),
         "response_b": response(rs, la_r),
         "outcome": _const("a", nf),
-        "meta": empty_meta.take(pa.array(np.zeros(nf, dtype=np.int32))),
+        "meta": empty_meta.take(_ints(np.zeros(nf))),
     }
     out = conform(pa.table(cols), Kind.COMPARISONS)
     rejects: list[Reject] = []
@@ -267,7 +300,7 @@ def _fast_batch(
         ctx = reader.prepare(path, options)
         rows = []
         kept = []
-        recs = pa.Table.from_batches([batch]).take(slow_idx).to_pylist()
+        recs = pa.Table.from_batches([batch]).take(_ints(slow_idx)).to_pylist()
         for i, rec in zip(slow_idx, recs, strict=True):
             try:
                 for _, row in reader.convert(rec, ctx):
@@ -283,14 +316,15 @@ def _fast_batch(
                 np.concatenate([fast, np.asarray(kept, np.int64)]),
                 kind="stable",
             )
-            out = both.take(pa.array(order))
+            out = both.take(_ints(order))
     return out, rejects
 
 
 _LH, _LA = len("\n\nHuman:"), len("\n\nAssistant:")
 _HUMAN = np.frombuffer(b"Human:", np.uint8)
 _ASSISTANT = np.frombuffer(b"Assistant:", np.uint8)
-_ROLES = pa.array(["user", "assistant"], pa.string())
+_ROLES = _texts(["user", "assistant"])
+_EMPTY = _texts([""])[0]
 
 
 class _Strings:
@@ -319,15 +353,15 @@ class _Strings:
 
     def spans(self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
         if not len(starts):
-            return pa.array([], pa.string())
+            return _texts([])
         return self._array(starts, ends)
 
     def pieces(self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
         """The spans (ordered, disjoint) as one contiguous string array (one copy)."""
         if not len(starts):
-            return pa.array([], pa.string())
+            return _texts([])
         arr = self._array(starts, ends)
-        return pc.take(arr, pa.array(np.arange(0, len(arr), 2, dtype=np.int32)))
+        return pc.take(arr, _ints(np.arange(0, len(arr), 2)))
 
     def controls(self) -> tuple[npt.NDArray[np.int64], bool]:
         """Positions of every `\n`, and whether the bytes hold a code point of `_UNSAFE` (C0
@@ -390,8 +424,9 @@ class _Markers:
         self.last = np.where(self.has, first + self.count - 1, m)
 
 
-_KEY_OPEN = pa.array(['[["', ',["'])
-_KEY_CLOSE = pa.array(['"]', '"]]'])
+_KEY_OPEN = _texts(['[["', ',["'])
+_KEY_CLOSE = _texts(['"]', '"]]'])
+_KEY_SEP = _texts(['","'])[0]
 
 
 def _prompt_ids(
@@ -411,7 +446,7 @@ def _prompt_ids(
     back to back in one buffer and each is hashed in place."""
     n = len(offsets) - 1
     if n <= 0:
-        return pa.array([], pa.string())
+        return _texts([])
     body = _Strings(contents).bytes
     text = body.tobytes()
     lowered = pc.ascii_lower(contents)  # rows that are not ASCII are redone below
@@ -433,14 +468,14 @@ def _prompt_ids(
         esc = pc.replace_substring(esc, "\\", "\\\\")
     if b'"' in text:
         esc = pc.replace_substring(esc, '"', '\\"')
-    starts = np.asarray(offsets).astype(np.int64)
+    starts = _numpy_ints(offsets)
     first = np.ones(len(contents), np.int8)
     first[starts[:-1]] = 0
     last = np.zeros(len(contents), np.int8)
     last[starts[1:] - 1] = 1
-    head = pc.take(_KEY_OPEN, pa.array(first))
-    tail = pc.take(_KEY_CLOSE, pa.array(last))
-    elems = _Strings(pc.binary_join_element_wise(head, roles, '","', esc, tail, ""))
+    head = pc.take(_KEY_OPEN, _ints(first, np.int8))
+    tail = pc.take(_KEY_CLOSE, _ints(last, np.int8))
+    elems = _Strings(pc.binary_join_element_wise(head, roles, _KEY_SEP, esc, tail, _EMPTY))
     bounds = (elems.offsets[starts] - elems.lo).tolist()
     data = elems.bytes.tobytes()
     blake = hashlib.blake2b
@@ -454,11 +489,11 @@ def _prompt_ids(
     )
     odd = np.zeros(len(contents), bool)
     if len(body) and body.max() >= 0x80:
-        odd |= ~np.asarray(pc.string_is_ascii(contents), dtype=bool)
+        odd |= ~_bools(pc.string_is_ascii(contents))
     rb = _Strings(roles).bytes
     rtext = rb.tobytes()
     if len(rb) and (rb.max() >= 0x80 or rb.min() < 0x20 or b'"' in rtext or b"\\" in rtext):
-        odd |= np.asarray(pc.match_substring_regex(roles, r'[^\x20-\x7e]|["\\]'), dtype=bool)
+        odd |= _bools(pc.match_substring_regex(roles, r'[^\x20-\x7e]|["\\]'))
     if odd.any():
         bad = np.add.reduceat(odd.astype(np.int64), starts[:-1])
         for i in np.nonzero(bad)[0].tolist():
