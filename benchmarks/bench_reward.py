@@ -154,7 +154,9 @@ def real(cache: str) -> list[str]:
     ]
 
 
-def sim(size: int) -> list[str]:
+def sim(
+    size: int, n_seeds: int = 5, backend: str = "features", cache: str | None = None
+) -> list[str]:
     from prefkit.audit.fix import apply_fix, parse_policy
     from prefkit.audit.run import run_audit
     from prefkit.reward.data import pairs_from_table
@@ -186,34 +188,46 @@ def sim(size: int) -> list[str]:
     )
     rng = np.random.default_rng(1)
     rows = []
-    base_model = train(tr, "features", seed=0).model
-    base = evaluate_model(base_model, test)["model"]["accuracy"]
-    cb, mb = correct(
-        base_model.score(test.prompts, test.a) - base_model.score(test.prompts, test.b),
-        test.outcome,
-    )
+    seeds = range(n_seeds)  # the seed picks each RM's internal validation split (L2 choice)
+
+    def fit_eval(table: pa.Table, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            m = train(table, backend, seed=seed, cache_dir=cache).model
+        c, mask = correct(
+            m.score(test.prompts, test.a) - m.score(test.prompts, test.b), test.outcome
+        )
+        return c[mask], evaluate_model(m, test, scores=None)["model"]["accuracy"]
+
+    base = [fit_eval(tr, k) for k in seeds]
     for name, fixed in (
         ("`audit --fix` (all checks; noisy_label=drop)", by_audit),
         ("truth.json `flipped_ids` removed", by_truth),
     ):
-        m = train(fixed, "features", seed=0).model
-        acc = evaluate_model(m, test)["model"]["accuracy"]
-        c, _ = correct(m.score(test.prompts, test.a) - m.score(test.prompts, test.b), test.outcome)
+        got = [fit_eval(fixed, k) for k in seeds]
+        diffs = [float((g[0] - b[0]).mean()) for g, b in zip(got, base, strict=True)]
+        pooled_c = np.concatenate([g[0] for g in got])
+        pooled_b = np.concatenate([b[0] for b in base])
         rows.append(
-            f"| feature RM | {name} | {tr.num_rows} → {fixed.num_rows} | {acc['n']} "
-            f"| {fmt(base)} | {fmt(acc)} | {paired_diff(c[mb], cb[mb], rng)} |"
+            f"| {backend} RM | {name} | {tr.num_rows} → {fixed.num_rows} | {got[0][1]['n']} "
+            f"| {fmt(base[0][1])} | {fmt(got[0][1])} | {paired_diff(pooled_c, pooled_b, rng)} "
+            f"| {', '.join(f'{d:+.3f}' for d in diffs)} |"
         )
         log(rows[-1])
     return [
         f"Simulator `noisy` (size {size}, seed 0: ~10% flipped labels, spammers, position and "
-        "length bias, 3 votes per pair). Feature RM trained on the noisy training prompts vs "
+        f"length bias, 3 votes per pair). {backend} RM trained on the noisy training prompts vs "
         "the same rows cleaned (a) by prefkit's own `audit` + `--fix` with policy "
         "`noisy_label=drop` (library calls `run_audit`, `apply_fix`) and (b) by removing the "
         "truth's `flipped_ids`. Test = held-out prompts (prompt-grouped 80/20) labelled by the "
-        "simulator's true quality (clean labels). Difference: paired bootstrap 95% CI.",
+        "simulator's true quality (clean labels). Accuracies: training seed 0 (Wilson 95% CI); "
+        f"difference: cleaned − noisy on the same test rows, pooled over training seeds "
+        f"0..{n_seeds - 1} (each seed = another internal validation split and L2 choice), "
+        "paired bootstrap 95% CI (test-row resampling only), and per seed.",
         "",
-        "| model | cleaning | train rows | test rows | noisy-trained | cleaned-trained | difference |",
-        "|---|---|---|---|---|---|---|",
+        "| model | cleaning | train rows | test rows | noisy-trained (seed 0) | cleaned-trained "
+        "(seed 0) | difference (pooled) | difference per seed |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
     ]
 
@@ -277,6 +291,8 @@ def main() -> None:
     ap.add_argument("--only", choices=["real", "sim", "speed"], default=None)
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--sim-size", type=int, default=8000)
+    ap.add_argument("--sim-seeds", type=int, default=5)
+    ap.add_argument("--sim-backends", default="features,embed")
     ap.add_argument("--speed-texts", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
@@ -285,7 +301,8 @@ def main() -> None:
     if args.only in (None, "real"):
         out += real(cache) + [""]
     if args.only in (None, "sim"):
-        out += sim(args.sim_size) + [""]
+        for b in args.sim_backends.split(","):
+            out += sim(args.sim_size, args.sim_seeds, b, cache) + [""]
     if args.only in (None, "speed"):
         out += speed(args.speed_texts, args.rounds)
     print("\n".join(out))

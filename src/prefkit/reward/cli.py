@@ -337,7 +337,9 @@ def _print_table(res: dict[str, Any]) -> None:
     for key in ("per_source", "per_category"):
         for name in res["model"].get(key, {}):
             t.add_row(f"{key}:{name}", *(_fmt(c.get(key, {}).get(name, {})) for c in cols))
-    out = Console()
+    import shutil
+
+    out = Console(width=max(120, shutil.get_terminal_size().columns))
     out.print(t)
     if "position_swap" in res:
         out.print(f"position-swap consistency {res['position_swap']['consistency']:.3f}")
