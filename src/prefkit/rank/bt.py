@@ -590,6 +590,7 @@ def newton(
     k, m = p.k, p.n_extra
     if x0 is None:
         x = np.zeros(k + m)
+        x[:k] = _theta_init(p, yy)
         if p.has_tie:
             x[k] = tie_param_init(p)
     else:
@@ -626,6 +627,17 @@ def newton(
         f"the {p.model} fit did not converge in {p.max_iter} Newton iterations; "
         "try a prior (--prior 0.1)"
     )
+
+
+def _theta_init(p: Problem, y: F64) -> F64:
+    """Starting strengths log((wins + ties/2 + 1) / (losses + ties/2 + 1)), centred: saves
+    two or three Newton iterations over starting from 0 on large problems."""
+    k = p.k
+    w = np.bincount(p.i, y[:, 0], k) + np.bincount(p.j, y[:, 1], k)
+    lo = np.bincount(p.i, y[:, 1], k) + np.bincount(p.j, y[:, 0], k)
+    t = 0.5 * (np.bincount(p.i, y[:, 2], k) + np.bincount(p.j, y[:, 2], k))
+    th = np.log(w + t + 1.0) - np.log(lo + t + 1.0)
+    return np.asarray(th - th.mean(), dtype=np.float64)
 
 
 def _dense_step(h: F64, g: F64) -> F64:
