@@ -81,3 +81,20 @@ def test_hh_fast_path_does_not_import_pandas(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_parquet_options_name_real_columns(tmp_path: Path) -> None:
+    """The dictionary / statistics column lists are Parquet's own leaf paths, for every kind."""
+    from prefkit.io.canonical import parquet_options
+    from prefkit.schema import Kind, schema_for
+
+    for kind in Kind:
+        path = tmp_path / f"{kind.value}.parquet"
+        pq.write_table(schema_for(kind).empty_table(), path)
+        schema = pq.ParquetFile(path).schema
+        leaves = {schema.column(i).path for i in range(len(schema))}
+        chosen = set(parquet_options(kind)["use_dictionary"])
+        assert chosen <= leaves
+        assert {p for p in leaves if p.endswith(".content") or p in ("id", "prompt_id")}
+        assert not {p for p in chosen if p.endswith(".content") or p in ("id", "prompt_id")}
+        assert {p for p in leaves if p.endswith(".role") or p == "source"} <= chosen

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from prefkit.schema import (
     SchemaError,
     conform,
     kind_of,
+    schema_for,
     validate,
     with_metadata,
 )
@@ -30,8 +32,36 @@ def save(table: pa.Table, path: str | Path, kind: Kind | str | None = None) -> P
     validate(table, k)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(with_metadata(table, k), p, compression="zstd")
+    pq.write_table(with_metadata(table, k), p, **parquet_options(k))
     return p
+
+
+_UNIQUE = frozenset({"id", "prompt_id", "rationale", "correction"})
+
+
+@cache
+def parquet_options(kind: Kind) -> dict[str, Any]:
+    """Writer settings of canonical Parquet: zstd; dictionary encoding and min/max statistics
+    only for columns whose values repeat (roles, sources, outcomes, models, numbers, ...).
+    Ids and free text are (nearly) unique: a dictionary for them is built and dropped again in
+    every row group, and their min/max say nothing."""
+    paths = [p for f in schema_for(kind) for p in leaf_paths(f.name, f.type)]
+    repeat = [p for p in paths if p.split(".")[0] not in _UNIQUE and not p.endswith(".content")]
+    return {"compression": "zstd", "use_dictionary": repeat, "write_statistics": repeat}
+
+
+def leaf_paths(name: str, t: pa.DataType) -> list[str]:
+    """Parquet column paths of an Arrow field (compliant nested names: `list.element`,
+    `key_value.key`/`.value`)."""
+    if pa.types.is_map(t):
+        return leaf_paths(f"{name}.key_value.key", t.key_type) + leaf_paths(
+            f"{name}.key_value.value", t.item_type
+        )
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return leaf_paths(f"{name}.list.element", t.value_type)
+    if pa.types.is_struct(t):
+        return [p for f in t for p in leaf_paths(f"{name}.{f.name}", f.type)]
+    return [name]
 
 
 def load(path: str | Path, kind: Kind | str | None = None) -> pa.Table:

@@ -135,6 +135,8 @@ class _Sink:
     def write(self, tables: list[pa.Table]) -> None:
         import pyarrow.parquet as pq
 
+        from prefkit.io.canonical import parquet_options
+
         table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
         kind = kind_of(table) if self.kind is None else self.kind
         table = conform(table, kind)
@@ -145,7 +147,8 @@ class _Sink:
             raise SchemaError(row, e.column, e.reason) from e
         if self.writer is None:
             self.kind = kind
-            self.writer = pq.ParquetWriter(self.path, table.schema, compression="zstd")
+            options = parquet_options(kind)
+            self.writer = pq.ParquetWriter(self.path, table.schema, **options)
         self.writer.write_table(table, row_group_size=table.num_rows)
         self.rows += table.num_rows
 
