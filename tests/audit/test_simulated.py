@@ -70,28 +70,46 @@ def test_every_injected_duplicate_group_found(seed: int) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_position_bias_within_003_of_truth(seed: int) -> None:
     res, truth = audited(seed)
-    est = res.summary["bias"]["position"]["mixture"]["bias"]
+    pos = res.summary["bias"]["position"]
+    # the position-biased annotators' own bias (mixture over annotators) ...
+    est = pos["mixture"]["bias"]
     assert abs(est - truth["position_bias"]) <= 0.03, (est, truth["position_bias"])
+    # ... and the quality-blind P(shown first wins) - 0.5 over all decisive votes
+    overall = pos["p_first_wins"]["p"] - 0.5
+    assert abs(overall - truth["position_bias_overall"]) <= 0.03, (overall, truth)
+    assert truth["position_bias"] > 0.06
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_length_bias_within_003_of_truth(seed: int) -> None:
+    """The audit's logistic slope of "a wins" on (len_a - len_b) / 100 is quality-blind, so
+    its truth is `length_bias_marginal` (docs/simulate.md), not the structural
+    `length_bias` of the annotators (0.5 in `noisy`)."""
+    res, truth = audited(seed)
+    est = res.summary["bias"]["length"]["logit_per_100_chars"]["coef"]
+    assert abs(est - truth["length_bias_marginal"]) <= 0.03, (est, truth["length_bias_marginal"])
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_flipped_votes_found_with_three_votes_per_pair(seed: int) -> None:
     res, truth = audited(seed)
     m = flip_metrics(res, truth)
-    # measured (RESULTS.md): precision ~0.69 at recall ~0.40 at the calibrated threshold,
-    # ~0.76 at recall 0.3, ~0.57 at recall 0.6; an oracle that knows every annotator's
-    # parameters and the true qualities reaches 0.78 at recall 0.6 on this scenario.
-    assert m["precision"] >= 0.6 and m["recall"] >= 0.33, m
-    assert m["precision_at_recall_0.3"] >= 0.65, m
-    assert m["precision_at_recall_0.6"] >= 4 * m["base_rate"], m
+    assert res.summary["noise"]["votes_per_pair"] > 2.5
+    # issue 6: the flagged rows themselves reach precision >= 0.8 at recall >= 0.6
+    # (RESULTS.md: an oracle that knows the true qualities and every annotator's
+    # parameters reaches 0.89-0.92 at recall 0.6 on this scenario)
+    assert m["precision"] >= 0.8 and m["recall"] >= 0.6, m
+    assert m["precision_at_recall_0.6"] >= 0.8, m
 
 
 def test_flipped_votes_from_single_votes_beat_chance() -> None:
     res, truth = audited(0, votes_per_pair=1)
     m = flip_metrics(res, truth)
     assert res.summary["noise"]["votes_per_pair"] < 1.1
-    # one vote per pair: only the feature model speaks; better than chance, far from good
-    assert m["precision_at_recall_0.3"] > 1.3 * m["base_rate"], m
+    # one vote per pair: the feature model and the vote's confidence grade only; the
+    # flagged rows are still several times more often flipped than a random row
+    assert m["precision"] >= 5 * m["base_rate"] and m["recall"] >= 0.2, m
+    assert m["precision_at_recall_0.3"] >= 5 * m["base_rate"], m
 
 
 def test_length_logit_recovers_a_planted_effect() -> None:

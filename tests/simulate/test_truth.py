@@ -87,7 +87,9 @@ def test_position_bias_matches_truth(noisy: Simulation, noisy_cols: dict[str, An
         p = first_won[rows].mean()
         se = np.sqrt(p * (1 - p) / rows.sum())
         assert abs((p - 0.5) - noisy.truth[key]) < 3.5 * se + 0.005, key
-    assert noisy.truth["position_bias"] > 0.08  # the bias is there and sizeable
+    # the bias is there and sizeable (≈ 0.08: position_logit 1.2 against beta 2.0, and 12%
+    # flips dilute it)
+    assert noisy.truth["position_bias"] > 0.06
 
 
 def test_length_bias_matches_truth(noisy: Simulation, noisy_cols: dict[str, Any]) -> None:

@@ -7,7 +7,9 @@ the longer response chosen (verbosity).
 Spammer rule (issue `spammer`, warning, score = 1 − agreement), for annotators with ≥ 20 votes:
 
 1. votes like a coin: decisive agreement is not significantly above chance,
-   `z = (agreement − 0.5) / sqrt(0.25 / n) < 2`, where agreement is the share of the
+   `z = (agreement − 0.5) / sqrt(0.25 / n) < 2`, or is more likely under a coin than under
+   the median annotator's agreement p̃ (binomial log-likelihood ratio
+   `k log(½/p̃) + (n − k) log(½/(1 − p̃)) > 0`), where agreement is the share of the
    annotator's a/b votes that side with the majority of the *other* a/b votes on the same
    pair (needs ≥ 20 such votes; otherwise agreement with the out-of-fold feature model) —
    **and** never answers `tie`/`both_bad` although the rest of the data does often enough
@@ -116,7 +118,13 @@ def find_annotators(
     agree = np.where(use_overlap, _rate(dec_hit, dec_n), model_agree)
     n_agree = np.where(use_overlap, dec_n, dec)
     z = (agree - 0.5) / np.sqrt(0.25 / np.maximum(n_agree, 1))
-    near_chance = (vol >= MIN_VOTES) & (np.nan_to_num(z, nan=0.0) < Z_CHANCE)
+    # closer to a coin than to a typical annotator: binomial log-likelihood ratio of the
+    # agreements under p = 1/2 vs p = the median agreement of annotators with enough votes
+    enough = (vol >= MIN_VOTES) & np.isfinite(agree)
+    typical = float(np.clip(np.median(agree[enough]), 0.55, 0.99)) if enough.any() else 0.99
+    k_hit = np.nan_to_num(agree, nan=0.5) * n_agree
+    llr = k_hit * np.log(0.5 / typical) + (n_agree - k_hit) * np.log(0.5 / (1 - typical))
+    near_chance = (vol >= MIN_VOTES) & ((np.nan_to_num(z, nan=0.0) < Z_CHANCE) | (llr > 0))
     # non-decisive answers (tie / both_bad) the annotator would give if they read the pairs
     nd_rate = float((~f.decisive).mean()) if f.n else 0.0
     nd_own = np.bincount(ann, weights=(~d).astype(float), minlength=na)

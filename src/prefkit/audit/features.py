@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -60,3 +62,42 @@ def design(f: Frame, st: dict[str, F64]) -> tuple[F64, list[str]]:
     }
     names = list(cols)
     return np.column_stack([cols[k] for k in names]), names
+
+
+def ngram_matrix(texts: pa.Array, min_df: int = 3, max_df: float = 0.5, n: int = 2) -> Any:
+    """Binary word 1..`n`-gram presence (scipy CSR, one row per text). The vocabulary is the
+    data's own (no hashing): n-grams in at least `min_df` texts and at most a `max_df` share
+    of them."""
+    from scipy.sparse import csr_matrix
+
+    n_docs = len(texts)
+    toks = pc.split_pattern_regex(pc.utf8_lower(pc.fill_null(texts, "")), r"[^\w*#`]+")
+    flat = toks.flatten()
+    enc = pc.dictionary_encode(flat)
+    keep = np.asarray(pc.utf8_length(flat), dtype=np.int64) > 0
+    codes = np.asarray(enc.indices, dtype=np.int64)[keep]
+    doc = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(np.asarray(toks.offsets)))[keep]
+    vocab = len(enc.dictionary)
+    feats, docs = [codes], [doc]
+    offset = vocab
+    cur = codes  # code of the (k-1)-gram starting at each position
+    for k in range(2, n + 1):
+        m = codes.size - k + 1
+        if m <= 0:
+            break
+        _, comp = np.unique(cur[:m] * vocab + codes[k - 1 :], return_inverse=True)
+        cur = comp.astype(np.int64)
+        same = doc[:m] == doc[k - 1 :]
+        feats.append(offset + cur[same])
+        docs.append(doc[:m][same])
+        offset += int(cur.max()) + 1
+    span = offset + 1
+    key = np.unique(np.concatenate(docs) * span + np.concatenate(feats))
+    dd, feat = key // span, key % span
+    df = np.bincount(feat)
+    ok = (df[feat] >= min_df) & (df[feat] <= max(min_df, max_df * n_docs))
+    _, col = np.unique(feat[ok], return_inverse=True)
+    n_col = int(col.max()) + 1 if col.size else 0
+    return csr_matrix(
+        (np.ones(int(ok.sum())), (dd[ok], col.astype(np.int64))), shape=(n_docs, max(n_col, 1))
+    )

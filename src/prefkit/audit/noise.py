@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from prefkit.audit.features import F64, design, style
+from prefkit.audit.features import F64, design, ngram_matrix, style
 from prefkit.audit.findings import Findings, make_rows
 from prefkit.audit.frame import Frame
-from prefkit.audit.stats import Consensus, flip_model, logit_fit, one_coin
+from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin, sparse_logit_predictor
 
 CHECK = "noise"
 I64 = NDArray[np.int64]
@@ -96,8 +96,14 @@ def fit_noise(
     folds: int = 5,
     seed: int = 0,
     embeddings: bool = False,
+    ngrams: bool = True,
+    ngram_l2: float = 1e-2,
+    p_a: F64 | None = None,
 ) -> NoiseModel:
+    """Fit the label-noise model (module docstring). `p_a`: precomputed out-of-fold
+    P(a wins) per row (e.g. from a reward model) used instead of the feature model's."""
     st = st if st is not None else style(f)
+    given = p_a
     x, names = design(f, st)
     if embeddings and f.has_text:
         e = embedding_features(f)
@@ -109,18 +115,40 @@ def fit_noise(
     rng = np.random.default_rng(seed)
     ug, ginv = np.unique(f.prompt_code, return_inverse=True)
     fold_of = rng.integers(0, folds, size=ug.size)[ginv]
-    p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5)
+    p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
     l2 = 1e-3 if x.shape[1] < 50 else 1e-2
-    for k in range(folds):
+    xs: Any = x
+    if ngrams and f.has_text and given is None:
+        from scipy.sparse import csr_matrix, hstack
+
+        tm = ngram_matrix(f.texts)
+        diff = tm[np.maximum(f.a_code, 0)] - tm[np.maximum(f.b_code, 0)]
+        xs = hstack([csr_matrix(x), diff, _model_diff(f)], format="csr")
+    # the same rows with the display position removed: a prior for the pair, not the vote
+    pos_col = names.index("shown_first_a")
+    x0 = x.copy()
+    x0[:, pos_col] = 0.0
+    xs0: Any = x0
+    if xs is not x:
+        from scipy.sparse import csr_matrix as _csr
+        from scipy.sparse import hstack as _hstack
+
+        xs0 = _hstack([_csr(x0), xs[:, x.shape[1] :]], format="csr")
+    p_pair = p_a.copy()
+    for k in range(folds if given is None else 0):
         test = fold_of == k
         train = d & ~test
         if not test.any() or train.sum() < 20:
             continue
-        m = logit_fit(x[train], y[train], l2=l2)
-        p_a[test] = m.predict(x[test])
+        if xs is x:
+            m = logit_fit(x[train], y[train], l2=l2)
+            p_a[test], p_pair[test] = m.predict(x[test]), m.predict(x0[test])
+        else:
+            pred = sparse_logit_predictor(xs[train], y[train], l2=ngram_l2)
+            p_a[test], p_pair[test] = pred(xs[test]), pred(xs0[test])
     full = logit_fit(x[d], y[d], l2=l2) if d.sum() >= 20 else None
     coef = (
-        {n: float(c) for n, c in zip(["intercept", *names], full.coef, strict=False)}
+        {n: float(c) for n, c in zip(["intercept", *names[: x.shape[1]]], full.coef, strict=False)}
         if full
         else {}
     )
@@ -138,7 +166,7 @@ def fit_noise(
     n_items = int(item.max()) + 1 if item.size else 0
     lab = remap[f.canonical_outcome]
     # per-item prior from the feature model (canonical orientation)
-    q = np.where(f.swapped, 1 - p_a, p_a)
+    q = np.where(f.swapped, 1 - p_pair, p_pair)
     qi = np.bincount(item, weights=q, minlength=n_items) / np.maximum(
         np.bincount(item, minlength=n_items), 1
     )
@@ -176,24 +204,45 @@ def fit_noise(
         qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
             np.bincount(it, minlength=n_it), 1
         )
-        fm = flip_model(
+        s_row = np.where(f.shown_first == 0, 1.0, np.where(f.shown_first == 1, -1.0, 0.0))
+        s_can = np.where(f.swapped, -s_row, s_row)
+        lm = lapse_model(
             it.astype(np.int64),
             ann[rows],
             _grades(f)[rows],
             f.canonical_outcome[rows].astype(np.int64),
+            s_can[rows],
             n_it,
             len(f.annotators) + 1,
             N_GRADES,
             prior_a=qrow,
         )
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
-        susp[rows] = fm.p_flip
+        susp[rows] = lm.p_flip
         susp[spam_rows] = 0.0  # a spammer's votes are flagged by the annotator check
-        method = "flip model (annotator flip rates x confidence grades) + feature-model prior"
+        method = "lapse model (item margins, annotator lapse rates and position biases, grades)"
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
 
 
 N_GRADES = 4
+
+
+def _model_diff(f: Frame) -> Any:
+    """One-hot model of response a minus one-hot model of response b (a Bradley–Terry term);
+    an empty matrix when the table names no models."""
+    from scipy.sparse import csr_matrix
+
+    ma, mb = f.model_codes
+    k = int(max(ma.max(initial=-1), mb.max(initial=-1))) + 1
+    ok = (ma >= 0) & (mb >= 0) & (ma != mb)
+    rows = np.flatnonzero(ok)
+    if k < 2 or rows.size == 0:
+        return csr_matrix((f.n, 1))
+    data = np.concatenate([np.ones(rows.size), -np.ones(rows.size)])
+    return csr_matrix(
+        (data, (np.concatenate([rows, rows]), np.concatenate([ma[rows], mb[rows]]))),
+        shape=(f.n, k),
+    )
 
 
 def _grades(f: Frame) -> I64:

@@ -3,7 +3,9 @@ and the one-coin Dawid–Skene model that turns several votes into a posterior p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -204,3 +206,155 @@ def flip_model(
     flip_if_right = f[annotator] * (1 - p[grade]) / c
     p_flip = (1 - pt) * flip_if_wrong + pt * flip_if_right
     return FlipModel(p_flip, 1 - pt, post_a, f, p)
+
+
+@dataclass(frozen=True)
+class LapseModel:
+    """Fitted vote-lapse model (see `lapse_model`)."""
+
+    p_flip: F64  # per vote: P(recorded reversed | all votes)
+    posterior_a: F64  # per item: P(margin > 0), ties at 0 split evenly
+    lapse: F64  # per annotator: P(a decisive judgement is recorded reversed)
+    position: F64  # per annotator: log-odds added to the shown-first response
+    grid: F64  # margin grid
+    prior: F64  # learned prior over the grid (symmetric)
+    grade_table: F64  # P(grade | |logit| bin), bins of width `step`
+    loglik: float
+    iterations: int
+
+
+def lapse_model(
+    item: I64,
+    annotator: I64,
+    grade: I64,
+    y: I64,
+    first: F64,
+    n_items: int,
+    n_annotators: int,
+    n_grades: int,
+    prior_a: F64 | None = None,
+    iters: int = 80,
+    step: float = 0.5,
+    max_margin: float = 6.0,
+    lapse_prior: tuple[float, float] = (1.0, 9.0),
+    lapse_shrink: float = 30.0,
+    position_sd: float = 1.0,
+    tol: float = 1e-6,
+) -> LapseModel:
+    """EM for decisive votes y ∈ {0 (a), 1 (b)} under a psychometric model with lapses.
+
+    Each item has a latent margin m (log-odds that a is better, on a grid with a learned
+    symmetric prior). Annotator r's judgement has log-odds L = m + γ_r·s, where s = +1/−1
+    when a/b was shown first (0 unknown) and γ_r is r's position bias; r judges a with
+    probability σ(L), reports a confidence grade g with probability G(g | |L|) (a learned
+    table: confident grades come from clear judgements), and then records the reverse of its
+    judgement with probability f_r, the lapse rate, independent of the item. So honest
+    disagreement happens on close items (σ(L) near ½) while lapses happen everywhere; on
+    clear items a reversed vote is a lapse. `prior_a` (per item, e.g. a feature model's
+    P(a wins)) enters as a noisy measurement of the margin: its logit z ~ N(b·m, τ²), with b
+    and τ² fitted (so a useless feature model is ignored and a sharp one is trusted).
+    Returns P(flipped | all votes) per vote.
+
+    f_r has a Beta(`lapse_prior`) prior (MAP), γ_r a N(0, `position_sd`²) prior (Newton
+    steps on the expected log-likelihood of the sides)."""
+    from scipy.sparse import csr_matrix
+    from scipy.special import expit as sig
+    from scipy.special import logsumexp
+
+    v = int(y.size)
+    grid = np.arange(-max_margin, max_margin + step / 2, step)
+    n_g = grid.size
+    n_bins = int(np.ceil((max_margin + 4.0) / step)) + 1
+    sgn = np.where(y == 0, 1.0, -1.0)
+    first = np.asarray(first, dtype=np.float64)
+    # the feature model's logit z is a noisy measurement of the margin: z ~ N(b·m, τ²)
+    z = (
+        np.zeros(n_items)
+        if prior_a is None
+        else np.log(np.clip(prior_a, 1e-4, 1 - 1e-4) / (1 - np.clip(prior_a, 1e-4, 1 - 1e-4)))
+    )
+    zb, tau2 = 0.0, max(float(z.var()), 1e-6)
+    tilt = np.zeros((n_items, n_g))
+    agg = csr_matrix((np.ones(v), (item, np.arange(v))), shape=(n_items, v))
+    n_r = np.bincount(annotator, minlength=n_annotators).astype(np.float64)
+    a0, b0 = lapse_prior
+    pi = np.exp(-0.5 * (grid / 3.0) ** 2)
+    pi /= pi.sum()
+    f = np.full(n_annotators, 0.1)
+    gam = np.zeros(n_annotators)
+    tab = np.full((n_bins, n_grades), 1.0 / n_grades)
+    ll_total = -np.inf
+
+    def estep(f: F64, gam: F64, tab: F64, pi: F64) -> tuple[F64, F64, F64, F64, F64, I64, float]:
+        u = sgn[:, None] * (grid[None, :] + (gam[annotator] * first)[:, None])  # s·L
+        h = np.asarray(sig(u), dtype=np.float64)  # honest P(the recorded side)
+        fv = f[annotator][:, None]
+        py = np.clip(fv + (1 - 2 * fv) * h, 1e-12, 1.0)
+        b = np.minimum(np.rint(np.abs(u) / step).astype(np.int64), n_bins - 1)
+        lv = np.log(py) + np.log(tab[b, grade[:, None]])
+        lp = np.log(pi)[None, :] + tilt + np.asarray(agg @ lv)
+        norm = logsumexp(lp, axis=1)
+        post = np.exp(lp - norm[:, None])
+        return post, h, fv, py, post[item], b, float(norm.sum())
+
+    prev = -np.inf
+    done = 0
+    for _ in range(iters):
+        post, h, fv, py, w, b, ll_total = estep(f, gam, tab, pi)
+        if abs(ll_total - prev) < tol * max(v, 1):
+            break
+        done += 1
+        prev = ll_total
+        # M-step: measurement model of z, prior, grade table, lapse rates, position biases
+        if prior_a is not None:
+            em, em2 = post @ grid, post @ (grid * grid)
+            zb = float((em * z).sum() / max(float(em2.sum()), 1e-9))
+            tau2 = max(float(np.mean(z * z - 2 * zb * z * em + zb * zb * em2)), 1e-4)
+            tilt = -0.5 * (z[:, None] - zb * grid[None, :]) ** 2 / tau2 - 0.5 * np.log(tau2)
+        pi = post.sum(0) + 1e-3
+        pi = 0.5 * (pi + pi[::-1])
+        pi /= pi.sum()
+        cnt = np.bincount(
+            (b * n_grades + grade[:, None]).ravel(), weights=w.ravel(), minlength=n_bins * n_grades
+        ).reshape(n_bins, n_grades)
+        tab = (cnt + 0.5) / (cnt + 0.5).sum(1, keepdims=True)
+        e_flip = (w * fv * (1 - h) / py).sum(1)
+        e_r = np.bincount(annotator, weights=e_flip, minlength=n_annotators)
+        # empirical Bayes: shrink each annotator's lapse rate towards the pooled rate
+        f_bar = (float(e_r.sum()) + a0 - 1) / (float(n_r.sum()) + a0 + b0 - 2)
+        f = np.clip((e_r + lapse_shrink * f_bar) / (n_r + lapse_shrink), 1e-4, 0.49)
+        d1 = (1 - 2 * fv) * h * (1 - h) / py
+        d2 = (1 - 2 * fv) * h * (1 - h) * (1 - 2 * h) / py - d1 * d1
+        g1 = np.bincount(annotator, weights=(w * d1).sum(1) * sgn * first, minlength=n_annotators)
+        g2 = np.bincount(annotator, weights=(w * d2).sum(1) * first * first, minlength=n_annotators)
+        prec = 1.0 / position_sd**2
+        gam = np.clip(gam - (g1 - prec * gam) / np.minimum(g2 - prec, -1e-9), -4.0, 4.0)
+    post, h, fv, py, w, b, ll_total = estep(f, gam, tab, pi)
+    p_flip = (w * fv * (1 - h) / py).sum(1)
+    post_a = (post * (grid > 0)).sum(1) + 0.5 * (post * (grid == 0)).sum(1)
+    return LapseModel(np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done)
+
+
+def sparse_logit_predictor(
+    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100
+) -> Callable[[Any], F64]:
+    """Ridge logistic regression (intercept unpenalised) on a scipy sparse or dense design,
+    L-BFGS; returns a function x -> P(y = 1)."""
+    n = x.shape[0]
+
+    def fun(beta: F64) -> tuple[float, F64]:
+        z = np.asarray(x @ beta[1:]).ravel() + beta[0]
+        ll = y * log_expit(z) + (1 - y) * log_expit(-z)
+        r = (np.asarray(expit(z)) - y) / n
+        g = np.concatenate([[r.sum()], np.asarray(x.T @ r).ravel() + l2 * beta[1:]])
+        return float(-ll.mean() + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
+
+    res = minimize(
+        fun, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
+    )
+    beta = np.asarray(res.x, dtype=np.float64)
+
+    def predict(xt: Any) -> F64:
+        return np.asarray(expit(np.asarray(xt @ beta[1:]).ravel() + beta[0]), dtype=np.float64)
+
+    return predict

@@ -155,6 +155,8 @@ def _pairwise(
             extra["length_bias"] = float(o["length_bias"])
         if o["flip"] is not None:
             extra["flip"] = float(o["flip"])
+        if o["beta"] is not None:
+            extra["beta"] = float(o["beta"])
         personas = assign_personas(n_ann, dict(o["mix"]), rng, extra or None)
     ann_ids = [f"ann-{j:03d}" for j in range(n_ann)]
 
@@ -610,7 +612,13 @@ def _rankings(
 
 # ---------------------------------------------------------------------------------------
 
-NOISY_MIX = {"careful": 0.4, "noisy": 0.2, "position": 0.15, "tie_prone": 0.15, "spammer": 0.1}
+# `noisy`: label noise as in the label-noise literature — a recorded label reversed at a
+# moderate, item-independent rate (a lapse: misclick, swapped sides), the same for every
+# non-spammer — on top of honest judgements that are decisive on clear pairs (beta 2.0) and
+# uncertain on close ones. See docs/simulate.md ("Why these parameters").
+NOISY_MIX = {"careful": 0.6, "position": 0.15, "tie_prone": 0.15, "spammer": 0.1}
+NOISY_FLIP = 0.12  # every non-spammer's lapse rate: ≈10% of all rows flipped
+NOISY_BETA = 2.0  # every non-spammer's sensitivity
 PLURALISTIC_GROUPS: dict[str, Persona] = {
     "helpful": Persona(
         "pluralistic", beta=1.5, flip=0.03, group="helpful",
@@ -636,6 +644,7 @@ _PAIRWISE_DEFAULTS: dict[str, Any] = {
     "annotators": 0,
     "length_bias": 0.0,
     "flip": None,
+    "beta": None,
     "exact_duplicates": 0.0,
     "near_duplicates": 0.0,
     "identical_pairs": 0.0,
@@ -655,7 +664,8 @@ SCENARIOS: dict[str, Scenario] = {
     ),
     "noisy": Scenario(
         "noisy",
-        "Crowd votes with known faults: ~10% flipped labels, 10% spammers (random / always-a), "
+        "Crowd votes with known faults: ~10% flipped labels (every non-spammer records the "
+        "reverse of its judgement 12% of the time), 10% spammers (random / always-a), "
         "position-biased and tie-prone annotators, a verbosity bias, exact and near duplicates, "
         "identical-response pairs; 3 votes per pair.",
         20000,
@@ -664,6 +674,8 @@ SCENARIOS: dict[str, Scenario] = {
         | {
             "votes_per_pair": 3,
             "length_bias": 0.5,
+            "flip": NOISY_FLIP,
+            "beta": NOISY_BETA,
             "exact_duplicates": 0.01,
             "near_duplicates": 0.01,
             "identical_pairs": 0.005,
