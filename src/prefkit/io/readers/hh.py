@@ -102,8 +102,10 @@ register_reader(HHReader())
 
 # ---------------------------------------------------------------------------------------
 # Vectorised path: whole JSONL files of clean chosen/rejected rows are parsed with
-# pyarrow.json and split with Arrow string kernels; rows it cannot prove equivalent to the
-# per-row path (different prefixes, odd control characters, ...) go through `convert`.
+# pyarrow.json; turn markers are found with numpy on the raw string buffers and the messages
+# cut out of them as zero-copy pieces (then trimmed and joined by Arrow kernels); rows it
+# cannot prove equivalent to the per-row path (different prefixes, odd control characters,
+# ...) go through `convert`.
 
 BLOCK_BYTES = 2 << 20  # JSON block per batch
 _UNSAFE = r"[\x00-\x08\x0e-\x1f\x85]"  # control chars Arrow and Python treat differently
@@ -321,8 +323,6 @@ def _fast_batch(
 
 
 _LH, _LA = len("\n\nHuman:"), len("\n\nAssistant:")
-_HUMAN = np.frombuffer(b"Human:", np.uint8)
-_ASSISTANT = np.frombuffer(b"Assistant:", np.uint8)
 _ROLES = _texts(["user", "assistant"])
 _EMPTY = _texts([""])[0]
 
@@ -488,12 +488,14 @@ def _prompt_ids(
         )
     )
     odd = np.zeros(len(contents), bool)
+    if contents.null_count or roles.null_count:
+        odd |= ~_bools(pc.and_(pc.is_valid(contents), pc.is_valid(roles)))
     if len(body) and body.max() >= 0x80:
-        odd |= ~_bools(pc.string_is_ascii(contents))
+        odd |= ~_bools(pc.fill_null(pc.string_is_ascii(contents), True))
     rb = _Strings(roles).bytes
     rtext = rb.tobytes()
     if len(rb) and (rb.max() >= 0x80 or rb.min() < 0x20 or b'"' in rtext or b"\\" in rtext):
-        odd |= _bools(pc.match_substring_regex(roles, r'[^\x20-\x7e]|["\\]'))
+        odd |= _bools(pc.fill_null(pc.match_substring_regex(roles, r'[^\x20-\x7e]|["\\]'), False))
     if odd.any():
         bad = np.add.reduceat(odd.astype(np.int64), starts[:-1])
         for i in np.nonzero(bad)[0].tolist():
