@@ -98,3 +98,13 @@ def test_parquet_options_name_real_columns(tmp_path: Path) -> None:
         assert {p for p in leaves if p.endswith(".content") or p in ("id", "prompt_id")}
         assert not {p for p in chosen if p.endswith(".content") or p in ("id", "prompt_id")}
         assert {p for p in leaves if p.endswith(".role") or p == "source"} <= chosen
+
+
+def test_cli_convert_streams_hh(tmp_path: Path) -> None:
+    from tests.io._util import cli
+
+    out = tmp_path / "cli.parquet"
+    res = cli("convert", HH, out)
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "hh-rlhf" in res.output and "wrote 2312 row(s)" in res.output
+    _same_as_read_save(HH, out, tmp_path)
