@@ -1,8 +1,9 @@
 """Label noise on the simulator's `noisy` scenario: prefkit's audit vs cleanlab.
 
-Both get the same out-of-fold probabilities from prefkit's feature model; prefkit adds its
-flip model over the votes (annotator flip rates x confidence grades). An oracle that knows
-every annotator's parameters and the true qualities gives the ceiling.
+Both get the same out-of-fold probabilities from prefkit's feature model (style features,
+word 1-2-gram differences, model identities; folds by prompt); prefkit adds its lapse model
+over the votes (item margins, annotator lapse rates and position biases, confidence grades).
+An oracle that knows every annotator's parameters and the true qualities gives the ceiling.
 
     .venv/bin/python benchmarks/bench_noise.py [--seeds 0 1 2] [--size 20000]
 """
@@ -61,7 +62,7 @@ def main() -> None:
 
     print(
         "| votes/pair | seed | prefkit P | prefkit R | prefkit P@R0.3 | prefkit P@R0.6 "
-        "| cleanlab P | cleanlab R | cleanlab P@R0.6 | oracle P@R0.6 | base rate | audit s |"
+        "| cleanlab P | cleanlab R | cleanlab P@R0.6 | oracle P@R0.6 | flip rate | audit s |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for vpp in (3, 1):

@@ -1,14 +1,18 @@
-"""Which labels are probably wrong? A per-row suspicion score in 0..1.
+"""Which labels are probably wrong? A per-row suspicion score in 0..1 (docs/audit.md).
 
-1. A feature model — logistic regression on antisymmetric differences of length, log length,
-   lists, headers, bold, refusal, overlap with the prompt and position — predicts P(a wins)
-   out of fold (5 folds split by prompt, so a prompt never informs its own prediction).
+1. A feature model — ridge logistic regression on antisymmetric differences of style
+   features (length, log length, lists, headers, bold, refusal, overlap with the prompt,
+   position), word 1–2-gram presence and the two responses' models — predicts P(a wins) out
+   of fold (5 folds split by prompt, so a prompt never informs its own prediction).
    Optionally (`embeddings=True`, needs the `[train]` extra) the difference of MiniLM
    sentence embeddings of the two responses is added.
-2. Votes are combined with a one-coin Dawid–Skene model whose per-item prior is the feature
-   model: each annotator has an estimated accuracy, each pair a posterior over a/b/tie/both_bad.
-3. Suspicion of a row = 1 − posterior probability that the row's label is the true one. With
-   one vote per pair this reduces to how strongly the feature model disagrees with the label.
+2. The decisive votes of non-spammers go through the lapse model (`stats.lapse_model`):
+   per pair a latent margin, per annotator a lapse rate (the probability of recording the
+   reverse of its judgement, independent of the pair) and a position bias, confidence
+   grades from `strength`, and the feature model's logit as a noisy measurement of the
+   margin. Suspicion of a vote = P(recorded reversed | all votes on the pair, features).
+   (A one-coin Dawid–Skene consensus with the feature-model prior is kept in the model for
+   the annotators check's accuracy estimates.)
 
 Threshold (issue `noisy_label`, warning): the smallest t ≥ 0.5 such that the mean suspicion of
 the rows scoring ≥ t — the expected precision if the scores are calibrated — is ≥ 0.8;
@@ -99,9 +103,11 @@ def fit_noise(
     ngrams: bool = True,
     ngram_l2: float = 1e-2,
     p_a: F64 | None = None,
+    max_train: int = 100_000,
 ) -> NoiseModel:
     """Fit the label-noise model (module docstring). `p_a`: precomputed out-of-fold
-    P(a wins) per row (e.g. from a reward model) used instead of the feature model's."""
+    P(a wins) per row (e.g. from a reward model) used instead of the feature model's.
+    Each fold's feature model is fitted on at most `max_train` rows (a seeded subset)."""
     st = st if st is not None else style(f)
     given = p_a
     x, names = design(f, st)
@@ -138,6 +144,10 @@ def fit_noise(
     for k in range(folds if given is None else 0):
         test = fold_of == k
         train = d & ~test
+        if train.sum() > max_train:  # a random subset bounds the cost on large tables
+            keep = np.flatnonzero(train)
+            train = np.zeros(f.n, dtype=bool)
+            train[rng.choice(keep, size=max_train, replace=False)] = True
         if not test.any() or train.sum() < 20:
             continue
         if xs is x:
@@ -190,7 +200,7 @@ def fit_noise(
     method = "feature model + one-coin consensus"
     spam_rows = np.zeros(f.n, dtype=bool)
     if d.any():
-        # several votes per pair: the flip model (annotator flip rates, confidence grades)
+        # the lapse model over the non-spammers' decisive votes
         from prefkit.audit.agreement import votes as votes_of
         from prefkit.audit.annotators import find_annotators
 

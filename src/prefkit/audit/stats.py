@@ -221,6 +221,7 @@ class LapseModel:
     grade_table: F64  # P(grade | |logit| bin), bins of width `step`
     loglik: float
     iterations: int
+    measurement: tuple[float, float] = (0.0, 1.0)  # (b, τ²) of the feature logit
 
 
 def lapse_model(
@@ -240,6 +241,9 @@ def lapse_model(
     lapse_shrink: float = 30.0,
     position_sd: float = 1.0,
     tol: float = 1e-6,
+    max_votes: int = 200_000,
+    seed: int = 0,
+    init: LapseModel | None = None,
 ) -> LapseModel:
     """EM for decisive votes y ∈ {0 (a), 1 (b)} under a psychometric model with lapses.
 
@@ -255,13 +259,31 @@ def lapse_model(
     and τ² fitted (so a useless feature model is ignored and a sharp one is trusted).
     Returns P(flipped | all votes) per vote.
 
-    f_r has a Beta(`lapse_prior`) prior (MAP), γ_r a N(0, `position_sd`²) prior (Newton
-    steps on the expected log-likelihood of the sides)."""
+    f_r is shrunk towards the pooled rate (empirical Bayes, `lapse_shrink` pseudo-votes; the
+    pooled rate has a Beta(`lapse_prior`) prior), γ_r has a N(0, `position_sd`²) prior
+    (Newton steps on the expected log-likelihood of the sides). With more than `max_votes`
+    votes the parameters are fitted on a random subset of items (`seed`) and every vote is
+    then scored with them (one E-step); `init` starts from a fitted model's parameters."""
     from scipy.sparse import csr_matrix
     from scipy.special import expit as sig
     from scipy.special import logsumexp
 
     v = int(y.size)
+    if init is None and max_votes and v > max_votes:
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(n_items)
+        cum = np.cumsum(np.bincount(item, minlength=n_items)[order])
+        chosen = np.zeros(n_items, dtype=bool)
+        chosen[order[: int(np.searchsorted(cum, max_votes)) + 1]] = True
+        sel = chosen[item]
+        new_id = (np.cumsum(chosen) - 1).astype(np.int64)
+        sub = lapse_model(
+            new_id[item[sel]], annotator[sel], grade[sel], y[sel], first[sel],
+            int(chosen.sum()), n_annotators, n_grades,
+            None if prior_a is None else prior_a[chosen],
+            iters, step, max_margin, lapse_prior, lapse_shrink, position_sd, tol, 0,
+        )  # fmt: skip
+        init, iters = sub, 0
     grid = np.arange(-max_margin, max_margin + step / 2, step)
     n_g = grid.size
     n_bins = int(np.ceil((max_margin + 4.0) / step)) + 1
@@ -283,6 +305,11 @@ def lapse_model(
     f = np.full(n_annotators, 0.1)
     gam = np.zeros(n_annotators)
     tab = np.full((n_bins, n_grades), 1.0 / n_grades)
+    if init is not None:
+        f, gam, tab, pi = init.lapse.copy(), init.position.copy(), init.grade_table, init.prior
+        zb, tau2 = init.measurement
+        if prior_a is not None:
+            tilt = -0.5 * (z[:, None] - zb * grid[None, :]) ** 2 / tau2 - 0.5 * np.log(tau2)
     ll_total = -np.inf
 
     def estep(f: F64, gam: F64, tab: F64, pi: F64) -> tuple[F64, F64, F64, F64, F64, I64, float]:
@@ -332,7 +359,9 @@ def lapse_model(
     post, h, fv, py, w, b, ll_total = estep(f, gam, tab, pi)
     p_flip = (w * fv * (1 - h) / py).sum(1)
     post_a = (post * (grid > 0)).sum(1) + 0.5 * (post * (grid == 0)).sum(1)
-    return LapseModel(np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done)
+    return LapseModel(
+        np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done, (zb, tau2)
+    )
 
 
 def sparse_logit_predictor(
