@@ -214,3 +214,15 @@ def test_lora_kto_and_reference_free_runs(
     assert card["training"]["steps"] == 2 and (out / needs).exists()
     losses = card["training"]["losses"]
     assert len(losses) == 2 and all(x == x for x in losses)  # logged every step, not NaN
+
+
+def test_raw_comparisons_go_through_io_and_build(base: Path, tmp_path: Path) -> None:
+    """The HH file itself: io reads it, the build stage makes the pairs (4 HH pairs have an
+    empty response: counted), the tiny tokenizer has no chat template: rendered as text."""
+    out = tmp_path / "o"
+    r = _run(*r_args(_tiny.HH_HARMLESS, base, out))
+    assert r.exit_code == 0, r.output
+    assert "rendered as plain text" in r.output
+    card = json.loads((out / "align.json").read_text())
+    assert card["data"]["skipped"] == {"empty_response": 4}
+    assert card["data"]["pairs"] == 2312 - 4 and "hh-rlhf" in card["data"]["source"]

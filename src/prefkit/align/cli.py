@@ -34,6 +34,23 @@ def _data(path: Path, ties: str) -> Any:
     return data
 
 
+def _plain_if_no_template(pairs: Any, model_dir: str) -> Any:
+    """Message-list pairs need a chat template; without one they are rendered as text."""
+    if not pairs.conversational:
+        return pairs
+    from prefkit.align.data import as_text
+    from prefkit.align.train import AlignError, load_tokenizer
+
+    try:
+        tok = load_tokenizer(model_dir)
+    except AlignError as e:
+        fail(str(e))
+    if getattr(tok, "chat_template", None):
+        return pairs
+    console.print("the tokenizer has no chat template: messages are rendered as plain text")
+    return as_text(pairs)
+
+
 @align_app.command("train")
 def train_cmd(
     data: Path = typer.Argument(
@@ -114,6 +131,7 @@ def train_cmd(
         use_weights=use_weights,
         use_margins=use_margins,
     )
+    pairs = _plain_if_no_template(pairs, base)
     console.print(f"training {loss} on {len(pairs)} pairs ({batching} batching)")
     try:
         card = train(pairs, base, out, cfg, ref=ref)
@@ -155,7 +173,7 @@ def eval_cmd(
             "align eval needs --ref PATH: the reference model the policy was trained against",
             code=2,
         )
-    pairs = _data(data, ties)
+    pairs = _plain_if_no_template(_data(data, ties), policy)
     try:
         pol = load_causal_lm(policy, "--policy")
         reference = load_causal_lm(ref, "--ref")

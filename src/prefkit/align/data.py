@@ -183,3 +183,20 @@ def truncate(
     room = max_length - len(new_prompt)
     r_cut = any(len(r) > room for r in responses)
     return new_prompt, [r[:room] for r in responses], p_cut, r_cut
+
+
+def as_text(data: AlignData) -> AlignData:
+    """Conversational rows rendered as plain strings the way ``prefkit pairs --to trl`` renders
+    them (for tokenizers without a chat template); string rows unchanged."""
+    if not data.conversational:
+        return data
+    from prefkit.build.export import _text as render
+
+    rows = []
+    for r in data.rows:
+        new = dict(r)
+        for k in PAIR_COLUMNS:
+            if not isinstance(r[k], str):
+                new[k] = render(r[k], k == "prompt")
+        rows.append(new)
+    return AlignData(rows, data.skipped, data.source + " (rendered as text)", False, data.report)
