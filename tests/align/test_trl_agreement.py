@@ -42,12 +42,18 @@ DPO_TYPES: dict[str, tuple[str, dict[str, float]]] = {
 }
 
 
+def _short_rows(n: int) -> list[dict[str, Any]]:
+    """HH harmless pairs short enough to keep TRL's CPU LM head quick."""
+    rows = [r for r in _tiny.hh_rows(600) if len(r["prompt"] + r["chosen"] + r["rejected"]) < 700]
+    return rows[:n]
+
+
 @pytest.fixture(scope="module")
 def dpo_setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     import datasets
     from trl import DPOConfig, DPOTrainer
 
-    rows = _tiny.hh_rows(40)
+    rows = _short_rows(40)
     tok = _tiny.tokenizer(_tiny.texts_of(rows))
     policy = _tiny.model(tok).double()
     ref = _tiny.model(tok, seed=1).double()  # a different reference: nonzero log-ratios
@@ -181,7 +187,7 @@ def test_kto_trainer_matches(tmp_path: Any) -> None:
     import datasets
     from trl import KTOConfig, KTOTrainer
 
-    rows = _tiny.hh_rows(12)
+    rows = _short_rows(12)
     unpaired = [
         {"prompt": r["prompt"], "completion": r[side], "label": side == "chosen"}
         for r in rows
