@@ -34,6 +34,26 @@ def _data(path: Path, ties: str) -> Any:
     return data
 
 
+def _progress_callback(progress: Any) -> Any:
+    """A transformers TrainerCallback driving a rich progress bar (stderr)."""
+    from transformers import TrainerCallback
+
+    class _Bar(TrainerCallback):
+        task: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            self.task = progress.add_task("training", total=state.max_steps)
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            progress.update(self.task, completed=state.global_step)
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+            if logs and "loss" in logs:
+                progress.update(self.task, description=f"training (loss {float(logs['loss']):.4f})")
+
+    return _Bar()
+
+
 def _plain_if_no_template(pairs: Any, model_dir: str) -> Any:
     """Message-list pairs need a chat template; without one they are rendered as text."""
     if not pairs.conversational:
@@ -133,8 +153,11 @@ def train_cmd(
     )
     pairs = _plain_if_no_template(pairs, base)
     console.print(f"training {loss} on {len(pairs)} pairs ({batching} batching)")
+    from rich.progress import Progress
+
     try:
-        card = train(pairs, base, out, cfg, ref=ref)
+        with Progress(console=console, transient=True) as progress:
+            card = train(pairs, base, out, cfg, ref=ref, callbacks=[_progress_callback(progress)])
     except (AlignError, LossInputError) as e:
         fail(str(e))
     for name, t in card["truncation"].items():

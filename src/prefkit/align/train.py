@@ -290,6 +290,7 @@ def build_trainer(
     ref: str | None = None,
     policy: Any = None,
     tokenizer: Any = None,
+    callbacks: list[Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The configured ``PrefkitDPOTrainer`` and notes on the reference model used."""
     import torch
@@ -333,12 +334,18 @@ def build_trainer(
         truncate_to=cfg.max_length,
         use_weights=cfg.use_weights,
         use_margins=cfg.use_margins,
+        callbacks=callbacks,
     )
     return trainer, notes
 
 
 def train_kto(
-    data: AlignData, base: str, out: Path, cfg: TrainConfig, ref: str | None = None
+    data: AlignData,
+    base: str,
+    out: Path,
+    cfg: TrainConfig,
+    ref: str | None = None,
+    callbacks: list[Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """KTO on TRL's ``KTOTrainer``: pairs become unpaired rows (chosen desirable, rejected
     undesirable) with the build stage's class weights."""
@@ -386,6 +393,7 @@ def train_kto(
         train_dataset=Dataset.from_list(rows),
         processing_class=tok,
         peft_config=_lora(cfg) if cfg.lora else None,
+        callbacks=callbacks,
     )
     return trainer, {"reference": str(ref) if ref else f"a frozen copy of the base ({base})"}
 
@@ -398,16 +406,17 @@ def train(
     ref: str | None = None,
     policy: Any = None,
     tokenizer: Any = None,
+    callbacks: list[Any] | None = None,
 ) -> dict[str, Any]:
     """Train, save the policy (or adapter) and tokenizer to `out`, write ``align.json``
     (config, data checks, truncation counts, loss history) and return that card."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.loss == "kto":
-        trainer, notes = train_kto(data, base, out, cfg, ref)
+        trainer, notes = train_kto(data, base, out, cfg, ref, callbacks)
         truncation: dict[str, Any] = {"policy": "TRL KTOTrainer keep_start"}
     else:
-        trainer, notes = build_trainer(data, base, out, cfg, ref, policy, tokenizer)
+        trainer, notes = build_trainer(data, base, out, cfg, ref, policy, tokenizer, callbacks)
     result = trainer.train()
     if cfg.loss != "kto":
         truncation = {k: dict(v) for k, v in trainer.truncation.items()}
