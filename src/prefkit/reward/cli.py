@@ -106,7 +106,10 @@ def train_cmd(
     vtable = _read(val) if val is not None else None
     console.print(f"training {backend} reward model on {table.num_rows} rows")
     try:
-        with warnings.catch_warnings():
+        with (
+            warnings.catch_warnings(),
+            console.status(f"training {backend} (embedding, fitting, validating)"),
+        ):
             warnings.simplefilter("ignore", UserWarning)  # truncation: counted in the card
             res = train(
                 table,
