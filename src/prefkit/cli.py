@@ -59,6 +59,8 @@ _register_all()
 
 def main() -> None:
     """Entry point: runs the app and turns user-facing errors into one line and an exit code."""
+    from rich.markup import escape
+
     from prefkit.io.base import InputError
     from prefkit.schema import SchemaError
 
@@ -67,10 +69,14 @@ def main() -> None:
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except CLIError as e:
-        console.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
+        )
         sys.exit(e.code)
     except (InputError, SchemaError) as e:
-        console.print(f"[red]error:[/red] {e}", markup=True, highlight=False, soft_wrap=True)
+        console.print(
+            f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
+        )
         sys.exit(1)
     except typer.Exit as e:
         sys.exit(e.exit_code)

@@ -187,7 +187,8 @@ def test_helpsteer3_and_2_preferences(tmp_path: Path) -> None:
     ]
     reader, rows = _one(tmp_path, rows3)
     assert reader == "helpsteer-preference"
-    assert [(r["outcome"], r["strength"]) for r in rows] == [("a", 1.0), ("tie", 0.0), ("b", 2 / 3)]
+    # strength is directional (1 = strongly prefers a), whatever the outcome
+    assert [(r["outcome"], r["strength"]) for r in rows] == [("a", 1.0), ("tie", 0.5), ("b", 1 / 6)]
     assert rows[0]["prompt"] == ctx and rows[0]["rationale"] == "because"
     rec2 = {
         "split": "train",

@@ -13,10 +13,9 @@ from prefkit._cli import fail as _fail
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """`prefkit._cli.fail` with rich markup escaped (`prefkit[train]` must print as is)."""
-    from rich.markup import escape
-
-    _fail(escape(message), code)
+    """`prefkit._cli.fail` (`prefkit.cli.main` escapes rich markup, so `prefkit[train]`
+    prints as is)."""
+    _fail(message, code)
 
 
 rm_app = typer.Typer(

@@ -212,7 +212,8 @@ class HelpSteerPreferenceReader(RecordReader):
                 "response_a": ra,
                 "response_b": rb,
                 "outcome": outcome,
-                "strength": abs(p) / 3.0,
+                # canonical strength is directional (1 = strongly prefers a): -3 -> 1, 3 -> 0
+                "strength": (3.0 - p) / 6.0,
                 "rationale": rationale,
                 "meta": meta_of(rec, used),
             },

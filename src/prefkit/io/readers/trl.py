@@ -100,9 +100,8 @@ class TRLPreferenceReader(RecordReader):
             "model_b": opt_str(rec, "rejected_model") or opt_str(rec, "rejected-model"),
         }
         used += ["chosen_model", "rejected_model", "chosen-model", "rejected-model"]
-        margin = rec.get("margin")
-        if isinstance(margin, int | float) and not isinstance(margin, bool) and 0 <= margin <= 1:
-            row["strength"] = float(margin)
+        # a `margin` column (RewardTrainer's, or prefkit pairs' vote/score margin) is not a
+        # directional strength: it stays in meta, never becomes `strength`
         row["meta"] = meta_of(rec, used)
         yield Kind.COMPARISONS, row
 
