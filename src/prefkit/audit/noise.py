@@ -209,6 +209,10 @@ def fit_noise(
             is_spam = np.array([a in spammers for a in f.annotators] + [False])
             spam_rows = is_spam[ann]
         rows = np.flatnonzero(d & ~spam_rows)
+        # a repeated vote (same pair, same annotator, same label: a duplicate row) is one vote
+        vkey = (item[rows] * (len(f.annotators) + 1) + ann[rows]) * 2 + f.canonical_outcome[rows]
+        _, first_of, copy_of = np.unique(vkey, return_index=True, return_inverse=True)
+        all_rows, rows = rows, rows[first_of]
         _, it = np.unique(item[rows], return_inverse=True)
         n_it = int(it.max()) + 1 if it.size else 0
         qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
@@ -228,7 +232,7 @@ def fit_noise(
             prior_a=qrow,
         )
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
-        susp[rows] = lm.p_flip
+        susp[all_rows] = lm.p_flip[copy_of]
         susp[spam_rows] = 0.0  # a spammer's votes are flagged by the annotator check
         method = "lapse model (item margins, annotator lapse rates and position biases, grades)"
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
