@@ -15,6 +15,7 @@ from prefkit.cli import app
 from prefkit.io.canonical import save
 from prefkit.schema import Kind
 from tests.build._data import pandalm_votes
+from tests.tiny_lm import tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.train]
 
@@ -34,25 +35,7 @@ def _export(tmp: Path, *extra: str) -> Path:
 
 
 def _tokenizer(texts: list[str]) -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=1000,
-        special_tokens=["<pad>", "<unk>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator(texts, trainer)
-    hf = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<s>",
-        eos_token="</s>",
-    )
+    hf = tokenizer(texts, vocab=1000)
     hf.chat_template = CHAT_TEMPLATE
     return hf
 
