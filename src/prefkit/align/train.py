@@ -244,24 +244,27 @@ def _dataset(data: AlignData) -> Any:
     return Dataset.from_list(data.rows)
 
 
+def _common_args(cfg: TrainConfig, out: Path) -> dict[str, Any]:
+    """Arguments every TRL trainer config here gets (DPOConfig, KTOConfig)."""
+    return {
+        "output_dir": str(out / "checkpoints"),
+        "per_device_train_batch_size": cfg.batch_size,
+        "num_train_epochs": cfg.epochs,
+        "max_steps": cfg.max_steps,
+        "learning_rate": cfg.learning_rate,
+        "beta": cfg.beta,
+        "report_to": [],
+        "logging_steps": cfg.logging_steps,
+        "save_strategy": "no",
+        "seed": cfg.seed,
+        "use_cpu": not _cuda(),
+        "bf16": _cuda(),  # TRL defaults to bf16 autocast; on CPU it is slow and imprecise
+        "disable_tqdm": True,
+    }
+
+
 def _dpo_args(cfg: TrainConfig, out: Path) -> Any:
-    return _trl("DPOConfig")(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps,
-        learning_rate=cfg.learning_rate,
-        beta=cfg.beta,
-        max_length=None,
-        report_to=[],
-        logging_steps=cfg.logging_steps,
-        save_strategy="no",
-        seed=cfg.seed,
-        use_cpu=not _cuda(),
-        bf16=_cuda(),  # TRL defaults to bf16 autocast; on CPU it is slow and imprecise
-        disable_tqdm=True,
-        remove_unused_columns=True,
-    )
+    return _trl("DPOConfig")(**_common_args(cfg, out), max_length=None, remove_unused_columns=True)
 
 
 def _cuda() -> bool:
@@ -373,20 +376,8 @@ def train_kto(
         model=model,
         ref_model=None if cfg.lora else ref_model,
         args=KTOConfig(
-            output_dir=str(out / "checkpoints"),
-            per_device_train_batch_size=cfg.batch_size,
-            num_train_epochs=cfg.epochs,
-            max_steps=cfg.max_steps,
-            learning_rate=cfg.learning_rate,
-            beta=cfg.beta,
+            **_common_args(cfg, out),
             max_length=cfg.max_length,
-            report_to=[],
-            logging_steps=cfg.logging_steps,
-            save_strategy="no",
-            seed=cfg.seed,
-            use_cpu=not _cuda(),
-            bf16=_cuda(),
-            disable_tqdm=True,
             desirable_weight=params.get("desirable_weight", w["desirable_weight"]),
             undesirable_weight=params.get("undesirable_weight", w["undesirable_weight"]),
         ),
