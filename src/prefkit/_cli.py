@@ -23,6 +23,23 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise CLIError(message, code)
 
 
+def report_rejects(src: Any, rejects: list[Any], shown: int = 3) -> None:
+    """Say how many rows the reader rejected, with the first few reasons (file, line, field),
+    and how to get all of them; `rejects` are `prefkit.io.base.Reject`s."""
+    if not rejects:
+        return
+    from rich.markup import escape
+
+    console.print(f"[yellow]{len(rejects)} row(s) rejected by the reader[/yellow]")
+    for r in rejects[:shown]:
+        console.print(f"  {escape(r.message())}", soft_wrap=True)
+    console.print(
+        f"  every rejected row with its reason: prefkit convert {escape(str(src))} "
+        "OUT.parquet (writes OUT.parquet.rejects.jsonl)",
+        soft_wrap=True,
+    )
+
+
 def print_json(obj: Any) -> None:
     """Machine-readable output: one JSON object on stdout."""
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=_default) + "\n")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +87,17 @@ def test_unknown_outcome_names_the_row(tmp_path: Path) -> None:
     # the reader rejects the row and it is counted; the library names it when given arrays
     assert code == 0, err
     assert json.loads(stdout)["rejected_rows"] == 1
+    # and the user sees which row and why, not only a count (a real process, its stderr)
+    proc = subprocess.run(
+        [sys.executable, "-c", "from prefkit.cli import main; main()", "rank", str(f)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert f"{f.name}, line 3, field 'winner'" in proc.stderr and "'maybe'" in proc.stderr
+    assert "OUT.parquet.rejects.jsonl" in proc.stderr
     with pytest.raises(RankInputError, match=r"row 1, field 'outcome': unknown value 'maybe'"):
         battles(["A", "A"], ["B", "B"], ["a", "maybe"])
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from prefkit._cli import console, fail, print_json
+from prefkit._cli import console, fail, print_json, report_rejects
 
 
 def audit_cmd(
@@ -60,6 +60,7 @@ def audit_cmd(
     if bad:
         fail(f"--checks: unknown {bad}; known: {', '.join(CHECKS)}", code=2)
     result = read(src, fmt)
+    report_rejects(src, result.rejects)
     if Kind.COMPARISONS not in result.tables:
         fail(f"{src}: the audit reads comparisons; this file holds {result.kind.value}")
     table = result.tables[Kind.COMPARISONS]

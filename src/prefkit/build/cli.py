@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import console, fail, print_json
+from prefkit._cli import console, fail, print_json, report_rejects
 
 _STRATEGY_HELP = (
     "Strategy: majority|mean-strength|dawid-skene|mace|glad|noisy-bt (votes), "
@@ -116,6 +116,7 @@ def pairs_cmd(
             fail(f"--aspect-weights: {e}", code=2)
     result = read(src, fmt)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
+    report_rejects(src, result.rejects)
     if not result.tables:
         fail(f"{src}: no valid row ({len(result.rejects)} rejected)")
     if strat is not None:

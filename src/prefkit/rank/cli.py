@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import console, fail, print_json
+from prefkit._cli import console, fail, print_json, report_rejects
 
 
 def _choice(value: str | None, option: str, allowed: tuple[str, ...]) -> None:
@@ -21,8 +21,7 @@ def _read_comparisons(src: Path, fmt: str | None) -> Any:
 
     result = read(src, fmt)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
-    if result.rejects:
-        console.print(f"[yellow]{len(result.rejects)} row(s) rejected by the reader[/yellow]")
+    report_rejects(src, result.rejects)
     if Kind.COMPARISONS not in result.tables:
         kinds = ", ".join(k.value for k in result.tables) or "nothing"
         fail(f"{src}: rank needs pairwise comparisons, the file holds {kinds}")

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from prefkit._cli import console, print_json
+from prefkit._cli import console, print_json, report_rejects
 from prefkit._cli import fail as _fail
 
 
@@ -29,8 +29,7 @@ def _read(path: Path, kinds: tuple[str, ...] = ("comparisons",)) -> Any:
     from prefkit.schema import Kind
 
     res = read(path)
-    if res.rejects:
-        console.print(f"[yellow]{path}: {len(res.rejects)} rows rejected on read[/yellow]")
+    report_rejects(path, res.rejects)
     for k in kinds:
         if Kind(k) in res.tables:
             return res.tables[Kind(k)]
