@@ -1,5 +1,6 @@
 """Reward models (issue 8): embedding RM vs feature RM vs length baseline on held-out prompts
-(HH harmless-base, PandaLM majority pairs), noisy-vs-cleaned training on the simulator, and
+(HH harmless-base, PandaLM majority pairs; LLMBar as a check on data the features were not
+designed on), noisy-vs-cleaned training on the simulator, and
 scoring throughput of the embedding RM vs raw sentence-transformers `encode` (same run).
 
 Run: .venv/bin/python benchmarks/bench_reward.py [--only real|sim|speed] [--cache-dir DIR]
@@ -26,6 +27,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HH = DATA / "hh_rlhf_harmless_base_test" / "harmless-base" / "test.jsonl.gz"
 PANDALM = DATA / "pandalm_testset" / "data" / "testset-v1.json"
+LLMBAR_NATURAL = (
+    "LLMBar/Natural",
+    "Processed/FairEval",
+    "Processed/LLMEval^2",
+    "Processed/MT-Bench",
+)
+LLMBAR_ADVERSARIAL = tuple(
+    f"LLMBar/Adversarial/{k}" for k in ("Neighbor", "GPTInst", "GPTOut", "Manual")
+)
 
 
 def log(msg: str) -> None:
@@ -62,7 +72,16 @@ def load_real() -> dict[str, pa.Table]:
     hh = read(HH).tables[Kind.COMPARISONS]
     votes = read(PANDALM).tables[Kind.COMPARISONS]
     pl = pairs_from_votes(votes, "majority", ties="keep").table  # = prefkit pairs --from-votes
-    return {"HH harmless-base (test file)": hh, "PandaLM, majority of 3 (ties kept)": pl}
+    out = {"HH harmless-base (test file)": hh, "PandaLM, majority of 3 (ties kept)": pl}
+    # not used when the features were designed: a check that they carry over
+    llmbar = DATA / "llmbar" / "Dataset"
+    for name, parts in (
+        ("LLMBar Natural + FairEval, LLMEval², MT-Bench (human labels)", LLMBAR_NATURAL),
+        ("LLMBar Adversarial (built to fool surface cues)", LLMBAR_ADVERSARIAL),
+    ):
+        tables = [read(llmbar / q / "dataset.json").tables[Kind.COMPARISONS] for q in parts]
+        out[name] = pa.concat_tables(tables, promote_options="default")
+    return out
 
 
 def fit_both(train_t: pa.Table, cache: str) -> dict[str, Any]:

@@ -41,6 +41,43 @@ def test_features_detect_refusal_format_and_empty() -> None:
         response_features(["a"], [])
 
 
+def test_degeneration_features_see_loops_cut_off_text_and_copying() -> None:
+    prompt = "List materials to build the given tool.\n\nCoffee darkness meter for the kitchen"
+    clean = "You need:\n- a photodiode\n- an LED\n- a microcontroller\n- a small enclosure."
+    loop = "Materials:\n1. Pen\n2. Ruler\n3. Pen\n4. Ruler\n5. Pen\n6. Ruler\n7. Pen\n8. Ruler"
+    cut = "You need a photodiode, an LED and a microcontroller to measure how dark the"
+    echo = "Coffee darkness meter for the kitchen."
+    x, names = response_features([prompt] * 4, [clean, loop, cut, echo])
+    f = dict(zip(names, x.T, strict=True))
+    # "3. Pen" repeats "1. Pen" once digits are ignored: 6 of 8 item lines are repeats
+    assert f["repeated_lines"][1] == pytest.approx(6 / 9)
+    assert f["repeated_lines"][0] == 0.0
+    assert f["repeated_trigrams"][1] > 0.5 > f["repeated_trigrams"][0]
+    assert f["compression_ratio"][1] < f["compression_ratio"][0]
+    assert f["unfinished"].tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert f["prompt_echo"][3] == 1.0 and f["prompt_echo"][0] == 0.0
+    # distinct words: the loop is long but says little
+    assert f["log_unique_words"][1] < f["log_unique_words"][0]
+    assert f["log_words"][1] > f["log_unique_words"][1]
+
+
+def test_feature_model_saved_with_other_features_scores_with_its_own(tmp_path: Path) -> None:
+    from prefkit.reward.models import FeatureModel
+
+    prompts, resp = ["Say hi."] * 2, ["Hi there!", "Hello, hello, hello, hello"]
+    x, names = response_features(prompts, resp)
+    keep = ["log_chars", "refusal", "repeated_trigrams"]
+    idx = [names.index(n) for n in keep]
+    beta = np.array([0.5, -1.0, -2.0])
+    old = FeatureModel(keep, np.zeros(3), np.ones(3), beta, np.zeros(3))
+    np.testing.assert_allclose(old.score(prompts, resp), x[:, idx] @ beta)
+    gone = FeatureModel(
+        ["log_chars", "no_such_feature"], np.zeros(2), np.ones(2), beta[:2], beta[:2]
+    )
+    with pytest.raises(ModelDirError, match="no_such_feature.*retrain"):
+        gone.score(prompts, resp)
+
+
 def test_soft_labels_ties_strength_and_weight() -> None:
     t = from_rows(
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import zlib
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,6 +28,15 @@ FEATURE_NAMES: list[str] = [
     "avg_sentence_len",
     "type_token_ratio",
     "empty",
+    # degeneration and echo: the failure modes of weak generators (loops, cut-off text, copying)
+    "repeated_trigrams",
+    "repeated_lines",
+    "compression_ratio",
+    "unfinished",
+    "prompt_echo",
+    "non_ascii",
+    "log_unique_words",
+    "log_unique_trigrams",
 ]
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
@@ -45,11 +55,51 @@ _HEDGE = re.compile(
     re.I,
 )
 _APOLOGY = re.compile(r"\b(?:sorry|apologi[sz]e)\b", re.I)
+_DIGITS = re.compile(r"\d+")
+_FINISHED = frozenset(".!?\"')]}*`:;")
+
+
+def _degeneration(prompt_words: list[str], response: str, words: list[str]) -> list[float]:
+    """Loops, cut-off endings and copying: repeated word 3-grams, repeated lines (compared
+    without digits and punctuation, so "3. Overview" repeats "2. Overview"), zlib compression
+    ratio, an ending without closing punctuation, share of the response's word 4-grams found in
+    the prompt, share of non-ASCII characters, and the log count of distinct words and 3-grams
+    (length that is not repetition). 3-grams and distinct words skip numbers: "1. Pen 2. Ruler
+    3. Pen" is still a loop."""
+    content = [w for w in words if not w.isdigit()]
+    tri = list(zip(content, content[1:], content[2:], strict=False))
+    n_tri_unique = len(set(tri))
+    rep3 = 1.0 - n_tri_unique / len(tri) if tri else 0.0
+    lines = []
+    for line in response.split("\n"):
+        norm = " ".join(_WORD.findall(_DIGITS.sub(" ", line.lower())))
+        if norm:
+            lines.append(norm)
+    rep_lines = 1.0 - len(set(lines)) / len(lines) if lines else 0.0
+    raw = response.encode("utf-8")
+    compression = len(zlib.compress(raw)) / len(raw) if len(raw) > 20 else 1.0
+    end = response.rstrip()
+    unfinished = float(bool(end) and end[-1] not in _FINISHED and not end[-1].isdigit())
+    p4 = set(zip(prompt_words, prompt_words[1:], prompt_words[2:], prompt_words[3:], strict=False))
+    r4 = list(zip(words, words[1:], words[2:], words[3:], strict=False))
+    echo = sum(g in p4 for g in r4) / len(r4) if r4 else 0.0
+    non_ascii = sum(ord(c) > 127 for c in response) / len(response) if response else 0.0
+    return [
+        rep3,
+        rep_lines,
+        compression,
+        unfinished,
+        echo,
+        non_ascii,
+        float(np.log1p(len(set(content)))),
+        float(np.log1p(n_tri_unique)),
+    ]
 
 
 def _one(prompt: str, response: str) -> list[float]:
     words = _WORD.findall(response.lower())
-    pwords = set(_WORD.findall(prompt.lower()))
+    plist = _WORD.findall(prompt.lower())
+    pwords = set(plist)
     rset = set(words)
     n_words = len(words)
     n_sent = max(1, len(_SENT.findall(response)))
@@ -75,6 +125,7 @@ def _one(prompt: str, response: str) -> list[float]:
         float(np.log1p(n_words / n_sent)),
         len(rset) / n_words if n_words else 0.0,
         float(not response.strip()),
+        *_degeneration(plist, response, words),
     ]
 
 
@@ -86,7 +137,9 @@ def response_features(
     Features are cheap, deterministic and interpretable: length (log chars/words), formatting
     (lines, bullets, headers, code, bold, numbers), refusal/hedging/apology markers, punctuation,
     lexical overlap with the prompt (share of response words in the prompt, share of prompt words
-    covered), readability proxies (word and sentence length, type/token ratio), and `empty`.
+    covered), readability proxies (word and sentence length, type/token ratio), `empty`, and
+    degeneration/echo markers (repeated 3-grams and lines, compression ratio, unfinished ending,
+    prompt 4-grams copied, non-ASCII share, distinct words and 3-grams).
     """
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")

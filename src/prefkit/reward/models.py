@@ -38,7 +38,18 @@ class FeatureModel:
         self.names, self.mean, self.std, self.beta, self.se = names, mean, std, beta, se
 
     def design(self, prompts: list[str], responses: list[str]) -> F64:
-        x, _ = response_features(prompts, responses)
+        """Standardized features in the model's own order (a model saved with fewer or other
+        features than this version computes still scores with exactly its own)."""
+        x, names = response_features(prompts, responses)
+        if names != self.names:
+            col = {n: i for i, n in enumerate(names)}
+            missing = [n for n in self.names if n not in col]
+            if missing:
+                raise ModelDirError(
+                    f"feature model uses features this prefkit does not compute: "
+                    f"{', '.join(missing)}; retrain it with `prefkit rm train`"
+                )
+            x = x[:, [col[n] for n in self.names]]
         return (x - self.mean) / self.std
 
     def score(self, prompts: list[str], responses: list[str], batch_size: int = 64) -> F64:
