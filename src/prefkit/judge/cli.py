@@ -294,5 +294,199 @@ def run_cmd(
     console.print(f"wrote {target}", soft_wrap=True)
 
 
+def _read_votes(paths: list[Path], fmt: str | None) -> Any:
+    import pyarrow as pa
+
+    from prefkit.io.detect import read
+    from prefkit.schema import Kind, conform
+
+    tables = []
+    for p in paths:
+        res = read(p, fmt)
+        report_rejects(p, res.rejects)
+        if Kind.COMPARISONS not in res.tables:
+            fail(f"{p}: judge audit reads comparisons; the {res.reader} reader gave "
+                 f"{res.kind.value}")  # fmt: skip
+        tables.append(conform(res.tables[Kind.COMPARISONS], Kind.COMPARISONS))
+    return pa.concat_tables(tables) if tables else None
+
+
+def _fmt_ci(x: dict[str, Any] | None, key: str = "estimate") -> str:
+    if not x or x.get(key) is None:
+        return "—"
+    lo, hi = x.get("ci") or (None, None)
+    return f"{x[key]:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None else "")
+
+
+@judge_app.command("audit")
+def audit_cmd(
+    votes: list[Path] = typer.Argument(..., metavar="VOTES...", help="Judge votes (1+ files)."),
+    human: list[Path] = typer.Option(
+        [], "--human", help="Human votes on the same pairs (repeatable)."
+    ),
+    judges: str | None = typer.Option(
+        None, "--judges", help="Comma-separated annotators that are judges (default: see docs)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Folder for report.html, summary.json."),
+    missing: str = typer.Option(
+        "drop", "--missing", help="Pairs with a human label but no judge label: drop|tie|wrong."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap intervals."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples."),
+    fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Audit LLM judges: position, verbosity and self-preference biases, ties, and agreement
+    with the human majority, each with a 95% interval; per judge and per source."""
+    import json
+
+    from prefkit.judge.audit import MISSING, audit_judges
+    from prefkit.judge.report import render
+
+    if missing not in MISSING:
+        fail(f"--missing must be one of {', '.join(MISSING)}, got {missing!r}", code=2)
+    if bootstrap < 50:
+        fail("--bootstrap must be >= 50", code=2)
+    vt = _read_votes(votes, fmt)
+    ht = _read_votes(human, fmt) if human else None
+    jl = [j.strip() for j in judges.split(",") if j.strip()] if judges else None
+    try:
+        summary, _ = audit_judges(vt, ht, jl, seed=seed, n_boot=bootstrap, missing=missing)
+    except ValueError as e:
+        fail(f"{', '.join(map(str, votes))}: {e}")
+    summary["input"]["files"] = [str(p) for p in votes]
+    summary["input"]["human_files"] = [str(p) for p in human]
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(
+            json.dumps(summary, indent=1, ensure_ascii=False, default=float) + "\n",
+            encoding="utf-8",
+        )
+        (out / "report.html").write_text(
+            render(summary, ", ".join(p.name for p in votes)), encoding="utf-8"
+        )
+    if as_json:
+        print_json(summary)
+        return
+    import shutil
+
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"judge audit: {summary['input']['pairs']} pairs, "
+              f"{summary['input']['pairs_with_human_label']} with a human label (95% CI)")  # fmt: skip
+    for col in ("judge", "accuracy vs humans", "κ", "macro F1", "P(first wins)",
+                "consistency", "length slope", "self-pref.", "tie rate"):  # fmt: skip
+        t.add_column(col)
+    for name, r in summary["judges"].items():
+        ha = r.get("human_agreement") or {}
+        sp = r.get("self_preference") or {}
+        t.add_row(
+            name, _fmt_ci(ha.get("accuracy")), _fmt_ci(ha.get("kappa")),
+            _fmt_ci(ha.get("macro_f1")), _fmt_ci(r.get("p_first_wins"), "p"),
+            _fmt_ci(r.get("consistency"), "p"), _fmt_ci(r.get("length_slope"), "per_100_chars"),
+            _fmt_ci(sp.get("excess")), _fmt_ci(r.get("tie_rate"), "p"),
+        )  # fmt: skip
+    Console(stderr=True, width=max(140, shutil.get_terminal_size().columns)).print(t)
+    if out is not None:
+        console.print(f"report: {out / 'report.html'}", soft_wrap=True)
+
+
+def _budget(value: str, n_pairs: int) -> int:
+    v = value.strip()
+    try:
+        if v.endswith("%"):
+            pct = float(v[:-1])
+            if not 0 <= pct <= 100:
+                raise ValueError
+            return int(round(pct / 100 * n_pairs))
+        n = int(v)
+        if n < 0:
+            raise ValueError
+        return n
+    except ValueError:
+        fail(
+            f"--budget must be a number of pairs or a percentage (e.g. 200 or 10%), got {value!r}",
+            code=2,
+        )
+
+
+@judge_app.command("route")
+def route_cmd(
+    votes: Path = typer.Argument(..., metavar="VOTES", help="Judge votes (and any human votes)."),
+    out: Path = typer.Argument(
+        ..., metavar="OUT", help="Campaign file for `prefkit serve create`."
+    ),
+    budget: str = typer.Option(..., "--budget", help="Pairs to send to people: N or P%."),
+    human: list[Path] = typer.Option(
+        [], "--human", help="Human votes already collected on some pairs (repeatable)."
+    ),
+    judges: str | None = typer.Option(
+        None, "--judges", help="Comma-separated annotators that are judges (default: see docs)."
+    ),
+    by: str = typer.Option(
+        "auto", "--by", help="auto | model | uncertainty | disagreement | random."
+    ),
+    rest: Path | None = typer.Option(
+        None, "--rest", help="Where the other pairs' labels go (default OUT.labels.parquet)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Seed for ties and cross-fitting."),
+    fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Hybrid routing: pick the pairs most worth a human label and write them as a
+    `prefkit serve` campaign file; the others keep their judge labels."""
+    import pyarrow as pa
+
+    from prefkit.io.base import ReadResult
+    from prefkit.io.writers import guess_format, write
+    from prefkit.judge.audit import collect
+    from prefkit.judge.route import STRATEGIES, route, routing_tables
+    from prefkit.schema import Kind
+
+    if by not in STRATEGIES:
+        fail(f"--by must be one of {', '.join(STRATEGIES)}, got {by!r}", code=2)
+    rest_path = rest or _sibling(out, "labels").with_suffix(".parquet")
+    for p in (out, rest_path):
+        try:
+            guess_format(p)
+        except Exception as e:  # noqa: BLE001 - InputError
+            fail(str(e), code=2)
+    vt = _read_votes([votes], fmt)
+    ht = _read_votes(human, fmt) if human else None
+    jl = [j.strip() for j in judges.split(",") if j.strip()] if judges else None
+    try:
+        c = collect(vt, ht, jl)
+        n = _budget(budget, c.n_pairs)
+        r = route(c, n, by, seed)
+    except ValueError as e:
+        fail(f"{votes}: {e}")
+    table = pa.concat_tables([vt] + ([ht] if ht is not None else []))
+    camp, labelled = routing_tables(table, c, r)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write(ReadResult({Kind.COMPARISONS: camp}), out)
+    write(ReadResult({Kind.COMPARISONS: labelled}), rest_path)
+    s = r.summary | {"out": str(out), "rest": str(rest_path)}
+    if as_json:
+        print_json(s)
+        return
+    ea = s["expected_accuracy"]
+    console.print(
+        f"routed {s['routed']} of {s['candidates']} judge-only pairs to people "
+        f"({s['strategy_used']}); expected agreement with human labels "
+        f"{ea['before']:.3f} -> {ea['after']:.3f}",
+        soft_wrap=True,
+    )
+    cal = s.get("calibration")
+    if cal and cal.get("oof_auc") is not None:
+        console.print(
+            f"error model fitted on {cal['pairs']} human-labelled pairs "
+            f"(out-of-fold AUC {cal['oof_auc']:.3f})"
+        )
+    console.print(
+        f"wrote {out} (campaign) and {rest_path} (labels of the other pairs)", soft_wrap=True
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(judge_app, name="judge")
