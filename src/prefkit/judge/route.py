@@ -204,11 +204,11 @@ def route(
                     for n, b in zip(pn.feature_names, model.coef[1:].tolist(), strict=True)
                 },
             }
-        elif by == "model":
-            raise ValueError(
-                f"--by model needs at least {min_calibration} pairs with human and judge labels, "
-                f"with at least 5 agreements and 5 disagreements (have {calib.size})"
-            )
+    if by == "model" and not basis.startswith("logistic"):
+        raise ValueError(
+            f"--by model needs at least {min_calibration} pairs with human and judge labels, "
+            f"with at least 5 agreements and 5 disagreements (have {calib.size} pairs)"
+        )
     summary["p_wrong_basis"] = basis
     n = min(int(budget), int(cand.size))
     if by in ("auto", "model", "uncertainty"):
