@@ -32,13 +32,13 @@ class Server:
 
     def requests(self) -> list[tuple[str, int]]:
         """(request hash, attempt) for every request the server received, in order."""
+        return [(r[0], int(r[1])) for r in self.log_lines()]
+
+    def log_lines(self) -> list[list[str]]:
+        """[hash, attempt, temperature, max_tokens, logprobs asked] per request."""
         if not self.log.exists():
             return []
-        out = []
-        for line in self.log.read_text().splitlines():
-            k, a = line.split()
-            out.append((k, int(a)))
-        return out
+        return [line.split() for line in self.log.read_text().splitlines()]
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -89,6 +89,31 @@ def fresh_server(tmp_path: Path) -> Iterator[Server]:
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The real entry point (`prefkit.cli.main`, as the `prefkit` script runs it) in this
+    process, stdout and stderr captured: (returncode, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from prefkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    argv, saved = sys.argv, dict(os.environ)
+    sys.argv = ["prefkit", *args]
+    os.environ.update(env or {})
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            main()
+    except SystemExit as e:
+        code = int(e.code or 0)
+    finally:
+        sys.argv = argv
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def cli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The real entry point in a subprocess: (returncode, stdout, stderr)."""
     full_env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
     full_env.update(env or {})

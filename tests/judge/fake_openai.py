@@ -21,7 +21,9 @@ The behaviour is chosen by the request's `model`:
 Any other model -> HTTP 404 `model_not_found`. With `--api-key`, a missing or wrong
 `Authorization: Bearer` -> 401. `--crash-after N` kills the process (os._exit) when the N-th
 request arrives, before answering it. `--log FILE` appends one line per request: the SHA-256
-of the request's messages and model, then the attempt number.
+of the request's messages and model, the attempt number, the temperature, max_tokens and
+whether logprobs were asked for. With `max_tokens`, answers are cut to 4 characters a token
+(finish_reason `length`).
 """
 
 from __future__ import annotations
@@ -108,7 +110,11 @@ def _logprobs(answer: str, letter: str, first_wins: bool | None) -> dict[str, An
 
 
 def answer(
-    model: str, messages: list[dict[str, str]], want_lp: bool, attempt: int
+    model: str,
+    messages: list[dict[str, str]],
+    want_lp: bool,
+    attempt: int,
+    max_tokens: int | None = None,
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     prompt = "\n".join(m.get("content", "") for m in messages)
     last = messages[-1].get("content", "") if messages else ""
@@ -161,10 +167,13 @@ def answer(
             },
             {},
         )
+    finish = "stop"
+    if max_tokens is not None and len(text) > 4 * max_tokens:  # ~4 characters a token
+        text, finish = text[: 4 * max_tokens], "length"
     choice: dict[str, Any] = {
         "index": 0,
         "message": {"role": "assistant", "content": text},
-        "finish_reason": "stop",
+        "finish_reason": finish,
     }
     if lp is not None:
         choice["logprobs"] = lp
@@ -220,7 +229,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     STATE["attempts"][key] += 1
     attempt = STATE["attempts"][key]
     if STATE["log"] is not None:
-        STATE["log"].write(f"{key} {attempt}\n")
+        STATE["log"].write(
+            f"{key} {attempt} {req.get('temperature')} {req.get('max_tokens')} "
+            f"{bool(req.get('logprobs'))}\n"
+        )
         STATE["log"].flush()
     model = str(req.get("model"))
     if model == "slow" and attempt == 1:
@@ -228,7 +240,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if args.delay:
         await asyncio.sleep(args.delay)
     status, out, extra = answer(
-        model, req.get("messages") or [], bool(req.get("logprobs")), attempt
+        model, req.get("messages") or [], bool(req.get("logprobs")), attempt, req.get("max_tokens")
     )
     await _send(send, status, out, extra)
 

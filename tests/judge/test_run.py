@@ -347,10 +347,10 @@ def test_api_key_from_env_is_sent_and_never_printed(pairs_file: Path, tmp_path: 
 
 
 def test_bad_input_one_line_each_exit_1(server: Server, pairs_file: Path, tmp_path: Path) -> None:
-    from tests.judge.conftest import free_port
+    from tests.judge.conftest import cli_process, free_port
 
     down = f"http://127.0.0.1:{free_port()}/v1"
-    p = cli("judge", "run", str(pairs_file), str(tmp_path / "v.parquet"), "--endpoint", down,
+    p = cli_process("judge", "run", str(pairs_file), str(tmp_path / "v.parquet"), "--endpoint", down,
             "--model", "longer", "--cache", str(tmp_path / "c"), "--retries", "1")  # fmt: skip
     assert p.returncode == 1 and "cannot connect" in error_line(p)
     p = _judge(server, pairs_file, tmp_path / "v.parquet", tmp_path / "c", "--model", "gpt-99")
@@ -412,3 +412,26 @@ def test_input_without_texts_is_rejected_not_judged(server: Server, tmp_path: Pa
     assert [(r["line"], r["field"]) for r in rej] == [(2, "response_a")]
     assert load(out).column("outcome").to_pylist() == ["b"]
     assert isinstance(load(out), pa.Table)
+
+
+def test_sampling_options_reach_the_endpoint(fresh_server: Server, tmp_path: Path) -> None:
+    t = simulate("clean", size=5, seed=4).tables[Kind.COMPARISONS]
+    f = save(t, tmp_path / "p.parquet")
+    p = _judge(fresh_server, f, tmp_path / "v.parquet", tmp_path / "c", "--model", "longer",
+               "--swap", "--logprobs", "--temperature", "0.7")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    lines = fresh_server.log_lines()
+    assert len(lines) == 10 and {x[2] for x in lines} == {"0.7"} and {x[4] for x in lines} == {"True"}
+    # max_tokens cuts the answers before the verdict: asked again, then rejected, all counted
+    p = _judge(fresh_server, f, tmp_path / "w.parquet", tmp_path / "c", "--model", "longer",
+               "--max-tokens", "2", "--no-logprobs")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    s = json.loads(p.stdout)
+    assert {x[3] for x in fresh_server.log_lines()[10:]} == {"2"}
+    assert {x[4] for x in fresh_server.log_lines()[10:]} == {"False"}
+    assert s["rows_out"] == 0 and s["rejected"] == 10 and s["unparseable"] == 10
+    # --from names the reader (here the canonical Parquet one)
+    p = _judge(fresh_server, f, tmp_path / "x.parquet", tmp_path / "c", "--model", "longer",
+               "--temperature", "0.7", "--from", "canonical")  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["calls"]["made"] == 0  # same requests as the first run: cached
