@@ -421,7 +421,9 @@ def test_sampling_options_reach_the_endpoint(fresh_server: Server, tmp_path: Pat
                "--swap", "--logprobs", "--temperature", "0.7")  # fmt: skip
     assert p.returncode == 0, p.stderr
     lines = fresh_server.log_lines()
-    assert len(lines) == 10 and {x[2] for x in lines} == {"0.7"} and {x[4] for x in lines} == {"True"}
+    assert (
+        len(lines) == 10 and {x[2] for x in lines} == {"0.7"} and {x[4] for x in lines} == {"True"}
+    )
     # max_tokens cuts the answers before the verdict: asked again, then rejected, all counted
     p = _judge(fresh_server, f, tmp_path / "w.parquet", tmp_path / "c", "--model", "longer",
                "--max-tokens", "2", "--no-logprobs")  # fmt: skip
