@@ -6,10 +6,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from tests.judge.conftest import cli
+
 from prefkit.io.canonical import load
 from prefkit.schema import Kind
 from prefkit.simulate import simulate, write_simulation
-from tests.judge.conftest import cli
 
 
 def test_judges_scenario_cli_truth_and_determinism(tmp_path: Path) -> None:
