@@ -437,3 +437,45 @@ def test_sampling_options_reach_the_endpoint(fresh_server: Server, tmp_path: Pat
                "--temperature", "0.7", "--from", "canonical")  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["calls"]["made"] == 0  # same requests as the first run: cached
+
+
+def test_ctrl_c_keeps_what_was_paid_and_resumes(pairs_file: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO
+
+    srv = start_server(tmp_path / "calls.log", "--delay", "0.3")
+    try:
+        args = ["judge", "run", str(pairs_file), str(tmp_path / "v.parquet"), "--endpoint",
+                srv.url, "--model", "longer", "--cache", str(tmp_path / "c"),
+                "--concurrency", "4"]  # fmt: skip
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from prefkit.cli import main; main()", *args],
+            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 120
+        while len(srv.requests()) < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "interrupted:" in err and "re-run the same command" in err and "Traceback" not in err
+        assert not (tmp_path / "v.parquet").exists()
+        sent = len(srv.requests())
+        with sqlite3.connect(tmp_path / "c" / "judge-cache.sqlite") as db:
+            cached = db.execute("select count(*) from calls").fetchone()[0]
+        assert 0 < cached <= sent < 2 * N_PAIRS
+        assert sent - cached <= 4  # only the requests in flight at Ctrl-C are lost
+        p = cli(*args, "--json")
+        assert p.returncode == 0, p.stderr
+        s = json.loads(p.stdout)
+        assert s["calls"]["cached"] == cached and s["calls"]["made"] == 2 * N_PAIRS - cached
+        assert len(srv.requests()) == sent + s["calls"]["made"]
+    finally:
+        srv.stop()

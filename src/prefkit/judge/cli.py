@@ -249,6 +249,14 @@ def run_cmd(
             res = judge_table(table, judges, client, opts, str(src), bar.status)
     except (ValueError, TemplateError) as e:
         fail(f"{src}: {e}")
+    except KeyboardInterrupt:
+        n = len(store)
+        console.print(
+            f"interrupted: {n} answers are cached in {cache_dir}; re-run the same command to "
+            "resume (answers that were in flight are asked again)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
     finally:
         store.close()
     rej_path = Path(str(out) + ".rejects.jsonl")
