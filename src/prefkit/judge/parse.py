@@ -45,7 +45,6 @@ _ARENA = re.compile(r"\[\[\s*([AB])\s*(>>|>|=|<<|<)\s*([AB])\s*\]\]", re.I)
 _BRACKETS = re.compile(r"\[\[\s*(A|B|C|D|TIE|BOTH[ _-]?BAD|NEITHER)\s*\]\]", re.I)
 _RESULT = re.compile(r"\[RESULT\]\s*[:(]?\s*([AB])\b", re.I)
 _OUTPUT = re.compile(r"Output\s*\(\s*([ab])\s*\)", re.I)
-_JSON = re.compile(r"\{[^{}]*\}", re.S)
 _JSON_KEYS = ("winner", "verdict", "preference", "better", "choice", "answer", "label", "result")
 _BARE = {
     "a": "first", "b": "second", "1": "first", "2": "second",
@@ -74,21 +73,32 @@ def _arena(m: re.Match[str]) -> Verdict | None:
     )
 
 
+def _json_objects(text: str) -> list[tuple[int, dict[str, Any]]]:
+    """Every outermost JSON object in the text, with its start offset."""
+    dec = json.JSONDecoder()
+    out: list[tuple[int, dict[str, Any]]] = []
+    i = text.find("{")
+    while i >= 0:
+        try:
+            obj, end = dec.raw_decode(text, i)
+        except ValueError:
+            i = text.find("{", i + 1)
+            continue
+        if isinstance(obj, dict):
+            out.append((i, obj))
+        i = text.find("{", end)
+    return out
+
+
 def _json_verdict(text: str) -> Verdict | None:
     found: Verdict | None = None
-    for m in _JSON.finditer(text):
-        try:
-            obj = json.loads(m.group(0))
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
+    for start, obj in _json_objects(text):
         low = {str(k).lower(): v for k, v in obj.items()}
         for k in _JSON_KEYS:
             if k in low and isinstance(low[k], str | int) and not isinstance(low[k], bool):
                 w = _letter(str(low[k]))
                 if w is not None:
-                    found = Verdict(w, None, "json", m.start())
+                    found = Verdict(w, None, "json", start)
                 break
     return found
 
@@ -151,23 +161,21 @@ def parse_scores(
             return None
         return x if math.isfinite(x) and lo <= x <= hi else None
 
-    for m in _JSON.finditer(text):
-        try:
-            obj = json.loads(m.group(0))
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
+    def walk(obj: dict[str, Any], depth: int) -> None:
         for k, v in obj.items():
             a = want.get(_norm_aspect(str(k)))
             if a is None:
+                if isinstance(v, dict) and depth < 2:  # {"ratings": {...}}
+                    walk(v, depth + 1)
                 continue
             if isinstance(v, dict):
                 v = v.get("rating", v.get("score"))
             x = ok(v)
             if x is not None:
                 out[a] = x
-    # nested: {"ratings": {...}} is covered by the flat pass over inner objects
+
+    for _, obj in _json_objects(text):
+        walk(obj, 0)
     for key, a in want.items():
         if a in out:
             continue
