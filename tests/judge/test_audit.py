@@ -251,7 +251,7 @@ def test_per_source_and_judge_selection(sim_dir: Path, tmp_path: Path) -> None:
     t = t.set_column(t.column_names.index("source"), "source", src)
     f = save(t, tmp_path / "two.parquet")
     s = _audit(str(f), "--judges", "judge:sim-position-judge,judge:sim-noisy-judge",
-               "--bootstrap", "200", "--seed", "3")  # fmt: skip
+               "--bootstrap", "200", "--seed", "3", "--from", "canonical")  # fmt: skip
     assert set(s["judges"]) == {"judge:sim-position-judge", "judge:sim-noisy-judge"}  # type: ignore[arg-type]
     per = s["per_source"]
     assert set(per) == {"part-1", "part-2"}  # type: ignore[arg-type]

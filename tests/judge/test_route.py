@@ -85,7 +85,7 @@ def test_route_usage_and_input_errors(sim_dir: Path, tmp_path: Path) -> None:
     assert p.returncode == 1 and "--by model needs" in error_line(p)
     # without human labels, auto falls back to the panel posterior
     p = cli("judge", "route", str(g), str(tmp_path / "c.parquet"), "--budget", "5", "--json",
-            "--rest", str(tmp_path / "rest.parquet"), "--seed", "1")  # fmt: skip
+            "--rest", str(tmp_path / "rest.parquet"), "--seed", "1", "--from", "canonical")  # fmt: skip
     assert p.returncode == 0, p.stderr
     s = json.loads(p.stdout)
     assert s["strategy_used"] == "uncertainty" and s["routed"] == 5

@@ -521,7 +521,7 @@ class Client:
             raise _Retry(f"timed out after {self.timeout:g} s ({type(e).__name__})") from None
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as e:
             raise _Retry(f"connection lost ({_short(e)})") from None
-        latency = time.perf_counter() - t0
+        latency = round(time.perf_counter() - t0, 6)  # as stored in the cache
         status = r.status_code
         if status == 200:
             try:
