@@ -206,6 +206,7 @@ def test_server_crash_mid_run_then_resume_judges_nothing_twice(
     finally:
         again.stop()
     assert s["calls"]["cached"] == 30 and s["calls"]["made"] == 2 * N_PAIRS - 30
+    assert out.exists() and not partial.exists()
     keys = [k for k, _ in again.requests()]
     assert len(keys) == 2 * N_PAIRS and len(set(keys)) == 2 * N_PAIRS  # nothing judged twice
     got, ref = load(out), load(tmp_path / "ref.parquet")

@@ -263,6 +263,9 @@ def run_cmd(
     target = out if res.complete else _sibling(out, "partial")
     out.parent.mkdir(parents=True, exist_ok=True)
     write(ReadResult({res.kind: res.table}), target)
+    stale = _sibling(out, "partial")
+    if res.complete and stale.exists():
+        stale.unlink()  # a finished resume supersedes the partial file
     if res.rejects:
         write_rejects(res.rejects, rej_path)
     elif rej_path.exists():
