@@ -45,13 +45,26 @@ def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
 
 
-def _prefkit(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
+def _prefkit(*args: str) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """(wall s, CPU s of the command's process, result)."""
+    import resource
+
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(
         [sys.executable, "-c", "from prefkit.cli import main; main()", *args],
         capture_output=True, text=True, env=_env(), cwd=REPO,
     )  # fmt: skip
-    return time.perf_counter() - t0, p
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    return wall, cpu, p
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _messages(pairs_file: Path) -> list[list[dict[str, str]]]:
@@ -89,11 +102,13 @@ def throughput(n_pairs: int, delay: float, openai_calls: int) -> dict[str, Any]:
             args = ("judge", "run", str(pairs), str(d / "votes.parquet"), "--endpoint", srv.url,
                     "--model", "longer", "--concurrency", "32", "--cache", str(d / "cache"),
                     "--json")  # fmt: skip
-            cold_s, p = _prefkit(*args)
+            srv_cpu0 = _proc_cpu(srv.proc.pid)
+            cold_s, cold_cpu, p = _prefkit(*args)
+            srv_cpu = _proc_cpu(srv.proc.pid) - srv_cpu0
             assert p.returncode == 0, p.stderr
             cold = json.loads(p.stdout)
             sent_cold = len(srv.requests())
-            warm_s, p = _prefkit(*args)
+            warm_s, warm_cpu, p = _prefkit(*args)
             assert p.returncode == 0, p.stderr
             warm = json.loads(p.stdout)
             sent_warm = len(srv.requests()) - sent_cold
@@ -132,9 +147,24 @@ def throughput(n_pairs: int, delay: float, openai_calls: int) -> dict[str, Any]:
             "calls_per_s_whole_command": round(sent_cold / cold_s, 1),
             "calls_per_s_in_run": cold["calls"]["calls_per_s"],
             "retries": cold["calls"]["retries"],
+            "client_cpu_s": round(cold_cpu, 2),
+            "client_cpu_ms_per_call": round(1000 * cold_cpu / max(sent_cold, 1), 2),
+            "server_cpu_ms_per_call": round(1000 * srv_cpu / max(sent_cold, 1), 2),
+            # an idle 2-core machine: each process is one event loop (one core at most),
+            # both share two cores, and 32 requests in flight cap it at 32 / delay
+            "capacity_calls_per_s_if_idle": round(
+                min(
+                    max(sent_cold, 1) / max(cold_cpu, 1e-9),
+                    max(sent_cold, 1) / max(srv_cpu, 1e-9),
+                    2.0 * max(sent_cold, 1) / max(cold_cpu + srv_cpu, 1e-9),
+                    32 / delay,
+                ),
+                1,
+            ),
         },
         "judge_run_warm": {
             "wall_s": round(warm_s, 2),
+            "client_cpu_s": round(warm_cpu, 2),
             "requests_sent": sent_warm,
             "cached": warm["calls"]["cached"],
         },
