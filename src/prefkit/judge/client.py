@@ -198,14 +198,6 @@ class Stats:
     elapsed_s: float = 0.0
     logprobs_refused: bool = False
 
-    def as_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["cost"] = round(self.cost, 8)
-        d["elapsed_s"] = round(self.elapsed_s, 3)
-        d["waited_s"] = round(self.waited_s, 3)
-        d["calls_per_s"] = round(self.made / self.elapsed_s, 2) if self.elapsed_s > 0 else None
-        return d
-
 
 @dataclass
 class Run:
