@@ -610,6 +610,15 @@ def _rankings(
     return Built({Kind.RANKINGS: rk}, truth)
 
 
+def _judges(
+    scenario: str, size: int, seed: int, rng: np.random.Generator, o: dict[str, Any]
+) -> Built:
+    from prefkit.simulate.judges import build_judges
+
+    built: Built = build_judges(scenario, size, seed, rng, o)
+    return built
+
+
 # ---------------------------------------------------------------------------------------
 
 # `noisy`: label noise as in the label-noise literature — a recorded label reversed at a
@@ -718,5 +727,16 @@ SCENARIOS: dict[str, Scenario] = {
         (Kind.COMPARISONS,),
         _PAIRWISE_DEFAULTS | {"votes_per_pair": 2, "groups": PLURALISTIC_GROUPS},
         _pairwise,
+    ),
+    "judges": Scenario(
+        "judges",
+        "LLM-judge personas with known biases (position-biased, verbose-biased, "
+        "self-preferring, good-but-noisy), each judging every pair in both orders "
+        "(shown_first a and b), plus 3 human votes on 25% of the pairs; truth.json holds each "
+        "judge's parameters and the expected values of what `prefkit judge audit` measures.",
+        8000,
+        (Kind.COMPARISONS,),
+        {"n_models": 8, "human_share": 0.25, "human_votes": 3},
+        _judges,
     ),
 }
