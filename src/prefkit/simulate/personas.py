@@ -4,10 +4,12 @@ A vote on a pair (a, b) by annotator j starts from the annotator's latent judgem
 
     logit = beta_j * (u_j(a) - u_j(b)) + length_bias_j * (len(a) - len(b)) / 100
             + position_logit_j * (+1 if a was shown first else -1)
+            + sum_f feature_weights_j[f] * (x_f(a) - x_f(b))
 
 where u_j is the annotator's utility (attribute weights, default or a pluralistic group's)
-plus the response's idiosyncratic noise. Davidson ties: P(a) ∝ e^{logit/2},
-P(b) ∝ e^{-logit/2}, P(tie) ∝ tie_nu. When both utilities are below ``both_bad_below``,
+plus the response's idiosyncratic noise, and x_f are the interpretable text features that
+`prefkit explain` measures (`prefkit.explain.features`): a persona's planted preferences.
+Davidson ties: P(a) ∝ e^{logit/2}, P(b) ∝ e^{-logit/2}, P(tie) ∝ tie_nu. When both utilities are below ``both_bad_below``,
 annotators with ``p_both_bad`` > 0 answer ``both_bad`` with that probability. The recorded
 outcome then flips a<->b with probability ``flip`` (decisive outcomes only); spammers ignore
 everything and answer uniformly at random (``spam="random"``) or always ``a``
@@ -44,12 +46,18 @@ class Persona:
     spam: str = ""  # "", "random" or "always_a"
     group: str = ""  # pluralistic group name
     weights: dict[str, float] = field(default_factory=dict)  # overrides of default weights
+    # planted preferences: log-odds per unit of x_f(a) - x_f(b), x_f an explain feature
+    feature_weights: dict[str, float] = field(default_factory=dict)
 
     def params(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("persona")
         return {k: v for k, v in d.items() if v not in ("", {}) or k == "spam"}
 
+
+# the `planted` persona's preferences (log-odds per unit of the feature difference): likes
+# lists, dislikes hedging, prefers longer answers; nothing else (beta 0: quality is ignored)
+PLANTED: dict[str, float] = {"bullets": 0.8, "hedging": -1.0, "log_chars": 0.6}
 
 PERSONAS: dict[str, Persona] = {
     "careful": Persona("careful", beta=1.5, flip=0.04, tie_nu=0.15, p_both_bad=0.6),
@@ -58,6 +66,7 @@ PERSONAS: dict[str, Persona] = {
     "position": Persona("position", beta=1.2, flip=0.05, tie_nu=0.0, position_logit=1.2),
     "verbose": Persona("verbose", beta=1.2, flip=0.05, tie_nu=0.1, length_bias=0.8),
     "tie_prone": Persona("tie_prone", beta=1.2, flip=0.05, tie_nu=1.5, p_both_bad=0.8),
+    "planted": Persona("planted", beta=0.0, flip=0.0, tie_nu=0.25, feature_weights=PLANTED),
 }
 PERSONA_HELP: dict[str, str] = {
     "careful": "follows the latent utility closely; few flips; says both_bad when both are bad",
@@ -67,6 +76,8 @@ PERSONA_HELP: dict[str, str] = {
     "verbose": "adds log-odds per 100 characters of extra length (verbosity bias)",
     "tie_prone": "declares ties (Davidson nu=1.5) and both_bad much more often",
     "pluralistic": "one of several groups with different attribute weights",
+    "planted": "judges by style alone: planted weights on named text features (likes lists, "
+    "dislikes hedging, prefers length), quality ignored",
 }
 
 
@@ -115,9 +126,10 @@ def judge(
     personas: list[Persona],
     annotator: I64,
     rng: np.random.Generator,
+    planted: F64 | None = None,
 ) -> Votes:
     """Vectorised votes (see module docstring). `ua`/`ub` are utilities under each vote's
-    annotator's weights."""
+    annotator's weights; `planted` is each vote's planted-feature log-odds (None: none)."""
     n = len(ua)
 
     def col(name: str) -> F64:
@@ -131,6 +143,8 @@ def judge(
 
     sign_first = np.where(first_a, 1.0, -1.0)
     logit = beta * (ua - ub) + lam * (len_a - len_b) / 100.0 + gamma * sign_first
+    if planted is not None:
+        logit = logit + planted
     ea, eb = np.exp(np.clip(logit, -60, 60) / 2), np.exp(-np.clip(logit, -60, 60) / 2)
     tot = ea + eb + nu
     pa, pb = ea / tot, eb / tot

@@ -15,7 +15,13 @@ from numpy.typing import NDArray
 
 from prefkit.schema import Kind
 from prefkit.simulate import tables as T
-from prefkit.simulate.personas import OUTCOME_CODES, Persona, assign_personas, judge
+from prefkit.simulate.personas import (
+    OUTCOME_CODES,
+    PLANTED,
+    Persona,
+    assign_personas,
+    judge,
+)
 from prefkit.simulate.world import (
     ATTRIBUTES,
     DEFAULT_WEIGHTS,
@@ -103,6 +109,62 @@ def _soft_logit_slope(x: F64, p: F64) -> float:
     return float(th[1])
 
 
+def _planted_names(personas: list[Persona]) -> list[str]:
+    names = sorted({f for p in personas for f in p.feature_weights})
+    if names:
+        from prefkit.explain.features import FEATURE_NAMES
+
+        unknown = [f for f in names if f not in FEATURE_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown planted feature(s) {', '.join(unknown)}; known: {', '.join(FEATURE_NAMES)}"
+            )
+    return names
+
+
+def _planted_logit(
+    personas: list[Persona], ann: I64, prompts: Prompts, resp: Responses, ia: I64, ib: I64
+) -> F64 | None:
+    """Each vote's planted log-odds sum_f w_f (x_f(a) - x_f(b)), x the explain features of
+    the response texts; None when no persona has planted preferences."""
+    names = _planted_names(personas)
+    if not names:
+        return None
+    from prefkit.explain.features import text_features
+
+    x, fnames = text_features([prompts.text[i] for i in resp.prompt_index.tolist()], resp.text)
+    cols = [fnames.index(f) for f in names]
+    w = np.array([[p.feature_weights.get(f, 0.0) for f in names] for p in personas])
+    d = x[ia][:, cols] - x[ib][:, cols]
+    return np.asarray((d * w[ann]).sum(axis=1), dtype=np.float64)
+
+
+def _planted_truth(
+    personas: list[Persona], prompts: list[str], ta: list[str], tb: list[str]
+) -> dict[str, Any]:
+    """The planted weights in the units `prefkit explain` reports: per unit of the feature and
+    per standard deviation of the feature over all responses of the file (both sides of every
+    row, ddof 0: how explain standardises)."""
+    from prefkit.explain.features import BY_NAME, FEATURE_NAMES, text_features
+
+    names = _planted_names(personas)
+    shared = {tuple(sorted(p.feature_weights.items())) for p in personas if p.feature_weights}
+    x, _ = text_features(prompts + prompts, ta + tb)
+    sd = x.std(axis=0)
+    out: dict[str, Any] = {
+        "features": list(FEATURE_NAMES),
+        "planted": names,
+        "sd": {f: round(float(sd[FEATURE_NAMES.index(f)]), 6) for f in FEATURE_NAMES},
+        "units": {f: BY_NAME[f].unit for f in names},
+        "shared_by_all": len(shared) == 1 and all(p.feature_weights for p in personas),
+    }
+    if len(shared) == 1:
+        w = dict(next(iter(shared)))
+        out["weights"] = {f: w.get(f, 0.0) for f in names}
+        out["weights_per_sd"] = {f: round(w.get(f, 0.0) * out["sd"][f], 6) for f in names}
+    return out
+
+
 def _near_edit(text: str, k: int) -> str:
     return text.rstrip() + " " + NEAR_SUFFIXES[k % len(NEAR_SUFFIXES)]
 
@@ -158,6 +220,11 @@ def _pairwise(
         if o["beta"] is not None:
             extra["beta"] = float(o["beta"])
         personas = assign_personas(n_ann, dict(o["mix"]), rng, extra or None)
+    if o.get("planted") is not None:
+        personas = [
+            replace(p, feature_weights=dict(o["planted"])) if p.persona == "planted" else p
+            for p in personas
+        ]
     ann_ids = [f"ann-{j:03d}" for j in range(n_ann)]
 
     votes_ann = _distinct_annotators(n_pairs, v, n_ann, rng).reshape(-1)[:base]
@@ -180,7 +247,8 @@ def _pairwise(
             ua[sel] = q[ia[vote_pair[sel]]]
             ub[sel] = q[ib[vote_pair[sel]]]
     la, lb = resp.length[ia[vote_pair]], resp.length[ib[vote_pair]]
-    votes = judge(ua, ub, la, lb, first_a, personas, votes_ann, rng)
+    planted = _planted_logit(personas, votes_ann, prompts, resp, ia[vote_pair], ib[vote_pair])
+    votes = judge(ua, ub, la, lb, first_a, personas, votes_ann, rng, planted)
 
     # rows (base votes, then exact and near duplicates)
     text_a = [resp.text[i] for i in ia[vote_pair].tolist()]
@@ -309,6 +377,8 @@ def _pairwise(
         "reference_beta": REFERENCE_BETA,
         "weights": dict(DEFAULT_WEIGHTS),
     }
+    if planted is not None:
+        truth["planted"] = _planted_truth(personas, prompt_texts, ta, tb)
     if groups:
         truth["groups"] = {
             g: {"weights": dict(DEFAULT_WEIGHTS) | p.weights, "length_bias": p.length_bias}
@@ -726,6 +796,17 @@ SCENARIOS: dict[str, Scenario] = {
         10000,
         (Kind.COMPARISONS,),
         _PAIRWISE_DEFAULTS | {"votes_per_pair": 2, "groups": PLURALISTIC_GROUPS},
+        _pairwise,
+    ),
+    "planted": Scenario(
+        "planted",
+        "Annotators who judge by style alone: every vote follows a Davidson model on planted "
+        "text-feature differences (default: likes lists +0.8, dislikes hedging -1.0, prefers "
+        "length +0.6 per log-character; 'planted' option) and nothing else; truth.json "
+        "'planted' holds the true weights per unit and per SD, as `prefkit explain` reports them.",
+        5000,
+        (Kind.COMPARISONS,),
+        _PAIRWISE_DEFAULTS | {"mix": {"planted": 1.0}, "flip": 0.0, "planted": dict(PLANTED)},
         _pairwise,
     ),
     "judges": Scenario(
