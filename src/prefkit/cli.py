@@ -25,7 +25,10 @@ app = typer.Typer(
 )
 
 # Order here is the order in `prefkit --help`.
-STAGES = ("io", "simulate", "build", "audit", "rank", "reward", "judge", "align", "serve", "demo")
+STAGES = (
+    "io", "simulate", "build", "audit", "rank", "reward", "judge", "explain", "align", "serve",
+    "demo",
+)  # fmt: skip
 
 
 def _version(value: bool) -> None:
