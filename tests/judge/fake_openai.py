@@ -17,7 +17,9 @@ The behaviour is chosen by the request's `model`:
 - `flaky`: the first attempt of every distinct request gets HTTP 500;
 - `slow`: the first attempt of every distinct request takes `--slow-first` seconds;
 - `empty`: every answer has empty content;
-- `rater`: rubric answers (`aspect: n` lines, n from the response length).
+- `rater`: rubric answers (`aspect: n` lines, n from the response length);
+- `principled`: explain's principle tests, proposals and direction names, by the keyword
+  rules of tests/explain/scripted.py.
 Any other model -> HTTP 404 `model_not_found`. With `--api-key`, a missing or wrong
 `Authorization: Bearer` -> 401. `--crash-after N` kills the process (os._exit) when the N-th
 request arrives, before answering it. `--log FILE` appends one line per request: the SHA-256
@@ -149,6 +151,10 @@ def answer(
             lp = _logprobs(text, letter, first)
     elif model == "empty":
         text = ""
+    elif model == "principled":
+        from tests.explain.scripted import answer as scripted
+
+        text = scripted(prompt)
     elif model == "rater":
         m = _RESP.search(prompt)
         n = len(m.group(1)) if m else 0

@@ -13,7 +13,8 @@ the feature, the other features held fixed. Constant features are dropped (and l
 - `coef_sparse`: the L1 (lasso) model at the strength chosen by prompt-grouped
   cross-validation (one-standard-error rule);
 - `selection_freq`: stability selection at that strength (complementary half-samples of
-  prompts, randomized lasso with weakness 0.2); `selected` when >= `threshold` (0.6). Chosen
+  prompts, randomized lasso with weakness 0.2); `selected` when >= `threshold` (0.6) and the
+  effect's interval excludes 0 (a stable pick whose size is not known is not a finding). Chosen
   on the simulator: planted effects selected in 97% of runs, unplanted ones in < 1%
   (benchmarks/RESULTS.md; Meinshausen & Bühlmann recommend weakness 0.2-0.8, threshold
   0.6-0.9).
@@ -102,6 +103,21 @@ class Effects:
     model: str
 
 
+MIN_CLUSTERS = 20  # fewer prompts than this: folds and the bootstrap resample single votes
+
+
+def clusters(v: Votes) -> tuple[I64, str | None]:
+    """Resampling units: prompts, or single votes when there are fewer than MIN_CLUSTERS
+    prompts (a cluster bootstrap over a handful of prompts has no spread to speak of)."""
+    n_prompts = int(np.unique(v.group).size)
+    if n_prompts >= MIN_CLUSTERS:
+        return v.group, None
+    return np.arange(v.n, dtype=np.int64), (
+        f"only {n_prompts} distinct prompt(s): cross-validation folds and the bootstrap "
+        "resample single votes instead of prompts (intervals ignore within-prompt correlation)"
+    )
+
+
 def feature_effects(
     v: Votes,
     d: Design,
@@ -112,21 +128,22 @@ def feature_effects(
     the number of fits done (2 x rounds bootstrap fits + 2 x stability_pairs + CV)."""
     rng = np.random.default_rng([opts.seed, 22])
     x, y = d.x, v.y
+    units, unit_note = clusters(v)
     mdl = M.model_for(y)
     full = M.fit(x, y, mdl)
     length_cols = d.cols(list(LENGTH_FEATURES))
     other = [j for j in range(len(d.names)) if j not in length_cols]
     no_len = M.fit(x[:, other], y, mdl) if length_cols else full
-    cv = M.cv_path(x, y, v.group, mdl, rng, k=opts.folds)
+    cv = M.cv_path(x, y, units, mdl, rng, k=opts.folds)
     if tick:
         tick(opts.folds)
     lam = cv.lam_1se
     sparse, _ = M.lasso_fit(x, y, mdl, lam)
     freq = M.stability(
-        x, y, v.group, mdl, lam, rng, pairs=opts.stability_pairs, weakness=opts.weakness,
+        x, y, units, mdl, lam, rng, pairs=opts.stability_pairs, weakness=opts.weakness,
         progress=tick,
     )  # fmt: skip
-    w = M.cluster_weights(v.group, rng, opts.rounds)
+    w = M.cluster_weights(units, rng, opts.rounds)
     boot = M.bootstrap(x, y, full, w, progress=tick)
     boot_nl = M.bootstrap(x[:, other], y, no_len, w, progress=tick) if length_cols else boot
     lo, hi, se = interval(full.beta, boot, opts.level)
@@ -160,7 +177,7 @@ def feature_effects(
             "se_no_length": float(se_nl[k]) if k is not None else float("nan"),
             "coef_sparse": float(sparse[j]),
             "selection_freq": float(freq[j]),
-            "selected": bool(freq[j] >= opts.threshold),
+            "selected": bool(freq[j] >= opts.threshold and (lo[j] > 0 or hi[j] < 0)),
             "votes": int(round(float(y.sum()))),
         }
         rows.append(row)
@@ -171,6 +188,8 @@ def feature_effects(
         "votes": int(round(float(y.sum()))),
         "ties": int(round(float(y[:, 2].sum()))),
         "prompts": int(np.unique(v.group).size),
+        "resampling": "prompts" if unit_note is None else "votes",
+        "resampling_note": unit_note,
         "features": list(d.names),
         "constant_features": list(d.dropped),
         "length_features": [n for n in LENGTH_FEATURES if n in d.names],

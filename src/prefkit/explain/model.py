@@ -153,7 +153,7 @@ def fit(
                 break
             s *= 0.5
         beta, tau = nb, nt
-        done = float(np.abs(s * step).max()) < tol
+        done = step.size == 0 or float(np.abs(s * step).max()) < tol
         f, g, h = _parts(x, y, model, beta, tau)
         assert h is not None
         f += pen(beta, tau)

@@ -16,7 +16,8 @@ ICLR 2025, https://github.com/rdnfn/icai).
   a principle whose accuracy is below 1/2 is followed in reverse ("opposes").
 - Set (`select`): greedy forward selection of principles whose accuracy interval excludes 1/2
   (in their direction), each step adding the one that most increases the votes the set's
-  majority reconstructs minus those it gets wrong, stopping when nothing adds a vote; then
+  majority reconstructs minus those it gets wrong (on a tie, one followed as written before
+  one followed in reverse, then the earlier candidate), stopping when nothing adds a vote; then
   every principle whose removal loses nothing is dropped: the smallest set found that
   reconstructs the most votes.
 """
@@ -268,10 +269,10 @@ def select(
             if p in chosen:
                 continue
             c, w, _ = reconstruct(v, chosen + [p], outcome)
-            gains.append((c - w, -p, p))
+            gains.append((c - w, rows[p]["direction"] == "follows", -p, p))
         if not gains:
             break
-        val, _, p = max(gains)
+        val, _, _, p = max(gains)
         if val <= best:
             break
         chosen.append(p)

@@ -115,6 +115,11 @@ def _explain(table: pa.Table, opts: ExplainOptions, status: Status) -> ExplainRe
         notes.append("constant in this data (left out): " + ", ".join(d.dropped))
     if not d.names:
         raise ExplainInputError("every feature is constant in this data: nothing to explain")
+    from prefkit.explain.effects import clusters
+
+    units, unit_note = clusters(v)
+    if unit_note:
+        notes.append(unit_note)
     t1 = time.perf_counter()
     eo = opts.effects
     total = eo.folds + 2 * eo.stability_pairs // 1 + 2 * eo.rounds
@@ -135,7 +140,7 @@ def _explain(table: pa.Table, opts: ExplainOptions, status: Status) -> ExplainRe
     if opts.directions > 0:
         t2 = time.perf_counter()
         try:
-            dres = _directions(v, d, opts, status)
+            dres = _directions(v, d, units, opts, status)
         except ImportError as e:
             notes.append(f"learned directions: skipped ({e})")
             summary["directions"] = {"skipped": str(e)}
@@ -310,7 +315,7 @@ def _people(
     n_axes = min(3, len(b.explained))
     axes = []
     for k in range(n_axes):
-        load = b.axes[k] / h.tau  # back in effect units (per SD of the feature)
+        load = b.axes[k] * h.tau  # back in effect units: beta - mu = score x (axis * tau)
         load = load / (np.linalg.norm(load) or 1.0)
         top = np.argsort(-np.abs(load))[:5]
         axes.append(
@@ -369,7 +374,9 @@ class _DirResult:
     codes: F64
 
 
-def _directions(v: Votes, d: Design, opts: ExplainOptions, status: Status) -> _DirResult:
+def _directions(
+    v: Votes, d: Design, units: I64, opts: ExplainOptions, status: Status
+) -> _DirResult:
     from prefkit.explain import model as M
     from prefkit.explain.directions import describe, embed_pairs, learn
     from prefkit.explain.effects import interval
@@ -393,7 +400,7 @@ def _directions(v: Votes, d: Design, opts: ExplainOptions, status: Status) -> _D
     eo = opts.effects
     rng = np.random.default_rng([eo.seed, 23])
     full = M.fit(x, v.y)
-    w = M.cluster_weights(v.group, rng, eo.rounds)
+    w = M.cluster_weights(units, rng, eo.rounds)
     boot = M.bootstrap(x, v.y, full, w, progress=status("direction effects", eo.rounds))
     lo, hi, se = interval(full.beta, boot, eo.level)
     outcome = ["a" if r[0] else "b" if r[1] else "tie" for r in v.y.tolist()]

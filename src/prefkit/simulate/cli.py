@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 
@@ -20,7 +20,8 @@ def _usage(message: str) -> NoReturn:
 def simulate_cmd(
     scenario: str | None = typer.Argument(
         None,
-        help="Scenario name (see --list): clean, noisy, arena, ratings, rankings, pluralistic.",
+        help="Scenario name (see --list): clean, noisy, arena, ratings, rankings, pluralistic, "
+        "planted, judges.",
     ),
     out_dir: Path | None = typer.Argument(None, help="Output folder (created)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; same seed gives identical files."),
@@ -29,6 +30,12 @@ def simulate_cmd(
     ),
     votes: int | None = typer.Option(
         None, "--votes", help="Votes per pair (pairwise scenarios: clean, noisy, pluralistic)."
+    ),
+    plant: list[str] = typer.Option(
+        [],
+        "--plant",
+        help="planted: FEATURE=WEIGHT, a planted preference (log-odds per unit of the explain "
+        "feature); repeat for several. Replaces the default planted weights.",
     ),
     list_: bool = typer.Option(False, "--list", help="Describe every scenario and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
@@ -65,13 +72,26 @@ def simulate_cmd(
         _usage(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
     if size is not None and size < 1:
         _usage("--size must be >= 1")
-    overrides: dict[str, int] = {}
+    overrides: dict[str, Any] = {}
     if votes is not None:
         if "votes_per_pair" not in SCENARIOS[scenario].options:
             _usage(f"--votes does not apply to scenario {scenario!r}")
         if votes < 1:
             _usage("--votes must be >= 1")
         overrides["votes_per_pair"] = votes
+    if plant:
+        if "planted" not in SCENARIOS[scenario].options:
+            _usage(f"--plant applies to scenario 'planted', not {scenario!r}")
+        weights: dict[str, float] = {}
+        for item in plant:
+            name, sep, val = item.partition("=")
+            try:
+                weights[name.strip()] = float(val)
+            except ValueError:
+                _usage(f"--plant expects FEATURE=WEIGHT (a number), got {item!r}")
+            if not sep or not name.strip():
+                _usage(f"--plant expects FEATURE=WEIGHT, got {item!r}")
+        overrides["planted"] = weights
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
