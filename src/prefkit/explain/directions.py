@@ -22,7 +22,6 @@ responses, what each direction does to preference, and what it looks like.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,13 +47,25 @@ class Dictionary:
     explained: float  # share of the difference vectors' variance the codes reconstruct
     k: int  # nonzero codes per vote
     seconds: float
+    encoder: F64 | None = None  # the SAE's encoder (None for the dictionary: OMP codes)
+
+    def encode(self, d: F64) -> F64:
+        """Codes of new difference vectors by the method's own rule."""
+        if self.encoder is not None:
+            return sae_codes(d, self.encoder, self.k)
+        from sklearn.linear_model import orthogonal_mp
+
+        return np.asarray(
+            np.atleast_2d(orthogonal_mp(self.atoms.T, d.T, n_nonzero_coefs=self.k)).T,
+            dtype=np.float64,
+        )
 
 
 def embed_pairs(
     prompts: pa.Array, a: pa.Array, b: pa.Array, cache_dir: str | Path | None, batch_size: int = 64
-) -> tuple[F32, F32, int]:
-    """MiniLM embeddings of both responses (reward's input text), and how many texts were
-    truncated by the encoder's token limit."""
+) -> tuple[F32, F32, Any]:
+    """MiniLM embeddings of both responses (reward's input text) and the embedder's
+    `EmbedStats` (texts truncated by the encoder's token limit, cache hits)."""
     import warnings
 
     from prefkit.reward.embed import embed_with_stats
@@ -67,7 +78,7 @@ def embed_pairs(
         warnings.simplefilter("ignore")  # truncation is counted and reported by the caller
         e, stats = embed_with_stats(ta + tb, batch_size=batch_size, cache_dir=cache_dir)
     n = len(ta)
-    return e[:n], e[n:], stats.truncated
+    return e[:n], e[n:], stats
 
 
 def _topk_signed(z: Any, k: int) -> Any:
@@ -93,6 +104,18 @@ def fit_sae(
     random votes' difference vectors."""
     import torch
 
+    threads = torch.get_num_threads()
+    # small matrices: one thread is 30x faster than two contending ones on a busy machine
+    torch.set_num_threads(1)
+    try:
+        return _train_sae(torch, d, n_atoms, k, seed, epochs, batch, lr)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_sae(
+    torch: Any, d: F64, n_atoms: int, k: int, seed: int, epochs: int, batch: int, lr: float
+) -> tuple[F64, F64]:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     x = torch.from_numpy(np.ascontiguousarray(d, dtype=np.float32))
@@ -136,6 +159,7 @@ def learn(d: F64, n_atoms: int = 32, k: int = 4, method: str = "sae", seed: int 
     t0 = time.perf_counter()
     n_atoms = max(1, min(n_atoms, d.shape[0]))
     k = max(1, min(k, n_atoms))
+    enc: F64 | None = None
     if method == "sae":
         atoms, enc = fit_sae(d, n_atoms, k, seed)
         codes = sae_codes(d, enc, k)
@@ -155,15 +179,7 @@ def learn(d: F64, n_atoms: int = 32, k: int = 4, method: str = "sae", seed: int 
     recon = codes @ atoms
     resid = float(((d - recon) ** 2).sum())
     total = float(((d - d.mean(axis=0)) ** 2).sum()) or 1.0
-    return Dictionary(method, atoms, codes, 1.0 - resid / total, k, time.perf_counter() - t0)
-
-
-def transform(dic: Dictionary, d: F64, enc: F64 | None = None) -> F64:
-    """Codes of new difference vectors: least squares on the atoms' top-k support (OMP)."""
-    from sklearn.linear_model import orthogonal_mp
-
-    codes = orthogonal_mp(dic.atoms.T, d.T, n_nonzero_coefs=dic.k)
-    return np.asarray(np.atleast_2d(codes).T, dtype=np.float64)
+    return Dictionary(method, atoms, codes, 1.0 - resid / total, k, time.perf_counter() - t0, enc)
 
 
 def ctfidf(docs: list[str], top: int = 8) -> list[list[tuple[str, float]]]:
@@ -260,6 +276,3 @@ def describe(
         low_docs.append("\n".join(lo_txt))
     words = ctfidf(high_docs + low_docs)
     return examples, words[:n_dir], words[n_dir:]
-
-
-NameFn = Callable[[list[tuple[str, list[str], list[str], list[dict[str, Any]]]]], list[str | None]]

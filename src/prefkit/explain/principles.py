@@ -14,12 +14,14 @@ ICLR 2025, https://github.com/rdnfn/icai).
 - Scoring (`score`), over decisive human votes: coverage (share where the principle picks a
   response), accuracy (share of those where it picks the human's choice), Wilson intervals;
   a principle whose accuracy is below 1/2 is followed in reverse ("opposes").
-- Set (`select`): greedy forward selection of principles whose accuracy interval excludes 1/2
-  (in their direction), each step adding the one that most increases the votes the set's
-  majority reconstructs minus those it gets wrong (on a tie, one followed as written before
-  one followed in reverse, then the earlier candidate), stopping when nothing adds a vote; then
-  every principle whose removal loses nothing is dropped: the smallest set found that
-  reconstructs the most votes.
+- Set (`select`): the set votes on every pair by weighted majority, each principle weighted
+  by the log-odds of its accuracy (a precise narrow principle outvotes a broad mediocre one).
+  Greedy forward selection among principles whose accuracy interval excludes 1/2 (in their
+  direction), each step adding the one that most increases the votes reconstructed minus
+  those got wrong (on a tie, one followed as written before one followed in reverse, then
+  the earlier candidate), stopping when nothing adds a vote; then every member whose removal
+  loses nothing is dropped, least accurate first: the smallest set found that reconstructs
+  the most votes.
 """
 
 from __future__ import annotations
@@ -238,16 +240,31 @@ def _signed(t: Tested, rows: list[dict[str, Any]]) -> I64:
     return v
 
 
-def reconstruct(v: I64, members: list[int], outcome: I64) -> tuple[int, int, int]:
-    """(correct, wrong, abstained) decisive votes when the set's majority decides (a tie
-    within the set, or no member applying, abstains)."""
+def vote_weights(rows: list[dict[str, Any]]) -> NDArray[np.float64]:
+    """Each principle's say in the set's vote: the log-odds of its accuracy in its direction,
+    (agreements + 1) / (disagreements + 1), so a precise narrow principle outvotes a broad
+    mediocre one where both apply."""
+    out = []
+    for r in rows:
+        k = max(r["agree"], r["disagree"])
+        out.append(float(np.log((k + 1.0) / (r["applied"] - k + 1.0))))
+    return np.asarray(out, dtype=np.float64)
+
+
+def reconstruct(
+    v: I64, members: list[int], outcome: I64, weights: NDArray[np.float64] | None = None
+) -> tuple[int, int, int]:
+    """(correct, wrong, abstained) decisive votes when the set's weighted majority decides
+    (equal weight on both sides, or no member applying, abstains)."""
     dec = outcome < 2
     if not members:
         return 0, 0, int(dec.sum())
+    w = np.ones(v.shape[0]) if weights is None else weights
     sub = v[members][:, dec]
-    na = (sub == 0).sum(axis=0)
-    nb = (sub == 1).sum(axis=0)
-    pick = np.where(na > nb, 0, np.where(nb > na, 1, 2))
+    wm = w[members][:, None]
+    sa = ((sub == 0) * wm).sum(axis=0)
+    sb = ((sub == 1) * wm).sum(axis=0)
+    pick = np.where(sa > sb + 1e-12, 0, np.where(sb > sa + 1e-12, 1, 2))
     o = outcome[dec]
     correct = int(((pick < 2) & (pick == o)).sum())
     wrong = int(((pick < 2) & (pick != o)).sum())
@@ -259,6 +276,7 @@ def select(
 ) -> dict[str, Any]:
     """The smallest set that reconstructs the most votes (see module doc)."""
     v = _signed(t, rows)
+    w = vote_weights(rows)
     cand = [p for p, r in enumerate(rows) if r["significant"]]
     chosen: list[int] = []
     best = 0
@@ -268,8 +286,8 @@ def select(
         for p in cand:
             if p in chosen:
                 continue
-            c, w, _ = reconstruct(v, chosen + [p], outcome)
-            gains.append((c - w, rows[p]["direction"] == "follows", -p, p))
+            c, wr, _ = reconstruct(v, chosen + [p], outcome, w)
+            gains.append((c - wr, rows[p]["direction"] == "follows", -p, p))
         if not gains:
             break
         val, _, _, p = max(gains)
@@ -277,30 +295,39 @@ def select(
             break
         chosen.append(p)
         best = val
-        c, w, ab = reconstruct(v, chosen, outcome)
-        steps.append({"added": t.principles[p], "correct": c, "wrong": w, "abstained": ab})
+        c, wr, ab = reconstruct(v, chosen, outcome, w)
+        steps.append({"added": t.principles[p], "correct": c, "wrong": wr, "abstained": ab})
+    # drop every member whose removal loses nothing: the least accurate, reversed, narrowest
+    # first
     changed = True
     while changed and len(chosen) > 1:
         changed = False
-        for p in list(chosen):
+        order = sorted(
+            chosen,
+            key=lambda q: (rows[q]["accuracy"], rows[q]["direction"] == "follows",
+                           rows[q]["applied"], -q),
+        )  # fmt: skip
+        for p in order:
             rest = [q for q in chosen if q != p]
-            c, w, _ = reconstruct(v, rest, outcome)
-            if c - w >= best:
+            c, wr, _ = reconstruct(v, rest, outcome, w)
+            if c - wr >= best:
                 chosen = rest
+                best = c - wr
                 changed = True
+                steps.append({"removed": t.principles[p], "correct": c, "wrong": wr})
                 break
-    c, w, ab = reconstruct(v, chosen, outcome)
+    c, wr, ab = reconstruct(v, chosen, outcome, w)
     n_dec = int((outcome < 2).sum())
-    lo, hi = wilson(c, c + w, level)
+    lo, hi = wilson(c, c + wr, level)
     return {
         "principles": [t.principles[p] for p in chosen],
         "directions": [rows[p]["direction"] for p in chosen],
         "reconstructed": c,
-        "wrong": w,
+        "wrong": wr,
         "abstained": ab,
         "decisive_votes": n_dec,
         "share_reconstructed": c / n_dec if n_dec else float("nan"),
-        "accuracy": c / (c + w) if c + w else float("nan"),
+        "accuracy": c / (c + wr) if c + wr else float("nan"),
         "accuracy_low": lo,
         "accuracy_high": hi,
         "steps": steps,

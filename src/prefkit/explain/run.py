@@ -384,7 +384,7 @@ def _directions(
 
     tick = status("embedding responses (MiniLM, cached)", 1)
     t0 = time.perf_counter()
-    ea, eb, truncated = embed_pairs(v.prompt, v.a, v.b, opts.embed_cache)
+    ea, eb, estats = embed_pairs(v.prompt, v.a, v.b, opts.embed_cache)
     tick(1)
     t_embed = time.perf_counter() - t0
     dd = (ea - eb).astype(np.float64)
@@ -407,6 +407,19 @@ def _directions(
     examples, hi_words, lo_words = describe(
         codes, v.prompt.to_pylist(), v.a.to_pylist(), v.b.to_pylist(), outcome, opts.examples
     )
+    names: list[str | None] = [None] * codes.shape[1]
+    if opts.judge is not None:
+        from prefkit.explain.llm import ask_fn, name_directions
+
+        idx = active.tolist()
+        got = name_directions(
+            ask_fn(opts.judge, status, f"naming {len(idx)} directions"),
+            [[w for w, _ in hi_words[k]] for k in idx],
+            [[w for w, _ in lo_words[k]] for k in idx],
+            [examples[k] for k in idx],
+        )
+        for k, name in zip(idx, got, strict=True):
+            names[k] = name
     rows: list[dict[str, Any]] = []
     for j, k in enumerate(active.tolist()):
         rows.append(
@@ -414,7 +427,8 @@ def _directions(
                 "type": "direction",
                 "scope": "all",
                 "feature": f"direction_{k}",
-                "label": ", ".join(w for w, _ in hi_words[k][:3]) or f"direction {k}",
+                "label": names[k] or ", ".join(w for w, _ in hi_words[k][:3]) or f"direction {k}",
+                "name": names[k],
                 "kind": "learned",
                 "unit": "per SD of the activation",
                 "sd": float(sd[k]),
@@ -436,13 +450,15 @@ def _directions(
         "top_k": dic.k,
         "explained_variance": dic.explained,
         "embedding": "MiniLM (all-MiniLM-L6-v2) of reward's input text: response, then prompt",
-        "texts_truncated": truncated,
+        "texts_truncated": int(estats.truncated),
+        "embeddings_cached": int(estats.cache_hits),
+        "named_by": opts.judge.model if opts.judge is not None else None,
         "length_controlled": bool(lcols),
         "seconds_embed": round(t_embed, 3),
         "seconds_dictionary": round(dic.seconds, 3),
         "rows": [
-            {k: r[k] for k in ("feature", "label", "coef", "ci_low", "ci_high", "active_share",
-                                "words_high", "words_low")}
+            {k: r[k] for k in ("feature", "label", "name", "coef", "ci_low", "ci_high",
+                                "active_share", "words_high", "words_low")}
             | {"examples": examples[int(r["feature"].split("_")[1])]}
             for r in rows
         ],
@@ -489,6 +505,7 @@ EFFECT_COLUMNS: list[tuple[str, pa.DataType]] = [
     ("scope", pa.string()),
     ("feature", pa.string()),
     ("label", pa.string()),
+    ("name", pa.string()),
     ("kind", pa.string()),
     ("unit", pa.string()),
     ("sd", pa.float64()),
