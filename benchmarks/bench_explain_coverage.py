@@ -90,9 +90,30 @@ def main() -> None:
             runs.append(one(args.seed + k, args.size))
             if (k + 1) % 10 == 0:
                 print(f"{k + 1} data sets, {time.perf_counter() - t0:.0f} s", flush=True)
+    summary: dict[str, Any] = {"datasets": len(runs), "size": args.size, "features": {}}
+    if runs:
+        report(runs, args, summary, t0)
+    if args.people:
+        rows = []
+        for annotators in (0, 24):
+            for k in range(args.people):
+                r = people(args.seed + k, annotators)
+                rows.append(r | {"annotators": annotators or "default"})
+                print(
+                    f"pluralistic seed {args.seed + k} annotators {annotators or 'default'}: "
+                    f"{r['votes_each']:.0f} votes each, K={r['k']}, ARI {r['ari']:.3f}",
+                    flush=True,
+                )
+        summary["people"] = rows
+    summary["seconds"] = time.perf_counter() - t0
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(summary, fh, indent=1)
+
+
+def report(runs: list[dict[str, Any]], args: Any, summary: dict[str, Any], t0: float) -> None:
     feats = sorted({f for r in runs for f in r})
     planted = sorted({f for r in runs for f, x in r.items() if x["truth"] != 0})
-    summary: dict[str, Any] = {"datasets": len(runs), "size": args.size, "features": {}}
     print(f"\n{len(runs)} planted data sets x {args.size} votes, {time.perf_counter() - t0:.0f} s")
     print(f"{'feature':18s} {'planted':>7s} {'coverage':>14s} {'sign ok':>8s} {'selected':>9s}")
     cov_all = []
@@ -124,22 +145,6 @@ def main() -> None:
         f"planted selected in >= {summary['min_planted_selection']:.2f} of runs; unplanted "
         f"selected in <= {summary['max_unplanted_selection']:.2f}"
     )
-    if args.people:
-        rows = []
-        for annotators in (0, 24):
-            for k in range(args.people):
-                r = people(args.seed + k, annotators)
-                rows.append(r | {"annotators": annotators or "default"})
-                print(
-                    f"pluralistic seed {args.seed + k} annotators {annotators or 'default'}: "
-                    f"{r['votes_each']:.0f} votes each, K={r['k']}, ARI {r['ari']:.3f}",
-                    flush=True,
-                )
-        summary["people"] = rows
-    summary["seconds"] = time.perf_counter() - t0
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(summary, fh, indent=1)
 
 
 if __name__ == "__main__":

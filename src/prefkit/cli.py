@@ -17,7 +17,7 @@ from prefkit._cli import CLIError, console
 
 app = typer.Typer(
     name="prefkit",
-    help="Human-feedback and preference data: ingest, build, audit, rank, learn, collect, simulate.",
+    help="Human-feedback and preference data: ingest, build, audit, rank, learn, explain, collect, simulate.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -35,7 +35,7 @@ from scipy import stats
 
 from prefkit.explain import model as M
 from prefkit.explain.data import Votes
-from prefkit.explain.features import BY_NAME, FEATURE_NAMES, LENGTH_FEATURES, text_features
+from prefkit.explain.features import BY_NAME, LENGTH_FEATURES, text_features
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -256,7 +256,3 @@ def group_ids(v: Votes, by: str, min_votes: int) -> tuple[I64, list[str], dict[s
     remap = np.full(len(names), -1, dtype=np.int64)
     remap[keep] = np.arange(len(keep))
     return remap[gid], [names[i] for i in keep], small
-
-
-def feature_list() -> list[str]:
-    return list(FEATURE_NAMES)
