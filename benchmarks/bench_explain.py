@@ -8,7 +8,7 @@ features: the whole command `prefkit explain IN --out DIR --directions 0` (defau
 bootstrap rounds, 5-fold CV, 100 stability fits, the annotator basis) on 100,000 simulated
 `planted` pairs, in a subprocess, wall clock; then, in this process on the same data, the
 competitor pipeline: the reward stage's per-response features (`response_features`, one Python
-call per response) and scikit-learn's `LogisticRegressionCV` (L1, saga, 5 folds grouped by
+call per response) and scikit-learn's `LogisticRegressionCV` (L1, liblinear, 5 folds grouped by
 prompt, 10 strengths) on the decisive votes (scikit-learn has no ties). Ratios are printed.
 
 directions: 100,000 votes drawn (Davidson, the planted persona's weights) on pairs of
@@ -88,13 +88,14 @@ def features(size: int, work: Path) -> dict[str, Any]:
     x = (d[:, keep] / sd[keep])[dec]
     yy = v.y[dec, 0]
     t0 = time.perf_counter()
+    folds = list(GroupKFold(5).split(x, yy, v.group[dec]))
     with threadpool_limits(1):
         LogisticRegressionCV(
-            Cs=10, cv=GroupKFold(5), l1_ratios=[1.0], solver="saga", fit_intercept=False,
-            max_iter=2000, tol=1e-4,
-        ).fit(x, yy, groups=v.group[dec])  # fmt: skip
+            Cs=10, cv=folds, l1_ratios=[1.0], solver="liblinear", fit_intercept=False,
+            max_iter=1000, tol=1e-4,
+        ).fit(x, yy)  # fmt: skip
     t_lr = time.perf_counter() - t0
-    print(f"scikit-learn LogisticRegressionCV (L1, saga, 5 grouped folds x 10 C): {t_lr:.1f} s")
+    print(f"scikit-learn LogisticRegressionCV (L1, liblinear, 5 grouped folds x 10 C): {t_lr:.1f} s")
     ours = summary["timings_s"]["features"] + summary["timings_s"]["effects"]
     print(
         f"explain features + effects {ours:.1f} s (incl. 200 bootstrap fits, 100 stability "
