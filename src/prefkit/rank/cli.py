@@ -161,7 +161,10 @@ def _board_cells(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for r in summary["leaderboard"]:
         cells = [str(r["rank"]), r["item"], f"{r['score']:.2f}"]
         if has_ci:
-            cells += [f"{r['ci_low']:.2f} .. {r['ci_high']:.2f}", f"{r['rank_low']}-{r['rank_high']}"]
+            cells += [
+                f"{r['ci_low']:.2f} .. {r['ci_high']:.2f}",
+                f"{r['rank_low']}-{r['rank_high']}",
+            ]
         cells += [f"{r['wins']:g}", f"{r['losses']:g}", f"{r['ties']:g}", str(r["n"])]
         rows.append(cells)
     return cols, rows
