@@ -39,7 +39,7 @@ TiePolicy = Literal["half", "drop", "model"]
 MODELS: tuple[str, ...] = ("bt", "davidson", "rao-kupper")
 TIE_POLICIES: tuple[str, ...] = ("half", "drop", "model")
 AUTO_PRIOR = 0.1  # L2 precision used when the maximum-likelihood estimate does not exist
-DENSE_MAX = 1500  # items up to which the Newton system is solved densely
+DENSE_MAX = 400  # items up to which the Newton system is solved densely (beyond: sparse CG)
 
 
 @dataclass(frozen=True)
@@ -527,11 +527,11 @@ def laplacian_solver(
     or plus a rank-one gauge term when there is no prior) for one right-hand side or a block
     of them (K x R), by Jacobi-preconditioned conjugate gradients on a sparse matrix."""
     k = p.k
-    data = (-d_pair[ops.lap_perm]).astype(dtype)
+    data: NDArray[np.floating] = (-d_pair[ops.lap_perm]).astype(dtype)
     off = sp.csr_matrix((data, ops.lap_indices, ops.lap_indptr), shape=(k, k))
     shift = float(diag.mean()) / k if p.prior == 0 else 0.0
-    dg = diag.astype(dtype)
-    pre = (1.0 / (diag + shift)).astype(dtype)
+    dg: NDArray[np.floating] = diag.astype(dtype)
+    pre: NDArray[np.floating] = (1.0 / (diag + shift)).astype(dtype)
 
     def mv(v: NDArray[np.floating]) -> NDArray[np.floating]:
         out = off @ v + (dg * v.T).T
@@ -672,9 +672,10 @@ def _theta_init(p: Problem, y: F64) -> F64:
 
 
 def _dense_step(h: F64, g: F64) -> F64:
+    from scipy.linalg import cho_factor, cho_solve
+
     try:
-        c = np.linalg.cholesky(h)
-        return np.asarray(np.linalg.solve(c.T, np.linalg.solve(c, g)), dtype=np.float64)
+        return np.asarray(cho_solve(cho_factor(h), g), dtype=np.float64)
     except np.linalg.LinAlgError:
         lam = 1e-8 * float(np.abs(np.diag(h)).max() or 1.0)
         for _ in range(30):
