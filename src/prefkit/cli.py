@@ -61,7 +61,7 @@ def main() -> None:
     """Entry point: runs the app and turns user-facing errors into one line and an exit code."""
     from rich.markup import escape
 
-    from prefkit.io.base import InputError
+    from prefkit.io.base import InputError, OptionError
     from prefkit.schema import SchemaError
 
     try:
@@ -73,6 +73,11 @@ def main() -> None:
             f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
         )
         sys.exit(e.code)
+    except OptionError as e:
+        console.print(
+            f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
     except (InputError, SchemaError) as e:
         console.print(
             f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
@@ -93,3 +98,7 @@ def main() -> None:
             e.show()
             sys.exit(e.exit_code)
         raise
+
+
+if __name__ == "__main__":
+    main()

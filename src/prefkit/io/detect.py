@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefkit.io.base import READERS, InputError, ReadOptions, ReadResult
+from prefkit.io.base import READERS, InputError, OptionError, ReadOptions, ReadResult
 
 SAMPLE_ROWS = 20
 SAMPLE_BYTES = 4 << 20  # never read more than this to sniff (one huge line stays bounded)
@@ -85,14 +85,21 @@ def read(
 def pick(p: Path, fmt: str | None, opts: ReadOptions) -> tuple[str, str]:
     """The reader `read` uses for this file, and why (named, or autodetected)."""
     import prefkit.io.readers  # noqa: F401  (registers every reader)
+    from prefkit.io.readers.generic import FIELDS, check_mapping
 
+    check_mapping(opts.mapping)
+    for field in opts.value_maps:
+        if field not in FIELDS:
+            raise OptionError(
+                f"--value-map {field}:...: unknown field {field!r}; fields: {', '.join(FIELDS)}"
+            )
     if fmt is None and opts.mapping:
         fmt = "generic"
     if fmt is None:
         name, why, _ = detect(p)
         return name, why
     if fmt not in READERS:
-        raise InputError(p, f"unknown format {fmt!r}; known: {', '.join(READERS)}")
+        raise OptionError(f"--from {fmt}: unknown format; known: {', '.join(READERS)}")
     if not p.exists():
         raise InputError(p, "file not found")
     return fmt, "named with --from"

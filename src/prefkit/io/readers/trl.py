@@ -196,7 +196,7 @@ register_reader(TRLPreferenceReader())
 
 
 def _as_messages(col: pa.ChunkedArray, role: str) -> pa.Array | None:
-    from prefkit.io.readers.hh import _const
+    from prefkit.io.readers._arrow import const as _const
 
     arr = col.combine_chunks()
     if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
@@ -259,7 +259,8 @@ def fast_trl(path: Path, options: ReadOptions, reader: RecordReader) -> ReadResu
 
 
 def _trl_batch(table: pa.Table, start: int, source: str) -> pa.Table | None:
-    from prefkit.io.readers.hh import _const, _prompt_ids
+    from prefkit.io.readers._arrow import const as _const
+    from prefkit.io.readers._arrow import prompt_ids as _prompt_ids
 
     if set(table.column_names) != {"prompt", "chosen", "rejected"} or table.num_rows == 0:
         return None
