@@ -76,6 +76,9 @@ class ReadResult:
     why: str = ""
     rows_in: int = 0
     rows_vectorised: int = 0
+    #: input records that are no row of their own and no reject, by why (e.g. oasst1
+    #: messages that are only context): counted so nothing disappears unseen
+    notes: dict[str, int] = field(default_factory=dict)
 
     @property
     def kind(self) -> Kind:

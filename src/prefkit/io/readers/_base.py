@@ -14,7 +14,7 @@ from prefkit.io.readers._records import BadRecord, iter_records, type_name
 from prefkit.schema import Kind, SchemaError, from_rows
 
 if TYPE_CHECKING:
-    from prefkit.io.readers._fast import BattlePlan
+    from prefkit.io.readers._fast import Plan
 
 CHUNK = 20_000
 GENERIC_STEMS = {"dataset", "data", "test", "train", "dev", "validation", "val", "valid"}
@@ -69,7 +69,7 @@ class RecordReader:
             return good[0]
         return None
 
-    def plan(self, schema: pa.Schema, container: str, options: ReadOptions) -> BattlePlan | None:
+    def plan(self, schema: pa.Schema, container: str, options: ReadOptions) -> Plan | None:
         """How the vectorised path maps this file's columns (None: per row only)."""
         return None
 

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -221,6 +221,37 @@ def meta_map(entries: Sequence[tuple[str, pa.Array]], n: int, null_empty: bool =
     return pa.MapArray.from_arrays(offsets, keys.take(sel), items.take(sel), mask=mask)
 
 
+class Plan(Protocol):
+    """How a reader maps a batch with Arrow kernels: the canonical rows of the rows it maps
+    and a mask of those rows (the rest go through the reader's `convert`)."""
+
+    @property
+    def kind(self) -> Kind: ...
+
+    def build(
+        self, batch: pa.RecordBatch, start: int, source: str, container: str
+    ) -> tuple[pa.Table, npt.NDArray[np.bool_]]: ...
+
+
+def set_meta(table: pa.Table, key: str, value: str) -> pa.Table:
+    """`meta[key] = value` on every row (an existing entry for `key` replaced, order kept)."""
+    meta = plain(table.column("meta"))
+    n = len(meta)
+    keys, items = meta.keys, meta.items
+    parents = np.asarray(pc.list_parent_indices(meta).to_numpy(zero_copy_only=False), np.int64)
+    if len(keys):
+        keep = ~bools(pc.fill_null(pc.equal(keys, key), False))
+        sel = ints(np.flatnonzero(keep), np.int64)
+        keys, items, parents = keys.take(sel), items.take(sel), parents[keep]
+    rows = np.concatenate([parents, np.arange(n)])
+    order = ints(np.argsort(rows, kind="stable"), np.int64)
+    all_keys = pa.concat_arrays([keys.cast(pa.string()), const(key, n)]).take(order)
+    all_items = pa.concat_arrays([items.cast(pa.string()), const(value, n)]).take(order)
+    offsets = ints(np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))]))
+    new = pa.MapArray.from_arrays(offsets, all_keys, all_items)
+    return table.set_column(table.schema.get_field_index("meta"), "meta", new)
+
+
 # ---------------------------------------------------------------------------------------
 # Model battles (comparisons without response text)
 
@@ -403,7 +434,7 @@ def read_fast(
         return None
     ctx = reader.prepare(path, options)
     source = ctx.source
-    plan: BattlePlan | None = None
+    plan: Plan | None = None
     schema: pa.Schema | None = None
     main: list[pa.Table] = []
     others: dict[Kind, list[dict[str, Any]]] = {}

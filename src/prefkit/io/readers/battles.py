@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -13,14 +14,17 @@ from prefkit.io.readers._base import (
     Context,
     RecordReader,
     Row,
+    RowError,
     messages,
     meta_of,
+    need,
     need_str,
     opt_str,
     outcome_from,
     shared_prefix,
 )
 from prefkit.io.readers._fast import BattlePlan
+from prefkit.io.readers._records import type_name
 from prefkit.schema import Kind
 
 LLMFAO = {"left": "a", "right": "b", "tie": "tie"}
@@ -144,5 +148,99 @@ def _outcome_map(options: ReadOptions, column: str) -> dict[str, Mapping[str, st
     return {column: vm} if vm else {}
 
 
+WINNER_COLUMNS = {"winner_model_a": "a", "winner_model_b": "b", "winner_tie": "tie"}
+
+
+def turns(value: Any, field: str) -> list[str]:
+    """A column documented to hold a JSON-encoded list of turns (strings; null = empty turn).
+    Decoded only when it is one: any other text is one turn, verbatim."""
+    if isinstance(value, list):
+        got: Any = value
+    elif isinstance(value, str):
+        try:
+            got = json.loads(value)
+        except json.JSONDecodeError:
+            return [value]
+    else:
+        raise RowError(field, f"expected a JSON list of turns, got {type_name(value)}")
+    if isinstance(got, list) and all(isinstance(t, str) or t is None for t in got):
+        return [t or "" for t in got]
+    return [value if isinstance(value, str) else json.dumps(value)]
+
+
+class ArenaPreferenceReader(RecordReader):
+    """LMSYS arena-human-preference-55k (the Kaggle competition files)."""
+
+    name = "arena-55k"
+    description = (
+        "LMSYS arena-human-preference-55k: prompt/response_a/response_b (JSON lists of turns)"
+        " + winner_model_a/winner_model_b/winner_tie"
+    )
+    example = (
+        "id,model_a,model_b,prompt,response_a,response_b,winner_model_a,winner_model_b,"
+        'winner_tie\n30192,gpt-4,gpt-4-0613,"[""Is it morally right...""]","[""The question..""]",'
+        '"[""As an AI...""]",1,0,0'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if set(WINNER_COLUMNS) <= set(rec) and {"response_a", "response_b"} <= set(rec):
+            return (
+                "prompt/response_a/response_b + winner_model_a/_b/_tie (arena-human-preference-55k)"
+            )
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        won = []
+        for col, outcome in WINNER_COLUMNS.items():
+            v = need(rec, col)
+            try:
+                flag = float(v)
+            except (TypeError, ValueError):
+                raise RowError(col, f"expected 0 or 1, got {type_name(v)} {v!r}") from None
+            if flag not in (0.0, 1.0) or isinstance(v, bool):
+                raise RowError(col, f"expected 0 or 1, got {v!r}")
+            if flag == 1.0:
+                won.append(outcome)
+        if len(won) != 1:
+            raise RowError(
+                "winner_model_a", f"exactly one of winner_model_a/_b/_tie must be 1, got {len(won)}"
+            )
+        p = turns(need(rec, "prompt"), "prompt")
+        ra = turns(need(rec, "response_a"), "response_a")
+        rb = turns(need(rec, "response_b"), "response_b")
+        if not (len(p) == len(ra) == len(rb)):
+            raise RowError(
+                "response_a",
+                f"{len(p)} prompt turns, {len(ra)} and {len(rb)} response turns",
+            )
+
+        def conversation(answers: list[str]) -> list[dict[str, str]]:
+            out = []
+            for q, a in zip(p, answers, strict=True):
+                out += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+            return out
+
+        a, b = conversation(ra), conversation(rb)
+        n = shared_prefix(a, b)
+        ids = {} if rec.get("id") is None else {"id": f"{ctx.source}:{rec['id']}"}
+        yield (
+            Kind.COMPARISONS,
+            {
+                **ids,
+                "prompt": a[:n],
+                "response_a": a[n:],
+                "response_b": b[n:],
+                "model_a": opt_str(rec, "model_a"),
+                "model_b": opt_str(rec, "model_b"),
+                "outcome": won[0],
+                "meta": meta_of(
+                    rec,
+                    ("prompt", "response_a", "response_b", "model_a", "model_b", *WINNER_COLUMNS),
+                ),
+            },
+        )
+
+
 register_reader(LLMFAOReader())
 register_reader(ArenaReader())
+register_reader(ArenaPreferenceReader())
