@@ -107,7 +107,6 @@ DATA_SUFFIXES = (
     ".tsv",
 )
 _SHARD = re.compile(r"[-_]\d{3,5}[-_]of[-_]\d{3,5}$")
-_NOT_SPLITS = {"data", "default", "."}
 
 
 def is_pattern(path: Path) -> bool:
@@ -143,18 +142,25 @@ def dataset_files(path: Path) -> list[tuple[Path, str | None]] | None:
     return [(f, split_name(f, root)) for f in files]
 
 
+SPLIT_WORDS = ("train", "test", "validation", "valid", "val", "dev", "eval", "heldout")
+
+
 def split_name(file: Path, root: Path) -> str | None:
-    """The split a hub file belongs to: its subfolder (`train/0000.parquet`), else its name
-    without the shard suffix (`train-00000-of-00003.parquet`, `test.jsonl`)."""
-    parts = [p for p in file.relative_to(root).parts[:-1] if p not in _NOT_SPLITS]
-    if parts:
-        return parts[-1]
+    """The split a hub file belongs to, as `datasets` infers it: the file name when it
+    starts with a split word (`train-00000-of-00003.parquet` -> train, `test_prefs.jsonl`
+    -> test_prefs), else the nearest folder that does (`train/0000.parquet`), else the file
+    name without its shard suffix."""
     stem = file.name
     for suf in sorted(DATA_SUFFIXES, key=len, reverse=True):
         if stem.lower().endswith(suf):
             stem = stem[: -len(suf)]
             break
     stem = _SHARD.sub("", stem)
+    if stem.lower().startswith(SPLIT_WORDS):
+        return stem
+    for part in reversed(file.relative_to(root).parts[:-1]):
+        if part.lower().startswith(SPLIT_WORDS):
+            return part
     return stem or None
 
 

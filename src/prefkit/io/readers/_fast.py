@@ -175,12 +175,16 @@ def value_mapped(col: pa.Array, vm: Mapping[str, str] | None) -> pa.Array:
 
 
 def messages_of(text: pa.Array, role: str) -> pa.Array:
-    """Each non-null string as one message of `role`; nulls stay null."""
+    """Each non-null string as one message of `role`; nulls stay null (no entries)."""
     n = len(text)
-    values = pa.StructArray.from_arrays([const(role, n), text.fill_null("")], ["role", "content"])
-    offsets = ints(np.arange(n + 1))
-    mask = None if text.null_count == 0 else pc.is_null(text)
-    return pa.ListArray.from_arrays(offsets, values, mask=mask).cast(MESSAGES)
+    if text.null_count == 0:
+        values = pa.StructArray.from_arrays([const(role, n), text], ["role", "content"])
+        return pa.ListArray.from_arrays(ints(np.arange(n + 1)), values).cast(MESSAGES)
+    ok = valid(text)
+    present = text.filter(pa.array(ok))
+    values = pa.StructArray.from_arrays([const(role, len(present)), present], ["role", "content"])
+    offsets = ints(np.concatenate([[0], np.cumsum(ok)]))
+    return pa.ListArray.from_arrays(offsets, values, mask=pa.array(~ok)).cast(MESSAGES)
 
 
 def plain_prompt_ids(text: pa.Array) -> pa.Array:
@@ -237,12 +241,17 @@ def set_meta(table: pa.Table, key: str, value: str) -> pa.Table:
     """`meta[key] = value` on every row (an existing entry for `key` replaced, order kept)."""
     meta = plain(table.column("meta"))
     n = len(meta)
-    keys, items = meta.keys, meta.items
-    parents = np.asarray(pc.list_parent_indices(meta).to_numpy(zero_copy_only=False), np.int64)
-    if len(keys):
-        keep = ~bools(pc.fill_null(pc.equal(keys, key), False))
-        sel = ints(np.flatnonzero(keep), np.int64)
-        keys, items, parents = keys.take(sel), items.take(sel), parents[keep]
+    o = np.asarray(meta.offsets.to_numpy(zero_copy_only=False), np.int64)
+    spans = np.diff(o) * valid(meta)  # a null map has no entries
+    pos = np.repeat(o[:-1], spans) + (
+        np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
+    )
+    parents = np.repeat(np.arange(n), spans)
+    take = ints(pos, np.int64)
+    keys, items = meta.keys.take(take), meta.items.take(take)
+    keep = ~bools(pc.fill_null(pc.equal(keys, key), False)) if len(keys) else np.zeros(0, bool)
+    sel = ints(np.flatnonzero(keep), np.int64)
+    keys, items, parents = keys.take(sel), items.take(sel), parents[keep]
     rows = np.concatenate([parents, np.arange(n)])
     order = ints(np.argsort(rows, kind="stable"), np.int64)
     all_keys = pa.concat_arrays([keys.cast(pa.string()), const(key, n)]).take(order)
