@@ -91,12 +91,12 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
+    except Exception as e:  # Click usage errors: its usage message, exit 2
+        from prefkit._cli import is_usage_error, show_usage_error
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        if is_usage_error(e):
+            show_usage_error(e)
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
         raise
 
 
