@@ -18,6 +18,7 @@ from prefkit.io.base import (
     write_rejects,
 )
 from prefkit.io.canonical import load, save
+from prefkit.io.detect import read
 
 __all__ = [
     "READERS",
@@ -29,6 +30,7 @@ __all__ = [
     "Reject",
     "StrictError",
     "load",
+    "read",
     "save",
     "write_rejects",
 ]

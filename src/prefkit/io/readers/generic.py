@@ -188,6 +188,22 @@ class GenericReader(RecordReader):
             )
         allowed = {f.name for f in SCHEMAS[kind]}
         used = {col for field, col in field_col.items() if field in allowed}
+        try:
+            out = self._fields(row, allowed, kind, ctx)
+        except RowError as e:  # name the file's column, not the canonical field
+            raise RowError(field_col.get(e.field or "", e.field), e.reason) from None
+        extra = meta_of(rec, used)
+        if out.get("meta") is not None or extra:
+            meta = {**dict(out.get("meta") or {}), **extra}
+            out["meta"] = {
+                str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()
+            }
+        return [(kind, out)]
+
+    def _fields(
+        self, row: dict[str, Any], allowed: set[str], kind: Kind, ctx: Context
+    ) -> dict[str, Any]:
+        """The canonical values of a row's fields (raises `RowError` naming the field)."""
         out: dict[str, Any] = {}
         for field, v in row.items():
             if field not in allowed:
@@ -227,13 +243,7 @@ class GenericReader(RecordReader):
         for f in required:
             if out.get(f) is None:
                 raise RowError(f, "required field is missing")
-        extra = meta_of(rec, used)
-        if out.get("meta") is not None or extra:
-            meta = {**dict(out.get("meta") or {}), **extra}
-            out["meta"] = {
-                str(k): v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()
-            }
-        return [(kind, out)]
+        return out
 
     def plan(self, schema: pa.Schema, container: str, options: ReadOptions) -> BattlePlan | None:
         """Model-only battles (model_a, model_b, outcome and scalar fields) at Arrow speed."""
@@ -326,13 +336,15 @@ def canonical_kind(names: Iterable[str]) -> str | None:
 
 
 def _is_canonical_names(names: Iterable[str]) -> Kind | None:
+    """The kind whose every canonical column the names hold (what prefkit's writers emit)."""
     cols = set(names)
-    if not {"id", "prompt_id"} <= cols:
+    common = {f.name for f in SCHEMAS[Kind.COMPARISONS]} - {
+        f.name for f in KIND_FIELDS[Kind.COMPARISONS]
+    }
+    if not common <= cols:
         return None
     for kind in (Kind.COMPARISONS, Kind.RANKINGS, Kind.CRITIQUES, Kind.BINARY, Kind.RATINGS):
-        req = {f.name for f in KIND_FIELDS[kind] if not f.nullable}
-        distinct = {f.name for f in KIND_FIELDS[kind]} - {"response", "model"}
-        if req <= cols and distinct <= cols:
+        if {f.name for f in KIND_FIELDS[kind]} <= cols:
             return kind
     return None
 

@@ -218,7 +218,7 @@ class PrefkitPairsReader(RecordReader):
             "aspect": opt_str(rec, "aspect"),
             "meta": meta,
         }
-        if rec.get("source") is not None:
+        if "source" in rec:  # the pairs table's own (null stays null)
             row["source"] = opt_str(rec, "source")
         yield Kind.COMPARISONS, row
 
