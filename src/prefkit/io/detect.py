@@ -191,11 +191,21 @@ def read_dataset(
     source = opts.source or f"{name}:{dataset}"
     tables: dict[Kind, list[pa.Table]] = {}
     out = ReadResult({}, reader=name, why=f"{why}; {len(files)} files read as one dataset")
-    for f, split in files:
+
+    def shard_of(f: Path) -> str:
         shard = opts.source or default_source(f, name)
-        if shard == source:
-            shard = f"{source}/{f.name}"
-        got = READERS[name].read(f, dataclasses.replace(opts, source=shard))
+        return f"{source}/{f.name}" if shard == source else shard
+
+    def one(f: Path) -> ReadResult:
+        return READERS[name].read(f, dataclasses.replace(opts, source=shard_of(f)))
+
+    # two files at a time: one file's Python work overlaps the other's decoding and kernels
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, [f for f, _ in files]))
+    for (f, split), got in zip(files, results, strict=True):
+        shard = shard_of(f)
         out.rejects.extend(got.rejects)
         out.rows_in += got.rows_in
         out.rows_vectorised += got.rows_vectorised

@@ -271,10 +271,14 @@ def meta_of(rec: Mapping[str, Any], used: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def outcome_from(value: Any, field: str, table: Mapping[str, str], ctx: Context) -> str:
+def outcome_value(
+    value: Any, table: Mapping[str, str], value_map: Mapping[str, str] | None = None
+) -> str | None:
+    """The canonical outcome of a raw value (after `--value-map`, stripped, lower-cased;
+    the reader's vocabulary first, then a/b/tie/both_bad), or None when it has none."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise RowError(field, "required field is missing")
-    v = ctx.value("outcome", value)
+        return None
+    v = value_map[str(value)] if value_map and str(value) in value_map else value
     key = v.strip().lower() if isinstance(v, str) else v
     if isinstance(key, bool):
         key = str(key).lower()
@@ -284,4 +288,13 @@ def outcome_from(value: Any, field: str, table: Mapping[str, str], ctx: Context)
         return table[key]
     if key in ("a", "b", "tie", "both_bad"):
         return str(key)
-    raise RowError(field, f"unknown outcome value {value!r} (expected one of {sorted(table)})")
+    return None
+
+
+def outcome_from(value: Any, field: str, table: Mapping[str, str], ctx: Context) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise RowError(field, "required field is missing")
+    got = outcome_value(value, table, ctx.options.value_maps.get("outcome"))
+    if got is None:
+        raise RowError(field, f"unknown outcome value {value!r} (expected one of {sorted(table)})")
+    return got

@@ -11,7 +11,7 @@ whole file to the per-row path.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from prefkit.io.base import ReadOptions, ReadResult, Reject, StrictError
 from prefkit.io.readers._arrow import bools, const, ints, prompt_ids, texts
+from prefkit.io.readers._base import outcome_value
 from prefkit.schema import MESSAGES, Kind, conform, from_rows, prompt_id
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 PARQUET_BATCH = 1 << 18  # rows per Parquet batch
 BLOCK_BYTES = 16 << 20  # bytes per CSV / JSON block
-_PY_SPACE = r"[\x1c-\x1f]"  # whitespace to Python's str.strip, not to Arrow's trim
 
 
 class Decline(Exception):
@@ -89,6 +89,45 @@ def open_batches(path: Path, csv_nulls: bool = False) -> tuple[str, Iterator[pa.
         stream = pa.input_stream(str(path), compression="gzip" if gz else None)
         return kind, iter(pj.open_json(stream, read_options=pj.ReadOptions(block_size=BLOCK_BYTES)))
     raise Decline(kind)
+
+
+def prefetch(batches: Iterator[pa.RecordBatch], ahead: int = 2) -> Iterator[pa.RecordBatch]:
+    """Decode the next batches in a thread while this one is mapped: Arrow's readers release
+    the GIL, so decoding and the Python part of mapping share the cores."""
+    import queue
+    import threading
+
+    q: queue.Queue[Any] = queue.Queue(maxsize=ahead)
+    done = object()
+    stop = threading.Event()
+
+    def run() -> None:
+        try:
+            for b in batches:
+                if stop.is_set():
+                    return
+                q.put(b)
+            q.put(done)
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.01)
 
 
 def _is_gzip(path: Path) -> bool:
@@ -158,11 +197,22 @@ def valid(col: pa.Array) -> npt.NDArray[np.bool_]:
     return np.ones(len(col), bool) if col.null_count == 0 else bools(col.is_valid())
 
 
-def py_blank(col: pa.Array) -> npt.NDArray[np.bool_]:
-    """Rows whose text is empty after Python's `str.strip()` (nulls: False)."""
-    if pc.any(pc.match_substring_regex(col, _PY_SPACE)).as_py():
-        col = pc.replace_substring_regex(col, _PY_SPACE, "")
-    return bools(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(col), ""), False))
+def where_value(col: pa.Array, pred: Callable[[Any], bool]) -> npt.NDArray[np.bool_]:
+    """Rows whose value passes `pred` (the per-row path's Python rule), deciding once per
+    distinct value; nulls fail."""
+    enc = col.dictionary_encode()
+    good = np.array([v is not None and pred(v) for v in enc.dictionary.to_pylist()] + [False])
+    idx = enc.indices
+    at = np.asarray(pc.fill_null(idx, len(good) - 1).to_numpy(zero_copy_only=False), np.int64)
+    return good[at]
+
+
+def by_value(col: pa.Array, fn: Callable[[Any], str | None]) -> pa.Array:
+    """`fn` (the per-row path's own Python rule) on each distinct value, mapped back to the
+    rows: exact, and cheap when values repeat (outcomes, model names). Nulls stay null."""
+    enc = col.dictionary_encode()
+    out = pa.array([None if v is None else fn(v) for v in enc.dictionary.to_pylist()], pa.string())
+    return pc.take(out, enc.indices)
 
 
 def value_mapped(col: pa.Array, vm: Mapping[str, str] | None) -> pa.Array:
@@ -188,18 +238,19 @@ def messages_of(text: pa.Array, role: str) -> pa.Array:
 
 
 def plain_prompt_ids(text: pa.Array) -> pa.Array:
-    """`schema.prompt_id` of one user message per row (null text: the empty prompt), hashing
-    each distinct text once."""
+    """`schema.prompt_id` of one user message per row (null text: the empty prompt); each
+    distinct text is hashed once when texts repeat (judged by a sample)."""
     n = len(text)
-    enc = text.dictionary_encode()
-    uniq = enc.dictionary
-    ids = prompt_ids(
-        const("user", len(uniq)),
-        uniq,
-        ints(np.arange(len(uniq) + 1)),
-        messages_of(uniq, "user"),
-    )
-    out = pc.take(ids, enc.indices)
+    sample = text.slice(0, 2048)
+    repeats = n > 0 and pc.count_distinct(sample).as_py() < 0.8 * len(sample)
+    if repeats:
+        enc = text.dictionary_encode()
+        uniq = enc.dictionary
+    else:
+        uniq = text.fill_null("") if text.null_count else text
+    m = len(uniq)
+    ids = prompt_ids(const("user", m), uniq, ints(np.arange(m + 1)), messages_of(uniq, "user"))
+    out = pc.take(ids, enc.indices) if repeats else ids
     if text.null_count:
         out = pc.if_else(pc.is_null(text), const(prompt_id(None), n), out)
     return out
@@ -220,8 +271,10 @@ def meta_map(entries: Sequence[tuple[str, pa.Array]], n: int, null_empty: bool =
     counts = keep.reshape(n, k).sum(axis=1)
     offsets = ints(np.concatenate([[0], np.cumsum(counts)]))
     keys = pc.take(texts([key for key, _ in entries]), ints(np.tile(np.arange(k), n)))
-    sel = ints(np.flatnonzero(keep), np.int64)
     mask = pa.array(counts == 0) if null_empty and not counts.all() else None
+    if keep.all():
+        return pa.MapArray.from_arrays(offsets, keys, items, mask=mask)
+    sel = ints(np.flatnonzero(keep), np.int64)
     return pa.MapArray.from_arrays(offsets, keys.take(sel), items.take(sel), mask=mask)
 
 
@@ -310,19 +363,14 @@ class BattlePlan:
             col = plain(batch.column(name))
             if not is_text(col):
                 raise Decline(f"{name} is {col.type}")
-            ok &= valid(col) & ~py_blank(col)
+            ok &= where_value(col, lambda v: bool(v.strip()))  # need_str: a non-blank string
             models.append(col)
         raw = plain(batch.column(self.outcome))
-        if not (is_text(raw) or pa.types.is_integer(raw.type)):
+        if not (is_text(raw) or pa.types.is_integer(raw.type) or pa.types.is_boolean(raw.type)):
             raise Decline(f"{self.outcome} is {raw.type}")
-        raw = as_text(raw, "str")
-        ok &= valid(raw) & ~py_blank(raw)  # checked before --value-map, as `outcome_from` does
-        raw = value_mapped(raw, self.value_maps.get(self.outcome))
-        key = pc.utf8_lower(pc.utf8_trim_whitespace(raw))
-        idx = pc.index_in(key, value_set=texts(list(self.vocab)))
-        ok &= valid(idx) & bools(pc.fill_null(pc.string_is_ascii(raw), False))
-        ok &= ~bools(pc.fill_null(pc.match_substring_regex(raw, _PY_SPACE), False))
-        outcome = pc.take(texts(list(self.vocab.values())), idx)
+        vm = self.value_maps.get(self.outcome)
+        outcome = by_value(raw, lambda v: outcome_value(v, self.vocab, vm))
+        ok &= valid(outcome)
 
         cols: dict[str, pa.Array] = {"model_a": models[0], "model_b": models[1]}
         cols["outcome"] = outcome
@@ -452,7 +500,7 @@ def read_fast(
     fast = 0
     fname = str(path)
     try:
-        for batch in batches:
+        for batch in prefetch(batches):
             if schema is None:
                 schema = batch.schema
                 plan = plan_for(schema, container)

@@ -32,7 +32,15 @@ from prefkit.io.readers._base import (
     opt_str,
     shared_prefix,
 )
-from prefkit.io.readers._fast import Decline, as_text, messages_of, meta_map, plain, valid
+from prefkit.io.readers._fast import (
+    Decline,
+    as_text,
+    messages_of,
+    meta_map,
+    plain,
+    plain_prompt_ids,
+    valid,
+)
 from prefkit.io.readers._records import type_name
 from prefkit.schema import MESSAGES, Kind, conform
 
@@ -397,10 +405,20 @@ class TRLPlan:
             batch = batch.take(keep)
             prompt, chosen, rejected = prompt.take(keep), chosen.take(keep), rejected.take(keep)
         m = batch.num_rows
-        lengths = np.asarray(pc.list_value_length(prompt).to_numpy(zero_copy_only=False), np.int64)
-        flat = pc.list_flatten(prompt)
-        roles = pc.struct_field(flat, "role")
-        contents = pc.struct_field(flat, "content")
+        p_col = plain(batch.column("prompt"))
+        if pa.types.is_string(p_col.type):  # one user message each: hash each text once
+            pids = plain_prompt_ids(p_col)
+        else:
+            lengths = np.asarray(
+                pc.list_value_length(prompt).to_numpy(zero_copy_only=False), np.int64
+            )
+            flat = pc.list_flatten(prompt)
+            pids = prompt_ids(
+                pc.struct_field(flat, "role"),
+                pc.struct_field(flat, "content"),
+                offsets_of(lengths),
+                prompt,
+            )
         nums = ints(np.flatnonzero(ok) + (start + 1), np.int64).cast(pa.string())
         entries = [
             (c, as_text(plain(batch.column(c)), "json", container != "jsonl")) for c in self.extra
@@ -408,7 +426,7 @@ class TRLPlan:
         cols = {
             "id": pc.binary_join_element_wise(source + ":", nums, ""),
             "prompt": prompt,
-            "prompt_id": prompt_ids(roles, contents, offsets_of(lengths), prompt),
+            "prompt_id": pids,
             "source": const(source, m),
             "meta": meta_map(entries, m),
             "response_a": chosen,
