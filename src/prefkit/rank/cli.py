@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import console, fail, print_json, report_rejects
+from prefkit._cli import check_output, console, fail, print_json, report_rejects
 
 
 def _choice(value: str | None, option: str, allowed: tuple[str, ...]) -> None:
@@ -109,6 +109,8 @@ def rank_cmd(
         anchor_spec = parse_anchor(anchor)
     except RankInputError as e:
         fail(str(e), code=2)
+    if out is not None:
+        check_output(out, src, "dir")
     table, rejected = _read_comparisons(src, fmt)
     opts = RankOptions(
         model=model,  # type: ignore[arg-type]
@@ -254,6 +256,7 @@ def aggregate_cmd(
     _choice(method, "--method", METHODS)
     if dst.suffix != ".parquet":
         fail(f"{dst}: OUT must end in .parquet", code=2)
+    check_output(dst, [src, gold], "file")
     gold_map = _read_gold(gold) if gold is not None else None
     import pyarrow.parquet as pq
 
