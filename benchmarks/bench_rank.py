@@ -17,7 +17,8 @@ sklearn (Arena's duplicated rows) with ties as half a win.
 
 End to end (`--e2e`, run after the fit-only table; `--e2e-only` skips the latter): what a user
 runs, as whole processes on a Parquet file on disk with columns `model_a, model_b, outcome`
-(a/b/tie), wall time from process start to exit and peak RSS (`/usr/bin/time`), at 200 x 1M,
+(a/b/tie), wall time from process start to exit, CPU time (user + sys) and peak RSS
+(`/usr/bin/time`), at 200 x 1M,
 10k x 250k and 100k x 1M:
 
 - prefkit: `prefkit rank FILE --out DIR` (defaults: BT, ties half, `--ci auto`, 1,000 rounds;
@@ -284,11 +285,15 @@ def e2e_worker(side: str, path: str, rounds: int, out_dir: str) -> None:
 
 
 def timed(cmd: list[str], timeout: int) -> dict[str, Any]:
-    """Wall time and peak RSS of a whole process (`/usr/bin/time -f %M`)."""
+    """Wall time, CPU time (user + sys, all threads) and peak RSS of a whole process
+    (`/usr/bin/time`)."""
     t = time.perf_counter()
     try:
         res = subprocess.run(
-            ["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, timeout=timeout
+            ["/usr/bin/time", "-f", "%M %U %S", *cmd],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         return {"skipped": f"over the {timeout} s time limit"}
@@ -298,7 +303,13 @@ def timed(cmd: list[str], timeout: int) -> dict[str, Any]:
         return {"skipped": f"failed: {' | '.join(tail)[:300]}"}
     lines = res.stderr.strip().splitlines()
     ci = [ln.split(":", 1)[1].split("(")[0].strip() for ln in lines if ln.startswith("intervals:")]
-    return {"seconds": secs, "peak_mb": int(lines[-1]) / 1024, "ci": ci[0] if ci else ""}
+    rss, user, sys_ = lines[-1].split()
+    return {
+        "seconds": secs,
+        "cpu": float(user) + float(sys_),
+        "peak_mb": int(rss) / 1024,
+        "ci": ci[0] if ci else "",
+    }
 
 
 def e2e(scen: dict[str, tuple[int, int]], layout: str, timeout: int, probe: int,
@@ -375,7 +386,9 @@ def e2e(scen: dict[str, tuple[int, int]], layout: str, timeout: int, probe: int,
                         )
                     )
             best = rows[0][1].get("seconds", float("nan"))
-            print(f"{'side':28s} {'seconds':>10s} {'peak MB':>8s} {'x prefkit':>10s}")
+            print(
+                f"{'side':28s} {'seconds':>10s}      {'cpu s':>7s} {'peak MB':>8s} {'x prefkit':>10s}"
+            )
             for label, info in rows:
                 if "seconds" not in info:
                     print(f"{label:28s} skipped: {info['skipped']}")
@@ -386,8 +399,9 @@ def e2e(scen: dict[str, tuple[int, int]], layout: str, timeout: int, probe: int,
                     if est
                     else (f"  (ci {info['ci']})" if info.get("ci") else "")
                 )
+                cpu = f"{info['cpu']:7.1f}" if "cpu" in info and not est else f"{'':7s}"
                 print(
-                    f"{label:28s} {info['seconds']:10.2f}{est:5s} {info['peak_mb']:8.0f} {info['seconds'] / best:10.1f}{note}",
+                    f"{label:28s} {info['seconds']:10.2f}{est:5s} {cpu} {info['peak_mb']:8.0f} {info['seconds'] / best:10.1f}{note}",
                     flush=True,
                 )
 
