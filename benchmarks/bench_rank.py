@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -288,15 +289,21 @@ def timed(cmd: list[str], timeout: int) -> dict[str, Any]:
     """Wall time, CPU time (user + sys, all threads) and peak RSS of a whole process
     (`/usr/bin/time`)."""
     t = time.perf_counter()
+    # its own process group, so that a timeout kills the measured process, not only `time`
+    proc = subprocess.Popen(
+        ["/usr/bin/time", "-f", "%M %U %S", *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        res = subprocess.run(
-            ["/usr/bin/time", "-f", "%M %U %S", *cmd],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"skipped": f"over the {timeout} s time limit"}
+    res = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     secs = time.perf_counter() - t
     if res.returncode != 0:
         tail = (res.stderr.strip().splitlines() or ["?"])[-2:]
@@ -371,6 +378,14 @@ def e2e(scen: dict[str, tuple[int, int]], layout: str, timeout: int, probe: int,
                     continue
                 per = max(small["seconds"] - fit_only["seconds"], 0.0) / probe
                 est = fit_only["seconds"] + per * rounds
+                # scipy.stats.bootstrap (evalica's) materialises every resample at once:
+                # rounds x battles indices, two object arrays, winners and weights
+                need = 33 * rounds * n / 1e9 if side == "evalica" else 0.0
+                if need > mem_limit:
+                    small = dict(small, estimated=f"{probe} rounds took {small['seconds']:.1f} s;"
+                                 f" 1,000 rounds need ~{need:.0f} GB (scipy.stats.bootstrap)")  # fmt: skip
+                    rows.append((f"{side} (+ bootstrap)", dict(small, seconds=est)))
+                    continue
                 if est < 0.8 * timeout:
                     full = timed(cmd_for(rounds), timeout)
                     rows.append((f"{side} (+ bootstrap)", full))
