@@ -209,7 +209,9 @@ class Counts:
 
 
 def aggregate(b: Battles) -> Counts:
-    """Aggregate battles to per-pair counts in O(n log n) (one sort of a packed pair key)."""
+    """Aggregate battles to per-pair counts: one sort of a packed pair key (O(n log n)), or,
+    when the items x items table is no larger than a few times the battles, counting straight
+    into it (O(n + items^2), no sort)."""
     k = len(b.items)
     lo = np.minimum(b.a, b.b)
     hi = np.maximum(b.a, b.b)
@@ -217,14 +219,22 @@ def aggregate(b: Battles) -> Counts:
     # outcome relative to (lo, hi): 0 = lo wins, 1 = hi wins, 2 = tie
     rel = np.where(swap & (b.outcome != TIE), 1 - b.outcome, b.outcome)
     key = lo * k + hi
-    uniq, inv = np.unique(key, return_inverse=True)
-    p = uniq.size
-    cell = inv * 3 + rel
-    n = np.bincount(cell, minlength=3 * p).reshape(p, 3)
-    sw = np.asarray(np.bincount(cell, weights=b.weight, minlength=3 * p), np.float64)
-    sw = sw.reshape(p, 3)
-    w2 = np.asarray(np.bincount(cell, weights=b.weight**2, minlength=3 * p), np.float64)
-    w2 = w2.reshape(p, 3)
+    if k * k <= max(4 * key.size, 1 << 16):
+        cell = key * 3 + rel
+        size = 3 * k * k
+        n_all = np.bincount(cell, minlength=size).reshape(k * k, 3)
+        uniq = np.flatnonzero(n_all.sum(axis=1))
+        n = n_all[uniq]
+        sw = np.bincount(cell, weights=b.weight, minlength=size).reshape(k * k, 3)[uniq]
+        w2 = np.bincount(cell, weights=b.weight**2, minlength=size).reshape(k * k, 3)[uniq]
+    else:
+        uniq, inv = np.unique(key, return_inverse=True)
+        p = uniq.size
+        cell = inv * 3 + rel
+        n = np.bincount(cell, minlength=3 * p).reshape(p, 3)
+        sw = np.bincount(cell, weights=b.weight, minlength=3 * p).reshape(p, 3)
+        w2 = np.bincount(cell, weights=b.weight**2, minlength=3 * p).reshape(p, 3)
+    sw, w2 = np.asarray(sw, np.float64), np.asarray(w2, np.float64)
     return Counts(
         b.items,
         (uniq // k).astype(np.int64),
