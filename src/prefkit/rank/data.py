@@ -234,16 +234,16 @@ def aggregate(b: Battles) -> Counts:
         n = np.bincount(cell, minlength=3 * p).reshape(p, 3)
         sw = np.bincount(cell, weights=b.weight, minlength=3 * p).reshape(p, 3)
         w2 = np.bincount(cell, weights=b.weight**2, minlength=3 * p).reshape(p, 3)
-    sw, w2 = np.asarray(sw, np.float64), np.asarray(w2, np.float64)
+    wsum: F64 = np.asarray(sw, np.float64)
     return Counts(
         b.items,
         (uniq // k).astype(np.int64),
         (uniq % k).astype(np.int64),
-        sw[:, 0].copy(),
-        sw[:, 1].copy(),
-        sw[:, 2].copy(),
+        wsum[:, 0].copy(),
+        wsum[:, 1].copy(),
+        wsum[:, 2].copy(),
         n.astype(np.int64),
-        w2,
+        np.asarray(w2, np.float64),
     )
 
 
