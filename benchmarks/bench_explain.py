@@ -95,7 +95,9 @@ def features(size: int, work: Path) -> dict[str, Any]:
             max_iter=1000, tol=1e-4,
         ).fit(x, yy)  # fmt: skip
     t_lr = time.perf_counter() - t0
-    print(f"scikit-learn LogisticRegressionCV (L1, liblinear, 5 grouped folds x 10 C): {t_lr:.1f} s")
+    print(
+        f"scikit-learn LogisticRegressionCV (L1, liblinear, 5 grouped folds x 10 C): {t_lr:.1f} s"
+    )
     ours = summary["timings_s"]["features"] + summary["timings_s"]["effects"]
     print(
         f"explain features + effects {ours:.1f} s (incl. 200 bootstrap fits, 100 stability "

@@ -21,6 +21,7 @@ from prefkit.simulate.personas import (
     Persona,
     assign_personas,
     judge,
+    outcome_probabilities,
 )
 from prefkit.simulate.world import (
     ATTRIBUTES,
@@ -32,7 +33,9 @@ from prefkit.simulate.world import (
     bt_strength,
     make_models,
     make_prompts,
+    pair_model_estimand,
     sample_responses,
+    sample_utilities,
     weight_vector,
 )
 
@@ -73,6 +76,43 @@ def _bt_truth(
 ) -> dict[str, float]:
     th = bt_strength(models, prompts, beta, rng)
     return {n: round(float(v), 6) for n, v in zip(models.names, th.tolist(), strict=True)}
+
+
+ARENA_TRUTH_DRAWS = 20_000  # Monte Carlo prompts per model for the arena's estimands
+
+
+def _arena_estimands(
+    models: Models, prompts: Prompts, voter: Persona, rng: np.random.Generator
+) -> dict[str, Any]:
+    """What each rank model converges to on this arena (its estimand): battles pick an
+    unordered pair of models uniformly, then a prompt, a response from each model and the
+    voter's outcome (Davidson ties; both_bad, which rank counts as a tie). The expected
+    outcome probabilities of every pair are averaged over `ARENA_TRUTH_DRAWS` paired prompts
+    and fitted by each model's expected log-likelihood (`pair_model_estimand`)."""
+    utils = sample_utilities(models, prompts, rng, ARENA_TRUTH_DRAWS)
+    k = len(models.names)
+    iu, ju = np.triu_indices(k, 1)
+    p = np.empty((3, iu.size))
+    at = 0
+    for a in range(k - 1):
+        pa, pb, pt = outcome_probabilities(utils[a][None, :], utils[a + 1 :], voter)
+        n = k - 1 - a
+        p[:, at : at + n] = pa.mean(axis=1), pb.mean(axis=1), pt.mean(axis=1)
+        at += n
+
+    def named(theta: NDArray[np.float64]) -> dict[str, float]:
+        return {n: round(float(v), 6) for n, v in zip(models.names, theta.tolist(), strict=True)}
+
+    drop, _ = pair_model_estimand(iu, ju, p[0], p[1], p[2], "bt-drop")
+    half, _ = pair_model_estimand(iu, ju, p[0], p[1], p[2], "bt-half")
+    dav, nu = pair_model_estimand(iu, ju, p[0], p[1], p[2], "davidson")
+    return {
+        "model_bt_strength": named(drop),
+        "model_bt_half_strength": named(half),
+        "model_davidson_strength": named(dav),
+        "davidson_nu": round(float(nu or 0.0), 6),
+        "tie_share": round(float(p[2].mean()), 6),
+    }
 
 
 def _distinct_annotators(
@@ -447,7 +487,7 @@ def _arena(
     order = sorted(strength, key=lambda m: -strength[m])
     truth = {
         "model_strength": strength,
-        "model_bt_strength": _bt_truth(models, prompts, voter.beta, rng),
+        **_arena_estimands(models, prompts, voter, rng),
         "model_order": order,
         "tie_nu": float(o["tie_nu"]),
         "annotators": {
