@@ -380,13 +380,14 @@ class Client:
                 workers.append(asyncio.create_task(self._worker(http, queue, calls, keys, answers)))
             try:
                 done, pending = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
-                for t in done:
-                    exc = t.exception()
-                    if exc is not None:
-                        for p in pending:
-                            p.cancel()
-                        await asyncio.gather(*pending, return_exceptions=True)
-                        raise exc
+                # read every finished worker's exception (several can fail at once, e.g. on
+                # HTTP 401): one left unread is printed with its traceback at exit
+                errors = [e for e in (t.exception() for t in done) if e is not None]
+                if errors:
+                    for p in pending:
+                        p.cancel()
+                    await asyncio.gather(*pending, return_exceptions=True)
+                    raise errors[0]
             except asyncio.CancelledError:
                 for w in workers:
                     w.cancel()
