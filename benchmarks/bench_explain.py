@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _explain(src: Path, out: Path, *args: str) -> tuple[float, dict[str, Any]]:
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), HF_HUB_OFFLINE="1")
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(
         [sys.executable, "-c", "from prefkit.cli import main; main()", "explain", str(src),
@@ -50,9 +52,15 @@ def _explain(src: Path, out: Path, *args: str) -> tuple[float, dict[str, Any]]:
         capture_output=True, text=True, env=env, cwd=REPO,
     )  # fmt: skip
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise SystemExit(p.stderr)
-    return wall, json.loads(p.stdout)
+    out = json.loads(p.stdout)
+    # CPU seconds (user + sys) of the command: less sensitive than wall time to a loaded machine
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    print(f"  command CPU time (user + sys): {cpu:.1f} s", flush=True)
+    out["bench_cpu_s"] = cpu
+    return wall, out
 
 
 def features(size: int, work: Path) -> dict[str, Any]:
@@ -107,6 +115,7 @@ def features(size: int, work: Path) -> dict[str, Any]:
     return {
         "pairs": size,
         "command_wall_s": wall,
+        "command_cpu_s": summary["bench_cpu_s"],
         "parts_s": summary["timings_s"],
         "competitor_features_s": t_feat,
         "competitor_lrcv_s": t_lr,
@@ -189,7 +198,8 @@ def directions(n_votes: int, pool_size: int, work: Path, cache: Path) -> dict[st
         f"embeddings from the cache, dictionary {d['seconds_dictionary']:.1f} s, cache lookup "
         f"{d['seconds_embed']:.1f} s"
     )
-    return {"pairs": n_votes, "command_wall_s": wall, "parts_s": summary["timings_s"],
+    return {"pairs": n_votes, "command_wall_s": wall, "command_cpu_s": summary["bench_cpu_s"],
+            "parts_s": summary["timings_s"],
             "directions": {k: d[k] for k in ("active", "embeddings_cached",
                                              "seconds_dictionary", "seconds_embed",
                                              "explained_variance")}}  # fmt: skip

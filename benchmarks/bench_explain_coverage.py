@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_explain_coverage.py                   # 100 x planted 5000
     .venv/bin/python benchmarks/bench_explain_coverage.py --datasets 20 --json out.json
     .venv/bin/python benchmarks/bench_explain_coverage.py --people 5        # + pluralistic ARI
+    .venv/bin/python benchmarks/bench_explain_coverage.py --workers 2       # data sets in parallel
 
 For each of `--datasets` simulated `planted` data sets (annotators who judge by style alone:
 likes lists, dislikes hedging, prefers length, Davidson ties; truth.json holds the true
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -71,6 +73,12 @@ def people(seed: int, annotators: int) -> dict[str, Any]:
     return {"ari": adjusted_rand_score(tr, lab), "k": p["n_clusters"], "votes_each": votes}
 
 
+def _one_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -80,17 +88,19 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5000)
     ap.add_argument("--people", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--workers", type=int, default=1, help="data sets fitted in parallel")
     args = ap.parse_args()
-    from threadpoolctl import threadpool_limits
 
     t0 = time.perf_counter()
     runs = []
-    with threadpool_limits(1):
-        for k in range(args.datasets):
-            runs.append(one(args.seed + k, args.size))
+    seeds = [args.seed + k for k in range(args.datasets)]
+    with ProcessPoolExecutor(args.workers, initializer=_one_thread) as pool:
+        for k, r in enumerate(pool.map(one, seeds, [args.size] * len(seeds))):
+            runs.append(r)
             if (k + 1) % 10 == 0:
                 print(f"{k + 1} data sets, {time.perf_counter() - t0:.0f} s", flush=True)
-    summary: dict[str, Any] = {"datasets": len(runs), "size": args.size, "features": {}}
+    summary: dict[str, Any] = {"datasets": len(runs), "size": args.size, "seed": args.seed}
+    summary["features"] = {}
     if runs:
         report(runs, args, summary, t0)
     if args.people:
