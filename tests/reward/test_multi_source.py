@@ -327,3 +327,41 @@ def test_eval_matrix_html_opens_in_chromium(
         browser.close()
     assert errors == []
     assert n_plots == 4  # accuracy and difference heatmaps for both default models
+
+
+@pytest.mark.slow
+@pytest.mark.train
+def test_minilm_disentangled_train_and_eval_matrix(tmp_path: Path) -> None:
+    """The MiniLM models on small sets (the full matrix is in benchmarks/bench_reward.py)."""
+    files = []
+    for name, lb, seed in (("long", 2.0, 11), ("short", -2.0, 12)):
+        t = simulate("clean", size=70, seed=seed, length_bias=lb).tables[Kind.COMPARISONS]
+        files.append(str(save(t, tmp_path / f"{name}.parquet")))
+    cache = str(tmp_path / "cache")
+    out = tmp_path / "emb"
+    code, said, _ = invoke(
+        [
+            "rm", "train", *files, str(out), "--backend", "embed", "--disentangle", "length",
+            "--cache-dir", cache, "--epochs", "20",
+        ]
+    )  # fmt: skip
+    assert code == 0, said
+    card = json.loads((out / "model.json").read_text())
+    dis = card["training"]["disentangle"]
+    assert {c["source"] for c in dis["nuisance"]} == set(files)
+    assert all(c["fold_min"] <= c["coef"] <= c["fold_max"] for c in dis["nuisance"])
+    assert all(c["ci_low"] <= c["coef"] <= c["ci_high"] for c in dis["feature_rm_nuisance"])
+    # the saved model's reward differences are uncorrelated with the length differences
+    assert max(abs(v) for v in dis["score_nuisance_correlation"].values()) < 1e-3
+    code, said, stdout = invoke(
+        [
+            "rm", "eval-matrix", "--train", *files, "--models", "embed,embed-disentangled",
+            "--disentangle", "length", "--folds", "2", "--bootstrap", "100",
+            "--epochs", "20", "--cache-dir", cache, "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0, said
+    res = json.loads(stdout)
+    assert res["models"] == ["embed", "embed-disentangled"]
+    assert len(res["cells"]) == 6  # 2 × 2 + the `others` row
+    assert {c["plain"] for c in res["comparisons"]} == {"embed"}

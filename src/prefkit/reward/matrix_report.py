@@ -27,8 +27,8 @@ th{background:#eef0f4} td.n{text-align:right;font-variant-numeric:tabular-nums}
 </style></head><body><main>
 <h1>Reward models off their training set</h1>
 <p class="muted">Rows: training set; columns: evaluation set. Off the diagonal the model is
-trained on all of the row's set; on the diagonal {{ folds }}-fold prompt-grouped
-cross-validation inside the set; row <b>others</b>: trained on every training set except the
+trained on all of the row's set; {% if folds %}on the diagonal {{ folds }}-fold prompt-grouped
+cross-validation inside the set{% else %}no diagonal (--folds 0){% endif %}; row <b>others</b>: trained on every training set except the
 column's. Accuracy on a/b rows (Δ = 0 counts ½) with Wilson 95% intervals; "len" is the
 length baseline (longer wins) on the same rows. Disentangled models: nuisance groups
 {{ groups }}. {{ boot }} bootstrap replicates, seed {{ seed }}.</p>
