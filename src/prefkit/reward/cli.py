@@ -75,7 +75,6 @@ def _load(model: str) -> Any:
 
 def _load_sources(paths: list[Path]) -> list[Any]:
     """Expand inputs into sources (`prefkit.reward.sources`), read each, say what was built."""
-    from prefkit.io.base import InputError
     from prefkit.reward.sources import SourceError, expand_all, load
 
     def on_read(path: Path, res: Any) -> None:
@@ -85,8 +84,6 @@ def _load_sources(paths: list[Path]) -> list[Any]:
         loaded = [load(s, on_read) for s in expand_all(paths)]
     except SourceError as e:
         fail(str(e))
-    except InputError:
-        raise
     for s in loaded:
         for note in s.notes:
             console.print(note, soft_wrap=True)
@@ -215,7 +212,7 @@ def _print_training(card: dict[str, Any]) -> None:
 
     srcs = card["data"].get("sources", [])
     if len(srcs) > 1:
-        console.print(f"sources ({card['data']['balance'].split(':')[0]}-balanced):")
+        console.print(f"sources (--balance {card['data']['balance'].split(':')[0]}):")
         for s in srcs:
             console.print(
                 f"  {escape(s['name'])}: {s['train_rows']} training rows, "
@@ -491,9 +488,6 @@ class _ListOptions(TyperCommand):
         return super().parse_args(ctx, out)
 
 
-MATRIX_MODELS = ("features", "disentangled", "embed", "embed-disentangled")
-
-
 @rm_app.command("eval-matrix", cls=_ListOptions)
 def eval_matrix_cmd(
     train_sets: list[Path] = typer.Option(
@@ -530,14 +524,13 @@ def eval_matrix_cmd(
     from rich.progress import Progress
 
     from prefkit.reward.disentangle import parse_spec
-    from prefkit.reward.matrix import prepare_set, run_matrix
+    from prefkit.reward.matrix import MODELS, prepare_set, run_matrix
     from prefkit.reward.matrix_report import short_labels, write_html
-    from prefkit.reward.sources import SourceError, expand
 
     names = [m.strip() for m in models.split(",") if m.strip()]
-    bad = [m for m in names if m not in MATRIX_MODELS]
+    bad = [m for m in names if m not in MODELS]
     if bad or not names:
-        fail(f"--models takes a comma list of {', '.join(MATRIX_MODELS)}; got {models!r}", code=2)
+        fail(f"--models takes a comma list of {', '.join(MODELS)}; got {models!r}", code=2)
     try:
         groups = parse_spec(disentangle)
     except ValueError as e:
@@ -556,15 +549,12 @@ def eval_matrix_cmd(
     paths = list(dict.fromkeys(str(p) for p in [*train_sets, *evals]))
     if len(train_sets) != len({str(p) for p in train_sets}):
         fail("a --train set is given twice", code=2)
-    embed = any(MODELS_NEED_EMBED[m] for m in names)
+    embed = any(MODELS[m][0] == "embed" for m in names)
     sets = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # truncation: MiniLM's 256-token limit
         for p in paths:
-            try:
-                loaded = _load_sources([Path(p)])
-            except SourceError as e:
-                fail(str(e))
+            loaded = _load_sources([Path(p)])
             with console.status(f"reading {p}" + (" (embedding)" if embed else "")):
                 try:
                     sets[p] = prepare_set(p, loaded, embed, str(cache_dir) if cache_dir else None)
@@ -606,10 +596,6 @@ def eval_matrix_cmd(
         print_json(res)
         return
     _print_matrix(res, labels)
-    del expand
-
-
-MODELS_NEED_EMBED = {m: m.startswith("embed") for m in MATRIX_MODELS}
 
 
 def _print_matrix(res: dict[str, Any], labels: dict[str, str]) -> None:
