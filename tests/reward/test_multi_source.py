@@ -16,7 +16,7 @@ from prefkit._cli import CLIError
 from prefkit.cli import app
 from prefkit.io import save
 from prefkit.reward.sources import SourceError, expand, expand_all
-from prefkit.schema import Kind
+from prefkit.schema import Kind, from_rows
 from prefkit.simulate import simulate
 
 runner = CliRunner()
@@ -286,6 +286,23 @@ def test_eval_matrix_list_options_and_usage_errors(biased: dict[str, Path]) -> N
     assert code == 2
     code, said, _ = invoke(["rm", "eval-matrix", "--json", long])  # a stray argument
     assert code == 2
+    code, said, _ = invoke(["rm", "eval-matrix", "--train", long, long])
+    assert code == 2 and "given twice" in said
+
+
+def test_eval_matrix_set_without_preferences_is_refused(
+    biased: dict[str, Path], tmp_path: Path
+) -> None:
+    ties = from_rows(
+        [
+            {"prompt": f"p{i}", "response_a": "x", "response_b": "yy", "outcome": "tie"}
+            for i in range(5)
+        ],
+        "comparisons",
+    )
+    f = save(ties, tmp_path / "ties.parquet")
+    code, said, _ = invoke(["rm", "eval-matrix", "--train", str(biased["long"]), "--eval", str(f)])
+    assert code == 1 and "ties.parquet: no pair with a preference (a or b)" in said
 
 
 @pytest.mark.slow

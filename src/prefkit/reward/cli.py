@@ -560,8 +560,8 @@ def eval_matrix_cmd(
                     sets[p] = prepare_set(p, loaded, embed, str(cache_dir) if cache_dir else None)
                 except _user_errors() as e:
                     fail(str(e))
-            if not len(sets[p]):
-                fail(f"{p}: no pair with a preference or a tie and both response texts")
+            if not any(o in ("a", "b") for o in sets[p].pairs.outcome):
+                fail(f"{p}: no pair with a preference (a or b) and both response texts to score")
         labels = short_labels(paths)
         with Progress(console=console, transient=True) as prog:
             task = prog.add_task("eval-matrix", total=None)
