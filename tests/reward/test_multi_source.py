@@ -143,6 +143,16 @@ def test_train_single_file_stays_compatible_and_balance_rows(
     assert card["data"]["path"] == str(biased["plain"]) and len(card["data"]["digest"]) == 24
     assert card["disentangle"]["groups"] == ["length", "style"]
     assert "one source" in card["disentangle"]["chosen_by"]
+    # the in-distribution cost is stated: the plain model on the same validation rows
+    plain_out = tmp_path / "plain"
+    code, said, _ = invoke(
+        ["rm", "train", str(biased["plain"]), str(plain_out), "--disentangle", "none"]
+    )
+    assert code == 0, said
+    plain = json.loads((plain_out / "model.json").read_text())
+    assert card["disentangle"]["without_disentangling"]["val_accuracy"] == pytest.approx(
+        plain["metrics"]["model"]["accuracy"]["accuracy"]
+    )
     out2 = tmp_path / "rows"
     code, said, _ = invoke(
         [

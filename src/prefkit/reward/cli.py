@@ -200,7 +200,9 @@ def train_cmd(
     if m and m["model"]["accuracy"]["accuracy"] is not None:
         acc = m["model"]["accuracy"]["accuracy"]
         lacc = m["length_baseline"]["accuracy"]["accuracy"]
-        console.print(f"validation accuracy {acc:.3f} (length baseline {lacc:.3f})")
+        plain = res.card["disentangle"].get("without_disentangling", {}).get("val_accuracy")
+        than = f"; without disentangling {plain:.3f}" if plain is not None else ""
+        console.print(f"validation accuracy {acc:.3f} (length baseline {lacc:.3f}{than})")
     console.print(f"wrote {card_path}")
     if as_json:
         print_json(res.card)

@@ -643,6 +643,7 @@ def train(
     if len(tr) < 2:
         raise ValueError(f"need at least 2 usable training pairs, got {len(tr)}")
     groups = parse_spec(disentangle)
+    choice: dict[str, Any]
     if backend == "trl":
         if groups:
             raise ValueError("--disentangle applies to the features and embed backends")
@@ -683,6 +684,17 @@ def train(
             "validation split: also used for early stopping and the tie thresholds; "
             "use `prefkit rm eval` on held-out data for unbiased numbers"
         )
+        if backend == "features" and groups:
+            # what disentangling costs in-distribution: the same fit without nuisance heads
+            plain, _ = train_features(tr, va, seed=seed, balance=balance)
+            choice["without_disentangling"] = {
+                "val_accuracy": decisive_accuracy(
+                    diff_features(plain, va_all) @ plain.beta, va_all.outcome
+                ),
+                "note": "the feature RM without nuisance heads, same training and validation "
+                "rows: in-distribution, length is often information; off the training set it "
+                "is the length rule of the training set (see `prefkit rm eval-matrix`)",
+            }
     _, src_rows = row_weights(tr, balance and backend != "trl")
     va_src = source_index(va_all)[0] if len(va_all) else np.zeros(0, np.int64)
     va_names = source_index(va_all)[1] if len(va_all) else []
