@@ -269,9 +269,10 @@ def _fit_features(
             "groups": list(groups),
             "nuisance_features": nuis,
             "method": (
-                "quality features decorrelated from the nuisance features on the training "
-                "responses (weighted least squares); one nuisance term per source and nuisance "
-                "feature in the Bradley-Terry objective; nuisance head dropped at scoring"
+                "quality features decorrelated from the nuisance features within the "
+                "training pairs (weighted least squares of pair differences); one nuisance term "
+                "per source and nuisance feature in the Bradley-Terry objective; nuisance head "
+                "dropped at scoring"
             ),
             "quality_head": [_interval(names[i], b[j], se_d[j]) for j, i in enumerate(qi)],
             "nuisance": [
