@@ -211,3 +211,23 @@ def test_simulator_planted_length_bias_disentangled_tracks_true_quality(seed: in
         got[spec] = _within_prompt_corr(prompts, s, q)
         assert spearmanr(s, q)[0] > 0.1  # both models learned something real
     assert got["length"] > got["none"] + 0.02
+
+
+def test_embed_head_with_few_prompts_uses_the_folds_that_hold_rows() -> None:
+    """Six prompts hash into fewer than five non-empty folds: the CV ensemble must use the
+    folds that exist (it used to fail with "All-NaN slice" on ICAI's 60 pairs)."""
+    from prefkit.reward.train import prompt_folds, train_embed
+
+    rng = np.random.default_rng(5)
+    n = 60
+    xa, xb, y = _world(n, 0.0, rng)
+    p = _pairs(n, "icai-like", y, 0)
+    p = Pairs(**{**p.__dict__, "prompt_ids": [f"p{i % 6}" for i in range(n)]})
+    assert len(set(prompt_folds(p.prompt_ids, 5, 0).tolist())) < 5
+    ea, eb = rng.normal(size=(n, 8)), rng.normal(size=(n, 8))
+    for groups in ((), ("length",)):
+        em, info = train_embed(
+            p, None, 0, 20, groups=groups, features=(xa, xb), embeddings=(ea, eb)
+        )
+        assert 2 <= info["folds"] < 5 and np.isfinite(info["val_log_loss"])
+        assert em.w_emb.shape == (8,)

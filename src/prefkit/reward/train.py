@@ -472,9 +472,10 @@ def _fit_embed_head(
     n_prompts = len(set(train.prompt_ids))
     k = min(folds, n_prompts)
     fold = prompt_folds(train.prompt_ids, k, seed) if k >= 2 else np.zeros(len(train), np.int64)
-    if k >= 2 and len(set(fold.tolist())) < 2:
-        k = 1
-    parts = range(k) if k >= 2 else [-1]  # -1: no held-out rows, one head on everything
+    # folds that hold rows: with few prompts, hashing can leave some of the k folds empty
+    present = sorted(set(fold.tolist())) if k >= 2 else []
+    k = len(present) if len(present) >= 2 else 1
+    parts = present if k >= 2 else [-1]  # -1: no held-out rows, one head on everything
     designs: list[tuple[F64, F64 | None]] = []
     for f in parts:
         tr_m = fold != f
