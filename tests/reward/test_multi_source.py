@@ -298,6 +298,11 @@ def test_eval_matrix_list_options_and_usage_errors(biased: dict[str, Path]) -> N
     assert code == 2
     code, said, _ = invoke(["rm", "eval-matrix", "--train", long, long])
     assert code == 2 and "given twice" in said
+    # --out: a file where the folder goes, or an input, is refused before any work
+    code, said, _ = invoke(["rm", "eval-matrix", "--train", long, "--out", long])
+    assert code == 1 and "OUT is the input" in said
+    code, said, _ = invoke(["rm", "eval-matrix", "--train", long, "--out", short])
+    assert code == 1 and "OUT must be a folder" in said
 
 
 def test_eval_matrix_set_without_preferences_is_refused(

@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperCommand
 
-from prefkit._cli import console, print_json, report_rejects
+from prefkit._cli import check_output, console, print_json, report_rejects
 from prefkit._cli import fail as _fail
 
 
@@ -152,10 +152,7 @@ def train_cmd(
     _check_disentangle(disentangle, backend)
     if base is not None and not Path(base).is_dir():
         fail(f"--base {base}: not a directory (a local checkpoint is needed; no hub downloads)")
-    if out_dir.exists() and not out_dir.is_dir():
-        fail(f"{out_dir}: OUT_DIR is an existing file, not a folder")
-    if any(out_dir.resolve() == p.resolve() for p in inputs):
-        fail(f"{out_dir}: OUT_DIR is also an input")
+    check_output(out_dir, [*inputs, val], "dir")
     sources = _load_sources(inputs)
     vtable = _read(val) if val is not None else None
     rows = sum(s.table.num_rows for s in sources)
@@ -282,8 +279,7 @@ def score_cmd(
 
     from prefkit.schema import messages_text
 
-    if out.resolve() == data.resolve():
-        fail("OUT must differ from IN", code=2)
+    check_output(out, data, "file")
     table = _read(data, ("comparisons", "ratings", "binary"))
     scorer = _scorer(model, judge, judge_model)
     prompts = [messages_text(p) for p in table.column("prompt").to_pylist()]
@@ -545,8 +541,8 @@ def eval_matrix_cmd(
         fail("--bootstrap must be >= 100", code=2)
     if epochs < 1:
         fail("--epochs must be >= 1", code=2)
-    if out is not None and out.exists() and not out.is_dir():
-        fail(f"{out}: --out is an existing file, not a folder")
+    if out is not None:
+        check_output(out, [*train_sets, *(eval_sets or [])], "dir")
     evals = list(eval_sets) if eval_sets else list(train_sets)
     paths = list(dict.fromkeys(str(p) for p in [*train_sets, *evals]))
     if len(train_sets) != len({str(p) for p in train_sets}):
