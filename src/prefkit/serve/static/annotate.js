@@ -8,6 +8,7 @@
   let shownAt = 0;
   let pendingKey = null; // kept across retries of one submit
   let busy = false;
+  let lastSeq = 0; // the highest task number shown so far
 
   function newKey() {
     const b = new Uint8Array(16);
@@ -160,6 +161,7 @@
       return;
     }
     task = t;
+    lastSeq = Math.max(lastSeq, t.seq);
     pendingKey = null;
     $("done").hidden = true;
     $("task").hidden = false;
@@ -249,10 +251,12 @@
   }
 
   async function back() {
-    if (!task || task.seq <= 1) {
-      if (!task) await load("/api/task/next");
+    if (!task) {
+      // all done (or closed): back to the last task answered, if any
+      await load(lastSeq >= 1 ? "/api/tasks/" + lastSeq : "/api/task/next");
       return;
     }
+    if (task.seq <= 1) return;
     await load("/api/tasks/" + (task.seq - 1));
   }
 
