@@ -99,7 +99,9 @@ class Guard:
         self.headers = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
         self.names = {k for k, _ in self.headers}
 
-    def _limited(self, scope: Scope, receive: Receive) -> tuple[Response | None, Receive]:
+    def _limited(
+        self, scope: Scope, receive: Receive, over: list[bool]
+    ) -> tuple[Response | None, Receive]:
         limit = self.limit_of(scope)
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None:
@@ -115,6 +117,7 @@ class Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    over[0] = True
                     raise BodyTooLarge(limit)
             return message
 
@@ -125,24 +128,32 @@ class Guard:
             await self.app(scope, receive, send)
             return
         started = False
+        headers = dict(scope.get("headers") or [])
+        has_body = headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+        # a body refused unread: close the connection after the answer rather than let the
+        # server read (and throw away) the rest of it
+        close = [False]
 
         async def send_with_headers(message: Any) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
                 kept = [h for h in message.get("headers", []) if h[0].lower() not in self.names]
-                message = {**message, "headers": kept + self.headers}
+                extra = [(b"connection", b"close")] if close[0] and has_body else []
+                message = {**message, "headers": kept + self.headers + extra}
             await send(message)
 
         try:
             denied = await self.authenticate(scope)
             if denied is None:
-                denied, receive = self._limited(scope, receive)
+                denied, receive = self._limited(scope, receive, close)
             if denied is not None:
+                close[0] = True
                 await denied(scope, receive, send_with_headers)
                 return
             await self.app(scope, receive, send_with_headers)
         except BodyTooLarge as e:  # raised while a handler read the body
+            close[0] = True
             if not started:
                 resp = JSONResponse({"detail": e.detail}, status_code=413)
                 await resp(scope, receive, send_with_headers)
