@@ -217,6 +217,26 @@ def test_close_reopen_revoke_commands(tmp_path: Path) -> None:
     assert runner.invoke(app, ["serve", "close", "999", "--db", db]).exit_code == 1
 
 
+def test_invite_flags_expires_in_and_base_url(tmp_path: Path) -> None:
+    """`serve invite --expires-in --base-url --json`: the link names the public URL, the
+    token expires when asked (and a bad expiry is a usage error)."""
+    import datetime as dt
+
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    cid = _last_json(runner.invoke(app, ["serve", "create", str(_pairs_file(tmp_path)), "--db", db, "--json"]).stdout)["campaign"]  # fmt: skip
+    r = runner.invoke(app, ["serve", "invite", str(cid), "al", "--db", db, "--base-url", "https://label.example.org/", "--expires-in", "3600", "--json"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    inv = _last_json(r.stdout)
+    assert inv["invite_url"] == f"https://label.example.org/i/{inv['token']}"
+    with make_client(db) as c:
+        (a,) = c.get(f"/api/campaigns/{cid}/annotators", headers={"Authorization": "Bearer admin-secret-token"}).json()  # fmt: skip
+        left = dt.datetime.fromisoformat(a["expires_at"]) - dt.datetime.now(dt.UTC).replace(tzinfo=None)  # fmt: skip
+        assert dt.timedelta(minutes=55) < left <= dt.timedelta(hours=1)
+        assert c.get("/api/me", headers=bearer(inv["token"])).status_code == 200
+    p = _cli("serve", "invite", str(cid), "bo", "--db", db, "--expires-in", "-5")
+    assert p.returncode == 2 and "--expires-in" in p.stderr
+
+
 def _old_database(engine: Any) -> dict[str, int]:
     """A database at revision 0002 with votes stored the old way (strength = how much better,
     for whichever side won)."""
