@@ -476,3 +476,26 @@ def test_server_side_paths_only_under_import_dir(sqlite_url: str, tmp_path: Path
         for escape in ("../secret.jsonl", str(tmp_path / "secret.jsonl"), "link.jsonl", "/etc/passwd"):  # fmt: skip
             r = post(c, escape)
             assert r.status_code == 403 and "secret" not in r.text, escape
+
+
+@pytest.mark.slow
+def test_an_unexpected_error_is_a_plain_500_with_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (here: statistics that raise) answers 500 with the security headers and a
+    detail that says nothing about the internals; the connection stays usable."""
+    import httpx
+
+    from prefkit.serve import store
+
+    def broken(*_a: Any, **_k: Any) -> Any:
+        raise RuntimeError("secret internal detail")
+
+    with LiveServer(f"sqlite:///{tmp_path / 'e.db'}") as server:
+        with httpx.Client(base_url=server.url, headers=admin_headers()) as c:
+            cid = c.post("/api/campaigns", json={"name": "x", "rows": pair_rows(1)}).json()["id"]
+            monkeypatch.setattr(store, "stats", broken)
+            r = c.get(f"/api/campaigns/{cid}/stats")
+            assert r.status_code == 500 and r.json() == {"detail": "internal server error"}
+            assert _headers_ok(r) and "secret" not in r.text
+            assert c.get("/api/health").status_code == 200  # same connection, still open
