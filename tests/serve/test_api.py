@@ -4,6 +4,7 @@ history, export, statistics."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from typing import Any
 
@@ -172,7 +173,7 @@ def test_campaign_from_file_and_validation(sqlite_url: str, tmp_path: Any) -> No
         assert c.post("/api/campaigns", json=missing, headers=admin_headers()).status_code == 422
 
 
-def test_rankings_campaign_takes_ranking_answers(sqlite_url: str) -> None:
+def test_rankings_campaign_takes_ranking_answers(sqlite_url: str, tmp_path: Any) -> None:
     from sqlalchemy.orm import Session
 
     from prefkit.serve import store
@@ -202,6 +203,20 @@ def test_rankings_campaign_takes_ranking_answers(sqlite_url: str) -> None:
         assert rows.column("models").to_pylist() == [["m1", "m2", "m3"]]
         trl = c.get(f"/api/campaigns/{cid}/export?format=trl", headers=admin_headers())
         assert trl.status_code == 422 and "ranking" in trl.json()["detail"]
+        jl = c.get(f"/api/campaigns/{cid}/export?format=jsonl", headers=admin_headers())
+    # both formats read back through `prefkit inspect` as one rankings row
+    from typer.testing import CliRunner
+
+    from prefkit.cli import app
+
+    for name, content in (("r.parquet", ex.content), ("r.jsonl", jl.content)):
+        path = tmp_path / name
+        path.write_bytes(content)
+        res = CliRunner().invoke(app, ["inspect", str(path), "--json"])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.stdout.strip().splitlines()[-1])
+        assert summary["rows"] == 1 and summary["rejected"] == 0, summary
+        assert summary["kind"] == "rankings", summary
 
 
 def test_openapi_documents_the_votes_api(sqlite_url: str) -> None:
