@@ -184,17 +184,28 @@ def items_table(rows: list[dict[str, Any]]) -> pa.Table:
 # ---------------------------------------------------------------------------------------
 
 
+def _is_messages(v: Any) -> bool:
+    return isinstance(v, list) and bool(v) and all(isinstance(m, Mapping) and "role" in m for m in v)  # fmt: skip
+
+
 def _from_cell(key: str, v: Any, cells: bool) -> Any:
-    """CSV cells: empty = null, JSON text for lists and meta."""
+    """CSV cells: empty = null; `responses`, `models`, `meta` are JSON text; a prompt or
+    response is a message list when it is one in JSON, else the text itself (a response may
+    well be the text `[1, 2]`)."""
     if cells and isinstance(v, str):
         if v == "" and key in USED:
             return None
-        if key in ("responses", "models", "meta", "prompt", "response_a", "response_b") and v[:1] in "[{":  # fmt: skip
+        if key in ("responses", "models", "meta") and v[:1] in "[{":
             try:
                 return json.loads(v)
             except json.JSONDecodeError:
-                if key in ("responses", "models", "meta"):
-                    raise RowError(key, "not valid JSON") from None
+                raise RowError(key, "not valid JSON") from None
+        if key in ("prompt", "response_a", "response_b") and v[:1] == "[":
+            try:
+                parsed = json.loads(v)
+            except json.JSONDecodeError:
+                return v
+            return parsed if _is_messages(parsed) else v
     if key == "meta" and isinstance(v, list):  # a Parquet map reads as [(key, value), ...]
         try:
             return dict(v)
