@@ -453,45 +453,60 @@ def attacker_main(port: int, token: str, out: Path) -> None:
     out.write_text(json.dumps(report))
 
 
-def attack_bench(make_db: Callable[[], str], n_votes: int, n_clients: int, seed: int = 0) -> dict[str, Any]:  # fmt: skip
+def attack_bench(make_db: Callable[[], str], n_votes: int, n_clients: int, seed: int = 0, repeats: int = 1) -> dict[str, Any]:  # fmt: skip
     """The voting clients alone, then with the attacker, each on a fresh server and database
-    (`make_db()`); p50/p99 of the voting clients and the server's peak memory."""
-    out: dict[str, Any] = {"votes": n_votes, "clients": n_clients}
-    for run in ("alone", "attacked"):
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        with server_process(make_db(), port) as proc:
-            camp = setup_campaign(url, 500, n_clients)
-            attacker = None
-            with tempfile.TemporaryDirectory() as d:
-                report = Path(d) / "attack.json"
-                if run == "attacked":
-                    cmd = [sys.executable, __file__, "--attacker", str(port), camp.tokens[0], str(report)]  # fmt: skip
-                    attacker = subprocess.Popen(cmd)
-                    started = report.with_suffix(".started")
-                    deadline = time.monotonic() + 60
-                    while not started.exists():  # the attack is under way before the votes
-                        if time.monotonic() > deadline or attacker.poll() is not None:
-                            raise RuntimeError("the attacking client did not start")
-                        time.sleep(0.05)
-                load = run_load(url, camp, n_votes, seed=seed)
-                if attacker is not None:
-                    attacker.terminate()  # SIGTERM: it finishes its request and reports
-                    attacker.wait(120)
-                rss = peak_rss_mb(proc.pid)
-                attack = json.loads(report.read_text()) if report.exists() else None
-        out[run] = {
-            "votes_per_s": round(load.votes_per_s, 1),
-            "p50_ms": round(load.p(50), 2),
-            "p99_ms": round(load.p(99), 2),
-            "acked": len(load.acked),
-            "errors": load.errors,
-            "server_peak_rss_mb": round(rss, 1),
-            **({"attacker": attack} if attack else {}),
-        }
-    out["p99_ratio"] = round(out["attacked"]["p99_ms"] / out["alone"]["p99_ms"], 2)
-    out["p50_ratio"] = round(out["attacked"]["p50_ms"] / out["alone"]["p50_ms"], 2)
+    (`make_db()`), `repeats` times alternating (other jobs on a shared machine change the
+    latencies from minute to minute; alternating runs see the same conditions on average).
+    Reports p50/p99 of the voting clients per run, the median p99 ratio, and the server's
+    peak memory."""
+    out: dict[str, Any] = {"votes": n_votes, "clients": n_clients, "runs": []}
+    for rep in range(repeats):
+        pair: dict[str, Any] = {}
+        for run in ("alone", "attacked"):
+            pair[run] = _attack_run(make_db(), n_votes, n_clients, seed + rep, run == "attacked")
+        pair["p99_ratio"] = round(pair["attacked"]["p99_ms"] / pair["alone"]["p99_ms"], 2)
+        pair["p50_ratio"] = round(pair["attacked"]["p50_ms"] / pair["alone"]["p50_ms"], 2)
+        out["runs"].append(pair)
+    out["p99_ratio_median"] = float(np.median([r["p99_ratio"] for r in out["runs"]]))
+    out["p99_ratio_max"] = max(r["p99_ratio"] for r in out["runs"])
+    out["server_peak_rss_mb_max"] = max(r[k]["server_peak_rss_mb"] for r in out["runs"] for k in ("alone", "attacked"))  # fmt: skip
+    # the first pair, flat (what tests read)
+    out.update({k: out["runs"][0][k] for k in ("alone", "attacked", "p99_ratio", "p50_ratio")})
     return out
+
+
+def _attack_run(db_url: str, n_votes: int, n_clients: int, seed: int, attack: bool) -> dict[str, Any]:  # fmt: skip
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with server_process(db_url, port) as proc:
+        camp = setup_campaign(url, 500, n_clients)
+        attacker = None
+        with tempfile.TemporaryDirectory() as d:
+            report = Path(d) / "attack.json"
+            if attack:
+                cmd = [sys.executable, __file__, "--attacker", str(port), camp.tokens[0], str(report)]  # fmt: skip
+                attacker = subprocess.Popen(cmd)
+                started = report.with_suffix(".started")
+                deadline = time.monotonic() + 60
+                while not started.exists():  # the attack is under way before the votes
+                    if time.monotonic() > deadline or attacker.poll() is not None:
+                        raise RuntimeError("the attacking client did not start")
+                    time.sleep(0.05)
+            load = run_load(url, camp, n_votes, seed=seed)
+            if attacker is not None:
+                attacker.terminate()  # SIGTERM: it finishes its request and reports
+                attacker.wait(120)
+            rss = peak_rss_mb(proc.pid)
+            attack_report = json.loads(report.read_text()) if report.exists() else None
+    return {
+        "votes_per_s": round(load.votes_per_s, 1),
+        "p50_ms": round(load.p(50), 2),
+        "p99_ms": round(load.p(99), 2),
+        "acked": len(load.acked),
+        "errors": load.errors,
+        "server_peak_rss_mb": round(rss, 1),
+        **({"attacker": attack_report} if attack_report else {}),
+    }
 
 
 def main() -> None:
@@ -506,6 +521,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="Also write the results here.")
     ap.add_argument("--driver", choices=["python", "wrk"], default="python")
     ap.add_argument("--attack", action="store_true", help="p99 and memory with a 100 MB-body client.")  # fmt: skip
+    ap.add_argument("--repeats", type=int, default=1, help="--attack: alternating pairs of runs.")  # fmt: skip
     ap.add_argument("--seconds", type=int, default=30, help="wrk driver: run time.")
     ap.add_argument("--connections", type=int, default=50, help="wrk driver: connections.")
     a = ap.parse_args()
@@ -542,21 +558,23 @@ def main_attack(a: argparse.Namespace) -> None:
     results: dict[str, Any] = {}
     if a.db in ("sqlite", "both"):
         with tempfile.TemporaryDirectory() as d:
-            dbs = iter(("alone", "attacked"))
-            results["sqlite"] = attack_bench(lambda: f"sqlite:///{d}/{next(dbs)}.db", a.votes, a.clients)  # fmt: skip
+            n = iter(range(1000))
+            results["sqlite"] = attack_bench(lambda: f"sqlite:///{d}/{next(n)}.db", a.votes, a.clients, repeats=a.repeats)  # fmt: skip
         print(json.dumps({"sqlite": results["sqlite"]}), flush=True)
     if a.db in ("postgresql", "both"):
         from prefkit.serve.localpg import local_postgres, new_database
 
         with local_postgres() as server:
-            results["postgresql"] = attack_bench(lambda: new_database(server), a.votes, a.clients)  # fmt: skip
+            results["postgresql"] = attack_bench(lambda: new_database(server), a.votes, a.clients, repeats=a.repeats)  # fmt: skip
         print(json.dumps({"postgresql": results["postgresql"]}), flush=True)
     if a.json:
         a.json.write_text(json.dumps(results, indent=2))
     for name, r in results.items():
-        mem = max(r["alone"]["server_peak_rss_mb"], r["attacked"]["server_peak_rss_mb"])
-        ok = r["p99_ratio"] <= 2.0 and mem < 500 and r["attacked"]["errors"] == 0
-        print(f"{name}: {'OK' if ok else 'FAILED'} p99 {r['alone']['p99_ms']} -> {r['attacked']['p99_ms']} ms (x{r['p99_ratio']}), server peak {mem} MiB")  # fmt: skip
+        mem = r["server_peak_rss_mb_max"]
+        errors = sum(x[k]["errors"] for x in r["runs"] for k in ("alone", "attacked"))
+        ok = r["p99_ratio_median"] <= 2.0 and mem < 500 and errors == 0
+        ratios = ", ".join(f"{x['alone']['p99_ms']} -> {x['attacked']['p99_ms']} ms" for x in r["runs"])  # fmt: skip
+        print(f"{name}: {'OK' if ok else 'FAILED'} p99 {ratios} (median x{r['p99_ratio_median']}, max x{r['p99_ratio_max']}), server peak {mem} MiB")  # fmt: skip
         if not ok:
             sys.exit(1)
 
