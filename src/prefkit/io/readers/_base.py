@@ -51,8 +51,14 @@ class RecordReader:
     kinds: tuple[Kind, ...] = (Kind.COMPARISONS,)
     example: str = ""
 
+    #: the columns that identify the layout, and the reason `sniff` gives when all are there
+    keys: frozenset[str] = frozenset()
+    why: str = ""
+
     def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Why a record looks like this layout (None: it does not): by default, when it has
+        every column of `keys`; readers with subtler tests override this."""
+        return self.why if self.keys and self.keys <= rec.keys() else None
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         raise NotImplementedError  # pragma: no cover - abstract

@@ -173,7 +173,7 @@ class TRLPreferenceReader(RecordReader):
         return TRLPlan(tuple(n for n in schema.names if n not in ("prompt", "chosen", "rejected")))
 
 
-PAIRS_KEYS = {"chosen", "rejected", "tie", "weight", "margin", "id", "prompt_id"}
+PAIRS_KEYS = frozenset({"chosen", "rejected", "tie", "weight", "margin", "id", "prompt_id"})
 PAIR_NUMBERS = ("weight", "margin", "n_votes", "agreement")
 
 
@@ -195,10 +195,8 @@ class PrefkitPairsReader(RecordReader):
         ' "tie": true, "id": "...", "prompt_id": "..."}'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if PAIRS_KEYS <= set(rec):
-            return "chosen/rejected + tie/weight/margin/id/prompt_id (written by prefkit pairs)"
-        return None
+    keys = PAIRS_KEYS
+    why = "chosen/rejected + tie/weight/margin/id/prompt_id (written by prefkit pairs)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         prompt = rec.get("prompt")
@@ -232,7 +230,7 @@ class PrefkitPairsReader(RecordReader):
 
 
 #: the columns of `prefkit pairs --to kto` (ids are prefkit's own: kept)
-KTO_EXPORT = {"prompt", "completion", "label", "id", "prompt_id"}
+KTO_EXPORT = frozenset({"prompt", "completion", "label", "id", "prompt_id"})
 
 
 class TRLUnpairedReader(RecordReader):
@@ -241,10 +239,8 @@ class TRLUnpairedReader(RecordReader):
     kinds = (Kind.BINARY,)
     example = '{"prompt": "The sky is", "completion": " blue.", "label": true}'
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"completion", "label"} <= set(rec):
-            return "prompt/completion/label (TRL unpaired / KTO)"
-        return None
+    keys = frozenset({"completion", "label"})
+    why = "prompt/completion/label (TRL unpaired / KTO)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         comp = need(rec, "completion")
