@@ -256,3 +256,20 @@ def test_every_export_trains_one_dpo_step(tmp_path: Path) -> None:
     # the answers and each answer starts at the assistant turn
     prepared = trainer.train_dataset
     assert len(prepared) == len(rows)
+
+
+def test_split_subfolders_and_mixed_formats(tmp_path: Path) -> None:
+    import shutil
+
+    from prefkit.io.base import InputError
+
+    src = LAYOUTS / "trl_standard_explicit.jsonl"
+    for split in ("train", "test"):
+        (tmp_path / "ds" / "default" / split).mkdir(parents=True)
+        shutil.copy(src, tmp_path / "ds" / "default" / split / "0000.jsonl")
+    res = read(tmp_path / "ds")
+    splits = [dict(m)["split"] for m in res.table.column("meta").to_pylist()]
+    assert splits == ["test"] * 3 + ["train"] * 3  # files in sorted order
+    shutil.copy(LAYOUTS / "shp.jsonl", tmp_path / "ds" / "default" / "train" / "0001.jsonl")
+    with pytest.raises(InputError, match="mixed formats"):
+        read(tmp_path / "ds")
