@@ -358,11 +358,22 @@ def _messages(col: pa.Array, role: str) -> tuple[pa.Array, npt.NDArray[np.bool_]
     return msgs, ok
 
 
-def _first_role(msgs: pa.Array) -> pa.Array:
-    return pc.struct_field(
-        pc.list_element(pc.fill_null(msgs, pa.scalar([{"role": "", "content": ""}], MESSAGES)), 0),
-        "role",
-    )
+def _starts_with_assistant(msgs: pa.Array) -> npt.NDArray[np.bool_]:
+    """Rows whose first message is the assistant's (empty or null lists: False)."""
+    n = len(msgs)
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(msgs), 0).to_numpy(zero_copy_only=False))
+    lengths = lengths * valid(msgs)
+    has = lengths > 0
+    out = np.zeros(n, bool)
+    if has.any():
+        is_a = bools(
+            pc.fill_null(
+                pc.equal(pc.struct_field(pc.list_flatten(msgs), "role"), "assistant"), False
+            )
+        )
+        starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+        out[has] = is_a[starts[has]]
+    return out
 
 
 class TRLPlan:
@@ -383,8 +394,7 @@ class TRLPlan:
         ok &= okc & okr
         if not pa.types.is_string(batch.column("chosen").type):
             # responses that repeat the prompt or each other: per row (`split_prompt`)
-            for col in (chosen, rejected):
-                ok &= bools(pc.fill_null(pc.equal(_first_role(col), "assistant"), False))
+            ok &= _starts_with_assistant(chosen) & _starts_with_assistant(rejected)
             two = pc.and_(
                 pc.greater(pc.list_value_length(chosen), 1),
                 pc.greater(pc.list_value_length(rejected), 1),
