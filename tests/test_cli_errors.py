@@ -82,6 +82,10 @@ def test_every_command_rejects_an_unknown_option(
         (["pairs", "x.jsonl", "o.jsonl", "--margin", "nope"], "error: --margin must be one of"),
         (["split", "x.jsonl", "o", "--threshold", "0"], "error: --threshold must be in"),
         (["convert", "x.jsonl", "o.jsonl", "--to", "nope"], "error: --to nope: unknown format"),
+        (["pairs", "x.jsonl", "o.jsonl", "--seed", "-1"], "error: Invalid value for '--seed'"),
+        (["simulate", "clean", "o", "--votes", "0"], "error: --votes must be >= 1"),
+        (["serve", "--port", "99999"], "error: Invalid value for '--port'"),
+        (["align", "train", "x.jsonl", "--base", "b", "--batch-size", "0"], "'--batch-size'"),
     ],
 )
 def test_usage_errors_exit_2(

@@ -59,7 +59,7 @@ def pairs_cmd(
         help="trl/kto: write message lists (default: match the input).",
     ),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
-    seed: int = typer.Option(0, "--seed", help="Seed for best-vs-random."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for best-vs-random."),
     margin: str = typer.Option(
         "votes",
         "--margin",
@@ -249,7 +249,7 @@ def split_cmd(
     by: str = typer.Option("prompt", "--by", help="Group by: prompt | source | annotator."),
     test: float = typer.Option(0.1, "--test", help="Test fraction (of rows)."),
     val: float = typer.Option(0.0, "--val", help="Validation fraction (of rows)."),
-    seed: int = typer.Option(0, "--seed", help="Seed: same input + seed = same split."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed: same input + seed = same split."),
     near_dup: bool = typer.Option(
         False, "--near-dup", help="Also keep near-duplicate prompts (MinHash/LSH) together."
     ),
