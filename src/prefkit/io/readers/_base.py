@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,8 +274,23 @@ def meta_of(rec: Mapping[str, Any], used: Iterable[str]) -> dict[str, str]:
     for k, v in rec.items():
         if k in skip or v is None:
             continue
-        out[str(k)] = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+        out[str(k)] = as_json_text(v)
     return out
+
+
+def as_json_text(v: Any) -> str:
+    """A value as `meta` keeps it: strings as they are, anything else as its JSON text (the
+    common scalars without going through the JSON encoder: same text)."""
+    if isinstance(v, str):
+        return v
+    t = type(v)
+    if t is bool:
+        return "true" if v else "false"
+    if t is int:
+        return int.__repr__(v)
+    if t is float and math.isfinite(v):
+        return float.__repr__(v)
+    return json.dumps(v, ensure_ascii=False, default=str)
 
 
 def outcome_value(
