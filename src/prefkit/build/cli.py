@@ -128,7 +128,8 @@ def pairs_cmd(
             parse_aspect_weights(aspect_weights)
         except ValueError as e:
             fail(f"--aspect-weights: {e}", code=2)
-    result = read(src, fmt)
+    with console.status(f"reading {src}"):
+        result = read(src, fmt)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
     report_rejects(src, result.rejects)
     if not result.tables:
@@ -279,7 +280,8 @@ def split_cmd(
     if not 0 < threshold <= 1:
         fail(f"--threshold must be in (0, 1], got {threshold}", code=2)
     check_output(out_dir, src, "dir")
-    result = read(src, fmt)
+    with console.status(f"reading {src}"):
+        result = read(src, fmt)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
     report_rejects(src, result.rejects)
     own = read_build_output(src) if fmt is None else None
