@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # Order here is the order in `prefkit --help`.
-STAGES = ("io", "simulate", "build", "audit", "rank", "reward", "align", "serve", "demo")
+STAGES = ("io", "simulate", "build", "audit", "rank", "reward", "judge", "align", "serve", "demo")
 
 
 def _version(value: bool) -> None:
