@@ -162,6 +162,8 @@ FILE_OUTPUTS = [
     ["audit", "IN", "--fix", "OUT"],
     ["rm", "score", "length", "IN", "OUT"],
     ["serve", "export", "OUT", "--campaign", "1"],
+    ["judge", "run", "IN", "OUT", "--model", "m"],
+    ["judge", "route", "IN", "OUT", "--budget", "1"],
 ]
 DIR_OUTPUTS = [
     ["convert", "IN", "OUT", "--to", "hf"],
@@ -172,6 +174,7 @@ DIR_OUTPUTS = [
     ["rank", "IN", "--out", "OUT"],
     ["rm", "train", "IN", "OUT"],
     ["align", "train", "IN", "--base", "nowhere", "--out", "OUT"],
+    ["judge", "audit", "IN", "--out", "OUT"],
 ]
 
 
