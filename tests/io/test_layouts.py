@@ -137,6 +137,24 @@ def test_rankings_nectar_and_oasst() -> None:
     assert res.notes["messages only as context or not ranked"] == 4
 
 
+def test_oasst_repeated_message_ids_are_rejected_not_lost(tmp_path: Path) -> None:
+    lines = (LAYOUTS / "oasst1.jsonl").read_text("utf-8").splitlines(keepends=True)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("".join(lines * 2), "utf-8")
+    once = read(LAYOUTS / "oasst1.jsonl")
+    res = read(twice)
+    def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k not in ("id", "source")} for r in rows]
+
+    assert strip(res.table.to_pylist()) == strip(once.table.to_pylist())
+    # every copy is a reject naming the line it repeats; every record is accounted for
+    assert [(r.line, r.field) for r in res.rejects] == [
+        (len(lines) + i + 1, "message_id") for i in range(len(lines))
+    ]
+    assert all(f"line {i + 1} " in r.reason for i, r in enumerate(res.rejects))
+    assert res.rows_in == 2 * len(lines) == len(res.rejects) + sum(res.notes.values())
+
+
 def test_pku_two_aspects() -> None:
     rows = _rows("pku_saferlhf.jsonl")
     assert [(r["aspect"], r["outcome"]) for r in rows[:2]] == [
