@@ -143,6 +143,7 @@ def test_oasst_repeated_message_ids_are_rejected_not_lost(tmp_path: Path) -> Non
     twice.write_text("".join(lines * 2), "utf-8")
     once = read(LAYOUTS / "oasst1.jsonl")
     res = read(twice)
+
     def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{k: v for k, v in r.items() if k not in ("id", "source")} for r in rows]
 
