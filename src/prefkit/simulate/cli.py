@@ -24,7 +24,9 @@ def simulate_cmd(
         "planted, judges.",
     ),
     out_dir: Path | None = typer.Argument(None, help="Output folder (created)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; same seed gives identical files."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Random seed; same seed gives identical files."
+    ),
     size: int | None = typer.Option(
         None, "--size", help="Rows of the scenario's main table (default per scenario)."
     ),
