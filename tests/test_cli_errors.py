@@ -175,6 +175,7 @@ DIR_OUTPUTS = [
     ["rm", "train", "IN", "OUT"],
     ["align", "train", "IN", "--base", "nowhere", "--out", "OUT"],
     ["judge", "audit", "IN", "--out", "OUT"],
+    ["explain", "IN", "--out", "OUT"],
 ]
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import console, fail, print_json, report_rejects
+from prefkit._cli import check_output, console, fail, print_json, report_rejects
 
 
 def explain_cmd(
@@ -109,6 +109,7 @@ def explain_cmd(
     from prefkit.judge.cache import default_cache_dir
     from prefkit.schema import Kind
 
+    check_output(out, src, "dir")
     result = read(src, fmt)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
     report_rejects(src, result.rejects)
