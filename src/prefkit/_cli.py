@@ -63,3 +63,21 @@ def parse_mapping(items: list[str] | None, option: str = "--map") -> dict[str, s
         k, v = item.split("=", 1)
         out[k.strip()] = v.strip()
     return out
+
+
+def require_extra(modules: tuple[str, ...], extra: str, what: str) -> None:
+    """Fail (exit 1, one line) unless every module imports, naming the missing ones and the
+    pip command that installs them."""
+    import importlib
+
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        fail(
+            f"{what} needs {' and '.join(missing)} (not installed); install the [{extra}] "
+            f"extra: pip install 'prefkit[{extra}]'"
+        )

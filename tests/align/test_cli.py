@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trl  # noqa: F401  # the [train] extra: missing, these tests fail (never skip)
 from typer.testing import CliRunner
 
 from prefkit.cli import app
 from tests.align import _tiny
 
 pytestmark = [pytest.mark.train]
-
-pytest.importorskip("trl")
 
 
 def _jsonl(rows: list[dict[str, Any]], path: Path) -> Path:
@@ -74,6 +73,51 @@ def test_the_installed_command_prints_one_line_not_a_traceback(tmp_path: Path) -
     assert p.returncode == 1
     lines = [x for x in p.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and "missing.jsonl" in lines[0] and "Traceback" not in p.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "blocked"),
+    [
+        ("train", "torch"),
+        ("train", "transformers"),
+        ("train", "trl"),
+        ("eval", "torch"),
+        ("losses", "torch"),
+    ],
+)
+def test_missing_train_extra_names_the_pip_command(
+    rows: list[dict[str, Any]], base: Path, tmp_path: Path, command: str, blocked: str
+) -> None:
+    """A user without the `[train]` extra: the real CLI in a subprocess where the package
+    cannot be imported gets one `error:` line naming it and `pip install 'prefkit[train]'`,
+    exit 1, no traceback, nothing written (the same arguments train fine with the extra)."""
+    data = _jsonl(rows[:8], tmp_path / "d.jsonl")
+    out = tmp_path / "o"
+    args = {
+        "train": ["train", str(data), "--base", str(base), "--out", str(out), "--max-steps", "1"],
+        "eval": ["eval", str(data), "--policy", str(base), "--ref", str(base)],
+        "losses": ["losses"],
+    }[command]
+    code = (
+        "import sys; sys.modules[{m!r}] = None\n"
+        "sys.argv = ['prefkit', 'align'] + {a!r}\n"
+        "from prefkit.cli import main; main()\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code.format(m=blocked, a=args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=300,
+    )
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr and p.stdout == ""
+    errors = [x for x in p.stderr.splitlines() if x.startswith("error:")]
+    assert errors == [
+        f"error: prefkit align {command} needs {blocked} (not installed); install the [train] "
+        "extra: pip install 'prefkit[train]'"
+    ]
+    assert not out.exists()
 
 
 def test_empty_and_identical_pairs_are_counted_and_skipped(
