@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from prefkit.cli import app
 from tests.align import _tiny
+from tests.raw import hh_harmless_counts
 
 pytestmark = [pytest.mark.train]
 
@@ -261,12 +262,17 @@ def test_lora_kto_and_reference_free_runs(
 
 
 def test_raw_comparisons_go_through_io_and_build(base: Path, tmp_path: Path) -> None:
-    """The HH file itself: io reads it, the build stage makes the pairs (4 HH pairs have an
+    """The HH file itself: io reads it, the build stage makes the pairs (a few HH pairs have an
     empty response: counted), the tiny tokenizer has no chat template: rendered as text."""
     out = tmp_path / "o"
     r = _run(*r_args(_tiny.HH_HARMLESS, base, out))
     assert r.exit_code == 0, r.output
     assert "rendered as plain text" in r.output
     card = json.loads((out / "align.json").read_text())
-    assert card["data"]["skipped"] == {"empty_response": 4}
-    assert card["data"]["pairs"] == 2312 - 4 and "hh-rlhf" in card["data"]["source"]
+    raw = hh_harmless_counts()  # plain gzip + json over the published file
+    assert raw.empty_response > 0
+    assert card["data"]["skipped"] == {"empty_response": raw.empty_response}
+    assert (
+        card["data"]["pairs"] == raw.rows - raw.empty_response
+        and "hh-rlhf" in card["data"]["source"]
+    )

@@ -6,7 +6,6 @@ tests' independent references, never a substitute input.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections import Counter
 from pathlib import Path
@@ -62,12 +61,6 @@ def pandalm_majority(records: list[dict[str, Any]] | None = None) -> dict[str, s
         top, n = c.most_common(1)[0]
         out[str(x["idx"])] = top if n >= 2 else None
     return out
-
-
-def hh_raw_count() -> int:
-    """Transcript pairs in the raw HH-RLHF harmless-base test file (one JSON object a line)."""
-    with gzip.open(HH_HARMLESS, "rt", encoding="utf-8") as fh:
-        return sum(1 for line in fh if line.strip())
 
 
 def finegrained_raw() -> list[dict[str, Any]]:

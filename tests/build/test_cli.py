@@ -18,10 +18,10 @@ from tests.build._data import (
     FINEGRAINED_DEV,
     HH_HARMLESS,
     PANDALM,
-    hh_raw_count,
     pandalm_majority,
     pandalm_raw,
 )
+from tests.raw import hh_harmless_counts
 
 runner = CliRunner()
 
@@ -240,7 +240,7 @@ def test_trl_export_matches_multi_turn_input(tmp_path: Path) -> None:
     out = tmp_path / "hh.jsonl"
     rep = _run("pairs", str(HH_HARMLESS), str(out), "--to", "trl", "--json")
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(lines) == rep["rows_out"] and rep["rows_in"] == hh_raw_count()
+    assert len(lines) == rep["rows_out"] and rep["rows_in"] == hh_harmless_counts().rows
     assert isinstance(lines[0]["prompt"], list) and lines[0]["chosen"][0]["role"] == "assistant"
     assert any(len(x["prompt"]) > 1 for x in lines)
     assert rep["pairs_out"] + sum(rep["dropped"].values()) == rep["candidates"]  # type: ignore[arg-type]

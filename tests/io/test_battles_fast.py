@@ -12,6 +12,7 @@ from prefkit.io.detect import read
 from prefkit.io.readers._base import RecordReader
 from prefkit.io.readers.battles import fast_battles
 from tests.conftest import DATA
+from tests.raw import llmfao_counts
 
 
 def _same(path: Path, name: str) -> list[dict[str, object]]:
@@ -28,7 +29,7 @@ def _same(path: Path, name: str) -> list[dict[str, object]]:
 
 def test_llmfao_fast_equals_slow() -> None:
     rows = _same(DATA / "llmfao/llmfao.csv", "llmfao")
-    assert len(rows) == 8931
+    assert len(rows) == llmfao_counts().rows
 
 
 ARENA = {
