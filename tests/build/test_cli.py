@@ -244,3 +244,23 @@ def test_trl_export_matches_multi_turn_input(tmp_path: Path) -> None:
     assert isinstance(lines[0]["prompt"], list) and lines[0]["chosen"][0]["role"] == "assistant"
     assert any(len(x["prompt"]) > 1 for x in lines)
     assert rep["pairs_out"] + sum(rep["dropped"].values()) == rep["candidates"]  # type: ignore[arg-type]
+
+
+def test_pairs_min_agreement_keeps_the_unanimous_pairs(tmp_path: Path) -> None:
+    """`--min-agreement 1.0` keeps the PandaLM pairs whose three annotators all picked the
+    same response (counted from the raw file); 2-of-3 majorities are dropped and counted."""
+    raw = pandalm_raw()
+    votes = [[x[f"annotator{k}"] for k in (1, 2, 3)] for x in raw]
+    unanimous = sum(v[0] == v[1] == v[2] != 0 for v in votes)
+    # majorities of exactly 2 of 3 (tie majorities too: below the agreement bar first)
+    two_of_three = sum(max(v.count(c) for c in (0, 1, 2)) == 2 for v in votes)
+    decisive_two = sum(max(v.count(1), v.count(2)) == 2 for v in votes)
+    out = tmp_path / "u.parquet"
+    rep = _run(
+        "pairs", str(PANDALM), str(out), "--ties", "drop", "--min-agreement", "1.0", "--json"
+    )
+    assert rep["pairs_out"] == unanimous == pq.read_table(out).num_rows
+    assert rep["dropped"]["below_agreement"] == two_of_three  # type: ignore[index]
+    assert set(pq.read_table(out).column("agreement").to_pylist()) == {1.0}
+    loose = _run("pairs", str(PANDALM), str(tmp_path / "l.parquet"), "--ties", "drop", "--json")
+    assert loose["pairs_out"] == unanimous + decisive_two
