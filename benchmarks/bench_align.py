@@ -18,8 +18,10 @@ repeat).
 
 Throughput is TRL-layout tokens per second: every method processes the same pairs, counted
 as TRL counts them (prompt + chosen, prompt + rejected), so the ratio is the speed-up on the
-same work. Before timing, the loss of the first batch is computed by TRL and by each prefkit
-layout from the same initial weights: they must agree to 1e-5.
+same work. Wall and process CPU time (all threads) are both recorded: on a shared machine the
+CPU time moves less with other jobs' load. Before timing, the loss of the first batch is
+computed by TRL and by each prefkit layout from the same initial weights: they must agree to
+1e-5.
 
     .venv/bin/python benchmarks/bench_align.py                # CPU, hidden 64, 256 pairs, 3 repeats
     .venv/bin/python benchmarks/bench_align.py --pairs 24     # small (make bench)
@@ -178,38 +180,47 @@ def main() -> None:
         for k in order:
             tr = make(k)  # fresh weights and optimizer: every repeat trains from the start
             gc.collect()
-            start = time.perf_counter()
+            start, cpu0 = time.perf_counter(), time.process_time()
             out = tr.train()
-            sec = time.perf_counter() - start
+            sec, cpu = time.perf_counter() - start, time.process_time() - cpu0
             runs[k].append(
-                {"seconds": sec, "steps": tr.state.global_step, "train_loss": out.training_loss}
+                {
+                    "seconds": sec,
+                    "cpu_seconds": cpu,
+                    "load_avg": os.getloadavg()[0],
+                    "steps": tr.state.global_step,
+                    "train_loss": out.training_loss,
+                }
             )
-            print(f"repeat {rep + 1}/{a.repeats} {k}: {sec:.1f} s", flush=True)
+            print(
+                f"repeat {rep + 1}/{a.repeats} {k}: {sec:.1f} s wall, {cpu:.1f} s CPU "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
             del tr
 
     def stats(xs: list[float]) -> dict[str, float]:
         return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+    def ratios(base: str, k: str, key: str) -> dict[str, float]:
+        """base time / k time, within each repeat: how much faster k is than base."""
+        return stats([b[key] / r[key] for b, r in zip(runs[base], runs[k], strict=True)])
 
     results: dict[str, Any] = {}
     for k in kinds:
         secs = [r["seconds"] for r in runs[k]]
         results[k] = {
             "seconds": stats(secs),
+            "cpu_seconds": stats([r["cpu_seconds"] for r in runs[k]]),
             "trl_tokens_per_s": stats([trl_tokens / x for x in secs]),
             "steps": runs[k][0]["steps"],
             "train_loss": [r["train_loss"] for r in runs[k]],
-            # ratios within each repeat: how much faster than the reference side
-            "speedup_vs_standard": stats(
-                [
-                    b["seconds"] / r["seconds"]
-                    for b, r in zip(runs["standard"], runs[k], strict=True)
-                ]
-            ),
+            "speedup_vs_standard": ratios("standard", k, "seconds"),
+            "cpu_speedup_vs_standard": ratios("standard", k, "cpu_seconds"),
         }
         if "trl" in runs:
-            results[k]["speedup_vs_trl"] = stats(
-                [b["seconds"] / r["seconds"] for b, r in zip(runs["trl"], runs[k], strict=True)]
-            )
+            results[k]["speedup_vs_trl"] = ratios("trl", k, "seconds")
+            results[k]["cpu_speedup_vs_trl"] = ratios("trl", k, "cpu_seconds")
     summary = {
         "device": a.device,
         "params": n_params,
@@ -244,19 +255,26 @@ def main() -> None:
     for k in ("shared", "packed"):
         if k in results:
             print(
-                f"prefix-sharing effect (same trainer, same head), {k} vs unshared: "
-                f"{rng(results[k]['speedup_vs_standard'])}"
+                f"prefix-sharing effect (same trainer, same head), {k} vs unshared: wall "
+                f"{rng(results[k]['speedup_vs_standard'])}, CPU "
+                f"{rng(results[k]['cpu_speedup_vs_standard'])}"
             )
-    head = "| batching | s, median [range] | TRL-layout tokens/s (median) | vs unshared | "
-    print(head + ("vs TRL DPOTrainer | " if "trl" in kinds else "") + "train loss |")
-    print("|---" * (6 if "trl" in kinds else 5) + "|")
+    head = "| batching | wall s | CPU s | TRL-layout tokens/s (wall) | vs unshared (wall / CPU) |"
+    print(head + (" vs TRL DPOTrainer (wall / CPU) |" if "trl" in kinds else "") + " train loss |")
+    print("|---" * (7 if "trl" in kinds else 6) + "|")
     for k in kinds:
         r = results[k]
-        vs_trl = f"{rng(r['speedup_vs_trl'])} | " if "speedup_vs_trl" in r else ""
-        print(
-            f"| {k} | {rng(r['seconds'], '.1f', '')} | {r['trl_tokens_per_s']['median']:,.0f} | "
-            f"{rng(r['speedup_vs_standard'])} | {vs_trl}{r['train_loss'][0]:.4f} |"
+        vs_trl = (
+            f"{rng(r['speedup_vs_trl'])} / {rng(r['cpu_speedup_vs_trl'])} | "
+            if "speedup_vs_trl" in r
+            else ""
         )
+        print(
+            f"| {k} | {rng(r['seconds'], '.1f', '')} | {rng(r['cpu_seconds'], '.1f', '')} | "
+            f"{r['trl_tokens_per_s']['median']:,.0f} | {rng(r['speedup_vs_standard'])} / "
+            f"{rng(r['cpu_speedup_vs_standard'])} | {vs_trl}{r['train_loss'][0]:.4f} |"
+        )
+    print("(median [min-max] over the repeats; ratios taken within each repeat)")
     if a.json:
         a.json.write_text(json.dumps(summary, indent=2, default=str))
     if not ok:
