@@ -157,6 +157,9 @@ def demo_cmd(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
     """Run the whole pipeline offline on simulated data: simulate, inspect, audit, pairs, rank."""
+    from prefkit._cli import check_output
+
+    check_output(out_dir, None, "dir")
     # the commands of the app this demo is registered in (the `prefkit` app for users)
     status = run_demo(ctx.find_root().command, out_dir, size=size, seed=seed)
     not_ok = [f"{name} ({s})" for name, s in status.items() if s != "ok"]
