@@ -76,3 +76,19 @@ def test_the_flag_check_finds_a_missing_flag() -> None:
     assert documented_flags(doc) == {"--seen", "--never-tested"}
     sources = ['args = ["x", "--seen", "3"]', "# --never-tested in a comment does not count"]
     assert untested_flags(documented_flags(doc), sources) == ["--never-tested"]
+
+
+def test_python_dash_m_prefkit_cli_runs_the_cli() -> None:
+    """`python -m prefkit.cli` (how subprocess tests and the developer docs run the CLI from a
+    source tree) is the real entry point: help on stdout, exit 2 on a usage error."""
+    import subprocess
+    import sys
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "prefkit.cli", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert ok.returncode == 0 and "simulate" in ok.stdout and "rank" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "prefkit.cli", "rank"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
