@@ -44,8 +44,8 @@ class Bench:
 BENCHMARKS: list[Bench] = [
     Bench("simulate", "bench_simulate.py", ("--size", "10000"),
           "simulator: comparisons with text per second (noisy, arena)"),
-    Bench("ingest", "bench_ingest.py", ("--rows", "50000"),
-          "HH JSONL -> canonical Parquet vs datasets load_dataset + map"),
+    Bench("ingest", "bench_ingest.py", ("--rows", "50000", "--reader-rows", "2000"),
+          "HH, battles, hub folder, every reader vs datasets and pyarrow"),
     Bench("rank", "bench_rank.py", ("--quick", "--scenarios", "50x100k,2kx50k", "--timeout", "120"),
           "Bradley-Terry fit vs choix, crowd-kit, evalica, sklearn; bootstrap"),
     Bench("rank_e2e", "bench_rank.py", ("--e2e-only", "--quick", "--timeout", "120", "--probe-rounds", "2"),
