@@ -56,14 +56,14 @@ def test_create_questions_and_guidelines_reach_the_annotator(tmp_path: Path) -> 
         assert page.status_code == 200 and str(page.url).endswith("/annotate")
         assert "<strong>Prefer the correct answer</strong>" in page.text
         assert "<h1>How to judge</h1>" in page.text
-    # the default questions, and an unknown question type is one error line, exit 1
+    # the default questions, and an unknown question type is a usage error: one line, exit 2
     default = _json("serve", "create", str(_pairs_file(tmp_path)), "--db", db, "--json")
     inv2 = _json("serve", "invite", str(default["campaign"]), "b", "--db", db, "--json")
     with LiveServer(db) as srv, httpx.Client(base_url=srv.url) as c:
         me = c.get("/api/me", headers={"Authorization": f"Bearer {inv2['token']}"}).json()
         assert me["campaign"]["questions"] == ["pairwise", "strength", "rationale"]
     r = runner.invoke(app, ["serve", "create", str(_pairs_file(tmp_path)), "--db", db, "--questions", "pairwise,telepathy"])  # fmt: skip
-    assert isinstance(r.exception, CLIError) and r.exception.code == 1
+    assert isinstance(r.exception, CLIError) and r.exception.code == 2
     assert "telepathy" in str(r.exception)
 
 
