@@ -101,9 +101,15 @@ def audit_cmd(
         print_json(res.summary)
         return
     fl = res.summary["flagged"]
-    console.print(f"[bold]{src}[/bold]: {table.num_rows} comparisons, {fl['rows']} rows flagged")
-    for issue, n in sorted(fl["by_issue"].items(), key=lambda kv: -kv[1]):
-        console.print(f"  {issue}: {n}")
+    info = fl["by_severity"].get("info", 0)
+    console.print(
+        f"[bold]{src}[/bold]: {table.num_rows} comparisons, {fl['rows']} rows with errors or "
+        f"warnings ({100 * fl['share']:.1f}%), {info} more worth a look (info)"
+    )
+    console.print(res.summary["health"]["headline"], markup=False)
+    for sev in ("error", "warning", "info"):
+        for issue, n in sorted(fl["by_issue_default"][sev].items(), key=lambda kv: -kv[1]):
+            console.print(f"  {sev:<7} {issue}: {n}")
     if out is not None:
         console.print(f"report: {out / 'report.html'}")
 

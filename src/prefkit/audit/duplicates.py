@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.audit.findings import Findings, concat_rows, make_rows
+from prefkit.audit.findings import Findings, concat_rows, distinct_rows, make_rows
 from prefkit.audit.frame import Frame, combine_codes
 from prefkit.audit.minhash import (
     U32,
@@ -60,37 +60,46 @@ def find_duplicates(
     if n == 0:
         return Findings(CHECK, summary=summary | {"rows": 0})
     pk = f.pair_key
-    ann = f.annotator
-    same = combine_codes(pk, ann)
-    # exact duplicates: same pair, annotator and (aligned) outcome
-    dup_key = combine_codes(same, f.canonical_outcome.astype(np.int64))
-    size = _group_sizes(dup_key)
-    dup = np.flatnonzero(size > 1)
-    extra_rows = int(dup.size - np.unique(dup_key[dup]).size)
-    summary["exact_duplicate_rows"] = extra_rows
-    summary["exact_duplicate_groups"] = int(np.unique(dup_key[dup]).size)
+    # exact duplicates: every field that identifies a vote is equal (Frame.duplicate_group)
+    grp = f.duplicate_group
+    dup = np.flatnonzero(grp >= 0)
+    summary["exact_duplicate_rows"] = int(f.is_copy.sum())
+    summary["exact_duplicate_groups"] = int(np.unique(grp[dup]).size)
     if dup.size:
-        parts.append(
-            make_rows(
-                CHECK,
-                "exact_duplicate",
-                f.take_ids(dup),
-                1.0,
-                "warning",
-                [
-                    f"same pair, annotator and outcome as {int(s) - 1} other row(s)"
-                    for s in size[dup]
-                ],
-                group=[f"x{g}" for g in dup_key[dup]],
+        size = _group_sizes(grp[dup])
+        for named, sev in ((True, "error"), (False, "warning")):
+            sel = dup[f.identified[dup] == named]
+            if not sel.size:
+                continue
+            what = (
+                "pair, outcome, annotator, rationale and meta"
+                if named
+                else "every field (no annotator, rationale or meta to tell two votes apart)"
             )
-        )
-    # contradictions: same pair and annotator, both a and b among the aligned outcomes
+            parts.append(
+                make_rows(
+                    CHECK,
+                    "exact_duplicate",
+                    f.take_ids(sel),
+                    1.0,
+                    sev,
+                    [
+                        f"same {what} as {int(c) - 1} other row(s)"
+                        for c in size[np.searchsorted(dup, sel)]
+                    ],
+                    group=[f"x{g}" for g in grp[sel]],
+                )
+            )
+    # contradictions: the same known annotator, the same pair (either order) and aspect,
+    # both a and b among the aligned outcomes; unknown annotators disagreeing is agreement
     co = f.canonical_outcome
+    same = combine_codes(pk, f.annotator, f.aspect)
+    known = f.annotator >= 0
     has_a = np.zeros(int(same.max()) + 1, dtype=bool)
     has_b = np.zeros_like(has_a)
-    has_a[same[co == 0]] = True
-    has_b[same[co == 1]] = True
-    contra = np.flatnonzero(has_a[same] & has_b[same] & (co <= 1))
+    has_a[same[known & (co == 0)]] = True
+    has_b[same[known & (co == 1)]] = True
+    contra = np.flatnonzero(known & has_a[same] & has_b[same] & (co <= 1))
     summary["contradiction_rows"] = int(contra.size)
     summary["contradiction_pairs"] = int(np.unique(same[contra]).size)
     if contra.size:
@@ -101,10 +110,17 @@ def find_duplicates(
                 f.take_ids(contra),
                 1.0,
                 "error",
-                "the same pair was judged with the opposite outcome by the same annotator",
+                "the same annotator gave opposite answers on this pair",
                 group=[f"c{g}" for g in same[contra]],
             )
         )
+    # several votes on one pair by unknown annotators: votes, counted in agreement
+    anon = np.flatnonzero(~known & ~f.is_copy)
+    if anon.size:
+        _, cnt = np.unique(pk[anon], return_counts=True)
+        summary["pairs_with_votes_by_unknown_annotators"] = int((cnt > 1).sum())
+    else:
+        summary["pairs_with_votes_by_unknown_annotators"] = 0
     # identical responses
     if f.has_text:
         ident = np.flatnonzero(f.a_code == f.b_code)
@@ -132,9 +148,7 @@ def find_duplicates(
         summary["near_duplicate_prompt_rows"] = 0
         summary["near_duplicate_pair_rows"] = 0
     rows = concat_rows(parts)
-    summary["rows_flagged"] = (
-        int(len(set(rows.column("row_id").to_pylist()))) if rows.num_rows else 0
-    )
+    summary["rows_flagged"] = distinct_rows(rows)
     return Findings(CHECK, rows, summary)
 
 
@@ -210,7 +224,7 @@ def _near(
                 "near_duplicate_pair",
                 f.take_ids(rows),
                 pbest[ru],
-                "warning",
+                "info",
                 [f"pair ~{sv:.2f} similar to another pair" for sv in pbest[ru]],
                 group=[f"n{g}" for g in plab[ru]],
             )

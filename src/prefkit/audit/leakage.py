@@ -83,7 +83,7 @@ def find_leakage(
                     "split_leak",
                     f.take_ids(flagged),
                     score[flagged],
-                    "error",
+                    np.where(score[flagged] >= 1, "error", "warning").tolist(),
                     [
                         "prompt also in another split"
                         if s >= 1
@@ -124,7 +124,7 @@ def find_leakage(
                     "eval_leak",
                     f.take_ids(flagged),
                     score[flagged],
-                    "error",
+                    np.where(score[flagged] >= 1, "error", "warning").tolist(),
                     [
                         "prompt is in the evaluation set"
                         if s >= 1

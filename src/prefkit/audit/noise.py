@@ -119,7 +119,9 @@ def fit_noise(
     d = f.decisive
     y = (f.outcome == 0).astype(np.float64)
     rng = np.random.default_rng(seed)
-    ug, ginv = np.unique(f.prompt_code, return_inverse=True)
+    # folds by pair: no vote informs the feature prediction for its own pair (the pair's
+    # other votes enter through the lapse model); other pairs of the same prompt may
+    ug, ginv = np.unique(f.item, return_inverse=True)
     fold_of = rng.integers(0, folds, size=ug.size)[ginv]
     p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
     l2 = 1e-3 if x.shape[1] < 50 else 1e-2
@@ -208,11 +210,8 @@ def fit_noise(
         if spammers:
             is_spam = np.array([a in spammers for a in f.annotators] + [False])
             spam_rows = is_spam[ann]
-        rows = np.flatnonzero(d & ~spam_rows)
-        # a repeated vote (same pair, same annotator, same label: a duplicate row) is one vote
-        vkey = (item[rows] * (len(f.annotators) + 1) + ann[rows]) * 2 + f.canonical_outcome[rows]
-        _, first_of, copy_of = np.unique(vkey, return_index=True, return_inverse=True)
-        all_rows, rows = rows, rows[first_of]
+        # an exact-duplicate copy (Frame.is_copy) is not a vote: it gets its original's score
+        rows = np.flatnonzero(d & ~spam_rows & ~f.is_copy)
         _, it = np.unique(item[rows], return_inverse=True)
         n_it = int(it.max()) + 1 if it.size else 0
         qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
@@ -232,7 +231,14 @@ def fit_noise(
             prior_a=qrow,
         )
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
-        susp[all_rows] = lm.p_flip[copy_of]
+        susp[rows] = lm.p_flip
+        grp = f.duplicate_group
+        copies = np.flatnonzero(f.is_copy & d & ~spam_rows)
+        if copies.size:
+            orig = np.full(int(grp.max()) + 1, -1, dtype=np.int64)
+            orig[grp[rows[grp[rows] >= 0]]] = rows[grp[rows] >= 0]
+            src = orig[grp[copies]]
+            susp[copies[src >= 0]] = susp[src[src >= 0]]
         susp[spam_rows] = 0.0  # a spammer's votes are flagged by the annotator check
         method = "lapse model (item margins, annotator lapse rates and position biases, grades)"
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)

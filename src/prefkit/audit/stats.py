@@ -141,6 +141,7 @@ class LapseModel:
     loglik: float
     iterations: int
     measurement: tuple[float, float] = (0.0, 1.0)  # (b, τ²) of the feature logit
+    outlier: float = 0.0  # share of items whose feature logit says nothing (robust mode)
 
 
 def lapse_model(
@@ -163,6 +164,7 @@ def lapse_model(
     max_votes: int = 200_000,
     seed: int = 0,
     init: LapseModel | None = None,
+    robust: bool = True,
 ) -> LapseModel:
     """EM for decisive votes y ∈ {0 (a), 1 (b)} under a psychometric model with lapses.
 
@@ -175,8 +177,11 @@ def lapse_model(
     disagreement happens on close items (σ(L) near ½) while lapses happen everywhere; on
     clear items a reversed vote is a lapse. `prior_a` (per item, e.g. a feature model's
     P(a wins)) enters as a noisy measurement of the margin: its logit z ~ N(b·m, τ²), with b
-    and τ² fitted (so a useless feature model is ignored and a sharp one is trusted).
-    Returns P(flipped | all votes) per vote.
+    and τ² fitted (so a useless feature model is ignored and a sharp one is trusted). With
+    `robust` (default) the measurement is a mixture: with a learned probability ε it is an
+    outlier, z ~ N(0, var z), that says nothing about the margin — a feature model that is
+    confidently wrong on a pair then does not outvote the annotators (a Gaussian alone makes
+    the scores overconfident exactly there). Returns P(flipped | all votes) per vote.
 
     f_r is shrunk towards the pooled rate (empirical Bayes, `lapse_shrink` pseudo-votes; the
     pooled rate has a Beta(`lapse_prior`) prior), γ_r has a N(0, `position_sd`²) prior
@@ -201,6 +206,7 @@ def lapse_model(
             int(chosen.sum()), n_annotators, n_grades,
             None if prior_a is None else prior_a[chosen],
             iters, step, max_margin, lapse_prior, lapse_shrink, position_sd, tol, 0,
+            robust=robust,
         )  # fmt: skip
         init, iters = sub, 0
     grid = np.arange(-max_margin, max_margin + step / 2, step)
@@ -215,7 +221,20 @@ def lapse_model(
         else np.log(np.clip(prior_a, 1e-4, 1 - 1e-4) / (1 - np.clip(prior_a, 1e-4, 1 - 1e-4)))
     )
     zb, tau2 = 0.0, max(float(z.var()), 1e-6)
+    s2 = max(float((z * z).mean()), 1e-6)  # the outlier component: z ~ N(0, s2)
+    eps = 0.1 if robust else 0.0
     tilt = np.zeros((n_items, n_g))
+
+    def measure(zb: float, tau2: float, eps: float) -> tuple[F64, F64]:
+        """log p(z | m) on the grid, and the share of it from the informative component."""
+        c1 = -0.5 * (z[:, None] - zb * grid[None, :]) ** 2 / tau2 - 0.5 * np.log(tau2)
+        if eps <= 0:
+            return c1, np.ones_like(c1)
+        c1 = c1 + np.log1p(-eps)
+        c2 = (np.log(eps) - 0.5 * z * z / s2 - 0.5 * np.log(s2))[:, None]
+        t = np.logaddexp(c1, c2)
+        return t, np.exp(c1 - t)
+
     agg = csr_matrix((np.ones(v), (item, np.arange(v))), shape=(n_items, v))
     n_r = np.bincount(annotator, minlength=n_annotators).astype(np.float64)
     a0, b0 = lapse_prior
@@ -227,8 +246,9 @@ def lapse_model(
     if init is not None:
         f, gam, tab, pi = init.lapse.copy(), init.position.copy(), init.grade_table, init.prior
         zb, tau2 = init.measurement
+        eps = init.outlier
         if prior_a is not None:
-            tilt = -0.5 * (z[:, None] - zb * grid[None, :]) ** 2 / tau2 - 0.5 * np.log(tau2)
+            tilt = measure(zb, tau2, eps)[0]
     ll_total = -np.inf
 
     def estep(f: F64, gam: F64, tab: F64, pi: F64) -> tuple[F64, F64, F64, F64, F64, I64, float]:
@@ -253,10 +273,14 @@ def lapse_model(
         prev = ll_total
         # M-step: measurement model of z, prior, grade table, lapse rates, position biases
         if prior_a is not None:
-            em, em2 = post @ grid, post @ (grid * grid)
+            resp = post * measure(zb, tau2, eps)[1]  # weight of the informative component
+            em, em2, r_i = resp @ grid, resp @ (grid * grid), resp.sum(1)
             zb = float((em * z).sum() / max(float(em2.sum()), 1e-9))
-            tau2 = max(float(np.mean(z * z - 2 * zb * z * em + zb * zb * em2)), 1e-4)
-            tilt = -0.5 * (z[:, None] - zb * grid[None, :]) ** 2 / tau2 - 0.5 * np.log(tau2)
+            tau2 = float((r_i * z * z - 2 * zb * z * em + zb * zb * em2).sum())
+            tau2 = max(tau2 / max(float(r_i.sum()), 1e-9), 1e-4)
+            if robust:
+                eps = float(np.clip(1.0 - r_i.mean(), 1e-3, 0.5))
+            tilt = measure(zb, tau2, eps)[0]
         pi = post.sum(0) + 1e-3
         pi = 0.5 * (pi + pi[::-1])
         pi /= pi.sum()
@@ -279,23 +303,25 @@ def lapse_model(
     p_flip = (w * fv * (1 - h) / py).sum(1)
     post_a = (post * (grid > 0)).sum(1) + 0.5 * (post * (grid == 0)).sum(1)
     return LapseModel(
-        np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done, (zb, tau2)
+        np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done, (zb, tau2), eps
     )
 
 
 def sparse_logit_predictor(
-    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100
+    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100, weight: F64 | None = None
 ) -> Callable[[Any], F64]:
     """Ridge logistic regression (intercept unpenalised) on a scipy sparse or dense design,
-    L-BFGS; returns a function x -> P(y = 1)."""
-    n = x.shape[0]
+    L-BFGS; returns a function x -> P(y = 1). `weight` (per row, default 1) turns it into a
+    weighted fit: a soft target p is two rows, (y=1, weight p) and (y=0, weight 1 − p)."""
+    w = np.ones(x.shape[0]) if weight is None else np.asarray(weight, dtype=np.float64)
+    sw = float(w.sum()) or 1.0
 
     def fun(beta: F64) -> tuple[float, F64]:
         z = np.asarray(x @ beta[1:]).ravel() + beta[0]
-        ll = y * log_expit(z) + (1 - y) * log_expit(-z)
-        r = (np.asarray(expit(z)) - y) / n
+        ll = w * (y * log_expit(z) + (1 - y) * log_expit(-z))
+        r = w * (np.asarray(expit(z)) - y) / sw
         g = np.concatenate([[r.sum()], np.asarray(x.T @ r).ravel() + l2 * beta[1:]])
-        return float(-ll.mean() + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
+        return float(-ll.sum() / sw + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
 
     res = minimize(
         fun, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
