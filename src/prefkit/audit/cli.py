@@ -61,9 +61,21 @@ def audit_cmd(
         fail(f"--checks: unknown {bad}; known: {', '.join(CHECKS)}", code=2)
     result = read(src, fmt)
     report_rejects(src, result.rejects)
-    if Kind.COMPARISONS not in result.tables:
-        fail(f"{src}: the audit reads comparisons; this file holds {result.kind.value}")
-    table = result.tables[Kind.COMPARISONS]
+    if Kind.COMPARISONS in result.tables:
+        table = result.tables[Kind.COMPARISONS]
+    elif Kind.RANKINGS in result.tables:
+        from prefkit.audit.frame import comparisons_from_rankings
+
+        ranked = result.tables[Kind.RANKINGS]
+        table = comparisons_from_rankings(ranked)
+        console.print(
+            f"{src}: {ranked.num_rows} rankings, audited as the {table.num_rows} comparisons "
+            "they imply (every pair of a ranking)"
+        )
+    else:
+        fail(
+            f"{src}: the audit reads comparisons (or rankings); this file holds {result.kind.value}"
+        )
     if table.num_rows == 0:
         fail(f"{src}: no valid row ({len(result.rejects)} rejected)")
     eval_table = None

@@ -209,11 +209,18 @@ def _near(
         straight = np.minimum(s(a1, a2, tsig), s(b1, b2, tsig))
         crossed = np.minimum(s(a1, b2, tsig), s(b1, a2, tsig))
         pair_sim[~same_rep] = np.minimum(sp, np.maximum(straight, crossed))
+    # clusters chain (a ~ b ~ c while a ≁ c): a pair joins its group only when it is itself
+    # similar to the group's representative; the representative counts when any pair does
     plab = near_inv.astype(np.int64)
-    psize = np.bincount(plab)
-    pbest = pair_sim
+    member = same_rep | (pair_sim >= threshold)
+    psize = np.bincount(plab, weights=member.astype(np.float64))
+    pbest = pair_sim.copy()
+    if (~same_rep).any():
+        best_of = np.zeros(psize.size)
+        np.maximum.at(best_of, plab[~same_rep & member], pair_sim[~same_rep & member])
+        pbest[same_rep] = np.where(best_of[plab[same_rep]] > 0, best_of[plab[same_rep]], 1.0)
     row_u = np.searchsorted(uniq, pk)
-    rows = np.flatnonzero(psize[plab[row_u]] > 1)
+    rows = np.flatnonzero((psize[plab[row_u]] > 1) & member[row_u])
     summary["near_duplicate_pair_clusters"] = int((psize > 1).sum())
     summary["near_duplicate_pair_rows"] = int(rows.size)
     if rows.size:

@@ -319,3 +319,42 @@ class Frame:
 
     def take_ids(self, idx: NDArray[np.integer]) -> pa.Array:
         return self.row_id.take(pa.array(np.asarray(idx, dtype=np.int64)))
+
+
+def comparisons_from_rankings(table: pa.Table) -> pa.Table:
+    """The comparisons a rankings table implies, for the audit: every pair of entries of a
+    ranking (`build.pairs.ranking_candidates`, mode `all`) is one vote by the ranking's
+    annotator — `a` when a ranks better, `tie` on equal ranks. Each row keeps the ranking's
+    prompt, source, aspect, annotator and meta; `meta.pair_id` names the ranking and the
+    entries, `meta.ranking_id` the ranking; ids are `<ranking id>:<i>-<j>`."""
+    from prefkit.build.pairs import ranking_candidates
+    from prefkit.schema import from_rows
+
+    cols = {c: table.column(c).to_pylist() for c in table.column_names}
+    n = table.num_rows
+    rows: list[dict[str, object]] = []
+    for r in range(n):
+        ranks = [int(x) for x in cols["ranks"][r]]
+        resp = (cols.get("responses") or [None] * n)[r] or [None] * len(ranks)
+        models = (cols.get("models") or [None] * n)[r] or [None] * len(ranks)
+        meta = dict(cols.get("meta", [None] * n)[r] or [])
+        rid = str(cols["id"][r])
+        for i, j in ranking_candidates(ranks, "all"):
+            rows.append(
+                {
+                    "id": f"{rid}:{i}-{j}",
+                    "prompt": cols["prompt"][r],
+                    "response_a": resp[i],
+                    "response_b": resp[j],
+                    "model_a": models[i],
+                    "model_b": models[j],
+                    "outcome": "tie"
+                    if ranks[i] == ranks[j]
+                    else ("a" if ranks[i] < ranks[j] else "b"),
+                    "annotator": (cols.get("annotator") or [None] * n)[r],
+                    "source": (cols.get("source") or [None] * n)[r],
+                    "aspect": (cols.get("aspect") or [None] * n)[r],
+                    "meta": meta | {"ranking_id": rid, "pair_id": f"{rid}:{i}-{j}"},
+                }
+            )
+    return from_rows(rows, "comparisons")

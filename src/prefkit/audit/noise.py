@@ -229,6 +229,9 @@ def fit_noise(
             len(f.annotators) + 1,
             N_GRADES,
             prior_a=qrow,
+            # with one vote per pair a wrong feature prediction and a flipped vote explain
+            # the same disagreement: the outlier share is only identifiable with more votes
+            robust=rows.size >= 1.5 * n_it,
         )
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
         susp[rows] = lm.p_flip

@@ -38,6 +38,7 @@ class AuditResult:
     rows: pa.Table
     paths: dict[str, Path] = field(default_factory=dict)
     noise_score: Any = None  # per-row suspicion (numpy array aligned with the table)
+    p_a: Any = None  # per-row out-of-fold P(a wins) of the noise check's feature model
     row_ids: Any = None
 
     @property
@@ -172,6 +173,7 @@ def run_audit(
         summary,
         all_rows,
         noise_score=model.suspicion if model is not None else None,
+        p_a=model.p_a if model is not None else None,
         row_ids=f.row_id,
     )
     if out_dir is not None:
