@@ -103,18 +103,54 @@ def test_cli_refuses_to_overwrite_input_and_bad_options(tmp_path: Path) -> None:
     assert r.exit_code != 0
 
 
-def test_fix_policy_flip_and_drop_noisy(tmp_path: Path) -> None:
-    from prefkit.audit.fix import apply_fix, parse_policy
+def test_fix_policy_flip_and_drop_noisy_labels(tmp_path: Path) -> None:
+    """On simulated votes with known flips: `flip` reverses exactly the flagged rows (and
+    leaves fewer wrong labels), `drop` removes exactly them."""
+    from prefkit.audit.fix import apply_fix, parse_policy, write_fix
+    from prefkit.schema import Kind
+    from prefkit.simulate import simulate
 
-    t = small_table()
-    res = run_audit(t)
+    sim = simulate("noisy", size=3000, seed=1)
+    t = sim.tables[Kind.COMPARISONS]
+    res = run_audit(t, checks=("annotators", "noise"))
+    noisy = res.checks["noise"].row_ids("noisy_label")
+    assert len(noisy) >= 20  # the data has flagged rows to act on
+    ids = t.column("id").to_pylist()
+    before = dict(zip(ids, t.column("outcome").to_pylist(), strict=True))
+    truly_flipped = set(sim.truth["flipped_ids"])
+
     pol = parse_policy("none,noisy_label=flip")
     assert pol == {"noisy_label": "flip"}
     fx = apply_fix(t, res, pol)
-    assert fx.table.num_rows == t.num_rows
-    noisy = res.checks["noise"].row_ids("noisy_label")
-    flipped = [dict(m or {}).get("audit_flipped_from") for m in fx.table.column("meta").to_pylist()]
-    assert sum(x is not None for x in flipped) <= len(noisy)
+    assert fx.table.num_rows == t.num_rows and fx.removed.num_rows == 0
+    after = dict(
+        zip(fx.table.column("id").to_pylist(), fx.table.column("outcome").to_pylist(), strict=True)
+    )
+    metas = dict(
+        zip(fx.table.column("id").to_pylist(), fx.table.column("meta").to_pylist(), strict=True)
+    )
+    swap = {"a": "b", "b": "a"}
+    for i in ids:
+        m = dict(metas[i] or [])
+        if i in noisy:
+            assert before[i] in swap and after[i] == swap[before[i]], i
+            assert m["audit_flipped_from"] == before[i]
+        else:
+            assert after[i] == before[i] and "audit_flipped_from" not in m, i
+    assert fx.counts["flipped:noisy_label"] == len(noisy)
+    # flipping the flagged rows repairs more labels than it breaks
+    wrong_before = len(truly_flipped)
+    wrong_after = len(truly_flipped - noisy) + len(noisy - truly_flipped)
+    assert wrong_after < wrong_before
+
+    fx = apply_fix(t, res, parse_policy("none,noisy_label=drop"))
+    kept = set(fx.table.column("id").to_pylist())
+    assert kept == set(ids) - noisy
+    assert set(fx.removed.column("id").to_pylist()) == noisy
+    assert set(fx.removed.column("audit_reason").to_pylist()) == {"noisy_label"}
+    paths = write_fix(fx, tmp_path / "clean.parquet", {"noisy_label": "drop"})
+    log = json.loads(paths["changelog"].read_text())
+    assert log["counts"]["rows_removed"] == len(noisy) == log["counts"]["dropped:noisy_label"]
     with pytest.raises(ValueError):
         parse_policy("exact_duplicate=flip")
 
