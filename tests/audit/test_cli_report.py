@@ -167,18 +167,25 @@ def test_fix_policy_flip_and_drop_noisy_labels(tmp_path: Path) -> None:
 def test_report_opens_in_chromium_without_console_errors(
     name: str, rel: str, data_dir: Path, artifacts_dir: Path, tmp_path: Path
 ) -> None:
+    """The report of a real dataset in Debian's Chromium: no console error, the plots draw,
+    and the first screen (1200×900) answers "is this dataset healthy?"."""
     from playwright.sync_api import sync_playwright
 
     from prefkit.io.detect import read
 
+    chromium = shutil.which("chromium")
+    # never let Playwright fall back to a browser of its own: fail when Chromium is absent
+    assert chromium, "Debian's chromium is not installed (scripts/system-deps.sh)"
     table = read(data_dir / rel).table
     out = artifacts_dir / f"audit-{name}"
     res = run_audit(table, out, source_name=name)
     assert res.summary["input"]["rows"] == table.num_rows
+    verdict = res.summary["health"]["verdict"]
+    assert verdict in ("healthy", "needs attention", "unhealthy")
     errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(
-            executable_path=shutil.which("chromium"),
+            executable_path=chromium,
             args=[
                 "--no-sandbox",
                 "--disable-gpu",
@@ -187,6 +194,7 @@ def test_report_opens_in_chromium_without_console_errors(
                 "--no-first-run",
             ],
         )
+        assert "chrom" in browser.browser_type.name  # the Chromium we launched
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -194,11 +202,19 @@ def test_report_opens_in_chromium_without_console_errors(
         page.wait_for_selector(".plot .main-svg", timeout=20000)
         n_plots = page.locator(".plot .main-svg").count()
         assert page.evaluate("window.__pwned === undefined")
+        # the verdict is on the first screen, with its words and the base-rate table
+        box = page.locator("#verdict").bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, box
+        assert page.locator(".verdict-word").inner_text().strip().lower() == verdict
+        headline = page.locator("#verdict .headline").inner_text()
+        assert "rows have errors" in headline
+        page.screenshot(path=str(artifacts_dir / f"audit-{name}-first-screen.png"))
         page.screenshot(path=str(artifacts_dir / f"audit-{name}.png"), full_page=True)
         browser.close()
     assert errors == []
     assert n_plots >= 2
     assert (artifacts_dir / f"audit-{name}.png").stat().st_size > 10_000
+    assert (artifacts_dir / f"audit-{name}-first-screen.png").stat().st_size > 10_000
 
 
 def test_render_escapes_examples_and_figure_json() -> None:
