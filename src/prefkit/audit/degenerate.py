@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from prefkit.audit.findings import Findings, concat_rows, distinct_rows, make_rows
+from prefkit.audit.findings import Findings, concat_rows, distinct_rows, flag_rows, make_rows
 from prefkit.audit.frame import Frame, codes_of
 
 CHECK = "degenerate"
@@ -59,23 +59,20 @@ def find_degenerate(f: Frame) -> Findings:
         ea = _np(pc.equal(pc.utf8_trim_whitespace(f.a), ""))
         eb = _np(pc.equal(pc.utf8_trim_whitespace(f.b), ""))
         empty = np.flatnonzero(ea | eb)
-        summary["empty_response_rows"] = int(empty.size)
-        if empty.size:
-            parts.append(
-                make_rows(
-                    CHECK,
-                    "empty_response",
-                    f.take_ids(empty),
-                    1.0,
-                    "error",
-                    [
-                        "both responses are empty"
-                        if x and y
-                        else f"response_{'a' if x else 'b'} is empty"
-                        for x, y in zip(ea[empty], eb[empty], strict=True)
-                    ],
-                )
-            )
+        flag_rows(
+            parts,
+            summary,
+            "empty_response_rows",
+            f.take_ids(empty),
+            CHECK,
+            "empty_response",
+            1.0,
+            "error",
+            [
+                "both responses are empty" if x and y else f"response_{'a' if x else 'b'} is empty"
+                for x, y in zip(ea[empty], eb[empty], strict=True)
+            ],
+        )
         from prefkit.audit.truncation import truncation_scores
 
         code, raw = codes_of(
@@ -109,18 +106,17 @@ def find_degenerate(f: Frame) -> Findings:
         where[d & ~debris] = name
         debris |= d
     deb = np.flatnonzero(debris)
-    summary["encoding_debris_rows"] = int(deb.size)
-    if deb.size:
-        parts.append(
-            make_rows(
-                CHECK,
-                "encoding_debris",
-                f.take_ids(deb),
-                0.8,
-                "warning",
-                [f"mojibake / replacement / control characters in {w}" for w in where[deb]],
-            )
-        )
+    flag_rows(
+        parts,
+        summary,
+        "encoding_debris_rows",
+        f.take_ids(deb),
+        CHECK,
+        "encoding_debris",
+        0.8,
+        "warning",
+        [f"mojibake / replacement / control characters in {w}" for w in where[deb]],
+    )
     # template-only prompts, decided once per distinct prompt
     prompts = f.prompts
     stripped = pc.replace_substring_regex(prompts, MARKERS, "")
@@ -130,27 +126,24 @@ def find_degenerate(f: Frame) -> Findings:
     tmpl = bare | placeholder
     if tmpl.any():
         has_prompt = np.asarray(f.table.column("prompt").is_valid(), dtype=bool)
-        rows = np.flatnonzero(
-            has_prompt & (f.prompt_code >= 0) & tmpl[np.maximum(f.prompt_code, 0)]
+        rows = f.prompt_rows(tmpl)
+        rows = rows[has_prompt[rows]]
+        flag_rows(
+            parts,
+            summary,
+            "template_only_rows",
+            f.take_ids(rows),
+            CHECK,
+            "template_only",
+            0.9,
+            "warning",
+            [
+                "prompt has an unfilled placeholder"
+                if placeholder[c]
+                else "prompt is only a template (no content)"
+                for c in f.prompt_code[rows]
+            ],
         )
-        summary["template_only_rows"] = int(rows.size)
-        if rows.size:
-            pcodes = f.prompt_code[rows]
-            parts.append(
-                make_rows(
-                    CHECK,
-                    "template_only",
-                    f.take_ids(rows),
-                    0.9,
-                    "warning",
-                    [
-                        "prompt has an unfilled placeholder"
-                        if placeholder[c]
-                        else "prompt is only a template (no content)"
-                        for c in pcodes
-                    ],
-                )
-            )
     else:
         summary["template_only_rows"] = 0
     rows_t = concat_rows(parts)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.audit.findings import Findings, concat_rows, distinct_rows, make_rows
+from prefkit.audit.findings import Findings, concat_rows, distinct_rows, flag_rows, make_rows
 from prefkit.audit.frame import Frame, combine_codes
 from prefkit.audit.minhash import (
     U32,
@@ -100,20 +100,19 @@ def find_duplicates(
     has_a[same[known & (co == 0)]] = True
     has_b[same[known & (co == 1)]] = True
     contra = np.flatnonzero(known & has_a[same] & has_b[same] & (co <= 1))
-    summary["contradiction_rows"] = int(contra.size)
     summary["contradiction_pairs"] = int(np.unique(same[contra]).size)
-    if contra.size:
-        parts.append(
-            make_rows(
-                CHECK,
-                "contradiction",
-                f.take_ids(contra),
-                1.0,
-                "error",
-                "the same annotator gave opposite answers on this pair",
-                group=[f"c{g}" for g in same[contra]],
-            )
-        )
+    flag_rows(
+        parts,
+        summary,
+        "contradiction_rows",
+        f.take_ids(contra),
+        CHECK,
+        "contradiction",
+        1.0,
+        "error",
+        "the same annotator gave opposite answers on this pair",
+        group=[f"c{g}" for g in same[contra]],
+    )
     # several votes on one pair by unknown annotators: votes, counted in agreement
     anon = np.flatnonzero(~known & ~f.is_copy)
     if anon.size:
@@ -124,18 +123,17 @@ def find_duplicates(
     # identical responses
     if f.has_text:
         ident = np.flatnonzero(f.a_code == f.b_code)
-        summary["identical_response_rows"] = int(ident.size)
-        if ident.size:
-            parts.append(
-                make_rows(
-                    CHECK,
-                    "identical_responses",
-                    f.take_ids(ident),
-                    1.0,
-                    "error",
-                    "response_a and response_b have the same normalized text",
-                )
-            )
+        flag_rows(
+            parts,
+            summary,
+            "identical_response_rows",
+            f.take_ids(ident),
+            CHECK,
+            "identical_responses",
+            1.0,
+            "error",
+            "response_a and response_b have the same normalized text",
+        )
     else:
         summary["identical_response_rows"] = 0
     counts = np.bincount(f.prompt_code[f.prompt_code >= 0])
@@ -166,22 +164,21 @@ def _near(
     csize = np.bincount(labels)
     in_near = csize[labels] > 1
     best = _best_sim(len(labels), i, j, sim)
-    rows = np.flatnonzero((f.prompt_code >= 0) & in_near[np.maximum(f.prompt_code, 0)])
+    rows = f.prompt_rows(in_near)
     summary["near_duplicate_prompt_clusters"] = int((csize > 1).sum())
-    summary["near_duplicate_prompt_rows"] = int(rows.size)
-    if rows.size:
-        pc_ = f.prompt_code[rows]
-        parts.append(
-            make_rows(
-                CHECK,
-                "near_duplicate_prompt",
-                f.take_ids(rows),
-                best[pc_] / 2,
-                "info",
-                [f"prompt ~{s:.2f} similar to another prompt" for s in best[pc_]],
-                group=[f"p{g}" for g in labels[pc_]],
-            )
-        )
+    pc_ = f.prompt_code[rows]
+    flag_rows(
+        parts,
+        summary,
+        "near_duplicate_prompt_rows",
+        f.take_ids(rows),
+        CHECK,
+        "near_duplicate_prompt",
+        best[pc_] / 2,
+        "info",
+        [f"prompt ~{s:.2f} similar to another prompt" for s in best[pc_]],
+        group=[f"p{g}" for g in labels[pc_]],
+    )
     # near-duplicate pairs: same prompt cluster and the same two response clusters
     tsig = text_sig if text_sig is not None else signatures(f.texts)
     tlab, ti, tj, tsim = near_duplicate_clusters(tsig, threshold)
@@ -222,20 +219,19 @@ def _near(
     row_u = np.searchsorted(uniq, pk)
     rows = np.flatnonzero((psize[plab[row_u]] > 1) & member[row_u])
     summary["near_duplicate_pair_clusters"] = int((psize > 1).sum())
-    summary["near_duplicate_pair_rows"] = int(rows.size)
-    if rows.size:
-        ru = row_u[rows]
-        parts.append(
-            make_rows(
-                CHECK,
-                "near_duplicate_pair",
-                f.take_ids(rows),
-                pbest[ru],
-                "info",
-                [f"pair ~{sv:.2f} similar to another pair" for sv in pbest[ru]],
-                group=[f"n{g}" for g in plab[ru]],
-            )
-        )
+    ru = row_u[rows]
+    flag_rows(
+        parts,
+        summary,
+        "near_duplicate_pair_rows",
+        f.take_ids(rows),
+        CHECK,
+        "near_duplicate_pair",
+        pbest[ru],
+        "info",
+        [f"pair ~{sv:.2f} similar to another pair" for sv in pbest[ru]],
+        group=[f"n{g}" for g in plab[ru]],
+    )
     return parts
 
 

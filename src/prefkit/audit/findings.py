@@ -119,6 +119,25 @@ def make_rows(
     )
 
 
+def flag_rows(
+    parts: list[pa.Table],
+    summary: dict[str, Any],
+    count_key: str,
+    ids: pa.Array,
+    check: str,
+    issue: str,
+    score: ArrayLike,
+    severity: str | Sequence[str],
+    detail: Sequence[str | None] | str | None = None,
+    group: Sequence[str | None] | ArrayLike | None = None,
+) -> None:
+    """Count the rows `ids` under `summary[count_key]` and, when there are any, add their
+    findings (`make_rows`) to `parts`."""
+    summary[count_key] = len(ids)
+    if len(ids):
+        parts.append(make_rows(check, issue, ids, score, severity, detail, group))
+
+
 def distinct_rows(rows: pa.Table) -> int:
     """How many different rows a findings table flags."""
     if not rows.num_rows:

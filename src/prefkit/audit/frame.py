@@ -317,6 +317,11 @@ class Frame:
             out[rows[first]] = False
         return out
 
+    def prompt_rows(self, mask: B) -> I64:
+        """Rows whose prompt is marked in `mask` (one entry per distinct prompt)."""
+        ok = self.prompt_code >= 0
+        return np.flatnonzero(ok & mask[np.maximum(self.prompt_code, 0)])
+
     def take_ids(self, idx: NDArray[np.integer]) -> pa.Array:
         return self.row_id.take(pa.array(np.asarray(idx, dtype=np.int64)))
 

@@ -82,28 +82,17 @@ def health(summary: dict[str, Any]) -> dict[str, Any]:
             }
         )
 
-    err = sev.get("error", 0) / n
-    top_err = ", ".join(
-        f"{k} {v}" for k, v in sorted(by_issue.get("error", {}).items(), key=lambda kv: -kv[1])
-    )
-    add(
-        "error_rows",
-        "rows with errors (certainly wrong data)",
-        err,
-        "≤ 1% in a clean set",
-        top_err or "none",
-    )
-    warn = sev.get("warning", 0) / n
-    top_warn = ", ".join(
-        f"{k} {v}" for k, v in sorted(by_issue.get("warning", {}).items(), key=lambda kv: -kv[1])
-    )
-    add(
-        "warning_rows",
-        "rows with warnings only (likely wrong)",
-        warn,
-        "≤ 5% in a clean set",
-        top_warn or "none",
-    )
+    share: dict[str, float] = {}
+    top: dict[str, str] = {}
+    for level, label, typical in (
+        ("error", "rows with errors (certainly wrong data)", "≤ 1% in a clean set"),
+        ("warning", "rows with warnings only (likely wrong)", "≤ 5% in a clean set"),
+    ):
+        share[level] = sev.get(level, 0) / n
+        counts = sorted(by_issue.get(level, {}).items(), key=lambda kv: -kv[1])
+        top[level] = ", ".join(f"{k} {v}" for k, v in counts)
+        add(f"{level}_rows", label, share[level], typical, top[level] or "none")
+    err, warn, top_err, top_warn = share["error"], share["warning"], top["error"], top["warning"]
     agr = summary.get("agreement") or {}
     ra = agr.get("raw_agreement")
     lo, hi = AGREEMENT_RANGE
