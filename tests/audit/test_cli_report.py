@@ -252,3 +252,19 @@ def test_cli_against_eval_file(tmp_path: Path) -> None:
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["leakage"]["eval_leak_exact_rows"] == 1
     assert set(summary) >= {"input", "flagged", "leakage"} and "noise" not in summary
+
+
+def test_cli_audits_a_rankings_file_as_the_comparisons_it_implies(data_dir: Path) -> None:
+    """FineGrainedRLHF ranks 4 predictions per question: the audit reads it as the 6 pairs
+    each ranking implies (counted here from the raw JSON)."""
+    path = data_dir / "finegrained_rlhf_qa_feedback/tasks/qa_feedback/data/dev_feedback.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    expected = 0
+    for rec in raw:
+        k = sum(1 for key in rec if key.startswith("prediction "))
+        expected += k * (k - 1) // 2
+    r = runner.invoke(app, ["audit", str(path), "--json", "--checks", "duplicates,degenerate"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["input"]["rows"] == expected
+    assert "audited as the" in r.output

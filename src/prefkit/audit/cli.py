@@ -10,7 +10,9 @@ from prefkit._cli import console, fail, print_json, report_rejects
 
 
 def audit_cmd(
-    src: Path = typer.Argument(..., metavar="IN", help="Any comparisons file prefkit reads."),
+    src: Path = typer.Argument(
+        ..., metavar="IN", help="Any comparisons (or rankings) file prefkit reads."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Directory for report.html, findings.parquet, summary.json."
     ),
