@@ -189,35 +189,42 @@ def _near(
     y = tlab[np.maximum(f.b_code[first], 0)]
     p = labels[np.maximum(f.prompt_code[first], 0)]
     near_key = combine_codes(p, np.minimum(x, y), np.maximum(x, y))
-    _, rep_pos = np.unique(near_key, return_index=True)
-    _, near_inv = np.unique(near_key, return_inverse=True)
-    rep = first[rep_pos][near_inv]  # a representative row of each pair's near group
-    me = first
-    same_rep = rep == me
-    pair_sim = np.ones(u)
-    if (~same_rep).any():
-        a1, b1 = f.a_code[me[~same_rep]], f.b_code[me[~same_rep]]
-        a2, b2 = f.a_code[rep[~same_rep]], f.b_code[rep[~same_rep]]
+    # candidate groups chain (a ~ b ~ c while a ≁ c): within each group, pairs are compared
+    # with each other (all of them up to MAX_GROUP, else each with its neighbours in the
+    # group) and only edges ≥ threshold join two pairs; groups are the components
+    order = np.argsort(near_key, kind="stable")
+    nk = near_key[order]
+    starts = np.flatnonzero(np.r_[True, nk[1:] != nk[:-1]])
+    sizes = np.diff(np.r_[starts, u])
+    e1: list[I64] = []
+    e2: list[I64] = []
+    for st, k in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
+        members = order[st : st + k]
+        if k <= MAX_GROUP:
+            ii, jj = np.triu_indices(k, 1)
+        else:
+            ii = np.concatenate([np.zeros(k - 1, dtype=np.int64), np.arange(k - 1)])
+            jj = np.concatenate([np.arange(1, k), np.arange(1, k)])
+        e1.append(members[ii])
+        e2.append(members[jj])
+    pbest = np.zeros(u)
+    plab = np.arange(u, dtype=np.int64)
+    if e1:
+        ea, eb = np.concatenate(e1), np.concatenate(e2)
+        sim = _pair_similarity(f, first[ea], first[eb], psig, tsig)
+        keep = sim >= threshold
+        ea, eb, sim = ea[keep], eb[keep], sim[keep]
+        np.maximum.at(pbest, ea, sim)
+        np.maximum.at(pbest, eb, sim)
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
 
-        def s(i1: I64, i2: I64, sig: U32) -> NDArray[np.float64]:
-            return np.asarray((sig[i1] == sig[i2]).mean(axis=1), dtype=np.float64)
-
-        sp = s(f.prompt_code[me[~same_rep]], f.prompt_code[rep[~same_rep]], psig)
-        straight = np.minimum(s(a1, a2, tsig), s(b1, b2, tsig))
-        crossed = np.minimum(s(a1, b2, tsig), s(b1, a2, tsig))
-        pair_sim[~same_rep] = np.minimum(sp, np.maximum(straight, crossed))
-    # clusters chain (a ~ b ~ c while a ≁ c): a pair joins its group only when it is itself
-    # similar to the group's representative; the representative counts when any pair does
-    plab = near_inv.astype(np.int64)
-    member = same_rep | (pair_sim >= threshold)
-    psize = np.bincount(plab, weights=member.astype(np.float64))
-    pbest = pair_sim.copy()
-    if (~same_rep).any():
-        best_of = np.zeros(psize.size)
-        np.maximum.at(best_of, plab[~same_rep & member], pair_sim[~same_rep & member])
-        pbest[same_rep] = np.where(best_of[plab[same_rep]] > 0, best_of[plab[same_rep]], 1.0)
+        graph = coo_matrix((np.ones(ea.size), (ea, eb)), shape=(u, u))
+        plab = connected_components(graph, directed=False)[1].astype(np.int64)
+    psize = np.bincount(plab)
+    member = psize[plab] > 1
     row_u = np.searchsorted(uniq, pk)
-    rows = np.flatnonzero((psize[plab[row_u]] > 1) & member[row_u])
+    rows = np.flatnonzero(member[row_u])
     summary["near_duplicate_pair_clusters"] = int((psize > 1).sum())
     ru = row_u[rows]
     flag_rows(
@@ -233,6 +240,23 @@ def _near(
         group=[f"n{g}" for g in plab[ru]],
     )
     return parts
+
+
+MAX_GROUP = 64
+
+
+def _pair_similarity(f: Frame, r1: I64, r2: I64, psig: U32, tsig: U32) -> NDArray[np.float64]:
+    """Estimated similarity of the pairs of rows r1 and r2: the prompts' Jaccard and the
+    responses' (either order), the smallest of the three."""
+
+    def s(i1: I64, i2: I64, sig: U32) -> NDArray[np.float64]:
+        return np.asarray((sig[np.maximum(i1, 0)] == sig[np.maximum(i2, 0)]).mean(axis=1))
+
+    a1, b1, a2, b2 = f.a_code[r1], f.b_code[r1], f.a_code[r2], f.b_code[r2]
+    sp = s(f.prompt_code[r1], f.prompt_code[r2], psig)
+    straight = np.minimum(s(a1, a2, tsig), s(b1, b2, tsig))
+    crossed = np.minimum(s(a1, b2, tsig), s(b1, a2, tsig))
+    return np.asarray(np.minimum(sp, np.maximum(straight, crossed)), dtype=np.float64)
 
 
 def shingle_set(text: str) -> set[bytes]:
