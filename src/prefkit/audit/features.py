@@ -64,12 +64,10 @@ def design(f: Frame, st: dict[str, F64]) -> tuple[F64, list[str]]:
     return np.column_stack([cols[k] for k in names]), names
 
 
-def ngram_matrix(
-    texts: pa.Array, min_df: int = 3, max_df: float = 0.5, n: int = 2, counts: bool = False
-) -> Any:
-    """Word 1..`n`-gram presence (scipy CSR, one row per text; `counts=True`: log(1 + count)
-    instead of 1). The vocabulary is the data's own (no hashing): n-grams in at least
-    `min_df` texts and at most a `max_df` share of them."""
+def ngram_matrix(texts: pa.Array, min_df: int = 3, max_df: float = 0.5, n: int = 2) -> Any:
+    """Binary word 1..`n`-gram presence (scipy CSR, one row per text). The vocabulary is the
+    data's own (no hashing): n-grams in at least `min_df` texts and at most a `max_df` share
+    of them."""
     from scipy.sparse import csr_matrix
 
     n_docs = len(texts)
@@ -94,11 +92,12 @@ def ngram_matrix(
         docs.append(doc[:m][same])
         offset += int(cur.max()) + 1
     span = offset + 1
-    key, tf = np.unique(np.concatenate(docs) * span + np.concatenate(feats), return_counts=True)
+    key = np.unique(np.concatenate(docs) * span + np.concatenate(feats))
     dd, feat = key // span, key % span
     df = np.bincount(feat)
     ok = (df[feat] >= min_df) & (df[feat] <= max(min_df, max_df * n_docs))
     _, col = np.unique(feat[ok], return_inverse=True)
     n_col = int(col.max()) + 1 if col.size else 0
-    val = np.log1p(tf[ok]) if counts else np.ones(int(ok.sum()))
-    return csr_matrix((val, (dd[ok], col.astype(np.int64))), shape=(n_docs, max(n_col, 1)))
+    return csr_matrix(
+        (np.ones(int(ok.sum())), (dd[ok], col.astype(np.int64))), shape=(n_docs, max(n_col, 1))
+    )

@@ -308,20 +308,18 @@ def lapse_model(
 
 
 def sparse_logit_predictor(
-    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100, weight: F64 | None = None
+    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100
 ) -> Callable[[Any], F64]:
     """Ridge logistic regression (intercept unpenalised) on a scipy sparse or dense design,
-    L-BFGS; returns a function x -> P(y = 1). `weight` (per row, default 1) turns it into a
-    weighted fit: a soft target p is two rows, (y=1, weight p) and (y=0, weight 1 − p)."""
-    w = np.ones(x.shape[0]) if weight is None else np.asarray(weight, dtype=np.float64)
-    sw = float(w.sum()) or 1.0
+    L-BFGS; returns a function x -> P(y = 1)."""
+    n = x.shape[0]
 
     def fun(beta: F64) -> tuple[float, F64]:
         z = np.asarray(x @ beta[1:]).ravel() + beta[0]
-        ll = w * (y * log_expit(z) + (1 - y) * log_expit(-z))
-        r = w * (np.asarray(expit(z)) - y) / sw
+        ll = y * log_expit(z) + (1 - y) * log_expit(-z)
+        r = (np.asarray(expit(z)) - y) / n
         g = np.concatenate([[r.sum()], np.asarray(x.T @ r).ravel() + l2 * beta[1:]])
-        return float(-ll.sum() / sw + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
+        return float(-ll.mean() + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
 
     res = minimize(
         fun, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
