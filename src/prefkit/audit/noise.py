@@ -6,11 +6,12 @@
    of fold (5 folds split by prompt, so a prompt never informs its own prediction).
    Optionally (`embeddings=True`, needs the `[train]` extra) the difference of MiniLM
    sentence embeddings of the two responses is added.
-2. The decisive votes of non-spammers go through the lapse model (`stats.lapse_model`):
-   per pair a latent margin, per annotator a lapse rate (the probability of recording the
-   reverse of its judgement, independent of the pair) and a position bias, confidence
-   grades from `strength`, and the feature model's logit as a noisy measurement of the
-   margin. Suspicion of a vote = P(recorded reversed | all votes on the pair, features).
+2. The decisive and tie votes of non-spammers go through the lapse model
+   (`stats.lapse_model`): per pair a latent margin, per annotator a lapse rate (the
+   probability of recording the reverse of its judgement, independent of the pair), a
+   position bias and a tie rate (ties mark close pairs), confidence grades from `strength`,
+   and the feature model's logit as a noisy (robust, with several votes per pair)
+   measurement of the margin. Suspicion of a vote = P(recorded reversed | all votes on the pair, features).
    (A one-coin Dawid–Skene consensus with the feature-model prior is kept in the model for
    the annotators check's accuracy estimates.)
 
@@ -211,7 +212,9 @@ def fit_noise(
             is_spam = np.array([a in spammers for a in f.annotators] + [False])
             spam_rows = is_spam[ann]
         # an exact-duplicate copy (Frame.is_copy) is not a vote: it gets its original's score
-        rows = np.flatnonzero(d & ~spam_rows & ~f.is_copy)
+        # ties enter as evidence that a pair is close (Davidson); both_bad votes do not
+        tie = f.outcome == 2
+        rows = np.flatnonzero((d | tie) & ~spam_rows & ~f.is_copy)
         _, it = np.unique(item[rows], return_inverse=True)
         n_it = int(it.max()) + 1 if it.size else 0
         qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
@@ -222,8 +225,8 @@ def fit_noise(
         lm = lapse_model(
             it.astype(np.int64),
             ann[rows],
-            _grades(f)[rows],
-            f.canonical_outcome[rows].astype(np.int64),
+            np.where(tie, 0, _grades(f))[rows],
+            np.where(tie, 0, f.canonical_outcome)[rows].astype(np.int64),
             s_can[rows],
             n_it,
             len(f.annotators) + 1,
@@ -232,10 +235,12 @@ def fit_noise(
             # with one vote per pair a wrong feature prediction and a flipped vote explain
             # the same disagreement: the outlier share is only identifiable with more votes
             robust=rows.size >= 1.5 * n_it,
+            tie=tie[rows],
         )
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
         susp[rows] = lm.p_flip
         grp = f.duplicate_group
+        susp[tie] = 0.0
         copies = np.flatnonzero(f.is_copy & d & ~spam_rows)
         if copies.size:
             orig = np.full(int(grp.max()) + 1, -1, dtype=np.int64)
@@ -243,7 +248,10 @@ def fit_noise(
             src = orig[grp[copies]]
             susp[copies[src >= 0]] = susp[src[src >= 0]]
         susp[spam_rows] = 0.0  # a spammer's votes are flagged by the annotator check
-        method = "lapse model (item margins, annotator lapse rates and position biases, grades)"
+        method = (
+            "lapse model (item margins, annotator lapse rates, position biases and tie "
+            "rates, grades)"
+        )
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
 
 
