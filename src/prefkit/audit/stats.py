@@ -274,13 +274,13 @@ def lapse_model(
         py = np.clip(fv + (1 - 2 * fv) * h, 1e-12, 1.0)
         b = np.minimum(np.rint(np.abs(u) / step).astype(np.int64), n_bins - 1)
         lv = np.log(py) + np.log(tab[b, grade[:, None]])
-        c = 2.0 * np.cosh(np.clip(u, -60, 60) / 2.0)  # Davidson: P(tie) = ν / (c + ν)
-        nv = nu[annotator][:, None]
-        if is_tie.any():
+        c = np.empty(0)
+        if is_tie.any():  # Davidson: P(tie) = ν / (c + ν), c = 2·cosh(L/2)
+            c = 2.0 * np.cosh(np.clip(u, -60, 60) / 2.0)
+            nv = nu[annotator][:, None]
+            log_cn = np.log(c + nv)
             lv = np.where(
-                dec[:, None],
-                lv + np.log(c) - np.log(c + nv),
-                np.log(np.maximum(nv, 1e-12)) - np.log(c + nv),
+                dec[:, None], lv + np.log(c) - log_cn, np.log(np.maximum(nv, 1e-12)) - log_cn
             )
         lp = np.log(pi)[None, :] + tilt + np.asarray(agg @ lv)
         norm = logsumexp(lp, axis=1)
