@@ -21,6 +21,11 @@ then, with a seed, on disjoint rows:
 - where annotators exist (PandaLM): two spam annotators voting at random on 30% of the
   pairs each — `spammer` (their rows).
 
+A flipped or spam vote that meets a vote by the same annotator on the same pair (same
+prompt and responses, either order) with the other winner makes a contradiction: those rows
+are the truth for `contradiction` (PandaLM holds pairs whose responses are identical text
+under different ids, e.g. two empty answers against the same third).
+
 Per check: precision and recall against the injected truth, and the false-alarm rate = the
 share of the rows no injection touched that the check flags. The same datasets without
 injection (split only) give the share of a clean real dataset flagged by default (errors and
@@ -76,6 +81,7 @@ FAULTS = {
     "split_leak": "leak",
     "truncated": "trunc",
     "spammer": "spam",
+    "contradiction": "flip",
 }
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
@@ -258,6 +264,18 @@ def inject(t: pa.Table, seed: int) -> tuple[pa.Table, dict[str, set[str]], set[s
                     }
                 )
                 truth["spammer"].add(rid)
+    # a flipped or spam vote that meets another vote by the same annotator on the same pair
+    # (same prompt and responses, either order) with the other winner is a contradiction the
+    # injection made: the flipped row and its partners are the truth for `contradiction`
+    injected = truth["noisy_label"] | truth["spammer"]
+    same: dict[tuple[str, tuple[str, frozenset[str]]], list[dict[str, Any]]] = {}
+    for r in rows + extra:
+        if r["annotator"] and r["outcome"] in ("a", "b"):
+            same.setdefault((r["annotator"], _pair(r)), []).append(r)
+    for group in same.values():
+        winners = {_text(r["response_" + r["outcome"]]) for r in group}
+        if len(winners) > 1 and any(r["id"] in injected for r in group):
+            truth["contradiction"] |= {r["id"] for r in group}
     for r in rows + extra:
         if _pair(r) in near_pairs:
             truth["near_duplicate_pair"].add(r["id"])
@@ -265,7 +283,7 @@ def inject(t: pa.Table, seed: int) -> tuple[pa.Table, dict[str, set[str]], set[s
             truth["near_duplicate_prompt"].add(r["id"])
     out = pa.Table.from_pylist(rows + extra, schema=t.schema)
     untouched = {rows[i]["id"] for i in range(n) if not taken[i]}
-    for k in ("near_duplicate_pair", "near_duplicate_prompt", "exact_duplicate"):
+    for k in ("near_duplicate_pair", "near_duplicate_prompt", "exact_duplicate", "contradiction"):
         untouched -= truth[k]
     return out, truth, untouched
 
