@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # Order here is the order in `prefkit --help`.
-STAGES = ("io", "simulate", "build", "audit", "rank", "reward", "align", "serve", "demo")
+STAGES = ("io", "simulate", "build", "audit", "rank", "reward", "judge", "align", "serve", "demo")
 
 
 def _version(value: bool) -> None:
@@ -61,7 +61,7 @@ def main() -> None:
     """Entry point: runs the app and turns user-facing errors into one line and an exit code."""
     from rich.markup import escape
 
-    from prefkit.io.base import InputError
+    from prefkit.io.base import InputError, OptionError
     from prefkit.schema import SchemaError
 
     try:
@@ -73,6 +73,11 @@ def main() -> None:
             f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
         )
         sys.exit(e.code)
+    except OptionError as e:
+        console.print(
+            f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
     except (InputError, SchemaError) as e:
         console.print(
             f"[red]error:[/red] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
@@ -86,10 +91,14 @@ def main() -> None:
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
-    except Exception as e:  # click usage errors
-        import click
+    except Exception as e:  # Click usage errors: its usage message, exit 2
+        from prefkit._cli import is_usage_error, show_usage_error
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
+        if is_usage_error(e):
+            show_usage_error(e)
+            sys.exit(e.exit_code)  # type: ignore[attr-defined]
         raise
+
+
+if __name__ == "__main__":
+    main()

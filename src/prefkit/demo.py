@@ -156,8 +156,10 @@ def demo_cmd(
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ) -> None:
     """Run the whole pipeline offline on simulated data: simulate, inspect, audit, pairs, rank."""
+    from prefkit._cli import check_output
     from prefkit.cli import app
 
+    check_output(out_dir, None, "dir")
     status = run_demo(app, out_dir, size=size, seed=seed)
     failed_required = [n for n in REQUIRED if status.get(n) != "ok"]
     if failed_required:

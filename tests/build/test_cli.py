@@ -172,9 +172,20 @@ def test_split_cli_hh(tmp_path: Path) -> None:
 
 
 def test_split_cli_pairs_table_near_dup(tmp_path: Path) -> None:
+    import random
+
+    vocab = (
+        "bicycle wheel spoke mountain garden kitchen window roof engine guitar piano lamp".split()
+    )
+    vocab += (
+        "shelf laptop camera kettle boiler fence gutter drawer carpet tiles mirror faucet".split()
+    )
+    rng = random.Random(0)
     rows = []
     for f in range(30):
-        base = f"how do i repair the {f}th bicycle wheel spoke on a mountain bike quickly"
+        # 30 prompt families far apart (different words), 3 near duplicates in each
+        words = " ".join(rng.sample(vocab, 6))
+        base = f"how do i repair the {f}th {words} quickly"
         for k, v in enumerate([base, base + " please", "hey " + base]):
             rows.append({"prompt": v, "response_a": f"a{k}", "response_b": f"b{k}", "outcome": "a"})
     src = save(from_rows(rows, Kind.COMPARISONS), tmp_path / "c.parquet")
@@ -204,7 +215,8 @@ def test_split_cli_pairs_table_near_dup(tmp_path: Path) -> None:
             for p in t.column("prompt").to_pylist()
         }
 
-    assert fam(test_t) and not (fam(test_t) & fam(train_t))
+    assert fam(test_t) and fam(train_t) and not (fam(test_t) & fam(train_t))
+    assert len(fam(test_t) | fam(train_t)) == 30
 
 
 def test_pairs_from_binary_to_kto(tmp_path: Path) -> None:

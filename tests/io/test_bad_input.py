@@ -168,7 +168,7 @@ def test_unknown_format_lists_readers_and_help(tmp_path: Path) -> None:
     res, _ = _convert(src, tmp_path)
     assert res.exit_code == 1
     msg = str(res.exception)
-    assert "unknown format; tried canonical" in msg
+    assert "unknown format (columns: q, x); tried canonical" in msg
     assert "hh-rlhf" in msg and "llmfao" in msg and "--from" in msg and "--map" in msg
 
 

@@ -73,7 +73,7 @@ def test_trl_fast_equals_slow(tmp_path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from prefkit.io.readers.trl import TRLPreferenceReader, fast_trl
+    from prefkit.io.readers.trl import TRLPreferenceReader
 
     std = [
         {"prompt": 'The  "sky"\tis', "chosen": " blue.", "rejected": ""},
@@ -104,9 +104,9 @@ def test_trl_fast_equals_slow(tmp_path: Path) -> None:
                 write_jsonl(path, rows)
             else:
                 pq.write_table(pa.Table.from_pylist(rows), path)
-            fast = fast_trl(path, ReadOptions(), reader)
-            assert fast is not None, path
-            slow = RecordReader.read(reader, path, ReadOptions())
+            fast = reader.read(path, ReadOptions())
+            assert fast.rows_vectorised == len(rows), path
+            slow = reader.read_rows(path, ReadOptions())
             assert fast.table.to_pylist() == slow.table.to_pylist()
             for r in fast.table.to_pylist():
                 assert r["prompt_id"] == prompt_id(r["prompt"])

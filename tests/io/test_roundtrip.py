@@ -1,5 +1,6 @@
 """Hypothesis round trips: every writer/reader pair gives back what was written
-(unicode, empty strings, multi-turn messages, nulls)."""
+(unicode, empty strings, multi-turn messages, nulls, and text that looks like JSON, numbers,
+booleans or markdown: a string is never parsed)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,31 @@ from prefkit.schema import Kind, conform, from_rows
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-text = st.text(max_size=12)  # any unicode incl. "", newlines, quotes, commas
+#: strings a reader could mistake for something else: they must come back as the same text
+TRICKY = [
+    '{"products": ["milk", "eggs"]}',
+    "[1, 2]",
+    '[{"role": "user", "content": "x"}]',
+    "[]",
+    "{}",
+    "true",
+    "false",
+    "null",
+    "None",
+    "42",
+    "-0.5",
+    "1e3",
+    "NaN",
+    "**bold** and `code`\n- item",
+    "# heading",
+    "é中文🙂",
+    '"quoted"',
+    "a,b",
+    "",
+    " ",
+    "\t",
+]
+text = st.sampled_from(TRICKY) | st.text(max_size=12)  # any unicode incl. newlines, quotes
 opt_text = st.none() | text
 ROLES = st.sampled_from(["user", "assistant", "system"])
 
@@ -153,11 +178,13 @@ def _pairs(rows: list[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
 pair_rows = st.fixed_dictionaries(
     {
         "prompt": msgs(),
-        "response_a": msgs(),
-        "response_b": msgs(),
+        # answers start at the assistant turn and differ there (else TRL's own prompt
+        # extraction, which the reader follows, moves their shared turns into the prompt)
+        "response_a": msgs("assistant"),
+        "response_b": msgs("assistant"),
         "outcome": st.sampled_from(["a", "b"]),
     }
-)
+).filter(lambda r: r["response_a"][0] != r["response_b"][0])
 plain_pair_rows = st.fixed_dictionaries(
     {
         "prompt": msgs("user", 1).map(lambda m: m[:1]),

@@ -23,7 +23,7 @@ def test_list_describes_every_scenario() -> None:
     assert r.exit_code == 0, r.output
     listing = json.loads(r.stdout)
     assert set(listing) == set(SCENARIOS) == {
-        "clean", "noisy", "arena", "ratings", "rankings", "pluralistic",
+        "clean", "noisy", "arena", "ratings", "rankings", "pluralistic", "judges",
     }  # fmt: skip
     for name, entry in listing.items():
         assert len(entry["description"]) > 40

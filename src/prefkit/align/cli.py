@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import console, fail, parse_mapping, print_json
+from prefkit._cli import check_output, console, fail, parse_mapping, print_json
 
 align_app = typer.Typer(
     help="Learn a policy from preferences: DPO-family losses, prefix-shared batches, eval.",
@@ -124,6 +124,7 @@ def train_cmd(
             f"--loss {loss} is listwise; `align train` trains pairs (use the library for lists)",
             code=2,
         )
+    check_output(out, [data, Path(ref) if ref else None], "dir")
     pairs = _data(data, ties)
     n_ties = sum(1 for r in pairs.rows if r["tie"])
     if n_ties and loss not in ("dpo_davidson", "dpo_rao_kupper", "dpo_soft", "kto"):

@@ -51,8 +51,12 @@ def audit_cmd(
 
     if not 0.0 < threshold <= 1.0:
         fail("--near-dup-threshold must be in (0, 1]", code=2)
-    if fix is not None and fix.resolve() == src.resolve():
-        fail(f"--fix {fix} is the input file; refusing to overwrite the input", code=2)
+    from prefkit._cli import check_output
+
+    if fix is not None:
+        check_output(fix, src, "file")
+    if out is not None:
+        check_output(out, src, "dir")
     try:
         pol = parse_policy(policy)
     except ValueError as e:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import console, fail, print_json, report_rejects
+from prefkit._cli import check_output, console, fail, print_json, report_rejects
 
 _STRATEGY_HELP = (
     "Strategy: majority|mean-strength|dawid-skene|mace|glad|noisy-bt (votes), "
@@ -60,6 +60,11 @@ def pairs_cmd(
     ),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
     seed: int = typer.Option(0, "--seed", help="Seed for best-vs-random."),
+    margin: str = typer.Option(
+        "votes",
+        "--margin",
+        help="Votes: margin from the vote counts (votes) or from meta score_a/score_b (scores).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Build training pairs (chosen/rejected) from votes, ratings, rankings or thumbs, with a
@@ -70,6 +75,7 @@ def pairs_cmd(
     from prefkit.build.pairs import (
         BUILDER_OF_STRATEGY,
         DEFAULT_STRATEGY,
+        MARGIN_FROM,
         build_pairs,
         unpaired_from_binary,
         unpaired_from_pairs,
@@ -83,6 +89,14 @@ def pairs_cmd(
         fail(f"--to must be trl, kto or canonical, got {to!r}", code=2)
     if out.suffix not in (".parquet", ".jsonl"):
         fail(f"{out}: output must end in .parquet or .jsonl", code=2)
+    if not 0.0 <= min_agreement <= 1.0:
+        fail(f"--min-agreement must be a share in [0, 1], got {min_agreement}", code=2)
+    if min_margin is not None and min_margin < 0:
+        fail(f"--min-margin must be >= 0, got {min_margin}", code=2)
+    if margin not in MARGIN_FROM:
+        fail(f"--margin must be one of {', '.join(MARGIN_FROM)}, got {margin!r}", code=2)
+    check_output(out, src, "file")
+    check_output(Path(str(out) + ".build.json"), src, "file")
     chosen = [
         s
         for s in (
@@ -149,6 +163,7 @@ def pairs_cmd(
             aspect_weights,
             curriculum,
             np.random.default_rng(seed),
+            margin,  # type: ignore[arg-type]
         )
     except ValueError as e:
         fail(str(e))
@@ -162,21 +177,44 @@ def pairs_cmd(
             "to": to,
         }
     )
+    warnings = []
+    n_tie = built.table.column("tie").to_pylist().count(True)
+    if to == "trl" and ties == "keep" and n_tie:
+        warnings.append(
+            f"{n_tie} pair(s) are ties (tie = true): a plain DPOTrainer reads every row as chosen "
+            "preferred over rejected; train them with a tie-aware loss (prefkit align train "
+            "--loss dpo_davidson or dpo_rao_kupper) or build with --ties drop|half"
+        )
+    report["warnings"] = warnings
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)
+    report_path = Path(str(out) + ".build.json")
     conv = True if conversational else None
-    if to == "canonical":
-        written = write_table(built.table, out)
-    elif to == "trl":
-        written = write_table(to_trl(built.table, conv), out)
-    else:
+    unpaired = None
+    if to == "kto":
         unpaired = (
             unpaired_from_binary(table)
             if report["builder"] == "binary"
             else unpaired_from_pairs(built.table)
         )
         report["unpaired"] = unpaired.report
-        written = write_table(to_kto(unpaired.table, conv), out)
     report["rows_written"] = report["unpaired"]["rows_out"] if to == "kto" else report["rows_out"]
-    report_path = Path(str(out) + ".build.json")
+    if report["rows_written"] == 0:
+        report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        reasons = {k: v for k, v in report["dropped"].items() if v}
+        reasons.update({f"unused: {k}": v for k, v in report["rows_unused"].items() if v})
+        why = ", ".join(f"{k} {v}" for k, v in reasons.items()) or "no candidate pair"
+        fail(
+            f"{src}: no pair to write ({report['rows_in']} rows in, {report['candidates']} "
+            f"candidates; {why}); nothing written but {report_path}"
+        )
+    if to == "canonical":
+        written = write_table(built.table, out)
+    elif to == "trl":
+        written = write_table(to_trl(built.table, conv), out)
+    else:
+        assert unpaired is not None
+        written = write_table(to_kto(unpaired.table, conv), out)
     report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
     if as_json:
         print_json(report)
@@ -219,14 +257,18 @@ def split_cmd(
         0.7, "--threshold", help="Near-duplicate Jaccard threshold (character 5-grams)."
     ),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
+    allow_empty: bool = typer.Option(
+        False, "--allow-empty", help="Write the split even when one of its parts has no row."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the split report as JSON."),
 ) -> None:
     """Split into train/test(/val) with no prompt (or source/annotator) in two splits,
-    stratified by source, deterministic for a seed; writes split.json."""
+    stratified by source, deterministic for a seed; writes split.json. A `prefkit pairs`
+    output (pairs table, TRL or KTO export) is split as is: every column kept."""
     import pyarrow.parquet as pq
 
+    from prefkit.build.export import read_build_output
     from prefkit.build.splits import SPLIT_BY, split
-    from prefkit.io.base import InputError
     from prefkit.io.canonical import save
     from prefkit.io.detect import read
 
@@ -234,22 +276,29 @@ def split_cmd(
         fail(f"--by must be one of {', '.join(SPLIT_BY)}, got {by!r}", code=2)
     if not (0 < test < 1 and 0 <= val < 1 and test + val < 1):
         fail("--test and --val are fractions in (0, 1) with test + val < 1", code=2)
-    kind = None
-    try:
-        result = read(src, fmt)
-        kind = result.kind
-        table = result.table
-        console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
-    except InputError:
-        if src.suffix != ".parquet" or not src.exists():
-            raise
-        table = pq.read_table(src)  # a pairs / TRL table written by `prefkit pairs`
-        if "prompt_id" not in table.column_names:
-            raise
+    if not 0 < threshold <= 1:
+        fail(f"--threshold must be in (0, 1], got {threshold}", code=2)
+    check_output(out_dir, src, "dir")
+    result = read(src, fmt)
+    console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
+    report_rejects(src, result.rejects)
+    own = read_build_output(src) if fmt is None else None
+    kind = None if own is not None else result.kind
+    table = own if own is not None else result.table
     try:
         res = split(table, by, test, val, seed, near_dup, threshold)  # type: ignore[arg-type]
     except ValueError as e:
         fail(str(e))
+    report = dict(res.report)
+    report["input"] = str(src)
+    report["layout"] = "as input" if own is not None else f"canonical {result.kind.value}"
+    empty = [name for name, e in report["splits"].items() if e["rows"] == 0]
+    if empty and not allow_empty:
+        counts = ", ".join(f"{n} {e['rows']} rows" for n, e in report["splits"].items())
+        fail(
+            f"{src}: split {', '.join(empty)} would be empty ({counts}; {report['groups']} "
+            f"group(s) by {by}); use more groups, another --by, or --allow-empty"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, t in res.tables.items():
         path = out_dir / f"{name}.parquet"
@@ -257,8 +306,6 @@ def split_cmd(
             save(t, path, kind)
         else:
             pq.write_table(t, path, compression="zstd")
-    report = dict(res.report)
-    report["input"] = str(src)
     (out_dir / "split.json").write_text(json.dumps(report, indent=2) + "\n", "utf-8")
     if as_json:
         print_json(report)

@@ -107,3 +107,42 @@ def write_table(table: pa.Table, path: str | Path) -> Path:
                     row[m] = dict(row[m])
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return p
+
+
+def read_build_output(path: str | Path) -> pa.Table | None:
+    """A `prefkit pairs` output (pairs table, TRL or KTO export; Parquet or JSON lines) as
+    its own table, every column kept; None for any other file."""
+    from prefkit.io.readers.trl import KTO_EXPORT, PAIRS_KEYS
+
+    p = Path(path)
+    if p.suffix == ".parquet" and p.is_file():
+        try:
+            names = set(pq.read_schema(p).names)
+        except (pa.ArrowInvalid, OSError):
+            return None
+        if PAIRS_KEYS <= names or names == KTO_EXPORT:
+            return pq.read_table(p)
+        return None
+    if p.suffix != ".jsonl" or not p.is_file():
+        return None
+    with p.open(encoding="utf-8") as fh:
+        first = fh.readline()
+    try:
+        head = json.loads(first)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(head, dict):
+        return None
+    names = set(head)
+    if not (PAIRS_KEYS <= names or names == KTO_EXPORT):
+        return None
+    with p.open(encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh if line.strip()]
+    from prefkit.build.result import PAIRS_SCHEMA
+
+    if names == set(PAIRS_SCHEMA.names):
+        for r in rows:
+            if r.get("meta") is not None:
+                r["meta"] = list(r["meta"].items())
+        return pa.Table.from_pylist(rows, schema=PAIRS_SCHEMA)
+    return pa.Table.from_pylist(rows)

@@ -45,6 +45,8 @@ RatingStrategy = Literal["best-vs-worst", "best-vs-random", "all-pairs", "sweet-
 RankingMode = Literal["all", "adjacent", "best-vs-rest"]
 
 VOTE_METHODS: tuple[str, ...] = ("majority", "mean-strength")
+MarginFrom = Literal["votes", "scores"]
+MARGIN_FROM: tuple[str, ...] = ("votes", "scores")
 # fitted annotator models from prefkit.rank.aggregate, used through the VoteModel seam
 MODEL_VOTE_METHODS: tuple[str, ...] = ("dawid-skene", "mace", "glad", "noisy-bt")
 RATING_STRATEGIES: tuple[str, ...] = ("best-vs-worst", "best-vs-random", "all-pairs", "sweet-spot")
@@ -145,6 +147,7 @@ def pairs_from_votes(
     ties: TiePolicy = "drop",
     min_agreement: float = 0.0,
     min_margin: float | None = None,
+    margin_from: MarginFrom = "votes",
 ) -> BuildResult:
     """One pair per group of votes on the same (prompt, response pair).
 
@@ -155,8 +158,13 @@ def pairs_from_votes(
     function with that signature (label = argmax posterior; agreement = weight = its mass).
     Groups whose agreement < `min_agreement` are dropped `below_agreement`; with `min_margin`
     pairs whose vote margin is smaller are dropped `below_margin`. The pair keeps the `meta`
-    entries its votes share (e.g. `pair_id`).
+    entries its votes share (e.g. `pair_id`). `margin_from="scores"`: the margin is the
+    chosen response's score minus the rejected one's (`meta.score_a` / `meta.score_b`, as the
+    TRL reader keeps H4 ultrafeedback_binarized's scores; mean over the group's votes), the
+    absolute difference for ties; groups without scores get no margin (`no_scores`).
     """
+    if margin_from not in MARGIN_FROM:
+        raise ValueError(f"margin_from must be one of {MARGIN_FROM}, got {margin_from!r}")
     if kind_of(table) is not Kind.COMPARISONS:
         raise ValueError("pairs_from_votes needs a comparisons table")
     gidx, flipped, groups = vote_groups(table)
@@ -198,6 +206,7 @@ def pairs_from_votes(
             )
     elif method not in VOTE_METHODS:
         raise ValueError(f"method must be one of {VOTE_METHODS} or a VoteModel, got {method!r}")
+    no_scores = 0
     for g, rows in enumerate(groups):
         outs = [_FLIP[c["outcome"][i]] if flipped[i] else c["outcome"][i] for i in rows]
         dec: Decision
@@ -219,6 +228,16 @@ def pairs_from_votes(
         for i in rows[1:]:
             other = _meta(c["meta"][i])
             shared = {k: v for k, v in shared.items() if other.get(k) == v}
+        margin: float | None = dec.margin
+        if margin_from == "scores":
+            d = _score_difference([c["meta"][i] for i in rows], flipped[np.asarray(rows)])
+            if d is None:
+                no_scores += 1
+            margin = (
+                None
+                if d is None
+                else (-d if dec.label == "b" else abs(d) if dec.label == "tie" else d)
+            )
         col.offer(
             prompt=c["prompt"][r0],
             prompt_id=c["prompt_id"][r0],
@@ -229,7 +248,7 @@ def pairs_from_votes(
             winner=dec.label,
             rows=rows,
             source_ids=[c["id"][i] for i in rows],
-            margin=dec.margin,
+            margin=margin,
             weight=dec.weight,
             n_votes=len(rows),
             agreement=dec.agreement,
@@ -241,7 +260,22 @@ def pairs_from_votes(
         )
     col.extra["groups"] = len(groups)
     col.extra["votes_per_group"] = _histogram([len(r) for r in groups])
+    if margin_from == "scores":
+        col.extra["no_scores"] = no_scores
     return col.result()
+
+
+def _score_difference(metas: list[Any], flipped: NDArray[np.bool_]) -> float | None:
+    """Mean of score_a - score_b over votes with both scores, in the group's orientation."""
+    diffs = []
+    for m, f in zip(metas, flipped.tolist(), strict=True):
+        meta = _meta(m)
+        try:
+            d = float(meta["score_a"]) - float(meta["score_b"])
+        except (KeyError, ValueError):
+            continue
+        diffs.append(-d if f else d)
+    return float(np.mean(diffs)) if diffs else None
 
 
 def _histogram(values: list[int]) -> dict[str, int]:
@@ -620,8 +654,10 @@ def build_pairs(
     aspect_weights: str | Mapping[str, float] | None = None,
     curriculum: bool = False,
     rng: np.random.Generator | None = None,
+    margin_from: MarginFrom = "votes",
 ) -> BuildResult:
-    """Pick the builder from the strategy (or the table's kind) and run it."""
+    """Pick the builder from the strategy (or the table's kind) and run it (`margin_from`:
+    see `pairs_from_votes`; votes only)."""
     kind = kind_of(table)
     s = strategy or DEFAULT_STRATEGY.get(kind)
     if s is None or s not in BUILDER_OF_STRATEGY:
@@ -636,7 +672,7 @@ def build_pairs(
             from prefkit.rank.aggregate import Aggregator
 
             method = Aggregator(s)  # type: ignore[arg-type]
-        res = pairs_from_votes(table, method, ties, min_agreement, min_margin)
+        res = pairs_from_votes(table, method, ties, min_agreement, min_margin, margin_from)
     elif kind is Kind.RATINGS:
         res = pairs_from_ratings(table, s, min_margin, aspect_weights, rng, ties)  # type: ignore[arg-type]
     elif kind is Kind.RANKINGS:

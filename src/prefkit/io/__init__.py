@@ -10,6 +10,7 @@ from prefkit.io.base import (
     READERS,
     WRITERS,
     InputError,
+    OptionError,
     ReadOptions,
     ReadResult,
     Reject,
@@ -17,16 +18,19 @@ from prefkit.io.base import (
     write_rejects,
 )
 from prefkit.io.canonical import load, save
+from prefkit.io.detect import read
 
 __all__ = [
     "READERS",
     "WRITERS",
     "InputError",
+    "OptionError",
     "ReadOptions",
     "ReadResult",
     "Reject",
     "StrictError",
     "load",
+    "read",
     "save",
     "write_rejects",
 ]

@@ -31,6 +31,11 @@ class InputError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+class OptionError(ValueError):
+    """A usage error found while reading (an unknown `--from` format, an unknown `--map`
+    field): the CLI prints it as one line and exits 2."""
+
+
 @dataclass(frozen=True)
 class Reject:
     """One input row that produced no canonical row, and why."""
@@ -62,13 +67,18 @@ class Reject:
 
 @dataclass
 class ReadResult:
-    """What a reader produced: canonical tables by kind, rejects, and which reader and why."""
+    """What a reader produced: canonical tables by kind, rejects, and which reader and why
+    (`rows_in` records read, `rows_vectorised` of them mapped by Arrow kernels)."""
 
     tables: dict[Kind, pa.Table]
     rejects: list[Reject] = field(default_factory=list)
     reader: str = ""
     why: str = ""
     rows_in: int = 0
+    rows_vectorised: int = 0
+    #: input records that are no row of their own and no reject, by why (e.g. oasst1
+    #: messages that are only context): counted so nothing disappears unseen
+    notes: dict[str, int] = field(default_factory=dict)
 
     @property
     def kind(self) -> Kind:

@@ -10,7 +10,7 @@ written (`read` + `writers.write`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ class Converted:
     why: str = ""
     rows_in: int = 0
     streamed: bool = False
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 def convert(
@@ -49,17 +50,20 @@ def convert(
 ) -> Converted:
     """Read `src` (reader `fmt`, else autodetected) and write it to `out` in format `to`
     (default from the extension). Writes nothing when no row is valid."""
-    from prefkit.io.detect import pick
+    from prefkit.io.detect import dataset_files, pick, read
     from prefkit.io.writers import guess_format, write
 
     p, o = Path(src), Path(out)
     opts = options or ReadOptions()
-    name, why = pick(p, fmt, opts)
-    reader = READERS[name]
     target = to or guess_format(o)
-    stream: Callable[[Path, ReadOptions], Iterator[Batch] | None] | None = getattr(
-        reader, "stream", None
-    )
+    if dataset_files(p) is not None:  # a folder or glob of files: read as one, then write
+        result = read(p, fmt, opts)
+        name, why = result.reader, result.why
+        stream = None
+    else:
+        name, why = pick(p, fmt, opts)
+        stream = getattr(READERS[name], "stream", None)
+        result = None
     if target == "canonical" and stream is not None:
         batches = stream(p, opts)
         if batches is not None:
@@ -70,13 +74,14 @@ def convert(
             else:
                 n = sum(rows.values())
                 return Converted(rows, n, rejects, name, why, rows_in, streamed=True)
-    result = reader.read(p, opts)
-    result.reader, result.why = name, why
+    if result is None:
+        result = READERS[name].read(p, opts)
+        result.reader, result.why = name, why
     counts = {k: t.num_rows for k, t in result.tables.items()}
     if sum(counts.values()) == 0:
-        return Converted({}, 0, result.rejects, name, why, result.rows_in)
+        return Converted({}, 0, result.rejects, name, why, result.rows_in, notes=result.notes)
     written = write(result, o, target, **write_kw)
-    return Converted(counts, written, result.rejects, name, why, result.rows_in)
+    return Converted(counts, written, result.rejects, name, why, result.rows_in, notes=result.notes)
 
 
 def stream_canonical(

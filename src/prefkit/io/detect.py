@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefkit.io.base import READERS, InputError, ReadOptions, ReadResult
+from prefkit.io.base import READERS, InputError, OptionError, ReadOptions, ReadResult
+from prefkit.schema import Kind, conform, from_rows
 
 SAMPLE_ROWS = 20
 SAMPLE_BYTES = 4 << 20  # never read more than this to sniff (one huge line stays bounded)
@@ -54,9 +57,14 @@ def detect(path: Path) -> tuple[str, str, list[str]]:
             if reason:
                 raise InputError(path, f"no readable record ({reason})", line=line)
             break
+    seen = ""
+    if sample:
+        cols = list(dict.fromkeys(k for rec in sample for k in rec))
+        shown = ", ".join(cols[:30]) + (f", ... ({len(cols)} in all)" if len(cols) > 30 else "")
+        seen = f" (columns: {shown})"
     raise InputError(
         path,
-        "unknown format; tried "
+        f"unknown format{seen}; tried "
         + ", ".join(tried)
         + ". Name the format with --from FORMAT, or map columns with "
         + "--from generic --map column=field (see docs/formats.md)",
@@ -71,10 +79,15 @@ def read(
     """Read any supported file into canonical tables.
 
     `fmt` names a reader (see `READERS`); without it the format is autodetected and the
-    result says which reader was picked and why.
+    result says which reader was picked and why. A folder of data files (a hub dataset:
+    `data/train-00000-of-00003.parquet`, split subfolders, JSON lines shards) or a glob
+    (`'data/*.parquet'`) is read as one dataset, the split name in `meta.split`.
     """
     p = Path(path)
     opts = options or ReadOptions()
+    files = dataset_files(p)
+    if files is not None:
+        return read_dataset(p, files, fmt, opts)
     name, why = pick(p, fmt, opts)
     result = READERS[name].read(p, opts)
     result.reader = name
@@ -82,17 +95,159 @@ def read(
     return result
 
 
+DATA_SUFFIXES = (
+    ".parquet",
+    ".jsonl",
+    ".jsonl.gz",
+    ".json",
+    ".json.gz",
+    ".ndjson",
+    ".csv",
+    ".csv.gz",
+    ".tsv",
+)
+_SHARD = re.compile(r"[-_]\d{3,5}[-_]of[-_]\d{3,5}$")
+
+
+def is_pattern(path: Path) -> bool:
+    return any(ch in str(path) for ch in "*?[")
+
+
+def dataset_files(path: Path) -> list[tuple[Path, str | None]] | None:
+    """The data files of a folder or glob, sorted, with each one's split name; None for a
+    single file (or a `datasets` save_to_disk folder, which its reader reads whole)."""
+    from prefkit.io.readers._records import is_hf_dir
+
+    if is_pattern(path) and not path.exists():
+        import glob
+
+        found = sorted(Path(f) for f in glob.glob(str(path), recursive=True))
+        files = [f for f in found if f.is_file() and f.name.lower().endswith(DATA_SUFFIXES)]
+        if not files:
+            raise InputError(path, "no data file matches this pattern")
+        root = Path(os.path.commonpath([str(f.parent) for f in files]))
+    elif path.is_dir() and not is_hf_dir(path):
+        files = sorted(
+            f
+            for f in path.rglob("*")
+            if f.is_file()
+            and f.name.lower().endswith(DATA_SUFFIXES)
+            and not any(part.startswith(".") for part in f.relative_to(path).parts)
+        )
+        if not files:
+            raise InputError(path, "folder holds no data file (" + ", ".join(DATA_SUFFIXES) + ")")
+        root = path
+    else:
+        return None
+    return [(f, split_name(f, root)) for f in files]
+
+
+SPLIT_WORDS = ("train", "test", "validation", "valid", "val", "dev", "eval", "heldout")
+
+
+def split_name(file: Path, root: Path) -> str | None:
+    """The split a hub file belongs to, as `datasets` infers it: the file name when it
+    starts with a split word (`train-00000-of-00003.parquet` -> train, `test_prefs.jsonl`
+    -> test_prefs), else the nearest folder that does (`train/0000.parquet`), else the file
+    name without its shard suffix."""
+    stem = file.name
+    for suf in sorted(DATA_SUFFIXES, key=len, reverse=True):
+        if stem.lower().endswith(suf):
+            stem = stem[: -len(suf)]
+            break
+    stem = _SHARD.sub("", stem)
+    if stem.lower().startswith(SPLIT_WORDS):
+        return stem
+    for part in reversed(file.relative_to(root).parts[:-1]):
+        if part.lower().startswith(SPLIT_WORDS):
+            return part
+    return stem or None
+
+
+def read_dataset(
+    path: Path, files: list[tuple[Path, str | None]], fmt: str | None, opts: ReadOptions
+) -> ReadResult:
+    """Every file with the reader of the first (all must agree), as one result: ids stay
+    unique per file, `source` is `<reader>:<dataset>`, `meta.split` the split."""
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from prefkit.io.readers._base import default_source
+    from prefkit.io.readers._fast import set_meta
+
+    name, why = pick(files[0][0], fmt, opts)
+    if fmt is None:
+        for f, _ in files[1:]:
+            other, _ = pick(f, None, opts)
+            if other != name:
+                raise InputError(
+                    path,
+                    f"mixed formats: {files[0][0]} reads as {name}, {f} as {other}; "
+                    "read one subfolder, or name the format with --from",
+                )
+    dataset = path.name if path.is_dir() else Path(str(path).split("*")[0]).name or "dataset"
+    source = opts.source or f"{name}:{dataset}"
+    tables: dict[Kind, list[pa.Table]] = {}
+    out = ReadResult({}, reader=name, why=f"{why}; {len(files)} files read as one dataset")
+
+    def shard_of(f: Path) -> str:
+        shard = opts.source or default_source(f, name)
+        return f"{source}/{f.name}" if shard == source else shard
+
+    def one(f: Path) -> ReadResult:
+        return READERS[name].read(f, dataclasses.replace(opts, source=shard_of(f)))
+
+    # two files at a time: one file's Python work overlaps the other's decoding and kernels
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(one, [f for f, _ in files]))
+    for (f, split), got in zip(files, results, strict=True):
+        shard = shard_of(f)
+        out.rejects.extend(got.rejects)
+        out.rows_in += got.rows_in
+        out.rows_vectorised += got.rows_vectorised
+        for k, v in got.notes.items():
+            out.notes[k] = out.notes.get(k, 0) + v
+        for kind, t in got.tables.items():
+            if not t.num_rows:
+                continue
+            src = t.column("source")
+            t = t.set_column(
+                t.schema.get_field_index("source"),
+                "source",
+                pc.if_else(pc.equal(src, shard), pa.scalar(source), src),
+            )
+            if split is not None:
+                t = set_meta(t, "split", split)
+            tables.setdefault(kind, []).append(conform(t, kind))
+    out.tables = {k: pa.concat_tables(v) for k, v in tables.items()}
+    if not out.tables:
+        kind = next(iter(READERS[name].read(files[0][0], opts).tables))
+        out.tables = {kind: from_rows([], kind)}
+    return out
+
+
 def pick(p: Path, fmt: str | None, opts: ReadOptions) -> tuple[str, str]:
     """The reader `read` uses for this file, and why (named, or autodetected)."""
     import prefkit.io.readers  # noqa: F401  (registers every reader)
+    from prefkit.io.readers.generic import FIELDS, check_mapping
 
+    check_mapping(opts.mapping)
+    for field in opts.value_maps:
+        if field not in FIELDS:
+            raise OptionError(
+                f"--value-map {field}:...: unknown field {field!r}; fields: {', '.join(FIELDS)}"
+            )
     if fmt is None and opts.mapping:
         fmt = "generic"
     if fmt is None:
         name, why, _ = detect(p)
         return name, why
     if fmt not in READERS:
-        raise InputError(p, f"unknown format {fmt!r}; known: {', '.join(READERS)}")
+        raise OptionError(f"--from {fmt}: unknown format; known: {', '.join(READERS)}")
     if not p.exists():
         raise InputError(p, "file not found")
     return fmt, "named with --from"

@@ -69,7 +69,26 @@ def describe(table: pa.Table) -> dict[str, Any]:
     out["text_length_chars"] = lengths
     if kind is Kind.COMPARISONS:
         out["identical_responses"] = identical_response_count(table)
+    if kind is Kind.RATINGS:
+        out["scores"] = score_histogram(table.column("score"))
+    if kind is Kind.BINARY:
+        labels = table.column("label")
+        up = int(pc.sum(labels).as_py() or 0)
+        out["labels"] = {"true": up, "false": int(table.num_rows - labels.null_count - up)}
     return out
+
+
+def score_histogram(col: pa.ChunkedArray, bins: int = 10) -> dict[str, Any]:
+    """Counts per score value (at most 20 distinct values), else per bin of equal width:
+    `{"values": [...], "counts": [...]}` or `{"edges": [...], "counts": [...]}`."""
+    x = np.asarray(col.drop_null().to_numpy(zero_copy_only=False), dtype=np.float64)
+    if x.size == 0:
+        return {"values": [], "counts": []}
+    values, counts = np.unique(x, return_counts=True)
+    if len(values) <= 20:
+        return {"values": values.tolist(), "counts": counts.tolist()}
+    hist, edges = np.histogram(x, bins=bins)
+    return {"edges": edges.tolist(), "counts": hist.tolist()}
 
 
 def identical_response_count(table: pa.Table) -> int:

@@ -127,26 +127,32 @@ def write_jsonl(tables: dict[Kind, pa.Table], out: Path, **_: Any) -> int:
     return int(table.num_rows)
 
 
-def write_hf(tables: dict[Kind, pa.Table], out: Path, **_: Any) -> int:
-    """A `datasets` folder (save_to_disk). `meta` becomes list<struct<key, value>>, since
-    `datasets` has no map type; the reader turns it back into a map."""
-    from datasets import Dataset
+def hf_table(table: pa.Table) -> Any:
+    """A canonical table as `datasets` holds it (an `InMemoryTable`): `meta` becomes
+    list<struct<key, value>>, since `datasets` has no map type (readers turn it back)."""
     from datasets.table import InMemoryTable
 
-    ((kind, table),) = tables.items()
+    from prefkit.schema import kind_of
+
+    kind = kind_of(table)
     table = conform(table, kind)
     validate(table, kind)
-    meta = table.column("meta")
+    meta = table.column("meta").combine_chunks()
     entries = pa.list_(pa.struct([pa.field("key", pa.string()), pa.field("value", pa.string())]))
-    meta_list = pa.array(
-        [None if v is None else [{"key": k, "value": x} for k, x in v] for v in meta.to_pylist()],
-        entries,
-    )
+    values = pa.StructArray.from_arrays([meta.keys, meta.items], ["key", "value"])
+    meta_list = pa.ListArray.from_arrays(meta.offsets, values, mask=meta.is_null()).cast(entries)
     table = table.set_column(table.column_names.index("meta"), "meta", meta_list)
-    table = table.replace_schema_metadata(None)
-    ds = Dataset(InMemoryTable(table))
-    ds.save_to_disk(str(out))
-    return int(table.num_rows)
+    return InMemoryTable(table.replace_schema_metadata(None))
+
+
+def write_hf(tables: dict[Kind, pa.Table], out: Path, **_: Any) -> int:
+    """A `datasets` folder (save_to_disk) with canonical columns (see `hf_table`)."""
+    from datasets import Dataset
+
+    ((kind, table),) = tables.items()
+    t = hf_table(conform(table, kind))
+    Dataset(t).save_to_disk(str(out))
+    return int(t.num_rows)
 
 
 # ---------------------------------------------------------------------------------------

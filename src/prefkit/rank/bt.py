@@ -39,7 +39,7 @@ TiePolicy = Literal["half", "drop", "model"]
 MODELS: tuple[str, ...] = ("bt", "davidson", "rao-kupper")
 TIE_POLICIES: tuple[str, ...] = ("half", "drop", "model")
 AUTO_PRIOR = 0.1  # L2 precision used when the maximum-likelihood estimate does not exist
-DENSE_MAX = 1500  # items up to which the Newton system is solved densely
+DENSE_MAX = 400  # items up to which the Newton system is solved densely (beyond: sparse CG)
 
 
 @dataclass(frozen=True)
@@ -520,61 +520,92 @@ def hessian(p: Problem, x: F64) -> F64:
     return _dense_h(p, d_pair, diag, h_te, h_ee)
 
 
+def laplacian_solver(
+    p: Problem, ops: _Ops, d_pair: F64, diag: F64, rtol: float, dtype: type = np.float64
+) -> Callable[[NDArray[np.floating]], NDArray[np.floating]]:
+    """Solve the theta block of the Newton system (a weighted graph Laplacian plus the prior,
+    or plus a rank-one gauge term when there is no prior) for one right-hand side or a block
+    of them (K x R), by Jacobi-preconditioned conjugate gradients on a sparse matrix."""
+    k = p.k
+    data: NDArray[np.floating] = (-d_pair[ops.lap_perm]).astype(dtype)
+    off = sp.csr_matrix((data, ops.lap_indices, ops.lap_indptr), shape=(k, k))
+    shift = float(diag.mean()) / k if p.prior == 0 else 0.0
+    dg: NDArray[np.floating] = diag.astype(dtype)
+    pre: NDArray[np.floating] = (1.0 / (diag + shift)).astype(dtype)
+
+    def mv(v: NDArray[np.floating]) -> NDArray[np.floating]:
+        out = off @ v + (dg * v.T).T
+        if shift:
+            out = out + dtype(shift) * v.sum(axis=0)
+        return np.asarray(out)
+
+    def solve(b: NDArray[np.floating]) -> NDArray[np.floating]:
+        return _pcg(mv, b.astype(dtype, copy=False), pre, rtol)
+
+    return solve
+
+
+def schur_solve(
+    solve: Callable[[NDArray[np.floating]], NDArray[np.floating]],
+    g: NDArray[np.floating],
+    h_te: F64,
+    h_ee: F64,
+    k: int,
+) -> NDArray[np.floating]:
+    """Solve the full Newton system for `g` ((K + m,) or (K + m, R)) given a solver of the
+    theta block: the m extra parameters (tie, style) by their Schur complement."""
+    m = h_ee.shape[0]
+    a_g = solve(g[:k])
+    if m == 0:
+        return a_g
+    a_b = np.stack([solve(h_te[:, c]) for c in range(m)], axis=1).astype(a_g.dtype)
+    schur = h_ee - h_te.T @ a_b
+    de = np.linalg.solve(schur, g[k:] - h_te.T @ a_g).astype(a_g.dtype)
+    return np.concatenate([a_g - a_b @ de, de])
+
+
 def _solve_sparse(
     p: Problem, ops: _Ops, g: F64, d_pair: F64, diag: F64, h_te: F64, h_ee: F64, rtol: float
 ) -> F64:
     """Newton direction with the Laplacian block solved by Jacobi-preconditioned CG and the
     few extra parameters by a Schur complement."""
-    k = p.k
-    data = -d_pair[ops.lap_perm]
-    off = sp.csr_matrix((data, ops.lap_indices, ops.lap_indptr), shape=(k, k))
-    shift = float(diag.mean()) / k if p.prior == 0 else 0.0
-
-    def mv(v: F64) -> F64:
-        out = off @ v + diag * v
-        if shift:
-            out = out + shift * v.sum()
-        return np.asarray(out, dtype=np.float64)
-
-    pre_d = 1.0 / (diag + shift)
-
-    def solve(b: F64) -> F64:
-        return _pcg(mv, b, pre_d, rtol)
-
-    g_t, g_e = g[:k], g[k:]
-    m = h_ee.shape[0]
-    a_g = solve(g_t)
-    if m == 0:
-        return a_g
-    a_b = np.stack([solve(h_te[:, c]) for c in range(m)], axis=1)
-    schur = h_ee - h_te.T @ a_b
-    de = np.linalg.solve(schur, g_e - h_te.T @ a_g)
-    dt = a_g - a_b @ de
-    return np.concatenate([dt, de])
+    solve = laplacian_solver(p, ops, d_pair, diag, rtol)
+    return np.asarray(schur_solve(solve, g, h_te, h_ee, p.k), dtype=np.float64)
 
 
-def _pcg(mv: Callable[[F64], F64], b: F64, pre_d: F64, rtol: float, maxiter: int = 5000) -> F64:
-    """Jacobi-preconditioned conjugate gradients. Inner products are plain numpy reductions
-    (no BLAS call): on a loaded machine multi-threaded BLAS dot products cost more than the
-    sparse matrix-vector products themselves."""
+def _pcg(
+    mv: Callable[[NDArray[np.floating]], NDArray[np.floating]],
+    b: NDArray[np.floating],
+    pre_d: NDArray[np.floating],
+    rtol: float,
+    maxiter: int = 5000,
+) -> NDArray[np.floating]:
+    """Jacobi-preconditioned conjugate gradients for one right-hand side (K,) or a block of
+    independent ones (K, R), each column with its own step sizes; stops when every column's
+    residual is below `rtol` times its right-hand side. Inner products are plain numpy
+    reductions (no BLAS call): on a loaded machine multi-threaded BLAS dot products cost more
+    than the sparse matrix-vector products themselves."""
     x = np.zeros_like(b)
-    bn = float(np.sqrt((b * b).sum()))
-    if bn == 0.0:
+    bn = np.sqrt((b * b).sum(axis=0))
+    if not np.any(bn > 0):
         return x
+    pre = pre_d if b.ndim == 1 else pre_d[:, None]
     r = b.copy()
-    zv = pre_d * r
+    zv = pre * r
     d = zv.copy()
-    rz = float((r * zv).sum())
+    rz = (r * zv).sum(axis=0)
     for _ in range(maxiter):
         ad = mv(d)
-        alpha = rz / float((d * ad).sum())
+        den = (d * ad).sum(axis=0)
+        alpha = np.divide(rz, den, out=np.zeros_like(rz), where=den != 0)
         x += alpha * d
         r -= alpha * ad
-        if float(np.sqrt((r * r).sum())) <= rtol * bn:
+        if np.all(np.sqrt((r * r).sum(axis=0)) <= rtol * bn):
             break
-        zv = pre_d * r
-        rz_new = float((r * zv).sum())
-        d *= rz_new / rz
+        zv = pre * r
+        rz_new = (r * zv).sum(axis=0)
+        beta = np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz != 0)
+        d *= beta
         d += zv
         rz = rz_new
     return x
@@ -641,9 +672,10 @@ def _theta_init(p: Problem, y: F64) -> F64:
 
 
 def _dense_step(h: F64, g: F64) -> F64:
+    from scipy.linalg import cho_factor, cho_solve
+
     try:
-        c = np.linalg.cholesky(h)
-        return np.asarray(np.linalg.solve(c.T, np.linalg.solve(c, g)), dtype=np.float64)
+        return np.asarray(cho_solve(cho_factor(h), g), dtype=np.float64)
     except np.linalg.LinAlgError:
         lam = 1e-8 * float(np.abs(np.diag(h)).max() or 1.0)
         for _ in range(30):

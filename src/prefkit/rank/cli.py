@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import console, fail, print_json, report_rejects
+from prefkit._cli import check_output, console, fail, print_json, report_rejects
 
 
 def _choice(value: str | None, option: str, allowed: tuple[str, ...]) -> None:
@@ -20,7 +20,9 @@ def _read_comparisons(src: Path, fmt: str | None) -> Any:
     from prefkit.schema import Kind
 
     result = read(src, fmt)
-    console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
+    console.print(
+        f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}", soft_wrap=True
+    )
     report_rejects(src, result.rejects)
     if Kind.COMPARISONS not in result.tables:
         kinds = ", ".join(k.value for k in result.tables) or "nothing"
@@ -38,9 +40,12 @@ def rank_cmd(
         None, "--ties", help="half | drop (bt) | model (davidson, rao-kupper; their default)."
     ),
     ci: str = typer.Option(
-        "bootstrap", "--ci", help="bootstrap | sandwich | hessian | none (intervals)."
+        "auto",
+        "--ci",
+        help="auto | bootstrap | one-step | sandwich | hessian | none (intervals; auto: "
+        "bootstrap up to 100 parameters, one-step beyond).",
     ),
-    rounds: int = typer.Option(1000, "--rounds", help="Bootstrap rounds."),
+    rounds: int = typer.Option(1000, "--rounds", help="Bootstrap rounds (bootstrap, one-step)."),
     level: float = typer.Option(0.95, "--level", help="Confidence level of the intervals."),
     scale: str = typer.Option("elo", "--scale", help="elo (1000 + 400/ln10 per logit) | logit."),
     anchor: str | None = typer.Option(
@@ -63,10 +68,16 @@ def rank_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
+    top: int | None = typer.Option(
+        None,
+        "--top",
+        help="Print only the N best rows (0 = all; default: all in a pipe, 50 on a terminal).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
 ) -> None:
     """Leaderboard from pairwise battles: Bradley–Terry / Davidson / Rao–Kupper, exact sparse
-    Newton fit, bootstrap or sandwich intervals, rank intervals, optional style control."""
+    Newton fit, bootstrap, one-step or sandwich intervals, rank intervals, optional style
+    control."""
     from prefkit.rank.bt import MODELS, TIE_POLICIES
     from prefkit.rank.run import CI_KINDS
 
@@ -85,6 +96,8 @@ def rank_cmd(
         fail("--level must be between 0 and 1", code=2)
     if prior is not None and prior < 0:
         fail("--prior must be >= 0", code=2)
+    if top is not None and top < 0:
+        fail("--top must be >= 0", code=2)
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -96,6 +109,8 @@ def rank_cmd(
         anchor_spec = parse_anchor(anchor)
     except RankInputError as e:
         fail(str(e), code=2)
+    if out is not None:
+        check_output(out, src, "dir")
     table, rejected = _read_comparisons(src, fmt)
     opts = RankOptions(
         model=model,  # type: ignore[arg-type]
@@ -112,12 +127,12 @@ def rank_cmd(
         baselines=baselines,
         seed=seed,
     )
-    total = rounds * (2 if style_control else 1) if ci == "bootstrap" else 0
+    total = rounds * (2 if style_control else 1) if ci in ("auto", "bootstrap", "one-step") else 0
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
         transient=True,
     ) as progress:  # fmt: skip
-        task = progress.add_task("bootstrap rounds", total=total or None, visible=total > 0)
+        task = progress.add_task("fit and interval rounds", total=total or None)
         try:
             res = rank_table(table, opts, progress=lambda n: progress.advance(task, n))
         except RankInputError as e:
@@ -127,38 +142,79 @@ def rank_cmd(
     if out is not None:
         paths = write_outputs(out, res.board, res.fit, summary, res.raw_board)
         summary["files"] = [str(p) for p in paths]
+    console.print(f"intervals: [cyan]{summary['ci']}[/cyan] ({summary['ci_method_reason']})")
     for note in summary["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
     if as_json:
         print_json(summary)
         return
-    _print_board(summary)
+    _print_board(summary, top)
     if out is not None:
-        console.print(f"wrote {out}/leaderboard.csv, win_probability.csv, index.html")
+        console.print(f"wrote {', '.join(summary['files'])}", soft_wrap=True)
 
 
-def _print_board(summary: dict[str, Any]) -> None:
+def _board_cells(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Column names and formatted cells of the leaderboard (no interval columns without
+    intervals)."""
+    has_ci = summary["ci"] != "none"
+    cols = ["rank", "item", "score"] + (["ci", "ranks"] if has_ci else [])
+    cols += ["wins", "losses", "ties", "n"]
+    rows = []
+    for r in summary["leaderboard"]:
+        cells = [str(r["rank"]), r["item"], f"{r['score']:.2f}"]
+        if has_ci:
+            cells += [
+                f"{r['ci_low']:.2f} .. {r['ci_high']:.2f}",
+                f"{r['rank_low']}-{r['rank_high']}",
+            ]
+        cells += [f"{r['wins']:g}", f"{r['losses']:g}", f"{r['ties']:g}", str(r["n"])]
+        rows.append(cells)
+    return cols, rows
+
+
+def _print_board(summary: dict[str, Any], top: int | None) -> None:
+    """The leaderboard on stdout: a rich table on a terminal (the best 50 rows unless --top
+    says otherwise), plain aligned text in a pipe or file (every row, never cut to the
+    terminal width, so long model names survive `| grep`, `| less`, `> board.txt`)."""
+    import sys
+
+    from rich.console import Console
     from rich.table import Table
 
-    t = Table(
-        title=f"{summary['model']} (ties {summary['ties']}), {summary['ci']} intervals, "
-        f"{summary['battles']} battles"
+    cols, rows = _board_cells(summary)
+    tty = sys.stdout.isatty()
+    limit = top if top is not None else (50 if tty else 0)
+    shown = rows[:limit] if limit else rows
+    title = (
+        f"{summary['model']} (ties {summary['ties']}), "
+        + ("no intervals" if summary["ci"] == "none" else f"{summary['ci']} intervals")
+        + f", {summary['battles']} battles, {summary['items']} items"
     )
-    for c in ("rank", "item", "score", "ci", "ranks", "wins", "losses", "ties", "n"):
-        t.add_column(c, justify="left" if c == "item" else "right")
-    for r in summary["leaderboard"]:
-        t.add_row(
-            str(r["rank"]),
-            r["item"],
-            f"{r['score']:.2f}",
-            f"{r['ci_low']:.2f} .. {r['ci_high']:.2f}",
-            f"{r['rank_low']}-{r['rank_high']}",
-            f"{r['wins']:g}",
-            f"{r['losses']:g}",
-            f"{r['ties']:g}",
-            str(r["n"]),
+    if tty:
+        t = Table(title=title)
+        for c in cols:
+            t.add_column(c, justify="left" if c == "item" else "right", overflow="fold")
+        for cells in shown:
+            t.add_row(*cells)
+        Console(highlight=False).print(t)
+    else:
+        widths = [max([len(c)] + [len(r[q]) for r in shown]) for q, c in enumerate(cols)]
+
+        def line(cells: list[str]) -> str:
+            return "  ".join(
+                v.ljust(w) if c == "item" else v.rjust(w)
+                for c, v, w in zip(cols, cells, widths, strict=True)
+            ).rstrip()
+
+        console.print(title)
+        out = [line(cols)] + [line(r) for r in shown]
+        sys.stdout.write("\n".join(out) + "\n")
+    if len(shown) < len(rows):
+        console.print(
+            f"{len(rows) - len(shown)} more item(s) not shown: --top 0 prints all, --out DIR "
+            "writes leaderboard.csv",
+            soft_wrap=True,
         )
-    console.print(t)
 
 
 def _read_gold(path: Path) -> dict[str, str]:
@@ -200,6 +256,7 @@ def aggregate_cmd(
     _choice(method, "--method", METHODS)
     if dst.suffix != ".parquet":
         fail(f"{dst}: OUT must end in .parquet", code=2)
+    check_output(dst, [src, gold], "file")
     gold_map = _read_gold(gold) if gold is not None else None
     import pyarrow.parquet as pq
 

@@ -70,20 +70,8 @@ def battles(
         codes[out == code] = code
     bad = np.flatnonzero(codes < 0)
     if bad.size:
-        r = int(bad[0])
-        raise RankInputError(
-            f"row {r}, field 'outcome': unknown value {out[r]!r} ({bad.size} such rows); "
-            "expected a, b, tie or both_bad"
-        )
-    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
-    if w.size != n:
-        raise RankInputError("weight must have one value per battle")
-    badw = np.flatnonzero(~np.isfinite(w) | (w < 0))
-    if badw.size:
-        r = int(badw[0])
-        raise RankInputError(
-            f"row {r}, field 'weight': {w[r]!r} is not a finite weight >= 0 ({badw.size} such rows)"
-        )
+        raise _unknown_outcome(int(bad[0]), out[int(bad[0])], bad.size)
+    w = _weights(weight, n)
     missing = np.array([x is None for x in xa]) | np.array([x is None for x in xb])
     same = ~missing & (xa == xb)
     keep = ~missing & ~same
@@ -102,12 +90,36 @@ def battles(
             ib = np.fromiter((index[s] for s in kb.tolist()), np.int64, kb.size)
         except KeyError as e:
             raise RankInputError(f"item {e.args[0]!r} is not in the given items") from None
+    return Battles(item_list, ia, ib, codes[keep], w[keep], rows, _skipped(missing, same))
+
+
+def _skipped(missing: NDArray[np.bool_], same: NDArray[np.bool_]) -> dict[str, int]:
     skipped = {}
     if int(missing.sum()):
         skipped["missing_item"] = int(missing.sum())
     if int(same.sum()):
         skipped["self_battle"] = int(same.sum())
-    return Battles(item_list, ia, ib, codes[keep], w[keep], rows, skipped)
+    return skipped
+
+
+def _unknown_outcome(row: int, value: Any, count: int) -> RankInputError:
+    return RankInputError(
+        f"row {row}, field 'outcome': unknown value {value!r} ({count} such rows); "
+        "expected a, b, tie or both_bad"
+    )
+
+
+def _weights(weight: Sequence[float] | F64 | None, n: int) -> F64:
+    w = np.ones(n) if weight is None else np.asarray(weight, dtype=np.float64)
+    if w.size != n:
+        raise RankInputError("weight must have one value per battle")
+    badw = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if badw.size:
+        r = int(badw[0])
+        raise RankInputError(
+            f"row {r}, field 'weight': {w[r]!r} is not a finite weight >= 0 ({badw.size} such rows)"
+        )
+    return w
 
 
 def battles_from_table(table: pa.Table, weight_key: str | None = None) -> Battles:
@@ -128,15 +140,31 @@ def battles_from_table(table: pa.Table, weight_key: str | None = None) -> Battle
     if nulls:
         first = int(pc.index(pc.is_null(table.column("outcome")), True).as_py())
         raise RankInputError(f"row {first}, field 'outcome': null ({nulls} such rows)")
-    weight = None
-    if weight_key is not None:
-        weight = _meta_weights(table, weight_key)
-    return battles(
-        np.asarray(ma.to_pylist(), dtype=object),
-        np.asarray(mb.to_pylist(), dtype=object),
-        np.asarray(table.column("outcome").to_pylist(), dtype=object),
-        weight,
-    )
+    n = table.num_rows
+    weight = _weights(None if weight_key is None else _meta_weights(table, weight_key), n)
+    # column operations only (Arrow compute): a million battles convert in well under a second
+    out = table.column("outcome")
+    idx = pc.index_in(out, value_set=pa.array(list(OUTCOME_CODE), pa.string()))
+    if idx.null_count:
+        first = int(pc.index(pc.is_null(idx), True).as_py())
+        raise _unknown_outcome(first, out[first].as_py(), idx.null_count)
+    code_of = np.array(list(OUTCOME_CODE.values()), dtype=np.int64)
+    codes = code_of[np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    ma, mb = ma.cast(pa.string()), mb.cast(pa.string())
+    missing = np.asarray(pc.or_(pc.is_null(ma), pc.is_null(mb)).to_numpy(zero_copy_only=False))
+    same = np.asarray(pc.fill_null(pc.equal(ma, mb), False).to_numpy(zero_copy_only=False))
+    keep = ~missing & ~same
+    keep_arr = pa.array(keep)
+    ka, kb = pc.filter(ma, keep_arr), pc.filter(mb, keep_arr)
+    names = pc.unique(pa.chunked_array(ka.chunks + kb.chunks, pa.string()))
+    names = names.take(pc.sort_indices(names))
+    ia = np.asarray(pc.index_in(ka, value_set=names).to_numpy(zero_copy_only=False), np.int64)
+    ib = np.asarray(pc.index_in(kb, value_set=names).to_numpy(zero_copy_only=False), np.int64)
+    rows = np.flatnonzero(keep).astype(np.int64)
+    return Battles(
+        tuple(names.to_pylist()), ia, ib, codes[keep], weight[keep], rows,
+        _skipped(missing, same),
+    )  # fmt: skip
 
 
 def _meta_weights(table: pa.Table, key: str) -> F64:
@@ -181,7 +209,9 @@ class Counts:
 
 
 def aggregate(b: Battles) -> Counts:
-    """Aggregate battles to per-pair counts in O(n log n) (one sort of a packed pair key)."""
+    """Aggregate battles to per-pair counts: one sort of a packed pair key (O(n log n)), or,
+    when the items x items table is no larger than a few times the battles, counting straight
+    into it (O(n + items^2), no sort)."""
     k = len(b.items)
     lo = np.minimum(b.a, b.b)
     hi = np.maximum(b.a, b.b)
@@ -189,23 +219,31 @@ def aggregate(b: Battles) -> Counts:
     # outcome relative to (lo, hi): 0 = lo wins, 1 = hi wins, 2 = tie
     rel = np.where(swap & (b.outcome != TIE), 1 - b.outcome, b.outcome)
     key = lo * k + hi
-    uniq, inv = np.unique(key, return_inverse=True)
-    p = uniq.size
-    cell = inv * 3 + rel
-    n = np.bincount(cell, minlength=3 * p).reshape(p, 3)
-    sw = np.asarray(np.bincount(cell, weights=b.weight, minlength=3 * p), np.float64)
-    sw = sw.reshape(p, 3)
-    w2 = np.asarray(np.bincount(cell, weights=b.weight**2, minlength=3 * p), np.float64)
-    w2 = w2.reshape(p, 3)
+    if k * k <= max(4 * key.size, 1 << 16):
+        cell = key * 3 + rel
+        size = 3 * k * k
+        n_all = np.bincount(cell, minlength=size).reshape(k * k, 3)
+        uniq = np.flatnonzero(n_all.sum(axis=1))
+        n = n_all[uniq]
+        sw = np.bincount(cell, weights=b.weight, minlength=size).reshape(k * k, 3)[uniq]
+        w2 = np.bincount(cell, weights=b.weight**2, minlength=size).reshape(k * k, 3)[uniq]
+    else:
+        uniq, inv = np.unique(key, return_inverse=True)
+        p = uniq.size
+        cell = inv * 3 + rel
+        n = np.bincount(cell, minlength=3 * p).reshape(p, 3)
+        sw = np.bincount(cell, weights=b.weight, minlength=3 * p).reshape(p, 3)
+        w2 = np.bincount(cell, weights=b.weight**2, minlength=3 * p).reshape(p, 3)
+    wsum: F64 = np.asarray(sw, np.float64)
     return Counts(
         b.items,
         (uniq // k).astype(np.int64),
         (uniq % k).astype(np.int64),
-        sw[:, 0].copy(),
-        sw[:, 1].copy(),
-        sw[:, 2].copy(),
+        wsum[:, 0].copy(),
+        wsum[:, 1].copy(),
+        wsum[:, 2].copy(),
         n.astype(np.int64),
-        w2,
+        np.asarray(w2, np.float64),
     )
 
 

@@ -61,7 +61,8 @@ def leaderboard(
     anchor: tuple[str, float] | None = None,
 ) -> Leaderboard:
     """Records `item, score, ci_low, ci_high, rank, rank_low, rank_high, wins, losses, ties,
-    n` (wins/losses/ties weighted, ties including both_bad), best first."""
+    n` (wins/losses/ties weighted, ties including both_bad), best first. Without intervals
+    (`iv.method == "none"`) `ci_low`, `ci_high`, `rank_low` and `rank_high` are None."""
     if scale not in ("elo", "logit"):
         raise RankInputError(f"unknown scale {scale!r}: elo or logit")
     factor = ELO_PER_LOGIT if scale == "elo" else 1.0
@@ -73,18 +74,21 @@ def leaderboard(
         offset = value - factor * float(f.theta[f.items.index(name)])
     index = {s: t for t, s in enumerate(counts.items)}
     wins, losses, ties, n = record(counts)
+    has_ci = iv.method != "none"
+    score = factor * f.theta + offset
+    low, high = factor * iv.low + offset, factor * iv.high + offset
     rows: list[dict[str, Any]] = []
     for t, item in enumerate(f.items):
         c = index[item]
         rows.append(
             {
                 "item": item,
-                "score": factor * float(f.theta[t]) + offset,
-                "ci_low": factor * float(iv.low[t]) + offset,
-                "ci_high": factor * float(iv.high[t]) + offset,
+                "score": float(score[t]),
+                "ci_low": float(low[t]) if has_ci else None,
+                "ci_high": float(high[t]) if has_ci else None,
                 "rank": int(iv.rank[t]),
-                "rank_low": int(iv.rank_low[t]),
-                "rank_high": int(iv.rank_high[t]),
+                "rank_low": int(iv.rank_low[t]) if has_ci else None,
+                "rank_high": int(iv.rank_high[t]) if has_ci else None,
                 "wins": float(wins[c]),
                 "losses": float(losses[c]),
                 "ties": float(ties[c]),
@@ -93,10 +97,15 @@ def leaderboard(
         )
     for r in rows:
         for key in ("score", "ci_low", "ci_high"):
-            if not math.isfinite(r[key]):
+            if r[key] is not None and not math.isfinite(r[key]):
                 raise RankInputError(f"non-finite {key} for {r['item']!r}: please report this")
     rows.sort(key=lambda r: (-r["score"], r["item"]))
     return Leaderboard(f.model, scale, rows, offset)
+
+
+MATRIX_MAX_ITEMS = 1000  # win_probability.csv (items x items) is written up to this size
+PLOT_MAX_ITEMS = 100  # index.html plots the top items only beyond this
+HTML_TABLE_MAX_ROWS = 1000  # and lists at most this many rows (leaderboard.csv has all)
 
 
 def write_outputs(
@@ -107,16 +116,27 @@ def write_outputs(
     raw: Leaderboard | None = None,
 ) -> list[Path]:
     """leaderboard.csv (+ leaderboard_raw.csv with style control), win_probability.csv
-    (P[row beats column]; tie_probability.csv for the tie models) and index.html."""
+    (P[row beats column]; tie_probability.csv for the tie models; up to `MATRIX_MAX_ITEMS`
+    items, beyond which the items x items matrix would run to gigabytes: a note in
+    `summary["notes"]` says so) and index.html."""
     out.mkdir(parents=True, exist_ok=True)
     paths = [_csv(out / "leaderboard.csv", board.rows)]
     if raw is not None:
         paths.append(_csv(out / "leaderboard_raw.csv", raw.rows))
-    pw, pt = win_probabilities(f)
-    order = [f.items.index(r["item"]) for r in board.rows]
-    paths.append(_matrix(out / "win_probability.csv", [f.items[t] for t in order], pw, order))
-    if f.model != "bt":
-        paths.append(_matrix(out / "tie_probability.csv", [f.items[t] for t in order], pt, order))
+    k = len(f.items)
+    if k <= MATRIX_MAX_ITEMS:
+        pw, pt = win_probabilities(f)
+        order = [f.items.index(r["item"]) for r in board.rows]
+        names = [f.items[t] for t in order]
+        paths.append(_matrix(out / "win_probability.csv", names, pw, order))
+        if f.model != "bt":
+            paths.append(_matrix(out / "tie_probability.csv", names, pt, order))
+    else:
+        summary.setdefault("notes", []).append(
+            f"win_probability.csv not written: {k} items x {k} would be {k * k:,} cells "
+            f"(limit {MATRIX_MAX_ITEMS} items); P(i beats j) follows from the logit scores in "
+            "leaderboard.csv (--scale logit: sigmoid(score_i - score_j))"
+        )
     paths.append(_html(out / "index.html", board, summary, raw))
     return paths
 
@@ -130,11 +150,16 @@ def _csv(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def _matrix(path: Path, names: Sequence[str], m: F64, order: list[int]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["item", *names])
-        for a, name in zip(order, names, strict=True):
-            w.writerow([name] + ["" if a == b else f"{m[a, b]:.6f}" for b in order])
+    """`item` column, then one column per item (rows and columns in leaderboard order),
+    6 decimals, empty on the diagonal; written by Arrow's CSV writer (a 1,000 x 1,000
+    matrix takes a fraction of a second)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    sub = np.round(m[np.ix_(order, order)], 6)
+    cols = [pa.array(list(names), pa.string())]
+    cols += [pa.array(sub[:, q], mask=np.isnan(sub[:, q])) for q in range(len(order))]
+    pcsv.write_csv(pa.table(cols, names=["item", *names]), path)
     return path
 
 
@@ -173,12 +198,28 @@ def _html(path: Path, board: Leaderboard, summary: dict[str, Any], raw: Leaderbo
 
     env = Environment(autoescape=True)
     rows = board.rows
-    lo = min((r["ci_low"] for r in rows), default=0.0)
-    hi = max((r["ci_high"] for r in rows), default=1.0)
+    shown = rows[:PLOT_MAX_ITEMS]
+    notes = list(summary.get("notes", []))
+    if len(rows) > PLOT_MAX_ITEMS:
+        notes.append(f"the plot shows the top {PLOT_MAX_ITEMS} of {len(rows)} items")
+    if len(rows) > HTML_TABLE_MAX_ROWS:
+        notes.append(
+            f"the table lists the top {HTML_TABLE_MAX_ROWS} of {len(rows)} items; "
+            "leaderboard.csv has all of them"
+        )
+
+    def low(r: dict[str, Any]) -> float:
+        return float(r["score"] if r["ci_low"] is None else r["ci_low"])
+
+    def high(r: dict[str, Any]) -> float:
+        return float(r["score"] if r["ci_high"] is None else r["ci_high"])
+
+    lo = min((low(r) for r in shown), default=0.0)
+    hi = max((high(r) for r in shown), default=1.0)
     if hi <= lo:
         lo, hi = lo - 1.0, hi + 1.0
     label_w, plot_w, step = 220, 520, 18
-    width, height = label_w + plot_w + 20, 30 + step * len(rows)
+    width, height = label_w + plot_w + 20, 30 + step * len(shown)
 
     def sx(v: float) -> float:
         return label_w + (v - lo) / (hi - lo) * plot_w
@@ -188,22 +229,25 @@ def _html(path: Path, board: Leaderboard, summary: dict[str, Any], raw: Leaderbo
             "item": r["item"],
             "y": 12 + step * q,
             "x": sx(r["score"]),
-            "x0": sx(r["ci_low"]),
-            "x1": sx(r["ci_high"]),
+            "x0": sx(low(r)),
+            "x1": sx(high(r)),
         }
-        for q, r in enumerate(rows)
+        for q, r in enumerate(shown)
     ]
     ticks = [{"x": sx(v), "label": f"{v:.0f}" if board.scale == "elo" else f"{v:.2f}"}
              for v in np.linspace(lo, hi, 5).tolist()]  # fmt: skip
 
     def fmt(v: Any) -> str:
+        if v is None:
+            return "—"
         if isinstance(v, float):
             return f"{v:.1f}" if board.scale == "elo" and abs(v) > 50 else f"{v:.3f}"
         return str(v)
 
-    tables = [("Scores", rows)]
+    cut = HTML_TABLE_MAX_ROWS
+    tables = [("Scores", rows[:cut])]
     if raw is not None:
-        tables = [("Style-controlled", rows), ("Raw (no style control)", raw.rows)]
+        tables = [("Style-controlled", rows[:cut]), ("Raw (no style control)", raw.rows[:cut])]
     text = env.from_string(_PAGE).render(
         model=board.model,
         ties=summary.get("ties"),
@@ -212,7 +256,7 @@ def _html(path: Path, board: Leaderboard, summary: dict[str, Any], raw: Leaderbo
         scale=board.scale,
         battles=summary.get("battles"),
         items=len(rows),
-        notes=summary.get("notes", []),
+        notes=notes,
         bars=bars,
         ticks=ticks,
         width=width,

@@ -12,7 +12,14 @@ import pyarrow as pa
 
 from prefkit.rank import baselines as base
 from prefkit.rank.bt import Fit, Model, Problem, RankConfig, TiePolicy, fit_problem, problem
-from prefkit.rank.ci import Intervals, bootstrap, no_intervals, normal_intervals
+from prefkit.rank.ci import (
+    Intervals,
+    auto_method,
+    bootstrap,
+    no_intervals,
+    normal_intervals,
+    one_step,
+)
 from prefkit.rank.data import Battles, Counts, RankInputError, aggregate, battles_from_table
 from prefkit.rank.leaderboard import Leaderboard, Scale, leaderboard
 from prefkit.rank.style import (
@@ -22,15 +29,15 @@ from prefkit.rank.style import (
     texts_from_table,
 )
 
-CIKind = Literal["bootstrap", "sandwich", "hessian", "none"]
-CI_KINDS: tuple[str, ...] = ("bootstrap", "sandwich", "hessian", "none")
+CIKind = Literal["auto", "bootstrap", "one-step", "sandwich", "hessian", "none"]
+CI_KINDS: tuple[str, ...] = ("auto", "bootstrap", "one-step", "sandwich", "hessian", "none")
 
 
 @dataclass(frozen=True)
 class RankOptions:
     model: Model = "bt"
     ties: TiePolicy | None = None
-    ci: CIKind = "bootstrap"
+    ci: CIKind = "auto"
     rounds: int = 1000
     level: float = 0.95
     scale: Scale = "elo"
@@ -57,6 +64,15 @@ class RankResult:
     counts: Counts
 
 
+def interval_method(p: Problem, o: RankOptions) -> tuple[str, str]:
+    """The interval method used for `p` (resolving `auto`) and the reason, one sentence."""
+    if o.ci not in CI_KINDS:
+        raise RankInputError(f"unknown interval method {o.ci!r}; choose from {CI_KINDS}")
+    if o.ci == "auto":
+        return auto_method(p)
+    return o.ci, "requested explicitly"
+
+
 def intervals(
     p: Problem,
     f: Fit,
@@ -64,15 +80,16 @@ def intervals(
     rng: np.random.Generator,
     progress: Callable[[int], None] | None = None,
 ) -> Intervals:
-    if o.ci not in CI_KINDS:
-        raise RankInputError(f"unknown interval method {o.ci!r}; choose from {CI_KINDS}")
     if not 0.0 < o.level < 1.0:
         raise RankInputError(f"level must be between 0 and 1, got {o.level}")
-    if o.ci == "bootstrap":
+    method, _ = interval_method(p, o)
+    if method == "bootstrap":
         return bootstrap(p, f, o.rounds, o.level, rng, progress=progress)
-    if o.ci == "none":
+    if method == "one-step":
+        return one_step(p, f, o.rounds, o.level, rng, progress=progress)
+    if method == "none":
         return no_intervals(f)
-    return normal_intervals(p, f, o.ci, o.level, rng=rng)
+    return normal_intervals(p, f, method, o.level, rng=rng)
 
 
 def rank_table(
@@ -84,6 +101,7 @@ def rank_table(
     rng = np.random.default_rng(o.seed)
     p = problem(counts, o.config())
     f = fit_problem(p)
+    method, reason = interval_method(p, o)
     iv = intervals(p, f, o, rng, progress)
     board = leaderboard(f, iv, counts, o.scale, o.anchor)
     raw_board: Leaderboard | None = None
@@ -94,6 +112,7 @@ def rank_table(
         z = style_features(ta, tb)
         sp_ = style_problem(b, z, o.config())
         sf = fit_problem(sp_)
+        method, reason = interval_method(sp_, o)
         siv = intervals(sp_, sf, o, rng, progress)
         raw_board, raw_fit = board, f
         board = leaderboard(sf, siv, counts, o.scale, o.anchor)
@@ -103,9 +122,11 @@ def rank_table(
         "model": o.model,
         "scale": o.scale,
         "ties": p.ties,
-        "ci": o.ci,
+        "ci": method,
+        "ci_requested": o.ci,
+        "ci_method_reason": reason,
         "level": o.level,
-        "rounds": o.rounds if o.ci == "bootstrap" else 0,
+        "rounds": o.rounds if method in ("bootstrap", "one-step") else 0,
         "battles": len(b),
         "items": len(f.items),
         "skipped": dict(b.skipped),

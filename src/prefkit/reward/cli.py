@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import typer
 
-from prefkit._cli import console, print_json, report_rejects
+from prefkit._cli import check_output, console, print_json, report_rejects
 from prefkit._cli import fail as _fail
 
 
@@ -100,6 +100,7 @@ def train_cmd(
         fail("--epochs must be >= 1", code=2)
     if base is not None and not Path(base).is_dir():
         fail(f"--base {base}: not a directory (a local checkpoint is needed; no hub downloads)")
+    check_output(out_dir, [data, val], "dir")
     table = _read(data)
     vtable = _read(val) if val is not None else None
     console.print(f"training {backend} reward model on {table.num_rows} rows")
@@ -190,8 +191,7 @@ def score_cmd(
 
     from prefkit.schema import messages_text
 
-    if out.resolve() == data.resolve():
-        fail("OUT must differ from IN", code=2)
+    check_output(out, data, "file")
     table = _read(data, ("comparisons", "ratings", "binary"))
     scorer = _scorer(model, judge, judge_model)
     prompts = [messages_text(p) for p in table.column("prompt").to_pylist()]

@@ -103,6 +103,9 @@ def export_cmd(
 
     if fmt is not None and fmt not in FORMATS:
         fail(f"--format must be one of {', '.join(FORMATS)}", code=2)
+    from prefkit._cli import check_output
+
+    check_output(out, None, "file")
     try:
         n = export_file(db, campaign, out, fmt)
     except StoreError as e:

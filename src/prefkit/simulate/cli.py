@@ -65,6 +65,9 @@ def simulate_cmd(
         _usage(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
     if size is not None and size < 1:
         _usage("--size must be >= 1")
+    from prefkit._cli import check_output
+
+    check_output(out_dir, None, "dir")
     overrides: dict[str, int] = {}
     if votes is not None:
         if "votes_per_pair" not in SCENARIOS[scenario].options:

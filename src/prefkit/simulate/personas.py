@@ -106,6 +106,24 @@ class Votes:
     p_first: F64  # the same for the response shown first
 
 
+def davidson(logit: F64, nu: F64 | float) -> tuple[F64, F64, F64]:
+    """Davidson's vote probabilities (a, b, tie) for the latent log-odds `logit`:
+    P(a) ∝ e^{logit/2}, P(b) ∝ e^{-logit/2}, P(tie) ∝ nu."""
+    ea, eb = np.exp(np.clip(logit, -60, 60) / 2), np.exp(-np.clip(logit, -60, 60) / 2)
+    tot = ea + eb + nu
+    return ea / tot, eb / tot, nu / tot
+
+
+def outcome_probabilities(ua: F64, ub: F64, persona: Persona) -> tuple[F64, F64, F64]:
+    """Expected recorded outcome (a wins, b wins, tie or both_bad) of a `persona` without
+    flips, spam, position or length bias (the arena voter) on utilities `ua`, `ub`."""
+    if persona.flip or persona.spam or persona.position_logit or persona.length_bias:
+        raise ValueError(f"persona {persona.persona!r}: only unbiased voters have this form")
+    pa, pb, pt = davidson(persona.beta * (ua - ub), persona.tie_nu)
+    bad = np.where(np.maximum(ua, ub) < persona.both_bad_below, persona.p_both_bad, 0.0)
+    return (1 - bad) * pa, (1 - bad) * pb, (1 - bad) * pt + bad
+
+
 def judge(
     ua: F64,
     ub: F64,
@@ -131,9 +149,7 @@ def judge(
 
     sign_first = np.where(first_a, 1.0, -1.0)
     logit = beta * (ua - ub) + lam * (len_a - len_b) / 100.0 + gamma * sign_first
-    ea, eb = np.exp(np.clip(logit, -60, 60) / 2), np.exp(-np.clip(logit, -60, 60) / 2)
-    tot = ea + eb + nu
-    pa, pb = ea / tot, eb / tot
+    pa, pb, _ = davidson(logit, nu)
     u = rng.random((n, 4))
     latent = np.where(u[:, 0] < pa, 0, np.where(u[:, 0] < pa + pb, 1, 2))
     both_bad = (np.maximum(ua, ub) < bbb) & (u[:, 1] < pbb)

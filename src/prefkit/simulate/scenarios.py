@@ -15,7 +15,13 @@ from numpy.typing import NDArray
 
 from prefkit.schema import Kind
 from prefkit.simulate import tables as T
-from prefkit.simulate.personas import OUTCOME_CODES, Persona, assign_personas, judge
+from prefkit.simulate.personas import (
+    OUTCOME_CODES,
+    Persona,
+    assign_personas,
+    judge,
+    outcome_probabilities,
+)
 from prefkit.simulate.world import (
     ATTRIBUTES,
     DEFAULT_WEIGHTS,
@@ -26,7 +32,9 @@ from prefkit.simulate.world import (
     bt_strength,
     make_models,
     make_prompts,
+    pair_model_estimand,
     sample_responses,
+    sample_utilities,
     weight_vector,
 )
 
@@ -67,6 +75,43 @@ def _bt_truth(
 ) -> dict[str, float]:
     th = bt_strength(models, prompts, beta, rng)
     return {n: round(float(v), 6) for n, v in zip(models.names, th.tolist(), strict=True)}
+
+
+ARENA_TRUTH_DRAWS = 20_000  # Monte Carlo prompts per model for the arena's estimands
+
+
+def _arena_estimands(
+    models: Models, prompts: Prompts, voter: Persona, rng: np.random.Generator
+) -> dict[str, Any]:
+    """What each rank model converges to on this arena (its estimand): battles pick an
+    unordered pair of models uniformly, then a prompt, a response from each model and the
+    voter's outcome (Davidson ties; both_bad, which rank counts as a tie). The expected
+    outcome probabilities of every pair are averaged over `ARENA_TRUTH_DRAWS` paired prompts
+    and fitted by each model's expected log-likelihood (`pair_model_estimand`)."""
+    utils = sample_utilities(models, prompts, rng, ARENA_TRUTH_DRAWS)
+    k = len(models.names)
+    iu, ju = np.triu_indices(k, 1)
+    p = np.empty((3, iu.size))
+    at = 0
+    for a in range(k - 1):
+        pa, pb, pt = outcome_probabilities(utils[a][None, :], utils[a + 1 :], voter)
+        n = k - 1 - a
+        p[:, at : at + n] = pa.mean(axis=1), pb.mean(axis=1), pt.mean(axis=1)
+        at += n
+
+    def named(theta: NDArray[np.float64]) -> dict[str, float]:
+        return {n: round(float(v), 6) for n, v in zip(models.names, theta.tolist(), strict=True)}
+
+    drop, _ = pair_model_estimand(iu, ju, p[0], p[1], p[2], "bt-drop")
+    half, _ = pair_model_estimand(iu, ju, p[0], p[1], p[2], "bt-half")
+    dav, nu = pair_model_estimand(iu, ju, p[0], p[1], p[2], "davidson")
+    return {
+        "model_bt_strength": named(drop),
+        "model_bt_half_strength": named(half),
+        "model_davidson_strength": named(dav),
+        "davidson_nu": round(float(nu or 0.0), 6),
+        "tie_share": round(float(p[2].mean()), 6),
+    }
 
 
 def _distinct_annotators(
@@ -377,7 +422,7 @@ def _arena(
     order = sorted(strength, key=lambda m: -strength[m])
     truth = {
         "model_strength": strength,
-        "model_bt_strength": _bt_truth(models, prompts, voter.beta, rng),
+        **_arena_estimands(models, prompts, voter, rng),
         "model_order": order,
         "tie_nu": float(o["tie_nu"]),
         "annotators": {
@@ -610,6 +655,15 @@ def _rankings(
     return Built({Kind.RANKINGS: rk}, truth)
 
 
+def _judges(
+    scenario: str, size: int, seed: int, rng: np.random.Generator, o: dict[str, Any]
+) -> Built:
+    from prefkit.simulate.judges import build_judges
+
+    built: Built = build_judges(scenario, size, seed, rng, o)
+    return built
+
+
 # ---------------------------------------------------------------------------------------
 
 # `noisy`: label noise as in the label-noise literature — a recorded label reversed at a
@@ -718,5 +772,16 @@ SCENARIOS: dict[str, Scenario] = {
         (Kind.COMPARISONS,),
         _PAIRWISE_DEFAULTS | {"votes_per_pair": 2, "groups": PLURALISTIC_GROUPS},
         _pairwise,
+    ),
+    "judges": Scenario(
+        "judges",
+        "LLM-judge personas with known biases (position-biased, verbose-biased, "
+        "self-preferring, good-but-noisy), each judging every pair in both orders "
+        "(shown_first a and b), plus 3 human votes on 25% of the pairs; truth.json holds each "
+        "judge's parameters and the expected values of what `prefkit judge audit` measures.",
+        8000,
+        (Kind.COMPARISONS,),
+        {"n_models": 8, "human_share": 0.25, "human_votes": 3},
+        _judges,
     ),
 }

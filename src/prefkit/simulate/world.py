@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -555,6 +556,27 @@ def sample_responses(
     )
 
 
+def sample_utilities(
+    models: Models,
+    prompts: Prompts,
+    rng: np.random.Generator,
+    per_model: int,
+    weights: F64 | None = None,
+    noise_sd: float = 0.35,
+) -> F64:
+    """(K, per_model) utilities of the models' responses to the same `per_model` random
+    prompts (attributes and idiosyncratic noise as in `sample_responses`): column s holds
+    every model's answer to prompt s, so pairs of rows are paired draws of a battle."""
+    k = len(models.names)
+    w = weight_vector() if weights is None else weights
+    pidx = rng.integers(0, len(prompts.text), size=per_model)
+    utils = np.empty((k, per_model))
+    for m in range(k):
+        attrs = _sample_attrs(prompts, pidx, models, np.full(per_model, m), rng)[0]
+        utils[m] = attrs @ w + rng.normal(0.0, noise_sd, size=per_model)
+    return utils
+
+
 def bt_strength(
     models: Models,
     prompts: Prompts,
@@ -566,33 +588,79 @@ def bt_strength(
     """True Bradley-Terry log-strengths (mean 0) of the models: the BT model that best fits the
     expected decisive win probabilities P(i beats j) = E[sigmoid(beta * (u_i - u_j))] over
     random prompts and responses (Monte Carlo with `per_pair` prompts, attributes only)."""
-    from scipy.optimize import minimize
-
     k = len(models.names)
-    w = weight_vector() if weights is None else weights
-    pidx = rng.integers(0, len(prompts.text), size=per_pair)
-    utils = np.empty((k, per_pair))
-    for m in range(k):
-        attrs = _sample_attrs(prompts, pidx, models, np.full(per_pair, m), rng)[0]
-        utils[m] = attrs @ w + rng.normal(0.0, 0.35, size=per_pair)
+    utils = sample_utilities(models, prompts, rng, per_pair, weights)
     p = np.empty((k, k))  # p[i, j] = P(i beats j)
     for i in range(k):
         p[i] = (1.0 / (1.0 + np.exp(-beta * (utils[i][None, :] - utils)))).mean(axis=1)
     iu, ju = np.triu_indices(k, 1)
-    target = p[iu, ju]
+    theta, _ = pair_model_estimand(iu, ju, p[iu, ju], p[ju, iu], np.zeros(iu.size), "bt-drop")
+    return theta
 
-    def nll(th: F64) -> tuple[float, F64]:
-        t = np.concatenate([[0.0], th])
-        q = 1.0 / (1.0 + np.exp(-(t[iu] - t[ju])))
-        loss = -np.sum(target * np.log(q) + (1 - target) * np.log(1 - q))
-        g = np.zeros(k)
-        np.add.at(g, iu, -(target - q))
-        np.add.at(g, ju, target - q)
-        return float(loss), g[1:]
 
-    fit = minimize(nll, np.zeros(k - 1), jac=True, method="L-BFGS-B")
-    theta = np.concatenate([[0.0], fit.x])
-    return np.asarray(theta - theta.mean(), dtype=np.float64)
+PairModel = Literal["bt-drop", "bt-half", "davidson"]
+
+
+def pair_model_estimand(
+    i: NDArray[np.int64],
+    j: NDArray[np.int64],
+    p_i: F64,
+    p_j: F64,
+    p_tie: F64,
+    model: PairModel,
+    weight: F64 | None = None,
+) -> tuple[F64, float | None]:
+    """The parameters a pairwise model converges to (its estimand, the least-false value) when
+    unordered pair (i[u], j[u]) is compared with probability proportional to `weight[u]`
+    (default: equally often) and the outcome is i wins / j wins / tie with probabilities
+    (p_i, p_j, p_tie). Maximises the expected log-likelihood of `model`:
+
+    - ``bt-drop``: Bradley-Terry on decisive outcomes (ties dropped);
+    - ``bt-half``: Bradley-Terry with a tie counted as half a win for each side;
+    - ``davidson``: Davidson (1970), P(i) ∝ e^{d/2}, P(j) ∝ e^{-d/2}, P(tie) ∝ nu.
+
+    Returns (log-strengths centred at mean 0, nu for davidson else None). Solved with
+    scipy's L-BFGS to a gradient of 1e-12, independently of prefkit.rank."""
+    from scipy.optimize import minimize
+
+    k = int(max(i.max(), j.max())) + 1
+    w = np.ones(i.size) if weight is None else weight
+    if model == "bt-half":
+        yi, yj, yt = w * (p_i + p_tie / 2), w * (p_j + p_tie / 2), np.zeros(i.size)
+    elif model == "bt-drop":
+        yi, yj, yt = w * p_i, w * p_j, np.zeros(i.size)
+    else:
+        yi, yj, yt = w * p_i, w * p_j, w * p_tie
+    scale = float((yi + yj + yt).sum())
+    davidson = model == "davidson"
+
+    def nll(x: F64) -> tuple[float, F64]:
+        th = np.concatenate([[0.0], x[: k - 1]])
+        d = th[i] - th[j]
+        if davidson:
+            tau = float(x[k - 1])
+            logz = np.logaddexp(np.logaddexp(d / 2, -d / 2), tau)
+            loss = -(yi * (d / 2 - logz) + yj * (-d / 2 - logz) + yt * (tau - logz)).sum()
+            pi_, pj_, pt_ = np.exp(d / 2 - logz), np.exp(-d / 2 - logz), np.exp(tau - logz)
+            n = yi + yj + yt
+            r = 0.5 * (yi - yj) - 0.5 * n * (pi_ - pj_)  # d loglik / d d
+            g_tau = -float((yt - n * pt_).sum())
+        else:
+            lq = -np.logaddexp(0.0, -d)
+            lr = -np.logaddexp(0.0, d)
+            loss = -(yi * lq + yj * lr).sum()
+            q = np.exp(lq)
+            r = yi - (yi + yj) * q
+        g = np.bincount(i, -r, k) - np.bincount(j, -r, k)
+        grad = g[1:] if not davidson else np.concatenate([g[1:], [g_tau]])
+        return float(loss) / scale, np.asarray(grad, dtype=np.float64) / scale
+
+    x0 = np.zeros(k - 1 + int(davidson))
+    res = minimize(nll, x0, jac=True, method="L-BFGS-B",
+                   options={"gtol": 1e-12, "ftol": 1e-15, "maxiter": 20000})  # fmt: skip
+    theta = np.concatenate([[0.0], res.x[: k - 1]])
+    nu = float(np.exp(res.x[k - 1])) if davidson else None
+    return np.asarray(theta - theta.mean(), dtype=np.float64), nu
 
 
 def _pick(options: list[str], v: int) -> str:

@@ -11,6 +11,7 @@ import prefkit.io.readers.hh
 import prefkit.io.readers.icai
 import prefkit.io.readers.llmbar
 import prefkit.io.readers.pandalm
+import prefkit.io.readers.rankings
 import prefkit.io.readers.trl  # noqa: F401
 from prefkit.io.base import READERS
 
@@ -24,14 +25,19 @@ ORDER = (
     "annotated-pairs",
     "icai",
     "llmbar",
+    "oasst",
+    "nectar",
+    "pku-saferlhf",
     "ultrafeedback",
     "helpsteer-preference",
     "helpsteer2",
     "shp",
     "openai",
     "openai-chat",
+    "arena-55k",
     "arena",
     "llmfao",
+    "prefkit-pairs",
     "hh-rlhf",
     "trl-stepwise",
     "trl-unpaired",

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from prefkit.io.base import ReadOptions, ReadResult, Reject, StrictError
 from prefkit.io.readers._records import BadRecord, iter_records, type_name
 from prefkit.schema import Kind, SchemaError, from_rows
+
+if TYPE_CHECKING:
+    from prefkit.io.readers._fast import Plan
 
 CHUNK = 20_000
 GENERIC_STEMS = {"dataset", "data", "test", "train", "dev", "validation", "val", "valid"}
@@ -66,7 +69,21 @@ class RecordReader:
             return good[0]
         return None
 
+    def plan(self, schema: pa.Schema, container: str, options: ReadOptions) -> Plan | None:
+        """How the vectorised path maps this file's columns (None: per row only)."""
+        return None
+
     def read(self, path: Path, options: ReadOptions) -> ReadResult:
+        if type(self).plan is not RecordReader.plan:
+            from prefkit.io.readers._fast import read_fast
+
+            fast = read_fast(path, options, self, lambda s, c: self.plan(s, c, options))
+            if fast is not None:
+                return fast
+        return self.read_rows(path, options)
+
+    def read_rows(self, path: Path, options: ReadOptions) -> ReadResult:
+        """The per-row path: every record through `convert`."""
         ctx = self.prepare(path, options)
         rows: dict[Kind, list[dict[str, Any]]] = {k: [] for k in self.kinds}
         tables: dict[Kind, list[pa.Table]] = {k: [] for k in self.kinds}
@@ -76,36 +93,51 @@ class RecordReader:
         for line, rec in iter_records(path):
             n_in += 1
             if isinstance(rec, BadRecord):
-                rej = Reject(fname, rec.line, rec.field, rec.reason, _clip(rec.raw))
-            else:
-                try:
-                    out = list(self.convert(rec, ctx))
-                    rej = None
-                except RowError as e:
-                    rej = Reject(fname, line, e.field, e.reason, _clip(_dump(rec)))
-                except (TypeError, ValueError, KeyError, AttributeError) as e:
-                    rej = Reject(fname, line, None, f"{type(e).__name__}: {e}", _clip(_dump(rec)))
-            if rej is not None:
+                rej: Reject | None = Reject(fname, rec.line, rec.field, rec.reason, _clip(rec.raw))
                 if options.strict:
-                    raise StrictError(fname, rej.reason, line=rej.line, field=rej.field)
+                    raise StrictError(fname, rec.reason, line=rec.line, field=rec.field)
+                out: list[Row] = []
+            else:
+                out, rej = convert_record(self, rec, ctx, n_in, line)
+            if rej is not None:
                 rejects.append(rej)
                 continue
-            for j, (kind, row) in enumerate(out):
-                row.setdefault("id", f"{ctx.source}:{n_in}" + (f":{j}" if j else ""))
-                row.setdefault("source", ctx.source)
-                rows[kind].append(row)
+            for kind, row in out:
+                rows.setdefault(kind, []).append(row)
                 if len(rows[kind]) >= CHUNK:
-                    tables[kind].append(_build(rows[kind], kind, fname))
+                    tables.setdefault(kind, []).append(_build(rows[kind], kind, fname))
                     rows[kind] = []
         out_tables: dict[Kind, pa.Table] = {}
         for kind in self.kinds:
-            if rows[kind]:
-                tables[kind].append(_build(rows[kind], kind, fname))
-            if tables[kind]:
+            if rows.get(kind):
+                tables.setdefault(kind, []).append(_build(rows[kind], kind, fname))
+            if tables.get(kind):
                 out_tables[kind] = pa.concat_tables(tables[kind])
         if not out_tables:
             out_tables = {self.kinds[0]: from_rows([], self.kinds[0])}
         return ReadResult(out_tables, rejects, rows_in=n_in)
+
+
+def convert_record(
+    reader: RecordReader, rec: Mapping[str, Any], ctx: Context, number: int, line: int
+) -> tuple[list[Row], Reject | None]:
+    """One record through `reader.convert`: its rows (ids `<source>:<number>[:j]`, source
+    filled in) or why not (raised as `StrictError` in strict mode)."""
+    fname = str(ctx.path)
+    try:
+        out = list(reader.convert(rec, ctx))
+    except RowError as e:
+        rej = Reject(fname, line, e.field, e.reason, _clip(_dump(rec)))
+    except (TypeError, ValueError, KeyError, AttributeError) as e:
+        rej = Reject(fname, line, None, f"{type(e).__name__}: {e}", _clip(_dump(rec)))
+    else:
+        for j, (_, row) in enumerate(out):
+            row.setdefault("id", f"{ctx.source}:{number}" + (f":{j}" if j else ""))
+            row.setdefault("source", ctx.source)
+        return out, None
+    if ctx.options.strict:
+        raise StrictError(fname, rej.reason, line=rej.line, field=rej.field)
+    return [], rej
 
 
 class Context:
@@ -239,10 +271,14 @@ def meta_of(rec: Mapping[str, Any], used: Iterable[str]) -> dict[str, str]:
     return out
 
 
-def outcome_from(value: Any, field: str, table: Mapping[str, str], ctx: Context) -> str:
+def outcome_value(
+    value: Any, table: Mapping[str, str], value_map: Mapping[str, str] | None = None
+) -> str | None:
+    """The canonical outcome of a raw value (after `--value-map`, stripped, lower-cased;
+    the reader's vocabulary first, then a/b/tie/both_bad), or None when it has none."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise RowError(field, "required field is missing")
-    v = ctx.value("outcome", value)
+        return None
+    v = value_map[str(value)] if value_map and str(value) in value_map else value
     key = v.strip().lower() if isinstance(v, str) else v
     if isinstance(key, bool):
         key = str(key).lower()
@@ -252,4 +288,13 @@ def outcome_from(value: Any, field: str, table: Mapping[str, str], ctx: Context)
         return table[key]
     if key in ("a", "b", "tie", "both_bad"):
         return str(key)
-    raise RowError(field, f"unknown outcome value {value!r} (expected one of {sorted(table)})")
+    return None
+
+
+def outcome_from(value: Any, field: str, table: Mapping[str, str], ctx: Context) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise RowError(field, "required field is missing")
+    got = outcome_value(value, table, ctx.options.value_maps.get("outcome"))
+    if got is None:
+        raise RowError(field, f"unknown outcome value {value!r} (expected one of {sorted(table)})")
+    return got

@@ -3,28 +3,29 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from prefkit.io.base import ReadOptions, ReadResult, register_reader
+from prefkit.io.base import ReadOptions, register_reader
 from prefkit.io.readers._base import (
     Context,
     RecordReader,
     Row,
-    default_source,
+    RowError,
     messages,
     meta_of,
+    need,
     need_str,
     opt_str,
     outcome_from,
     shared_prefix,
 )
-from prefkit.schema import Kind, conform, prompt_id
+from prefkit.io.readers._fast import BattlePlan
+from prefkit.io.readers._records import type_name
+from prefkit.schema import Kind
 
 LLMFAO = {"left": "a", "right": "b", "tie": "tie"}
 ARENA = {
@@ -68,9 +69,19 @@ class LLMFAOReader(RecordReader):
             row["prompt_id"] = f"llmfao:{pid}"
         yield Kind.COMPARISONS, row
 
-    def read(self, path: Path, options: ReadOptions) -> ReadResult:
-        fast = fast_battles(path, options, self)
-        return fast if fast is not None else super().read(path, options)
+    def plan(self, schema: pa.Schema, container: str, options: ReadOptions) -> BattlePlan | None:
+        return BattlePlan(
+            "left",
+            "right",
+            "winner",
+            vocab=with_canonical(LLMFAO),
+            texts={"annotator": ("worker",)},
+            prompt_id_from=("llmfao:", "prompt"),
+            shown_first="a",
+            used=frozenset({"left", "right", "winner", "worker"}),
+            extra_meta=(("pair_id", "id"),),
+            value_maps=_outcome_map(options, "winner"),
+        )
 
 
 class ArenaReader(RecordReader):
@@ -110,153 +121,126 @@ class ArenaReader(RecordReader):
         row["meta"] = meta_of(rec, used)
         yield Kind.COMPARISONS, row
 
-    def read(self, path: Path, options: ReadOptions) -> ReadResult:
-        fast = fast_battles(path, options, self)
-        return fast if fast is not None else super().read(path, options)
+    def plan(self, schema: pa.Schema, container: str, options: ReadOptions) -> BattlePlan | None:
+        if {"conversation_a", "conversation_b"} <= set(schema.names):
+            return None  # battles with text: per row
+        used = {"model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b"}
+        return BattlePlan(
+            "model_a",
+            "model_b",
+            "winner",
+            vocab=with_canonical(ARENA),
+            texts={"annotator": ("judge", "annotator")},
+            prompt="prompt",
+            prompt_id_from=("arena:", "question_id"),
+            used=frozenset(used | {"prompt"}),
+            value_maps=_outcome_map(options, "winner"),
+        )
+
+
+def with_canonical(vocab: Mapping[str, str]) -> dict[str, str]:
+    """An outcome vocabulary plus the canonical values, as `outcome_from` accepts them."""
+    return {**{o: o for o in ("a", "b", "tie", "both_bad")}, **vocab}
+
+
+def _outcome_map(options: ReadOptions, column: str) -> dict[str, Mapping[str, str]]:
+    vm = options.value_maps.get("outcome")
+    return {column: vm} if vm else {}
+
+
+WINNER_COLUMNS = {"winner_model_a": "a", "winner_model_b": "b", "winner_tie": "tie"}
+
+
+def turns(value: Any, field: str) -> list[str]:
+    """A column documented to hold a JSON-encoded list of turns (strings; null = empty turn).
+    Decoded only when it is one: any other text is one turn, verbatim."""
+    if isinstance(value, list):
+        got: Any = value
+    elif isinstance(value, str):
+        try:
+            got = json.loads(value)
+        except json.JSONDecodeError:
+            return [value]
+    else:
+        raise RowError(field, f"expected a JSON list of turns, got {type_name(value)}")
+    if isinstance(got, list) and all(isinstance(t, str) or t is None for t in got):
+        return [t or "" for t in got]
+    return [value if isinstance(value, str) else json.dumps(value)]
+
+
+class ArenaPreferenceReader(RecordReader):
+    """LMSYS arena-human-preference-55k (the Kaggle competition files)."""
+
+    name = "arena-55k"
+    description = (
+        "LMSYS arena-human-preference-55k: prompt/response_a/response_b (JSON lists of turns)"
+        " + winner_model_a/winner_model_b/winner_tie"
+    )
+    example = (
+        "id,model_a,model_b,prompt,response_a,response_b,winner_model_a,winner_model_b,"
+        'winner_tie\n30192,gpt-4,gpt-4-0613,"[""Is it morally right...""]","[""The question..""]",'
+        '"[""As an AI...""]",1,0,0'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if set(WINNER_COLUMNS) <= set(rec) and {"response_a", "response_b"} <= set(rec):
+            return (
+                "prompt/response_a/response_b + winner_model_a/_b/_tie (arena-human-preference-55k)"
+            )
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        won = []
+        for col, outcome in WINNER_COLUMNS.items():
+            v = need(rec, col)
+            try:
+                flag = float(v)
+            except (TypeError, ValueError):
+                raise RowError(col, f"expected 0 or 1, got {type_name(v)} {v!r}") from None
+            if flag not in (0.0, 1.0) or isinstance(v, bool):
+                raise RowError(col, f"expected 0 or 1, got {v!r}")
+            if flag == 1.0:
+                won.append(outcome)
+        if len(won) != 1:
+            raise RowError(
+                "winner_model_a", f"exactly one of winner_model_a/_b/_tie must be 1, got {len(won)}"
+            )
+        p = turns(need(rec, "prompt"), "prompt")
+        ra = turns(need(rec, "response_a"), "response_a")
+        rb = turns(need(rec, "response_b"), "response_b")
+        if not (len(p) == len(ra) == len(rb)):
+            raise RowError(
+                "response_a",
+                f"{len(p)} prompt turns, {len(ra)} and {len(rb)} response turns",
+            )
+
+        def conversation(answers: list[str]) -> list[dict[str, str]]:
+            out = []
+            for q, a in zip(p, answers, strict=True):
+                out += [{"role": "user", "content": q}, {"role": "assistant", "content": a}]
+            return out
+
+        a, b = conversation(ra), conversation(rb)
+        n = shared_prefix(a, b)
+        ids = {} if rec.get("id") is None else {"id": f"{ctx.source}:{rec['id']}"}
+        yield (
+            Kind.COMPARISONS,
+            {
+                **ids,
+                "prompt": a[:n],
+                "response_a": a[n:],
+                "response_b": b[n:],
+                "model_a": opt_str(rec, "model_a"),
+                "model_b": opt_str(rec, "model_b"),
+                "outcome": won[0],
+                "meta": meta_of(
+                    rec,
+                    ("prompt", "response_a", "response_b", "model_a", "model_b", *WINNER_COLUMNS),
+                ),
+            },
+        )
 
 
 register_reader(LLMFAOReader())
 register_reader(ArenaReader())
-
-
-# ---------------------------------------------------------------------------------------
-# Vectorised path for identity-only battles in CSV or Parquet (Arena dumps run to millions
-# of rows): column operations only; any file it cannot map exactly (a bad value, a null,
-# conversations, JSON lines) goes through the per-row path, which names the bad rows.
-
-
-def _load_columns(path: Path) -> tuple[pa.Table, int] | None:
-    """All columns (as strings) and the number of the first record; None if not suitable."""
-    import csv as _csv
-
-    import pyarrow.csv as pcsv
-
-    from prefkit.io.readers._records import container, open_binary, read_parquet
-
-    kind = container(path)
-    if kind == "parquet":
-        table = read_parquet(path)
-        cols = []
-        for name in table.column_names:
-            col = table.column(name)
-            if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                cols.append(col.cast(pa.string()))
-            elif pa.types.is_integer(col.type):
-                cols.append(col.cast(pa.string()))
-            else:
-                return None
-        return pa.table(cols, names=table.column_names), 1
-    if kind != "csv":
-        return None
-    with open_binary(path) as fh:
-        head = fh.readline().decode("utf-8-sig").rstrip("\r\n")
-    names = next(_csv.reader([head]))
-    try:
-        with open_binary(path) as fh:
-            table = pcsv.read_csv(
-                fh,
-                read_options=pcsv.ReadOptions(use_threads=True),
-                convert_options=pcsv.ConvertOptions(
-                    column_types={n: pa.string() for n in names}, strings_can_be_null=False
-                ),
-            )
-    except (pa.ArrowInvalid, OSError, UnicodeDecodeError):
-        return None
-    return table, 1
-
-
-def _outcomes(col: pa.ChunkedArray, vocab: Mapping[str, str]) -> pa.Array | None:
-    key = pc.utf8_lower(pc.utf8_trim_whitespace(col))
-    raw = pa.array(list(vocab))
-    idx = pc.index_in(key, value_set=raw)
-    if idx.null_count:
-        return None
-    return pc.take(pa.array(list(vocab.values())), idx)
-
-
-def _meta(table: pa.Table, names: list[str], extra: dict[str, pa.Array]) -> pa.Array | None:
-    cols = [table.column(n).combine_chunks() for n in names] + list(extra.values())
-    keys = names + list(extra)
-    if any(c.null_count for c in cols):
-        return None
-    n, k = table.num_rows, len(keys)
-    offsets = pa.array((np.arange(n + 1) * k).astype(np.int32))
-    key_arr = pa.array(np.tile(np.array(keys, dtype=object), n), pa.string())
-    if k == 0:
-        items = pa.array([], pa.string())
-    else:
-        items = pa.concat_arrays([c.cast(pa.string()) for c in cols])
-        order = (np.arange(k)[None, :] * n + np.arange(n)[:, None]).ravel()
-        items = items.take(pa.array(order))
-    return pa.MapArray.from_arrays(offsets, key_arr, items)
-
-
-def _const(value: str | None, n: int) -> pa.Array:
-    return pc.take(pa.array([value], pa.string()), pa.array(np.zeros(n, dtype=np.int32)))
-
-
-def fast_battles(path: Path, options: ReadOptions, reader: RecordReader) -> ReadResult | None:
-    if options.strict or options.value_maps:
-        return None
-    loaded = _load_columns(path)
-    if loaded is None:
-        return None
-    table, first_line = loaded
-    names = table.column_names
-    n = table.num_rows
-    if n == 0:
-        return None
-    source = options.source or default_source(path, reader.name)
-    if reader.name == "llmfao":
-        a, b, w = "left", "right", "winner"
-        vocab: Mapping[str, str] = LLMFAO
-        used = ["left", "right", "winner", "worker"]
-        if "id" not in names or "prompt" not in names:
-            return None
-        annot = table.column("worker") if "worker" in names else _const(None, n)
-        pids = pc.binary_join_element_wise("llmfao:", table.column("prompt"), "")
-        extra = {"pair_id": table.column("id").combine_chunks()}
-        shown = _const("a", n)
-    else:
-        a, b, w = "model_a", "model_b", "winner"
-        vocab = ARENA
-        used = ["model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b"]
-        if {"conversation_a", "conversation_b", "prompt"} & set(names):
-            return None
-        annot = (
-            table.column("judge")
-            if "judge" in names
-            else table.column("annotator")
-            if "annotator" in names
-            else _const(None, n)
-        )
-        if "question_id" in names:
-            pids = pc.binary_join_element_wise("arena:", table.column("question_id"), "")
-        else:
-            pids = _const(prompt_id(None), n)
-        extra = {}
-        shown = _const(None, n)
-    ma, mb = table.column(a), table.column(b)
-    for col in (ma, mb):
-        if col.null_count or not pc.all(pc.not_equal(pc.utf8_trim_whitespace(col), "")).as_py():
-            return None
-    outcome = _outcomes(table.column(w), vocab)
-    if outcome is None or pids.null_count:
-        return None
-    meta = _meta(table, [x for x in names if x not in used], extra)
-    if meta is None:
-        return None
-    lines = pc.add(pa.array(np.arange(n, dtype=np.int64)), first_line).cast(pa.string())
-    cols = {
-        "id": pc.binary_join_element_wise(source + ":", lines, ""),
-        "prompt_id": pids,
-        "annotator": annot,
-        "source": _const(source, n),
-        "meta": meta,
-        "model_a": ma,
-        "model_b": mb,
-        "outcome": outcome,
-        "shown_first": shown,
-    }
-    out = conform(pa.table(cols), Kind.COMPARISONS)
-    return ReadResult({Kind.COMPARISONS: out}, [], rows_in=n)
+register_reader(ArenaPreferenceReader())

@@ -297,6 +297,60 @@ class OpenAIPreferenceReader(RecordReader):
         )
 
 
+class SafeRLHFReader(RecordReader):
+    """PKU-SafeRLHF: two responses judged twice, for helpfulness (`better_response_id`) and
+    for harmlessness (`safer_response_id`), with per-response safety labels."""
+
+    name = "pku-saferlhf"
+    description = (
+        "PKU-SafeRLHF: prompt/response_0/response_1 + better_response_id (helpfulness) and"
+        " safer_response_id (harmlessness) -> two comparisons"
+    )
+    example = (
+        '{"prompt": "How do I ...?", "response_0": "...", "response_1": "...",'
+        ' "is_response_0_safe": true, "is_response_1_safe": false, "better_response_id": 1,'
+        ' "safer_response_id": 0}'
+    )
+    ASPECTS = (("better_response_id", "helpfulness"), ("safer_response_id", "harmlessness"))
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if {"prompt", "response_0", "response_1", "better_response_id", "safer_response_id"} <= set(
+            rec
+        ):
+            return (
+                "prompt/response_0/response_1/better_response_id/safer_response_id (PKU-SafeRLHF)"
+            )
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        prompt = need_str(rec, "prompt")
+        ra, rb = need_text(rec, "response_0"), need_text(rec, "response_1")
+        used = ("prompt", "response_0", "response_1", "response_0_source", "response_1_source")
+        meta = meta_of(rec, used + tuple(k for k, _ in self.ASPECTS))
+        out = []
+        for key, aspect in self.ASPECTS:
+            v = ctx.value("outcome", need(rec, key))
+            if str(v) not in ("0", "1") or isinstance(v, bool):
+                raise RowError(key, f"expected 0 or 1, got {v!r}")
+            out.append(
+                (
+                    Kind.COMPARISONS,
+                    {
+                        "prompt": prompt,
+                        "response_a": ra,
+                        "response_b": rb,
+                        "model_a": opt_str(rec, "response_0_source"),
+                        "model_b": opt_str(rec, "response_1_source"),
+                        "outcome": "a" if str(v) == "0" else "b",
+                        "aspect": aspect,
+                        "meta": meta,
+                    },
+                )
+            )
+        return out
+
+
+register_reader(SafeRLHFReader())
 register_reader(UltraFeedbackReader())
 register_reader(HelpSteerPreferenceReader())
 register_reader(HelpSteer2Reader())

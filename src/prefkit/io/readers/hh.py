@@ -7,7 +7,6 @@ follows from the first differing assistant turn is response_a (chosen) and respo
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
@@ -21,6 +20,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefkit.io.base import Batch, NotFast, ReadOptions, ReadResult, Reject, register_reader
+from prefkit.io.readers._arrow import (
+    EMPTY,
+    UNSAFE,
+    Strings,
+    bools,
+    const,
+    ints,
+    offsets_of,
+    prompt_ids,
+    texts,
+)
 from prefkit.io.readers._base import (
     Context,
     RecordReader,
@@ -31,7 +41,7 @@ from prefkit.io.readers._base import (
     need_str,
     shared_prefix,
 )
-from prefkit.schema import MESSAGES, Kind, conform, from_rows, prompt_id
+from prefkit.schema import MESSAGES, Kind, conform, from_rows
 
 _TURN = re.compile(r"\n\n(Human|Assistant):")
 ROLES = {"Human": "user", "Assistant": "assistant"}
@@ -108,48 +118,6 @@ register_reader(HHReader())
 # ...) go through `convert`.
 
 BLOCK_BYTES = 2 << 20  # JSON block per batch
-_UNSAFE = r"[\x00-\x08\x0e-\x1f\x85]"  # control chars Arrow and Python treat differently
-_WS = r"[\t\n\x0b\x0c\r ]+"
-
-
-# Arrays are built from buffers, never with `pa.array` / `np.asarray(arrow)`: those import
-# pandas (a quarter of a second of CPU per process, for nothing).
-
-
-def _texts(values: list[str]) -> pa.Array:
-    """Python strings as an Arrow string array."""
-    raw = [v.encode("utf-8") for v in values]
-    offsets = np.zeros(len(raw) + 1, np.int32)
-    offsets[1:] = np.cumsum([len(r) for r in raw])
-    return pa.StringArray.from_buffers(len(raw), pa.py_buffer(offsets), pa.py_buffer(b"".join(raw)))
-
-
-def _ints(values: npt.ArrayLike, dtype: Any = np.int32) -> pa.Array:
-    """Integers (numpy or a list) as an Arrow array of that width."""
-    a = np.ascontiguousarray(values, dtype=dtype)
-    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), len(a), [None, pa.py_buffer(a)])
-
-
-def _bools(arr: pa.Array) -> npt.NDArray[np.bool_]:
-    """An Arrow boolean array without nulls as numpy."""
-    assert arr.null_count == 0
-    bits = np.unpackbits(np.frombuffer(arr.buffers()[1], np.uint8), bitorder="little")
-    return bits[arr.offset : arr.offset + len(arr)].astype(bool)
-
-
-def _numpy_ints(arr: pa.Array) -> npt.NDArray[np.int64]:
-    """An Arrow int32/int64 array without nulls as numpy int64."""
-    assert arr.null_count == 0
-    a = np.frombuffer(arr.buffers()[1], np.int64 if arr.type == pa.int64() else np.int32)
-    return a[arr.offset : arr.offset + len(arr)].astype(np.int64)
-
-
-def _const(value: str, n: int) -> pa.Array:
-    return pc.take(_texts([value]), _ints(np.zeros(n)))
-
-
-def _offsets(lengths: npt.NDArray[np.int64]) -> pa.Array:
-    return _ints(np.concatenate([[0], np.cumsum(lengths)]))
 
 
 def fast_read(path: Path, options: ReadOptions, reader: HHReader) -> ReadResult | None:
@@ -235,8 +203,8 @@ def _fast_batch(
         return None
     if c.null_count or r.null_count:
         return None
-    cs = _Strings(c)
-    rs = _Strings(r)
+    cs = Strings(c)
+    rs = Strings(r)
     mc = _Markers(cs)
     mr = _Markers(rs)
     # chosen: first marker is `\n\nHuman:` at the very start, last marker is `\n\nAssistant:`
@@ -254,13 +222,13 @@ def _fast_batch(
         la_c = np.where(ok, la_c, cs.starts)
         la_r = np.where(ok, la_r, rs.starts)
         same = pc.equal(cs.spans(cs.starts, la_c), rs.spans(rs.starts, la_r))
-        ok &= _bools(same)[0::2]
+        ok &= bools(same)[0::2]
     # control characters that Arrow and Python treat differently: whole buffers first, rows
     # only when a buffer has one (checking all of rejected is the same as checking its
     # answer, since its prompt equals chosen's)
     if mc.unsafe or mr.unsafe:
         for col in (c, r):
-            ok &= ~_bools(pc.match_substring_regex(col, _UNSAFE))
+            ok &= ~bools(pc.match_substring_regex(col, UNSAFE))
     fast = np.flatnonzero(ok)
     slow_idx = np.flatnonzero(~ok).tolist()
     nf = len(fast)
@@ -269,32 +237,32 @@ def _fast_batch(
     sel = ok[mc.row] & (mc.index != mc.last[mc.row])
     k = np.flatnonzero(sel)
     contents = pc.utf8_trim_whitespace(cs.pieces(mc.pos[k] + mc.length[k], mc.pos[k + 1]))
-    roles = pc.take(_ROLES, _ints(mc.is_a[k], np.int8))
-    offsets = _offsets(mc.count[fast] - 1)
+    roles = pc.take(_ROLES, ints(mc.is_a[k], np.int8))
+    offsets = offsets_of(mc.count[fast] - 1)
     prompts = pa.ListArray.from_arrays(
         offsets, pa.StructArray.from_arrays([roles, contents], ["role", "content"])
     ).cast(MESSAGES)
-    one = _ints(np.arange(nf + 1))
-    role_col = _const("assistant", nf)
+    one = ints(np.arange(nf + 1))
+    role_col = const("assistant", nf)
 
-    def response(s: _Strings, last: npt.NDArray[np.int64]) -> pa.Array:
+    def response(s: Strings, last: npt.NDArray[np.int64]) -> pa.Array:
         text = s.pieces(last[fast] + _LA, s.ends[fast])
         content = pc.utf8_trim_whitespace(text)
         values = pa.StructArray.from_arrays([role_col, content], ["role", "content"])
         return pa.ListArray.from_arrays(one, values).cast(MESSAGES)
 
-    line_no = _ints(fast + (start + 1), np.int64).cast(pa.string())
-    no_text = _texts([])
-    empty_meta = pa.MapArray.from_arrays(_ints([0, 0]), no_text, no_text)
+    line_no = ints(fast + (start + 1), np.int64).cast(pa.string())
+    no_text = texts([])
+    empty_meta = pa.MapArray.from_arrays(ints([0, 0]), no_text, no_text)
     cols: dict[str, pa.Array] = {
-        "id": pc.binary_join_element_wise(*_texts([source + ":", ""]), line_no, _EMPTY),
+        "id": pc.binary_join_element_wise(*texts([source + ":", ""]), line_no, EMPTY),
         "prompt": prompts,
-        "prompt_id": _prompt_ids(roles, contents, offsets, prompts, trimmed=True),
-        "source": _const(source, nf),
+        "prompt_id": prompt_ids(roles, contents, offsets, prompts, trimmed=True),
+        "source": const(source, nf),
         "response_a": response(cs, la_c),
         "response_b": response(rs, la_r),
-        "outcome": _const("a", nf),
-        "meta": empty_meta.take(_ints(np.zeros(nf))),
+        "outcome": const("a", nf),
+        "meta": empty_meta.take(ints(np.zeros(nf))),
     }
     out = conform(pa.table(cols), Kind.COMPARISONS)
     rejects: list[Reject] = []
@@ -302,7 +270,7 @@ def _fast_batch(
         ctx = reader.prepare(path, options)
         rows = []
         kept = []
-        recs = pa.Table.from_batches([batch]).take(_ints(slow_idx)).to_pylist()
+        recs = pa.Table.from_batches([batch]).take(ints(slow_idx)).to_pylist()
         for i, rec in zip(slow_idx, recs, strict=True):
             try:
                 for _, row in reader.convert(rec, ctx):
@@ -318,62 +286,12 @@ def _fast_batch(
                 np.concatenate([fast, np.asarray(kept, np.int64)]),
                 kind="stable",
             )
-            out = both.take(_ints(order))
+            out = both.take(ints(order))
     return out, rejects
 
 
+_ROLES = texts(["user", "assistant"])
 _LH, _LA = len("\n\nHuman:"), len("\n\nAssistant:")
-_ROLES = _texts(["user", "assistant"])
-_EMPTY = _texts([""])[0]
-
-
-class _Strings:
-    """The offsets and bytes of a string array, to cut zero-copy pieces out of it."""
-
-    def __init__(self, col: pa.Array) -> None:
-        _, obuf, dbuf = col.buffers()
-        n = len(col)
-        offs = np.frombuffer(obuf, np.int32)[col.offset : col.offset + n + 1]
-        self.offsets = offs.astype(np.int64)
-        self.starts = self.offsets[:-1]
-        self.ends = self.offsets[1:]
-        self.buffer = dbuf if dbuf is not None else pa.py_buffer(b"")
-        self.lo = int(self.offsets[0]) if n else 0
-        self.hi = int(self.offsets[-1]) if n else 0
-        self.bytes = np.frombuffer(self.buffer, np.uint8)[self.lo : self.hi]
-
-    def _array(self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
-        """Pieces [s0, e0), [e0, s1), [s1, e1), ...: the spans at even positions, no copy."""
-        bounds = np.empty(2 * len(starts), np.int32)
-        bounds[0::2] = starts
-        bounds[1::2] = ends
-        return pa.StringArray.from_buffers(
-            max(len(bounds) - 1, 0), pa.py_buffer(bounds), self.buffer
-        )
-
-    def spans(self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
-        if not len(starts):
-            return _texts([])
-        return self._array(starts, ends)
-
-    def pieces(self, starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64]) -> pa.Array:
-        """The spans (ordered, disjoint) as one contiguous string array (one copy)."""
-        if not len(starts):
-            return _texts([])
-        arr = self._array(starts, ends)
-        return pc.take(arr, _ints(np.arange(0, len(arr), 2)))
-
-    def controls(self) -> tuple[npt.NDArray[np.int64], bool]:
-        """Positions of every `\n`, and whether the bytes hold a code point of `_UNSAFE` (C0
-        controls other than tab..CR, U+0085): one pass over the bytes for both."""
-        b = self.bytes
-        low = np.flatnonzero(b < 0x20)
-        v = b[low]
-        unsafe = bool(np.any((v < 0x09) | (v > 0x0D)))
-        if not unsafe and len(b) and b.max() >= 0x80:
-            nel = np.flatnonzero(b == 0x85)
-            unsafe = bool(np.any(b[nel[nel > 0] - 1] == 0xC2))
-        return low[v == 0x0A], unsafe
 
 
 def _word(text: bytes) -> tuple[int, int]:
@@ -392,7 +310,7 @@ class _Markers:
     """Every `\\n\\nHuman:` / `\\n\\nAssistant:` in a string array, in order, with its row: the
     same turns `_TURN.split` finds (the markers cannot overlap)."""
 
-    def __init__(self, s: _Strings) -> None:
+    def __init__(self, s: Strings) -> None:
         b = s.bytes
         nl, self.unsafe = s.controls()
         p = nl[:-1][np.diff(nl) == 1]  # "\n\n" at p
@@ -422,85 +340,3 @@ class _Markers:
         first = np.searchsorted(self.row, np.arange(n), side="left")
         self.first = np.where(self.has, first, m)
         self.last = np.where(self.has, first + self.count - 1, m)
-
-
-_KEY_OPEN = _texts(['[["', ',["'])
-_KEY_CLOSE = _texts(['"]', '"]]'])
-_KEY_SEP = _texts(['","'])[0]
-
-
-def _prompt_ids(
-    roles: pa.Array,
-    contents: pa.Array,
-    offsets: pa.Array,
-    prompts: pa.Array,
-    *,
-    trimmed: bool = False,
-) -> pa.Array:
-    """`schema.prompt_id` of every prompt: ASCII prompts normalised with Arrow kernels (NFKC
-    is the identity and casefold is lower on ASCII), then one blake2b each; others (and odd
-    roles) in Python. `trimmed`: every content is already stripped of whitespace.
-
-    The JSON key of a prompt, `[["user","..."],["assistant","..."]]`, is built message by
-    message (each with its `[[`/`,[` head and `]`/`]]` tail), so the keys of all prompts lie
-    back to back in one buffer and each is hashed in place."""
-    n = len(offsets) - 1
-    if n <= 0:
-        return _texts([])
-    body = _Strings(contents).bytes
-    text = body.tobytes()
-    lowered = pc.ascii_lower(contents)  # rows that are not ASCII are redone below
-    padded = np.zeros(len(body) + 2, np.uint8)
-    padded[: len(body)] = body
-    pairs = np.ndarray((len(body) + 1,), "<u2", padded, 0, (1,))
-    if (len(body) and body.min() < 0x20) or np.any(pairs == 0x2020):  # "  "
-        needs = pc.match_substring_regex(lowered, r"[\t\n\x0b\x0c\r]|  ")
-        idx = pc.indices_nonzero(needs)
-        if len(idx):
-            fixed = pc.replace_substring_regex(pc.take(lowered, idx), _WS, " ")
-            lowered = pc.replace_with_mask(lowered, needs, fixed)
-    if not trimmed:
-        lowered = pc.utf8_trim(lowered, " ")
-    # trimmed ASCII contents (Arrow trims \t..\r, \x1c..\x1f and space, like Python) keep no
-    # space at either end when inner runs collapse: no `.strip()` needed
-    esc = lowered
-    if b"\\" in text:
-        esc = pc.replace_substring(esc, "\\", "\\\\")
-    if b'"' in text:
-        esc = pc.replace_substring(esc, '"', '\\"')
-    starts = _numpy_ints(offsets)
-    first = np.ones(len(contents), np.int8)
-    first[starts[:-1]] = 0
-    last = np.zeros(len(contents), np.int8)
-    last[starts[1:] - 1] = 1
-    head = pc.take(_KEY_OPEN, _ints(first, np.int8))
-    tail = pc.take(_KEY_CLOSE, _ints(last, np.int8))
-    elems = _Strings(pc.binary_join_element_wise(head, roles, _KEY_SEP, esc, tail, _EMPTY))
-    bounds = (elems.offsets[starts] - elems.lo).tolist()
-    data = elems.bytes.tobytes()
-    blake = hashlib.blake2b
-    digests = bytearray(
-        b"".join(
-            [
-                blake(data[a:b], digest_size=8).digest()
-                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
-            ]
-        )
-    )
-    odd = np.zeros(len(contents), bool)
-    if contents.null_count or roles.null_count:
-        odd |= ~_bools(pc.and_(pc.is_valid(contents), pc.is_valid(roles)))
-    if len(body) and body.max() >= 0x80:
-        odd |= ~_bools(pc.fill_null(pc.string_is_ascii(contents), True))
-    rb = _Strings(roles).bytes
-    rtext = rb.tobytes()
-    if len(rb) and (rb.max() >= 0x80 or rb.min() < 0x20 or b'"' in rtext or b"\\" in rtext):
-        odd |= _bools(pc.fill_null(pc.match_substring_regex(roles, r'[^\x20-\x7e]|["\\]'), False))
-    if odd.any():
-        bad = np.add.reduceat(odd.astype(np.int64), starts[:-1])
-        for i in np.nonzero(bad)[0].tolist():
-            digests[8 * i : 8 * i + 8] = bytes.fromhex(prompt_id(prompts[i].as_py()))
-    hexed = digests.hex().encode("ascii")
-    return pa.StringArray.from_buffers(
-        n, pa.py_buffer(np.arange(0, 16 * (n + 1), 16, dtype=np.int32)), pa.py_buffer(hexed)
-    )

@@ -10,26 +10,36 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefkit.io.base import ReadOptions, ReadResult, register_reader
+from prefkit.io.base import ReadOptions, register_reader
+from prefkit.io.readers._arrow import UNSAFE, bools, const, ints, offsets_of, prompt_ids
 from prefkit.io.readers._base import (
     Context,
     RecordReader,
     Row,
     RowError,
-    default_source,
     messages,
     meta_of,
     need,
     opt_str,
     shared_prefix,
+)
+from prefkit.io.readers._fast import (
+    Decline,
+    as_text,
+    messages_of,
+    meta_map,
+    plain,
+    plain_prompt_ids,
+    valid,
 )
 from prefkit.io.readers._records import type_name
 from prefkit.schema import MESSAGES, Kind, conform
@@ -63,6 +73,52 @@ def _implicit_strings(c: str, r: str) -> tuple[str, str, str]:
     return c[:n], c[n:], r[n:]
 
 
+#: score columns that come with chosen/rejected (H4 ultrafeedback_binarized, ...) -> meta
+SCORE_COLUMNS = (
+    ("score_chosen", "score_rejected"),
+    ("chosen_score", "rejected_score"),
+    ("chosen_rating", "rejected_rating"),
+    ("chosen-rating", "rejected-rating"),
+)
+MODEL_COLUMNS = (("chosen_model", "rejected_model"), ("chosen-model", "rejected-model"))
+
+
+def split_prompt(
+    prompt: Any, c: Any, r: Any
+) -> tuple[list[dict[str, str]] | None, list[dict[str, str]], list[dict[str, str]], str | None]:
+    """Prompt, chosen, rejected as messages, TRL's way (`maybe_extract_prompt`): leading
+    messages both responses repeat — the prompt's own, or each other's — belong to the
+    prompt, and the responses start at the first turn where they differ (at an assistant
+    turn). A string prompt that is not the last user turn of the extracted prompt is
+    returned as the last value (kept in meta), never lost."""
+    mc, mr = messages(c, "chosen"), messages(r, "rejected")
+    p = None if prompt is None else messages(prompt, "prompt", "user")
+    if p is None and isinstance(c, str) and isinstance(r, str):
+        head, a, b = _implicit_strings(c, r)
+        return (
+            (messages(head, "prompt", "user") if head else None),
+            messages(a, "chosen"),
+            messages(b, "rejected"),
+            None,
+        )
+    if not (isinstance(c, list) and isinstance(r, list)):
+        return p, mc, mr, None
+    k = len(p or [])
+    repeated = k > 0 and mc[:k] == p and mr[:k] == p and len(mc) > k and len(mr) > k
+    if repeated:
+        mc, mr = mc[k:], mr[k:]
+    n = shared_prefix(mc, mr)
+    if n == 0:
+        return (p or None), mc, mr, None
+    shared = mc[:n]
+    if repeated or not isinstance(prompt, str):
+        return (p or []) + shared, mc[n:], mr[n:], None
+    # a string prompt beside conversations that carry it (TRL ignores the column)
+    users = [m["content"] for m in shared if m["role"] == "user"]
+    kept = None if users and users[-1] == prompt else prompt
+    return shared, mc[n:], mr[n:], kept
+
+
 class TRLPreferenceReader(RecordReader):
     name = "trl"
     description = "TRL preference: prompt?/chosen/rejected, standard or conversational"
@@ -77,37 +133,106 @@ class TRLPreferenceReader(RecordReader):
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         c, r = need(rec, "chosen"), need(rec, "rejected")
-        used = ["prompt", "chosen", "rejected"]
-        prompt: Any
-        ra: Any
-        rb: Any
-        if "prompt" in rec and rec["prompt"] is not None:
-            prompt = messages(rec["prompt"], "prompt", "user")
-            ra, rb = messages(c, "chosen"), messages(r, "rejected")
-        elif isinstance(c, str) and isinstance(r, str):
-            p, a, b = _implicit_strings(c, r)
-            prompt, ra, rb = (p or None), a, b
-        else:
-            mc, mr = messages(c, "chosen"), messages(r, "rejected")
-            n = shared_prefix(mc, mr)
-            prompt, ra, rb = (mc[:n] or None), mc[n:], mr[n:]
+        prompt, ra, rb, kept = split_prompt(rec.get("prompt"), c, r)
+        used = ["prompt", "chosen", "rejected", "id"]
         row: dict[str, Any] = {
             "prompt": prompt,
             "response_a": ra,
             "response_b": rb,
             "outcome": "a",
-            "model_a": opt_str(rec, "chosen_model") or opt_str(rec, "chosen-model"),
-            "model_b": opt_str(rec, "rejected_model") or opt_str(rec, "rejected-model"),
         }
-        used += ["chosen_model", "rejected_model", "chosen-model", "rejected-model"]
+        if isinstance(rec.get("id"), str) and rec["id"]:
+            row["id"] = rec["id"]  # the source's own id
+        for side, names in (
+            ("model_a", [m[0] for m in MODEL_COLUMNS]),
+            ("model_b", [m[1] for m in MODEL_COLUMNS]),
+        ):
+            row[side] = next((opt_str(rec, k) for k in names if rec.get(k) is not None), None)
+            used += names
+        meta = meta_of(rec, used)
+        for sa, sb in SCORE_COLUMNS:  # scores of chosen / rejected: meta score_a / score_b
+            if sa in rec or sb in rec:
+                meta.pop(sa, None)
+                meta.pop(sb, None)
+                for key, col in (("score_a", sa), ("score_b", sb)):
+                    if rec.get(col) is not None:
+                        meta[key] = (
+                            str(rec[col]) if not isinstance(rec[col], float) else repr(rec[col])
+                        )
+        if kept is not None:
+            meta["prompt"] = kept
         # a `margin` column (RewardTrainer's, or prefkit pairs' vote/score margin) is not a
         # directional strength: it stays in meta, never becomes `strength`
-        row["meta"] = meta_of(rec, used)
+        row["meta"] = meta
         yield Kind.COMPARISONS, row
 
-    def read(self, path: Path, options: ReadOptions) -> ReadResult:
-        fast = fast_trl(path, options, self)
-        return fast if fast is not None else super().read(path, options)
+    def plan(self, schema: pa.Schema, container: str, options: ReadOptions) -> TRLPlan | None:
+        names = set(schema.names)
+        if not {"prompt", "chosen", "rejected"} <= names or names & SPECIAL:
+            return None
+        return TRLPlan(tuple(n for n in schema.names if n not in ("prompt", "chosen", "rejected")))
+
+
+PAIRS_KEYS = {"chosen", "rejected", "tie", "weight", "margin", "id", "prompt_id"}
+PAIR_NUMBERS = ("weight", "margin", "n_votes", "agreement")
+
+
+def _number_text(v: Any) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+class PrefkitPairsReader(RecordReader):
+    """What `prefkit pairs` writes (the pairs table, or `--to trl` with margin/weight/tie):
+    read back as comparisons, a tie flag as outcome `tie`, weight/margin/votes in `meta`."""
+
+    name = "prefkit-pairs"
+    description = (
+        "prefkit pairs output (pairs table or --to trl): chosen/rejected + tie/weight/margin"
+        " -> comparisons (tie kept as the outcome, weight/margin in meta)"
+    )
+    example = (
+        '{"prompt": "...", "chosen": "...", "rejected": "...", "margin": 1.0, "weight": 0.5,'
+        ' "tie": true, "id": "...", "prompt_id": "..."}'
+    )
+
+    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
+        if PAIRS_KEYS <= set(rec):
+            return "chosen/rejected + tie/weight/margin/id/prompt_id (written by prefkit pairs)"
+        return None
+
+    def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
+        prompt = rec.get("prompt")
+        tie = rec.get("tie")
+        if tie is not None and not isinstance(tie, bool):
+            tie = as_bool(tie, "tie")
+        meta_in = rec.get("meta")
+        if isinstance(meta_in, list):  # a map read from Parquet: (key, value) pairs
+            meta_in = dict(meta_in)
+        meta: dict[str, str] = {str(k): str(v) for k, v in (meta_in or {}).items()}
+        for key in PAIR_NUMBERS:
+            if rec.get(key) is not None:
+                meta[key] = _number_text(rec[key])
+        if rec.get("source_ids") is not None:
+            meta["source_ids"] = json.dumps(list(rec["source_ids"]), ensure_ascii=False)
+        row: dict[str, Any] = {
+            "id": str(need(rec, "id")),
+            "prompt_id": str(need(rec, "prompt_id")),
+            "prompt": None if prompt in (None, "", []) else messages(prompt, "prompt", "user"),
+            "response_a": messages(need(rec, "chosen"), "chosen"),
+            "response_b": messages(need(rec, "rejected"), "rejected"),
+            "model_a": opt_str(rec, "chosen_model"),
+            "model_b": opt_str(rec, "rejected_model"),
+            "outcome": "tie" if tie else "a",
+            "aspect": opt_str(rec, "aspect"),
+            "meta": meta,
+        }
+        if "source" in rec:  # the pairs table's own (null stays null)
+            row["source"] = opt_str(rec, "source")
+        yield Kind.COMPARISONS, row
+
+
+#: the columns of `prefkit pairs --to kto` (ids are prefkit's own: kept)
+KTO_EXPORT = {"prompt", "completion", "label", "id", "prompt_id"}
 
 
 class TRLUnpairedReader(RecordReader):
@@ -123,18 +248,22 @@ class TRLUnpairedReader(RecordReader):
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         comp = need(rec, "completion")
-        yield (
-            Kind.BINARY,
-            {
-                "prompt": messages(rec["prompt"], "prompt", "user")
-                if rec.get("prompt") is not None
-                else None,
-                "response": messages(comp, "completion"),
-                "label": as_bool(ctx.value("label", rec.get("label")), "label"),
-                "model": opt_str(rec, "model"),
-                "meta": meta_of(rec, ("prompt", "completion", "label", "model")),
-            },
-        )
+        export = set(rec) == KTO_EXPORT  # prefkit's own: its empty prompt is no prompt
+        empty: tuple[Any, ...] = (None, "", []) if export else (None,)
+        row: dict[str, Any] = {
+            "prompt": messages(rec["prompt"], "prompt", "user")
+            if rec.get("prompt") not in empty
+            else None,
+            "response": messages(comp, "completion"),
+            "label": as_bool(ctx.value("label", rec.get("label")), "label"),
+            "model": opt_str(rec, "model"),
+        }
+        used: tuple[str, ...] = ("prompt", "completion", "label", "model")
+        if export and rec["id"] is not None and rec["prompt_id"] is not None:
+            row["id"], row["prompt_id"] = str(rec["id"]), str(rec["prompt_id"])
+            used += ("id", "prompt_id")
+        row["meta"] = meta_of(rec, used)
+        yield Kind.BINARY, row
 
 
 class TRLStepwiseReader(RecordReader):
@@ -185,111 +314,123 @@ class TRLStepwiseReader(RecordReader):
         return out
 
 
+register_reader(PrefkitPairsReader())
 register_reader(TRLStepwiseReader())
 register_reader(TRLUnpairedReader())
 register_reader(TRLPreferenceReader())
 
 
 # ---------------------------------------------------------------------------------------
-# Vectorised path for the common case: exactly prompt/chosen/rejected columns in Parquet or
-# JSON lines, all strings or all message lists. Anything else goes per row.
+# Vectorised path: prompt/chosen/rejected columns (strings or message lists, other columns to
+# meta) batch by batch; rows whose messages need the per-row rules go through `convert`.
+
+#: columns with a meaning of their own: such files are read per row
+SPECIAL = {
+    "id",
+    "tie",
+    "weight",
+    "margin",
+    *(c for pair in SCORE_COLUMNS + MODEL_COLUMNS for c in pair),
+}
 
 
-def _as_messages(col: pa.ChunkedArray, role: str) -> pa.Array | None:
-    from prefkit.io.readers.hh import _const
-
-    arr = col.combine_chunks()
-    if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
-        n = len(arr)
-        values = pa.StructArray.from_arrays(
-            [_const(role, n), arr.cast(pa.string())], ["role", "content"]
-        )
-        return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), values).cast(
-            MESSAGES
-        )
-    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        vt = arr.type.value_type
-        if not pa.types.is_struct(vt) or {f.name for f in vt} != {"role", "content"}:
-            return None
-        flat = pc.list_flatten(arr)
-        if pc.struct_field(flat, "role").null_count or pc.struct_field(flat, "content").null_count:
-            return None
-        try:
-            return arr.cast(MESSAGES)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None
-    return None
-
-
-def fast_trl(path: Path, options: ReadOptions, reader: RecordReader) -> ReadResult | None:
-    """Batch by batch (memory ~ the output table), or None when it needs the per-row path."""
-    import pyarrow.json as pj
-    import pyarrow.parquet as pq
-
-    from prefkit.io.readers._records import GZIP_MAGIC, container
-
-    if options.strict or options.value_maps:
-        return None
-    kind = container(path)
-    source = options.source or default_source(path, reader.name)
-    tables: list[pa.Table] = []
-    start = 0
+def _messages(col: pa.Array, role: str) -> tuple[pa.Array, npt.NDArray[np.bool_]]:
+    """Strings (one message of `role`) or message lists as canonical messages, and the rows
+    that are exactly what `messages` would give (no null role or content, not empty)."""
+    n = len(col)
+    if pa.types.is_string(col.type):
+        return messages_of(col, role), valid(col)
+    if not (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)):
+        raise Decline(f"{col.type}")
+    vt = col.type.value_type
+    if not pa.types.is_struct(vt) or {f.name for f in vt} != {"role", "content"}:
+        raise Decline(f"{col.type}")
     try:
-        if kind == "parquet":
-            batches: Iterable[pa.RecordBatch] = pq.ParquetFile(path).iter_batches(batch_size=65536)
-        elif kind == "jsonl":
-            with path.open("rb") as fh:
-                gz = fh.read(2) == GZIP_MAGIC
-            stream = pa.input_stream(str(path), compression="gzip" if gz else None)
-            batches = pj.open_json(stream, read_options=pj.ReadOptions(block_size=4 << 20))
+        msgs = col.cast(MESSAGES)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise Decline(f"{col.type}") from None
+    ok = valid(msgs)
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(msgs), 0).to_numpy(zero_copy_only=False))
+    ok &= lengths > 0
+    flat = pc.list_flatten(msgs)
+    bad = pc.or_(
+        pc.is_null(pc.struct_field(flat, "role")), pc.is_null(pc.struct_field(flat, "content"))
+    )
+    if pc.any(bad).as_py():
+        parents = np.asarray(pc.list_parent_indices(msgs).to_numpy(zero_copy_only=False))
+        ok &= np.bincount(parents, weights=bools(bad), minlength=n) == 0
+    return msgs, ok
+
+
+def _first_role(msgs: pa.Array) -> pa.Array:
+    return pc.struct_field(
+        pc.list_element(pc.fill_null(msgs, pa.scalar([{"role": "", "content": ""}], MESSAGES)), 0),
+        "role",
+    )
+
+
+class TRLPlan:
+    """prompt/chosen/rejected -> comparisons (outcome a), extra columns to meta."""
+
+    kind = Kind.COMPARISONS
+
+    def __init__(self, extra: tuple[str, ...]) -> None:
+        self.extra = extra
+
+    def build(
+        self, batch: pa.RecordBatch, start: int, source: str, container: str
+    ) -> tuple[pa.Table, npt.NDArray[np.bool_]]:
+        n = batch.num_rows
+        prompt, ok = _messages(plain(batch.column("prompt")), "user")
+        chosen, okc = _messages(plain(batch.column("chosen")), "assistant")
+        rejected, okr = _messages(plain(batch.column("rejected")), "assistant")
+        ok &= okc & okr
+        if not pa.types.is_string(batch.column("chosen").type):
+            # responses that repeat the prompt or each other: per row (`split_prompt`)
+            for col in (chosen, rejected):
+                ok &= bools(pc.fill_null(pc.equal(_first_role(col), "assistant"), False))
+            two = pc.and_(
+                pc.greater(pc.list_value_length(chosen), 1),
+                pc.greater(pc.list_value_length(rejected), 1),
+            )
+            ok &= ~bools(pc.fill_null(two, False))
+        flat = pc.list_flatten(prompt)
+        contents = pc.struct_field(flat, "content")
+        if pc.any(pc.match_substring_regex(contents, UNSAFE)).as_py():
+            parents = np.asarray(pc.list_parent_indices(prompt).to_numpy(zero_copy_only=False))
+            hit = bools(pc.fill_null(pc.match_substring_regex(contents, UNSAFE), False))
+            ok &= np.bincount(parents, weights=hit, minlength=n) == 0
+        if not ok.all():
+            keep = ints(np.flatnonzero(ok), np.int64)
+            batch = batch.take(keep)
+            prompt, chosen, rejected = prompt.take(keep), chosen.take(keep), rejected.take(keep)
+        m = batch.num_rows
+        p_col = plain(batch.column("prompt"))
+        if pa.types.is_string(p_col.type):  # one user message each: hash each text once
+            pids = plain_prompt_ids(p_col)
         else:
-            return None
-        for batch in batches:
-            got = _trl_batch(pa.Table.from_batches([batch]), start, source)
-            if got is None:
-                return None
-            tables.append(got)
-            start += batch.num_rows
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
-        return None
-    if not tables:
-        return None
-    out = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    return ReadResult({Kind.COMPARISONS: out}, [], rows_in=start)
-
-
-def _trl_batch(table: pa.Table, start: int, source: str) -> pa.Table | None:
-    from prefkit.io.readers.hh import _const, _prompt_ids
-
-    if set(table.column_names) != {"prompt", "chosen", "rejected"} or table.num_rows == 0:
-        return None
-    if any(table.column(n).null_count for n in table.column_names):
-        return None
-    prompt = _as_messages(table.column("prompt"), "user")
-    chosen = _as_messages(table.column("chosen"), "assistant")
-    rejected = _as_messages(table.column("rejected"), "assistant")
-    if prompt is None or chosen is None or rejected is None:
-        return None
-    n = table.num_rows
-    flat = pc.list_flatten(prompt)
-    roles = pc.struct_field(flat, "role")
-    contents = pc.struct_field(flat, "content")
-    if pc.any(pc.match_substring_regex(contents, r"[\x00-\x08\x0e-\x1f\x85]")).as_py():
-        return None
-    lengths = np.asarray(pc.list_value_length(prompt).to_numpy(zero_copy_only=False), np.int64)
-    if (lengths == 0).any():
-        return None
-    offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-    lines = pa.array(np.arange(start + 1, start + n + 1)).cast(pa.string())
-    empty_meta = pa.array([[]], pa.map_(pa.string(), pa.string()))
-    cols = {
-        "id": pc.binary_join_element_wise(source + ":", lines, ""),
-        "prompt": prompt,
-        "prompt_id": _prompt_ids(roles, contents, offsets, prompt),
-        "source": _const(source, n),
-        "meta": empty_meta.take(pa.array(np.zeros(n, dtype=np.int32))),
-        "response_a": chosen,
-        "response_b": rejected,
-        "outcome": _const("a", n),
-    }
-    return conform(pa.table(cols), Kind.COMPARISONS)
+            lengths = np.asarray(
+                pc.list_value_length(prompt).to_numpy(zero_copy_only=False), np.int64
+            )
+            flat = pc.list_flatten(prompt)
+            pids = prompt_ids(
+                pc.struct_field(flat, "role"),
+                pc.struct_field(flat, "content"),
+                offsets_of(lengths),
+                prompt,
+            )
+        nums = ints(np.flatnonzero(ok) + (start + 1), np.int64).cast(pa.string())
+        entries = [
+            (c, as_text(plain(batch.column(c)), "json", container != "jsonl")) for c in self.extra
+        ]
+        cols = {
+            "id": pc.binary_join_element_wise(source + ":", nums, ""),
+            "prompt": prompt,
+            "prompt_id": pids,
+            "source": const(source, m),
+            "meta": meta_map(entries, m),
+            "response_a": chosen,
+            "response_b": rejected,
+            "outcome": const("a", m),
+        }
+        return conform(pa.table(cols), Kind.COMPARISONS), ok

@@ -1,0 +1,5 @@
+"""`python -m prefkit`: the command line."""
+
+from prefkit.cli import main
+
+main()
