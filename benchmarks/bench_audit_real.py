@@ -27,7 +27,10 @@ are the truth for `contradiction` (PandaLM holds pairs whose responses are ident
 under different ids, e.g. two empty answers against the same third).
 
 Per check: precision and recall against the injected truth, and the false-alarm rate = the
-share of the rows no injection touched that the check flags. The same datasets without
+share of the rows no injection touched that the check flags. "Precision, new flags" counts
+only the flags the uninjected data does not already raise (on the row itself or, for a copy,
+on the row it copies): real faults of the published data then do not count against a check;
+"false alarms not in the uninjected data" likewise. The same datasets without
 injection (split only) give the share of a clean real dataset flagged by default (errors and
 warnings). Label noise is compared with cleanlab on the audit's own out-of-fold
 probabilities, in the same run (`benchmarks/bench_noise.py` describes the three ways).
@@ -171,8 +174,11 @@ def _pair(r: dict[str, Any]) -> tuple[str, frozenset[str]]:
     return _text(r["prompt"]), frozenset((_text(r["response_a"]), _text(r["response_b"])))
 
 
-def inject(t: pa.Table, seed: int) -> tuple[pa.Table, dict[str, set[str]], set[str]]:
-    """The table with faults injected, the truth (issue -> row ids) and the untouched ids.
+def inject(
+    t: pa.Table, seed: int
+) -> tuple[pa.Table, dict[str, set[str]], set[str], dict[str, str]]:
+    """The table with faults injected, the truth (issue -> row ids), the untouched ids and
+    each added row's original (copy id -> the id of the row it copies).
 
     A near-duplicate copy makes every row of the original's pair a near-duplicate pair, and
     every row of the original's prompt a near-duplicate prompt: they are all in the truth."""
@@ -192,6 +198,7 @@ def inject(t: pa.Table, seed: int) -> tuple[pa.Table, dict[str, set[str]], set[s
         ]
     )
     taken = np.zeros(n, dtype=bool)
+    origin: dict[str, str] = {}
 
     def pick(k: int, ok: np.ndarray) -> np.ndarray:
         cand = [i for i in order.tolist() if ok[i] and not taken[i]]
@@ -264,6 +271,7 @@ def inject(t: pa.Table, seed: int) -> tuple[pa.Table, dict[str, set[str]], set[s
                     }
                 )
                 truth["spammer"].add(rid)
+                origin[rid] = r["id"]
     # a flipped or spam vote that meets another vote by the same annotator on the same pair
     # (same prompt and responses, either order) with the other winner is a contradiction the
     # injection made: the flipped row and its partners are the truth for `contradiction`
@@ -285,7 +293,9 @@ def inject(t: pa.Table, seed: int) -> tuple[pa.Table, dict[str, set[str]], set[s
     untouched = {rows[i]["id"] for i in range(n) if not taken[i]}
     for k in ("near_duplicate_pair", "near_duplicate_prompt", "exact_duplicate", "contradiction"):
         untouched -= truth[k]
-    return out, truth, untouched
+    for r in extra:
+        origin.setdefault(r["id"], r["id"].rsplit(":", 1)[0])  # :dup, :near, :leak copies
+    return out, truth, untouched, origin
 
 
 def ci(values: list[float]) -> tuple[float, float, float]:
@@ -317,7 +327,7 @@ def measure(name: str, base: pa.Table, seed: int) -> dict[str, Any]:
         "info_rows": fl["by_severity"]["info"],
         "verdict": clean_res.summary["health"]["verdict"],
     }
-    t, truth, untouched = inject(base, seed)
+    t, truth, untouched, origin = inject(base, seed)
     t0 = time.perf_counter()
     res = run_audit(t)
     secs = time.perf_counter() - t0
@@ -327,7 +337,9 @@ def measure(name: str, base: pa.Table, seed: int) -> dict[str, Any]:
     by_issue = flags_by_issue(res)
     for issue in sorted(set(by_issue) | {k for k, v in truth.items() if v}):
         flagged = np.isin(ids, list(by_issue.get(issue, set())))
-        known = np.isin(ids, list(pre.get(issue, set())))
+        # flagged already in the uninjected data: the row itself or the row a copy copies
+        before = pre.get(issue, set())
+        known = np.array([i in before or origin.get(i) in before for i in ids.tolist()])
         entry: dict[str, float] = {
             "false_alarm": float(flagged[un].mean()),
             "false_alarm_new": float((flagged & ~known)[un].mean()),
