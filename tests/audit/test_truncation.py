@@ -87,6 +87,10 @@ def test_a_length_cap_needs_many_distinct_unfinished_responses() -> None:
     done = [c[:-1] + "." for c in capped]
     score2, _, found2 = truncation_scores(pa.array(free + done))
     assert found2["length_cap"] is None and (score2 == 0).all()
+    # a handful sharing one length is chance, not a cap (PandaLM: 5 of its 705 distinct
+    # answers are 234 characters long, 4 of them lists that end without a full stop)
+    score3, _, found3 = truncation_scores(pa.array(free + capped[:5]))
+    assert found3["length_cap"] is None and (score3 == 0).all()
 
 
 def test_a_token_limit_shows_as_a_pile_up_of_unfinished_responses() -> None:

@@ -5,7 +5,7 @@ headings, code and answers ending with a URL or a number often end that way. A r
 truncated only with evidence (scores in 0..1; the strongest evidence wins):
 
 - `length cap` (0.9): it does not end a sentence and its length is a cap: one length
-  (≥ 100 characters) shared by ≥ max(3, 0.1%) of the distinct responses, ≥ 80% of them
+  (≥ 100 characters) shared by ≥ max(8, 0.5%) of the distinct responses, ≥ 80% of them
   unfinished, at least 3× as many as the average length within ±5% of it;
 - `unclosed code block` (0.85): an odd number of ``` fences — it stops inside a code block;
 - `token limit` (0.8): it does not end a sentence and its word count sits in a pile-up just
@@ -81,7 +81,7 @@ def _cap(lengths: I64, open_: B) -> tuple[int | None, B]:
         return none
     counts = np.bincount(lengths)
     opens = np.bincount(lengths[open_], minlength=counts.size)
-    need = max(3, 0.001 * lengths.size)
+    need = max(8, 0.005 * lengths.size)
     best: int | None = None
     for length in np.flatnonzero(counts >= need).tolist():
         if length < MIN_CAP_CHARS or opens[length] < 0.8 * counts[length]:
