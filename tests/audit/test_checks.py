@@ -149,14 +149,14 @@ def test_degenerate_rows() -> None:
 
 def test_length_cap_truncation() -> None:
     rows = [row(i) for i in range(50)]
-    for i in range(5):  # five different responses cut at the same 500 characters
+    for i in range(8):  # eight different responses cut at the same 500 characters
         cut = text(120)[:499] + "w"
         rows.append(row(300 + i, response_a=cut))
-    # one response repeated five times (five annotators judged it) is not a cap
-    rows += [row(400 + i, response_b="y " * 300) for i in range(5)]
+    # one response repeated ten times (ten annotators judged it) is not a cap
+    rows += [row(400 + i, response_b="y " * 300) for i in range(10)]
     res = find_degenerate(frame(rows))
     assert res.summary["length_cap"] == 500
-    assert {f"r{300 + i}" for i in range(5)} == res.row_ids("truncated")
+    assert {f"r{300 + i}" for i in range(8)} == res.row_ids("truncated")
 
 
 def test_leakage_between_splits_and_against_eval() -> None:
