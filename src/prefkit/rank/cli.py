@@ -66,7 +66,7 @@ def rank_cmd(
     baselines: bool = typer.Option(
         False, "--baselines", help="Add online Elo and average win rate to the JSON."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the bootstrap."),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
     top: int | None = typer.Option(
         None,

@@ -26,7 +26,7 @@ def serve_cmd(
         help="SQLAlchemy URL: sqlite:///file.db or postgresql+psycopg://user@host/db.",
     ),  # fmt: skip
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8000, "--port", help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port."),
     admin_token: str | None = typer.Option(
         None,
         "--admin-token",
@@ -121,7 +121,7 @@ def create_cmd(
     path: Path = typer.Argument(..., help="Comparisons (outcomes ignored) or rankings file."),
     name: str | None = typer.Option(None, "--name", help="Campaign name (default: file stem)."),
     db: str = typer.Option(DEFAULT_DB, "--db", help="SQLAlchemy database URL."),
-    overlap: int = typer.Option(1, "--overlap", help="Distinct annotators per item."),
+    overlap: int = typer.Option(1, "--overlap", min=1, help="Distinct annotators per item."),
     policy: str = typer.Option(
         "least_judged", "--policy", help="round_robin, least_judged or active."
     ),  # fmt: skip
