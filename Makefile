@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.prefkit-installed
 EXTRAS := train,serve,scale,compare,dev
 
-.PHONY: install demo test lint typecheck pytest system-deps clean
+.PHONY: install demo test lint typecheck pytest system-deps clean bench
 
 install: $(STAMP)
 
@@ -41,5 +41,10 @@ pytest: install
 
 test: lint typecheck pytest
 
+# Every benchmark at a small size (< 10 min on 2 idle cores): the shape of benchmarks/RESULTS.md.
+# The list lives in benchmarks/run_all.py; logs and summary.json go to bench-out/.
+bench: install
+	HF_HUB_OFFLINE=1 $(PY) -m benchmarks.run_all --out bench-out
+
 clean:
-	rm -rf $(VENV) demo-out
+	rm -rf $(VENV) demo-out bench-out

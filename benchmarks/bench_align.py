@@ -9,12 +9,22 @@ harmless pairs, same order, same loss (DPO sigmoid), one epoch of training each,
 - ``shared``: prefix-shared rows (prompt once, both responses after it, block mask);
 - ``packed``: prefix-shared groups packed several to a row up to a token budget.
 
+The headline is the prefix-sharing effect: ``standard`` vs ``shared``/``packed`` time on the
+same trainer with the same LM head, so only the batch layout differs. Every side is trained
+``--repeats`` times from the same initial weights, the order of the sides rotated each
+repeat (so no side always runs first or last on a machine whose load drifts); the script
+reports the median and the range of each time and of each ratio (ratios are taken within a
+repeat).
+
 Throughput is TRL-layout tokens per second: every method processes the same pairs, counted
 as TRL counts them (prompt + chosen, prompt + rejected), so the ratio is the speed-up on the
-same work. Before timing, the loss of the first batch is computed by TRL and by each prefkit
-layout from the same initial weights: they must agree to 1e-5.
+same work. Wall and process CPU time (all threads) are both recorded: on a shared machine the
+CPU time moves less with other jobs' load. Before timing, the loss of the first batch is
+computed by TRL and by each prefkit layout from the same initial weights: they must agree to
+1e-5.
 
-    .venv/bin/python benchmarks/bench_align.py                # CPU, hidden 64, 256 pairs
+    .venv/bin/python benchmarks/bench_align.py                # CPU, hidden 64, 256 pairs, 3 repeats
+    .venv/bin/python benchmarks/bench_align.py --pairs 24     # small (make bench)
     .venv/bin/python benchmarks/bench_align.py --device cuda --hidden 512 --layers 8
 """
 
@@ -22,8 +32,10 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -83,8 +95,13 @@ def main() -> None:
     ap.add_argument(
         "--bf16", action="store_true", help="bf16 autocast (TRL's default; slow on this CPU)"
     )
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs of every side (>= 1)")
+    ap.add_argument("--sides", default="trl,standard,shared,packed")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
+    kinds = [k for k in ("trl", "standard", "shared", "packed") if k in a.sides.split(",")]
+    if "standard" not in kinds or a.repeats < 1:
+        ap.error("--sides must include standard (the reference of the headline); --repeats >= 1")
 
     import datasets
     import torch
@@ -125,14 +142,14 @@ def main() -> None:
             truncate_to=None,
         )
 
-    kinds = ["trl", "standard", "shared", "packed"]
-    trainers = {k: make(k) for k in kinds}
-    # identical token ids in every layout
-    t0 = trainers["trl"].train_dataset
+    # identical token ids in every layout (TRL tokenizes; prefkit's layouts reuse its ids)
+    probe = {k: make(k) for k in kinds}
+    t0 = probe[kinds[0]].train_dataset
     for k in kinds[1:]:
-        tk = trainers[k].train_dataset
+        tk = probe[k].train_dataset
         for col in ("prompt_ids", "chosen_ids", "rejected_ids"):
             assert tk[col] == t0[col], (k, col)
+    del probe
     trl_tokens = sum(
         2 * len(p) + len(c) + len(r)
         for p, c, r in zip(t0["prompt_ids"], t0["chosen_ids"], t0["rejected_ids"], strict=True)
@@ -151,34 +168,73 @@ def main() -> None:
             examples = [tr.train_dataset[i] for i in range(a.batch_size)]
             inputs = tr._prepare_inputs(tr.data_collator(examples))
             losses[k] = float(tr._compute_loss(tr.model, inputs, False))
-    diffs = {k: abs(losses[k] - losses["trl"]) for k in kinds[1:]}
+    ref_side = "trl" if "trl" in kinds else "standard"
+    diffs = {k: abs(losses[k] - losses[ref_side]) for k in kinds if k != ref_side}
     ok = all(d <= 1e-5 for d in diffs.values())
+
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+    orders = []
+    for rep in range(a.repeats):
+        order = kinds[rep % len(kinds) :] + kinds[: rep % len(kinds)]
+        orders.append(order)
+        for k in order:
+            tr = make(k)  # fresh weights and optimizer: every repeat trains from the start
+            gc.collect()
+            start, cpu0 = time.perf_counter(), time.process_time()
+            out = tr.train()
+            sec, cpu = time.perf_counter() - start, time.process_time() - cpu0
+            runs[k].append(
+                {
+                    "seconds": sec,
+                    "cpu_seconds": cpu,
+                    "load_avg": os.getloadavg()[0],
+                    "steps": tr.state.global_step,
+                    "train_loss": out.training_loss,
+                }
+            )
+            print(
+                f"repeat {rep + 1}/{a.repeats} {k}: {sec:.1f} s wall, {cpu:.1f} s CPU "
+                f"(load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+            del tr
+
+    def stats(xs: list[float]) -> dict[str, float]:
+        return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+    def ratios(base: str, k: str, key: str) -> dict[str, float]:
+        """base time / k time, within each repeat: how much faster k is than base."""
+        return stats([b[key] / r[key] for b, r in zip(runs[base], runs[k], strict=True)])
 
     results: dict[str, Any] = {}
     for k in kinds:
-        tr = trainers[k]
-        start = time.perf_counter()
-        out = tr.train()
-        sec = time.perf_counter() - start
+        secs = [r["seconds"] for r in runs[k]]
         results[k] = {
-            "seconds": sec,
-            "steps": tr.state.global_step,
-            "trl_tokens_per_s": trl_tokens / sec,
-            "train_loss": out.training_loss,
+            "seconds": stats(secs),
+            "cpu_seconds": stats([r["cpu_seconds"] for r in runs[k]]),
+            "trl_tokens_per_s": stats([trl_tokens / x for x in secs]),
+            "steps": runs[k][0]["steps"],
+            "train_loss": [r["train_loss"] for r in runs[k]],
+            "speedup_vs_standard": ratios("standard", k, "seconds"),
+            "cpu_speedup_vs_standard": ratios("standard", k, "cpu_seconds"),
         }
-    for k in kinds:
-        results[k]["speedup_vs_trl"] = results["trl"]["seconds"] / results[k]["seconds"]
+        if "trl" in runs:
+            results[k]["speedup_vs_trl"] = ratios("trl", k, "seconds")
+            results[k]["cpu_speedup_vs_trl"] = ratios("trl", k, "cpu_seconds")
     summary = {
         "device": a.device,
         "params": n_params,
         "pairs": len(rows),
         "batch_size": a.batch_size,
+        "repeats": a.repeats,
+        "orders": orders,
         "trl_layout_tokens": trl_tokens,
         "shared_layout_tokens": shared_tokens,
         "first_batch_loss": losses,
-        "loss_abs_diff_vs_trl": diffs,
+        "loss_abs_diff_vs_" + ref_side: diffs,
         "loss_match_1e-5": ok,
         "results": results,
+        "runs": runs,
         "torch_threads": torch.get_num_threads(),
         "load_avg": os.getloadavg(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
@@ -186,17 +242,39 @@ def main() -> None:
     print(
         f"{a.device}: {len(rows)} HH harmless pairs, model {n_params:,} params, "
         f"batch {a.batch_size}; TRL-layout tokens {trl_tokens:,}, shared {shared_tokens:,} "
-        f"({trl_tokens / shared_tokens:.2f}x fewer)"
+        f"({trl_tokens / shared_tokens:.2f}x fewer); {a.repeats} repeats, order rotated"
     )
-    print("first-batch loss |Δ| vs TRL: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-    print("| batching | s | TRL-layout tokens/s | vs TRL | train loss |")
-    print("|---|---|---|---|---|")
+    print(
+        f"first-batch loss |Δ| vs {ref_side}: "
+        + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
+    )
+
+    def rng(d: dict[str, float], fmt: str = ".2f", unit: str = "x") -> str:
+        return f"{d['median']:{fmt}}{unit} [{d['min']:{fmt}}–{d['max']:{fmt}}]"
+
+    for k in ("shared", "packed"):
+        if k in results:
+            print(
+                f"prefix-sharing effect (same trainer, same head), {k} vs unshared: wall "
+                f"{rng(results[k]['speedup_vs_standard'])}, CPU "
+                f"{rng(results[k]['cpu_speedup_vs_standard'])}"
+            )
+    head = "| batching | wall s | CPU s | TRL-layout tokens/s (wall) | vs unshared (wall / CPU) |"
+    print(head + (" vs TRL DPOTrainer (wall / CPU) |" if "trl" in kinds else "") + " train loss |")
+    print("|---" * (7 if "trl" in kinds else 6) + "|")
     for k in kinds:
         r = results[k]
-        print(
-            f"| {k} | {r['seconds']:.1f} | {r['trl_tokens_per_s']:,.0f} | "
-            f"{r['speedup_vs_trl']:.2f}x | {r['train_loss']:.4f} |"
+        vs_trl = (
+            f"{rng(r['speedup_vs_trl'])} / {rng(r['cpu_speedup_vs_trl'])} | "
+            if "speedup_vs_trl" in r
+            else ""
         )
+        print(
+            f"| {k} | {rng(r['seconds'], '.1f', '')} | {rng(r['cpu_seconds'], '.1f', '')} | "
+            f"{r['trl_tokens_per_s']['median']:,.0f} | {rng(r['speedup_vs_standard'])} / "
+            f"{rng(r['cpu_speedup_vs_standard'])} | {vs_trl}{r['train_loss'][0]:.4f} |"
+        )
+    print("(median [min-max] over the repeats; ratios taken within each repeat)")
     if a.json:
         a.json.write_text(json.dumps(summary, indent=2, default=str))
     if not ok:

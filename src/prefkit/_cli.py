@@ -69,6 +69,24 @@ def parse_mapping(items: list[str] | None, option: str = "--map") -> dict[str, s
     return out
 
 
+def require_extra(modules: tuple[str, ...], extra: str, what: str) -> None:
+    """Fail (exit 1, one line) unless every module imports, naming the missing ones and the
+    pip command that installs them."""
+    import importlib
+
+    missing = []
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        fail(
+            f"{what} needs {' and '.join(missing)} (not installed); install the [{extra}] "
+            f"extra: pip install 'prefkit[{extra}]'"
+        )
+
+
 def parse_value_maps(items: list[str] | None) -> dict[str, dict[str, str]]:
     """Parse repeated `--value-map field:raw=value` options (the last `=` separates)."""
     out: dict[str, dict[str, str]] = {}

@@ -6,21 +6,18 @@ import dataclasses
 from typing import Any
 
 import pytest
+import torch
 
-from tests.align import _tiny
-
-pytestmark = [pytest.mark.train]
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-from prefkit.align.batching import (  # noqa: E402
+from prefkit.align.batching import (
     Group,
     response_logps,
     shared_batch,
     standard_batch,
 )
-from prefkit.align.evaluate import tokenize_pair  # noqa: E402
+from prefkit.align.evaluate import tokenize_pair
+from tests.align import _tiny
+
+pytestmark = [pytest.mark.train]
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,9 @@ import math
 from typing import Any
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from prefkit.align.losses import (  # noqa: E402
+from prefkit.align.losses import (
     LOSSES,
     SPECS,
     ListLogps,

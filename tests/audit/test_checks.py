@@ -59,52 +59,72 @@ def test_minhash_estimates_jaccard() -> None:
         assert abs(est - true) < 0.2, (true, est)
 
 
-def test_duplicates_exact_swapped_identical_contradiction_and_near() -> None:
+def same_pair(i: int, rows: list[dict[str, object]], swap: bool = False, **kw: object) -> dict:
+    """A row on the pair of rows[i] (a and b swapped when `swap`)."""
+    src = rows[i]
+    a, b = ("response_b", "response_a") if swap else ("response_a", "response_b")
+    return row(
+        kw.pop("n"),  # type: ignore[arg-type]
+        prompt=src["prompt"],
+        response_a=src[a],
+        response_b=src[b],
+        **kw,
+    )
+
+
+def test_duplicates_are_copies_of_a_vote_and_contradictions_need_one_annotator() -> None:
     rows = [row(i) for i in range(40)]
-    # exact duplicate: the same pair with a and b swapped and the outcome swapped with them
-    rows.append(
-        row(
-            100,
-            prompt=rows[0]["prompt"],
-            response_a=rows[0]["response_b"],
-            response_b=rows[0]["response_a"],
-            outcome="b",
-        )
-    )
-    # contradiction: same pair, same (unknown) annotator, opposite outcome
-    rows.append(
-        row(
-            101,
-            prompt=rows[1]["prompt"],
-            response_a=rows[1]["response_a"],
-            response_b=rows[1]["response_b"],
-            outcome="b",
-        )
-    )
-    # identical responses
-    rows.append(row(102, response_b=rows[2]["response_a"], response_a=rows[2]["response_a"]))
-    # near duplicate pair: a few words changed everywhere
-    near = {
-        k: str(rows[3][k]).replace(".", " extra.") for k in ("prompt", "response_a", "response_b")
-    }
-    rows.append(row(103, **near))
-    # the same pair judged by a second annotator is a vote, not a duplicate
-    rows.append(
+    rows[5]["annotator"] = "ann1"
+    rows[6]["annotator"] = "ann1"
+    rows[6]["rationale"] = "a is more polite"
+    rows[7]["meta"] = {"worker": "w7", "ts": "2024-01-01T10:00"}
+    rows += [
+        # an anonymous copy: every field equal, same order -> exact duplicate (warning)
+        same_pair(0, rows, n=100),
+        # the pair shown swapped, outcome swapped with it, nobody named: a second vote
+        same_pair(1, rows, swap=True, n=101, outcome="b"),
+        # the same pair, no annotator, opposite outcome: disagreement, not a contradiction
+        same_pair(2, rows, n=102, outcome="b"),
+        # identical responses
+        row(103, response_b=rows[3]["response_a"], response_a=rows[3]["response_a"]),
+        # near duplicate pair: a word added everywhere
         row(
             104,
-            prompt=rows[4]["prompt"],
-            response_a=rows[4]["response_a"],
-            response_b=rows[4]["response_b"],
-            annotator="other",
-        )
-    )
+            **{
+                k: str(rows[4][k]).replace(".", " extra.")
+                for k in ("prompt", "response_a", "response_b")
+            },
+        ),
+        # the same known annotator both ways on the same pair, shown swapped: contradiction
+        same_pair(5, rows, swap=True, n=105, outcome="a", annotator="ann1"),
+        # a copy of a named vote with its rationale, even shown swapped: exact duplicate (error)
+        same_pair(
+            6, rows, swap=True, n=106, outcome="b", annotator="ann1", rationale="a is more polite"
+        ),
+        # same worker, other timestamp in meta: a second vote, not a copy
+        same_pair(7, rows, n=107, meta={"worker": "w7", "ts": "2024-01-02T09:00"}),
+        # same meta: a copy
+        same_pair(7, rows, n=108, meta={"worker": "w7", "ts": "2024-01-01T10:00"}),
+        # another rationale, no annotator: another expert's vote
+        same_pair(8, rows, n=109, rationale="b misses the point"),
+        # the same annotator, opposite answers on two aspects: not a contradiction
+        same_pair(9, rows, n=110, annotator="ann2", aspect="harmlessness", outcome="b"),
+        same_pair(9, rows, n=111, annotator="ann2", aspect="helpfulness", outcome="a"),
+    ]
     res = find_duplicates(frame(rows), threshold=0.8)
-    assert res.row_ids("exact_duplicate") == {"r0", "r100"}
-    assert res.row_ids("contradiction") == {"r1", "r101"}
-    assert res.row_ids("identical_responses") == {"r102"}
-    assert res.row_ids("near_duplicate_pair") == {"r3", "r103"}
-    assert "r104" not in res.row_ids() and "r4" not in res.row_ids()
-    assert res.summary["exact_duplicate_rows"] == 1
+    sev = {(r["row_id"], r["issue"]): r["severity"] for r in res.rows.to_pylist()}
+    assert res.row_ids("exact_duplicate") == {"r0", "r100", "r6", "r106", "r7", "r108"}
+    assert sev[("r100", "exact_duplicate")] == "warning"  # nothing tells two votes apart
+    assert sev[("r106", "exact_duplicate")] == "error"  # annotator + rationale: a copy
+    assert sev[("r108", "exact_duplicate")] == "error"  # meta (worker, timestamp): a copy
+    assert res.row_ids("contradiction") == {"r5", "r105"}
+    assert res.row_ids("identical_responses") == {"r103"}
+    assert res.row_ids("near_duplicate_pair") == {"r4", "r104"}
+    assert sev[("r104", "near_duplicate_pair")] == "info"
+    for i in (1, 101, 2, 102, 107, 8, 109, 110, 111):
+        assert f"r{i}" not in res.row_ids(), i
+    assert res.summary["exact_duplicate_rows"] == 3  # copies beyond the first of each group
+    assert res.summary["pairs_with_votes_by_unknown_annotators"] == 4  # pairs 1, 2, 7, 8
     assert res.rows.schema.equals(FINDINGS_SCHEMA)
     scores = np.asarray(res.rows.column("score"))
     assert ((scores >= 0) & (scores <= 1)).all()
@@ -129,11 +149,14 @@ def test_degenerate_rows() -> None:
 
 def test_length_cap_truncation() -> None:
     rows = [row(i) for i in range(50)]
-    for i in range(5):
-        rows.append(row(300 + i, response_a="x" * 500))
+    for i in range(8):  # eight different responses cut at the same 500 characters
+        cut = text(120)[:499] + "w"
+        rows.append(row(300 + i, response_a=cut))
+    # one response repeated ten times (ten annotators judged it) is not a cap
+    rows += [row(400 + i, response_b="y " * 300) for i in range(10)]
     res = find_degenerate(frame(rows))
     assert res.summary["length_cap"] == 500
-    assert {f"r{300 + i}" for i in range(5)} <= res.row_ids("truncated")
+    assert {f"r{300 + i}" for i in range(8)} == res.row_ids("truncated")
 
 
 def test_leakage_between_splits_and_against_eval() -> None:

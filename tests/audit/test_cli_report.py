@@ -103,18 +103,54 @@ def test_cli_refuses_to_overwrite_input_and_bad_options(tmp_path: Path) -> None:
     assert r.exit_code != 0
 
 
-def test_fix_policy_flip_and_drop_noisy(tmp_path: Path) -> None:
-    from prefkit.audit.fix import apply_fix, parse_policy
+def test_fix_policy_flip_and_drop_noisy_labels(tmp_path: Path) -> None:
+    """On simulated votes with known flips: `flip` reverses exactly the flagged rows (and
+    leaves fewer wrong labels), `drop` removes exactly them."""
+    from prefkit.audit.fix import apply_fix, parse_policy, write_fix
+    from prefkit.schema import Kind
+    from prefkit.simulate import simulate
 
-    t = small_table()
-    res = run_audit(t)
+    sim = simulate("noisy", size=3000, seed=1)
+    t = sim.tables[Kind.COMPARISONS]
+    res = run_audit(t, checks=("annotators", "noise"))
+    noisy = res.checks["noise"].row_ids("noisy_label")
+    assert len(noisy) >= 20  # the data has flagged rows to act on
+    ids = t.column("id").to_pylist()
+    before = dict(zip(ids, t.column("outcome").to_pylist(), strict=True))
+    truly_flipped = set(sim.truth["flipped_ids"])
+
     pol = parse_policy("none,noisy_label=flip")
     assert pol == {"noisy_label": "flip"}
     fx = apply_fix(t, res, pol)
-    assert fx.table.num_rows == t.num_rows
-    noisy = res.checks["noise"].row_ids("noisy_label")
-    flipped = [dict(m or {}).get("audit_flipped_from") for m in fx.table.column("meta").to_pylist()]
-    assert sum(x is not None for x in flipped) <= len(noisy)
+    assert fx.table.num_rows == t.num_rows and fx.removed.num_rows == 0
+    after = dict(
+        zip(fx.table.column("id").to_pylist(), fx.table.column("outcome").to_pylist(), strict=True)
+    )
+    metas = dict(
+        zip(fx.table.column("id").to_pylist(), fx.table.column("meta").to_pylist(), strict=True)
+    )
+    swap = {"a": "b", "b": "a"}
+    for i in ids:
+        m = dict(metas[i] or [])
+        if i in noisy:
+            assert before[i] in swap and after[i] == swap[before[i]], i
+            assert m["audit_flipped_from"] == before[i]
+        else:
+            assert after[i] == before[i] and "audit_flipped_from" not in m, i
+    assert fx.counts["flipped:noisy_label"] == len(noisy)
+    # flipping the flagged rows repairs more labels than it breaks
+    wrong_before = len(truly_flipped)
+    wrong_after = len(truly_flipped - noisy) + len(noisy - truly_flipped)
+    assert wrong_after < wrong_before
+
+    fx = apply_fix(t, res, parse_policy("none,noisy_label=drop"))
+    kept = set(fx.table.column("id").to_pylist())
+    assert kept == set(ids) - noisy
+    assert set(fx.removed.column("id").to_pylist()) == noisy
+    assert set(fx.removed.column("audit_reason").to_pylist()) == {"noisy_label"}
+    paths = write_fix(fx, tmp_path / "clean.parquet", {"noisy_label": "drop"})
+    log = json.loads(paths["changelog"].read_text())
+    assert log["counts"]["rows_removed"] == len(noisy) == log["counts"]["dropped:noisy_label"]
     with pytest.raises(ValueError):
         parse_policy("exact_duplicate=flip")
 
@@ -131,6 +167,8 @@ def test_fix_policy_flip_and_drop_noisy(tmp_path: Path) -> None:
 def test_report_opens_in_chromium_without_console_errors(
     name: str, rel: str, data_dir: Path, artifacts_dir: Path, tmp_path: Path
 ) -> None:
+    """The report of a real dataset in Debian's Chromium: no console error, the plots draw,
+    and the first screen (1200×900) answers "is this dataset healthy?"."""
     from playwright.sync_api import sync_playwright
 
     from prefkit.io.detect import read
@@ -139,9 +177,12 @@ def test_report_opens_in_chromium_without_console_errors(
     out = artifacts_dir / f"audit-{name}"
     res = run_audit(table, out, source_name=name)
     assert res.summary["input"]["rows"] == table.num_rows
+    verdict = res.summary["health"]["verdict"]
+    assert verdict in ("healthy", "needs attention", "unhealthy")
     errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
+        assert "chrom" in browser.browser_type.name  # the Chromium we launched
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
@@ -149,11 +190,19 @@ def test_report_opens_in_chromium_without_console_errors(
         page.wait_for_selector(".plot .main-svg", timeout=20000)
         n_plots = page.locator(".plot .main-svg").count()
         assert page.evaluate("window.__pwned === undefined")
+        # the verdict is on the first screen, with its words and the base-rate table
+        box = page.locator("#verdict").bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 900, box
+        assert page.locator(".verdict-word").inner_text().strip().lower() == verdict
+        headline = page.locator("#verdict .headline").inner_text()
+        assert "rows have errors" in headline
+        page.screenshot(path=str(artifacts_dir / f"audit-{name}-first-screen.png"))
         page.screenshot(path=str(artifacts_dir / f"audit-{name}.png"), full_page=True)
         browser.close()
     assert errors == []
     assert n_plots >= 2
     assert (artifacts_dir / f"audit-{name}.png").stat().st_size > 10_000
+    assert (artifacts_dir / f"audit-{name}-first-screen.png").stat().st_size > 10_000
 
 
 def test_render_escapes_examples_and_figure_json() -> None:
@@ -191,3 +240,19 @@ def test_cli_against_eval_file(tmp_path: Path) -> None:
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["leakage"]["eval_leak_exact_rows"] == 1
     assert set(summary) >= {"input", "flagged", "leakage"} and "noise" not in summary
+
+
+def test_cli_audits_a_rankings_file_as_the_comparisons_it_implies(data_dir: Path) -> None:
+    """FineGrainedRLHF ranks 4 predictions per question: the audit reads it as the 6 pairs
+    each ranking implies (counted here from the raw JSON)."""
+    path = data_dir / "finegrained_rlhf_qa_feedback/tasks/qa_feedback/data/dev_feedback.json"
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    expected = 0
+    for rec in raw:
+        k = sum(1 for key in rec if key.startswith("prediction "))
+        expected += k * (k - 1) // 2
+    r = runner.invoke(app, ["audit", str(path), "--json", "--checks", "duplicates,degenerate"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["input"]["rows"] == expected
+    assert "audited as the" in r.output

@@ -28,12 +28,22 @@ def _planted(seed: int = 0) -> dict[str, np.ndarray]:
 def test_lapse_rates_and_position_biases_are_recovered() -> None:
     d = _planted()
     args = (d["item"], d["ann"], d["grade"], d["y"], d["first"], 3000, 40, 4)
+    # The maximum-likelihood rates (no shrinkage) carry a small documented upward bias
+    # (docs/audit.md, "Lapse rates"): for the planted 0.05 / 0.25, measured +0.021 / +0.021
+    # on seed 0, +0.020..+0.024 / +0.009..+0.026 on seeds 1-3; asserted as +0.02 ± 0.015.
+    raw = lapse_model(*args, lapse_shrink=0.0)
+    for sel, planted in ((slice(0, 20), 0.05), (slice(20, 40), 0.25)):
+        assert abs(raw.lapse[sel].mean() - planted - 0.02) <= 0.015, (
+            planted,
+            raw.lapse[sel].mean(),
+        )
+    # The default shrinks each annotator's rate towards the pooled rate (30 pseudo-votes for
+    # 300 votes each): both groups move towards it, never past it.
     m = lapse_model(*args)
-    # measured: ≈ 0.10 for the planted 0.05 (low rates are overestimated: with the grade table
-    # learned freely, sharper margins plus more lapses fit nearly as well; plus shrinkage to the
-    # pooled rate) and ≈ 0.25 for the planted 0.25
-    assert m.lapse[:20].mean() < 0.13 and abs(m.lapse[20:].mean() - 0.25) < 0.04
-    assert m.lapse[20:].mean() - m.lapse[:20].mean() > 0.1
+    pooled = float(m.lapse.mean())
+    low, high = m.lapse[:20].mean(), m.lapse[20:].mean()
+    assert raw.lapse[:20].mean() < low < pooled < high <= raw.lapse[20:].mean()
+    assert high - low > 0.1  # the two groups stay apart
     assert abs(m.position[d["gamma"] > 0].mean() - 1.5) < 0.4
     assert abs(m.position[d["gamma"] == 0].mean()) < 0.2
     # flipped votes score higher than honest ones

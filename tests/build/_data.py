@@ -1,21 +1,19 @@
-"""Real data sets as canonical tables for the build tests.
-
-Each loader uses `prefkit.io.detect.read` when the io stage has a reader that produces the
-needed kind, and otherwise parses the raw file here (into canonical rows with `from_rows`).
+"""Real data sets as canonical tables for the build tests, read through prefkit's io stage
+(`prefkit.io.detect.read`): a reader regression fails these tests, it is never papered over by
+parsing the file here. The raw-file helpers (`pandalm_raw`, `finegrained_raw`, ...) are the
+tests' independent references, never a substitute input.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
-import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
-from prefkit.io.base import InputError
 from prefkit.schema import Kind, from_rows
 from tests.conftest import DATA
 
@@ -27,17 +25,16 @@ HH_HARMLESS = DATA / "hh_rlhf_harmless_base_test" / "harmless-base" / "test.json
 FG_PAIRS = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
 
 
-def _via_io(path: Path, kind: Kind) -> pa.Table | None:
+def _read(path: Path, reader: str, kind: Kind) -> tuple[pa.Table, int]:
+    """`kind` table of `path` as prefkit reads it, and the number of rows it rejected; fails
+    when the expected reader does not pick the file or gives no such table."""
     from prefkit.io.detect import read
 
-    try:
-        res = read(path)
-    except InputError:
-        return None
-    if res.reader == "canonical" or kind not in res.tables:
-        return None
+    res = read(path)
+    assert res.reader == reader, f"{path.name}: read by {res.reader!r}, expected {reader!r}"
+    assert kind in res.tables, f"{path.name}: the {reader} reader gave no {kind.value} table"
     table: pa.Table = res.tables[kind]
-    return table
+    return table, len(res.rejects)
 
 
 def pandalm_raw() -> list[dict[str, Any]]:
@@ -45,44 +42,25 @@ def pandalm_raw() -> list[dict[str, Any]]:
     return data
 
 
-def _as_text(v: Any) -> str:
-    """Six PandaLM records have a JSON `true` as a response: read as the text "true"."""
-    return v if isinstance(v, str) else json.dumps(v)
-
-
 def pandalm_votes() -> tuple[pa.Table, int]:
     """PandaLM human test set: 999 pairs x 3 annotators (0 = tie, 1 = response1, 2 = 2).
 
     Returns the comparisons and the number of source records rejected on reading."""
-    from prefkit.io.detect import read
+    return _read(PANDALM, "pandalm", Kind.COMPARISONS)
 
-    try:
-        res = read(PANDALM)
-        if res.reader != "canonical" and Kind.COMPARISONS in res.tables:
-            return res.tables[Kind.COMPARISONS], len(res.rejects)
-    except InputError:
-        pass
-    label = {0: "tie", 1: "a", 2: "b"}
-    rows = []
-    for x in pandalm_raw():
-        prompt = x["instruction"] + ("\n\n" + x["input"] if x["input"].strip() else "")
-        model_a, model_b = x["cmp_key"].split("_", 1)
-        for k in (1, 2, 3):
-            rows.append(
-                {
-                    "id": f"pandalm-{x['idx']}-{k}",
-                    "prompt": prompt,
-                    "response_a": _as_text(x["response1"]),
-                    "response_b": _as_text(x["response2"]),
-                    "model_a": model_a,
-                    "model_b": model_b,
-                    "annotator": f"annotator{k}",
-                    "outcome": label[x[f"annotator{k}"]],
-                    "source": "pandalm",
-                    "meta": {"pair_id": str(x["idx"])},
-                }
-            )
-    return from_rows(rows, Kind.COMPARISONS), 0
+
+PANDALM_LABEL = {0: "tie", 1: "a", 2: "b"}
+
+
+def pandalm_majority(records: list[dict[str, Any]] | None = None) -> dict[str, str | None]:
+    """Independent reference from the raw file: idx -> 'a'/'b'/'tie' when at least two of the
+    three annotators agree, None when all three differ."""
+    out: dict[str, str | None] = {}
+    for x in pandalm_raw() if records is None else records:
+        c = Counter(PANDALM_LABEL[x[f"annotator{k}"]] for k in (1, 2, 3))
+        top, n = c.most_common(1)[0]
+        out[str(x["idx"])] = top if n >= 2 else None
+    return out
 
 
 def finegrained_raw() -> list[dict[str, Any]]:
@@ -112,67 +90,12 @@ def finegrained_ranks(pref: list[int]) -> list[int] | None:
 
 def finegrained_rankings() -> pa.Table:
     """FineGrainedRLHF qa-feedback dev: 4 predictions per question ranked by annotators."""
-    for path in (FINEGRAINED_DEV, FINEGRAINED):
-        got = _via_io(path, Kind.RANKINGS)
-        if got is not None:
-            return got
-    rows = []
-    for n, x in enumerate(finegrained_raw()):
-        ranks = finegrained_ranks(x["preference"])
-        if ranks is None:  # intransitive preferences are no ranking
-            continue
-        rows.append(
-            {
-                "id": f"fg-{n}",
-                "prompt": x["question"],
-                "responses": [x[f"prediction {k}"] for k in range(1, 5)],
-                "ranks": ranks,
-                "source": "finegrained_rlhf",
-            }
-        )
-    return from_rows(rows, Kind.RANKINGS)
-
-
-_TURN = re.compile(r"\n\n(Human|Assistant): ")
-
-
-def _hh_messages(text: str) -> list[dict[str, str]]:
-    parts = _TURN.split(text)
-    msgs = []
-    for k in range(1, len(parts) - 1, 2):
-        msgs.append(
-            {"role": "user" if parts[k] == "Human" else "assistant", "content": parts[k + 1]}
-        )
-    return msgs
+    return _read(FINEGRAINED_DEV, "finegrained-rlhf", Kind.RANKINGS)[0]
 
 
 def hh_harmless() -> pa.Table:
-    """Anthropic HH-RLHF harmless-base test: chosen vs rejected transcripts."""
-    got = _via_io(HH_HARMLESS, Kind.COMPARISONS)
-    if got is not None:
-        return got
-    return hh_harmless_turns()
-
-
-def hh_harmless_turns() -> pa.Table:
-    """HH-RLHF harmless-base test parsed here into multi-turn prompts (user/assistant turns)
-    and the last assistant turns as the two responses."""
-    rows = []
-    with gzip.open(HH_HARMLESS, "rt", encoding="utf-8") as fh:
-        for n, line in enumerate(fh):
-            rec = json.loads(line)
-            chosen, rejected = _hh_messages(rec["chosen"]), _hh_messages(rec["rejected"])
-            rows.append(
-                {
-                    "id": f"hh-{n}",
-                    "prompt": chosen[:-1],
-                    "response_a": chosen[-1:],
-                    "response_b": rejected[-1:],
-                    "outcome": "a",
-                    "source": "hh-rlhf/harmless-base",
-                }
-            )
-    return from_rows(rows, Kind.COMPARISONS)
+    """Anthropic HH-RLHF harmless-base test: chosen vs rejected, multi-turn prompts."""
+    return _read(HH_HARMLESS, "hh-rlhf", Kind.COMPARISONS)[0]
 
 
 def generated_ratings(n_prompts: int = 60, per_prompt: int = 12, seed: int = 0) -> pa.Table:
@@ -195,21 +118,9 @@ def generated_ratings(n_prompts: int = 60, per_prompt: int = 12, seed: int = 0) 
 
 
 def simulated_ratings(n_prompts: int = 60, per_prompt: int = 12, seed: int = 0) -> pa.Table:
-    """Ratings from the simulator's `ratings` scenario when it exists, else generated."""
-    try:
-        from prefkit.simulate import simulate  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return generated_ratings(n_prompts, per_prompt, seed)
+    """Ratings from the simulator's `ratings` scenario."""
+    from prefkit.simulate import simulate
+
     sim = simulate("ratings", size=n_prompts * per_prompt, seed=seed)
     table: pa.Table = sim.tables[Kind.RATINGS]
     return table
-
-
-def readable(path: Path, kind: Kind, fallback: pa.Table, tmp: Path) -> Path:
-    """`path` itself when `prefkit.io.detect.read` reads it as `kind`, else the fallback table
-    saved as canonical Parquet under `tmp`."""
-    if _via_io(path, kind) is not None:
-        return path
-    from prefkit.io.canonical import save
-
-    return save(fallback, tmp / f"{path.stem}.canonical.parquet", kind)

@@ -18,19 +18,18 @@ from tests.build._data import (
     FINEGRAINED_DEV,
     HH_HARMLESS,
     PANDALM,
-    finegrained_rankings,
-    hh_harmless,
-    hh_harmless_turns,
-    pandalm_votes,
-    readable,
+    pandalm_majority,
+    pandalm_raw,
 )
+from tests.raw import hh_harmless_counts
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def pandalm_in(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return readable(PANDALM, Kind.COMPARISONS, pandalm_votes()[0], tmp_path_factory.mktemp("in"))
+def pandalm_in() -> Path:
+    """The PandaLM file as published: `prefkit pairs` reads it with the io stage."""
+    return PANDALM
 
 
 def _run(*args: str) -> dict[str, object]:
@@ -49,10 +48,20 @@ def test_pairs_pandalm_majority_drop(pandalm_in: Path, tmp_path: Path) -> None:
     assert written == rep
     dropped = written["dropped"]
     assert isinstance(dropped, dict)
-    assert written["pairs_out"] + sum(dropped.values()) == 999
-    assert written["rows_in"] == 2997
+    # independent reference: the raw file's records and their majority labels
+    raw = pandalm_raw()
+    majority = pandalm_majority(raw)
+    assert written["pairs_out"] + sum(dropped.values()) == len(raw)
+    assert written["rows_in"] == 3 * len(raw)
+    decided = [x for x in raw if majority[str(x["idx"])] in ("a", "b")]
+    same = sum(
+        normalize_text(str(x["response1"])) == normalize_text(str(x["response2"])) for x in decided
+    )
+    assert dropped["tie_dropped"] == sum(v == "tie" for v in majority.values())
+    assert dropped["no_majority"] == sum(v is None for v in majority.values())
+    assert dropped["identical_responses"] == same
     t = pq.read_table(out)
-    assert t.num_rows == written["pairs_out"] == 894
+    assert t.num_rows == written["pairs_out"] == len(decided) - same
     for c, r in zip(t.column("chosen").to_pylist(), t.column("rejected").to_pylist(), strict=True):
         assert normalize_text(c[0]["content"]) != normalize_text(r[0]["content"])
 
@@ -90,7 +99,7 @@ def test_pairs_to_trl_and_kto_jsonl(pandalm_in: Path, tmp_path: Path) -> None:
 
 
 def test_pairs_rankings_from_kind_and_curriculum(tmp_path: Path) -> None:
-    src = readable(FINEGRAINED_DEV, Kind.RANKINGS, finegrained_rankings(), tmp_path)
+    src = FINEGRAINED_DEV
     out = tmp_path / "fg.parquet"
     rep = _run("pairs", str(src), str(out), "--curriculum", "--json")
     assert rep["builder"] == "rankings"
@@ -147,7 +156,7 @@ def test_pairs_usage_and_input_errors(pandalm_in: Path, tmp_path: Path) -> None:
 
 
 def test_split_cli_hh(tmp_path: Path) -> None:
-    src = readable(HH_HARMLESS, Kind.COMPARISONS, hh_harmless(), tmp_path)
+    src = HH_HARMLESS
     out = tmp_path / "splits"
     rep = _run(
         "split",
@@ -238,12 +247,32 @@ def test_pairs_from_binary_to_kto(tmp_path: Path) -> None:
 
 
 def test_trl_export_matches_multi_turn_input(tmp_path: Path) -> None:
-    """Multi-turn prompts (HH-RLHF as turns): `--to trl` writes the conversational format."""
-    src = save(hh_harmless_turns(), tmp_path / "hh.parquet", Kind.COMPARISONS)
+    """Multi-turn prompts (the HH-RLHF file as published, read by the io stage into turns):
+    `--to trl` writes the conversational format."""
     out = tmp_path / "hh.jsonl"
-    rep = _run("pairs", str(src), str(out), "--to", "trl", "--json")
+    rep = _run("pairs", str(HH_HARMLESS), str(out), "--to", "trl", "--json")
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert len(lines) == rep["rows_out"] and rep["rows_in"] == 2312
+    assert len(lines) == rep["rows_out"] and rep["rows_in"] == hh_harmless_counts().rows
     assert isinstance(lines[0]["prompt"], list) and lines[0]["chosen"][0]["role"] == "assistant"
     assert any(len(x["prompt"]) > 1 for x in lines)
     assert rep["pairs_out"] + sum(rep["dropped"].values()) == rep["candidates"]  # type: ignore[arg-type]
+
+
+def test_pairs_min_agreement_keeps_the_unanimous_pairs(tmp_path: Path) -> None:
+    """`--min-agreement 1.0` keeps the PandaLM pairs whose three annotators all picked the
+    same response (counted from the raw file); 2-of-3 majorities are dropped and counted."""
+    raw = pandalm_raw()
+    votes = [[x[f"annotator{k}"] for k in (1, 2, 3)] for x in raw]
+    unanimous = sum(v[0] == v[1] == v[2] != 0 for v in votes)
+    # majorities of exactly 2 of 3 (tie majorities too: below the agreement bar first)
+    two_of_three = sum(max(v.count(c) for c in (0, 1, 2)) == 2 for v in votes)
+    decisive_two = sum(max(v.count(1), v.count(2)) == 2 for v in votes)
+    out = tmp_path / "u.parquet"
+    rep = _run(
+        "pairs", str(PANDALM), str(out), "--ties", "drop", "--min-agreement", "1.0", "--json"
+    )
+    assert rep["pairs_out"] == unanimous == pq.read_table(out).num_rows
+    assert rep["dropped"]["below_agreement"] == two_of_three  # type: ignore[index]
+    assert set(pq.read_table(out).column("agreement").to_pylist()) == {1.0}
+    loose = _run("pairs", str(PANDALM), str(tmp_path / "l.parquet"), "--ties", "drop", "--json")
+    assert loose["pairs_out"] == unanimous + decisive_two

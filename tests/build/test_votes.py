@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from prefkit.build import AnnotatorWeights, pairs_from_votes
 from prefkit.build.result import text_key
 from prefkit.schema import Kind, from_rows, normalize_text
-from tests.build._data import pandalm_raw, pandalm_votes
+from tests.build._data import pandalm_majority, pandalm_raw, pandalm_votes
 
 LABEL = {0: "tie", 1: "a", 2: "b"}
 
@@ -42,7 +42,7 @@ def _votes() -> tuple[pa.Table, int]:
 @pytest.fixture(scope="module")
 def votes() -> pa.Table:
     table, rejected = _votes()
-    assert rejected + len(_kept()) == 999  # every source item is read or rejected
+    assert rejected + len(_kept()) == len(pandalm_raw())  # every source item: read or rejected
     return table
 
 
@@ -55,12 +55,7 @@ def _kept() -> list[dict[str, Any]]:
 
 def _expected_majority() -> dict[str, str | None]:
     """idx -> 'a'/'b' when a strict majority picks a response, 'tie' or None otherwise."""
-    out: dict[str, str | None] = {}
-    for x in _kept():
-        c = Counter(LABEL[x[f"annotator{k}"]] for k in (1, 2, 3))
-        top, n = c.most_common(1)[0]
-        out[str(x["idx"])] = top if n >= 2 else None
-    return out
+    return pandalm_majority(_kept())
 
 
 def test_pandalm_majority_drop(votes: pa.Table) -> None:

@@ -11,6 +11,7 @@ from prefkit.io.base import ReadOptions
 from prefkit.io.detect import read
 from prefkit.schema import Kind, prompt_id, validate
 from tests.io._util import cli, inspect_json, write_jsonl
+from tests.raw import finegrained_questions, llmfao_counts
 
 U = "user"
 A = "assistant"
@@ -333,7 +334,8 @@ def test_convert_trl_refuses_ties(tmp_path: Path) -> None:
 
     res = cli("convert", DATA / "llmfao/llmfao.csv", tmp_path / "x.jsonl", "--to", "trl")
     assert res.exit_code == 1
-    assert "prefkit pairs" in str(res.exception) and "3471 tie" in str(res.exception)
+    ties = llmfao_counts().ties  # plain csv over the published file
+    assert "prefkit pairs" in str(res.exception) and f"{ties} tie" in str(res.exception)
     assert not (tmp_path / "x.jsonl").exists()
 
 
@@ -346,8 +348,9 @@ def test_convert_reports_reader_and_second_table(tmp_path: Path) -> None:
     assert "finegrained-rlhf" in res.output
     from prefkit.io.canonical import load
 
-    assert load(tmp_path / "fg.parquet").num_rows == 500
-    assert load(tmp_path / "fg.critiques.parquet").num_rows == 500
+    n = finegrained_questions()  # plain json over the published file
+    assert load(tmp_path / "fg.parquet").num_rows == n
+    assert load(tmp_path / "fg.critiques.parquet").num_rows == n
 
 
 def test_vendor_parquet_is_autodetected(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from prefkit.io.detect import read
 from prefkit.schema import Kind, validate
 from tests.conftest import DATA
 from tests.io._util import inspect_json
+from tests.raw import finegrained_questions, llmfao_counts
 
 KEYS = {"kind", "rows", "outcomes", "prompts", "annotators", "models"}
 
@@ -85,10 +86,11 @@ def test_llmfao() -> None:
     path = DATA / "llmfao/llmfao.csv"
     s = inspect_json(path)
     assert s["reader"] == "llmfao"
-    assert s["rows"] == 8931
-    assert s["outcomes"]["tie"] == 3471
-    assert s["models"] == 59
-    assert s["annotators"] == 124
+    raw = llmfao_counts()  # plain csv over the published file
+    assert s["rows"] == raw.rows
+    assert s["outcomes"]["tie"] == raw.ties
+    assert s["models"] == raw.models
+    assert s["annotators"] == raw.workers
     t = read(path).table
     assert t.column("response_a").null_count == t.num_rows  # identity-only data
 
@@ -110,7 +112,7 @@ def test_finegrained_rankings_and_critiques() -> None:
     path = DATA / "finegrained_rlhf_qa_feedback/tasks/qa_feedback/data/dev_feedback.json"
     s = inspect_json(path)
     assert s["kind"] == "rankings"
-    assert s["rows"] == 500
+    assert s["rows"] == finegrained_questions()  # plain json over the published file
     res = read(path)
     assert list(res.tables) == [Kind.RANKINGS, Kind.CRITIQUES]
     validate(res.tables[Kind.CRITIQUES])

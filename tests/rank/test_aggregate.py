@@ -14,6 +14,7 @@ from prefkit.rank.aggregate import Aggregator, aggregate_table
 from prefkit.schema import Kind, validate
 from prefkit.simulate import simulate
 from tests.rank._data import invoke
+from tests.raw import pandalm_items
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +140,7 @@ def test_build_cli_uses_the_aggregator(tmp_path: Path) -> None:
     import json
 
     rep = json.loads(stdout.strip().splitlines()[-1])
-    assert rep["params"]["method"] == "dawid-skene" and rep["candidates"] == 999
+    assert rep["params"]["method"] == "dawid-skene" and rep["candidates"] == pandalm_items()
     assert rep["pairs_out"] == pq.read_table(out).num_rows > 800
 
 
@@ -156,7 +157,9 @@ def test_cli_aggregate(tmp_path: Path) -> None:
     import json
 
     s = json.loads(stdout)
-    assert s["pairs"] == 999 and s["gold_pairs"] == 2 and s["gold_unmatched"] == ["nope"]
+    assert (
+        s["pairs"] == pandalm_items() and s["gold_pairs"] == 2 and s["gold_unmatched"] == ["nope"]
+    )
     assert pq.read_table(tmp_path / "annotators.parquet").num_rows == 3
     assert invoke("aggregate", str(src), str(tmp_path / "x.csv"))[0] == 2
     assert invoke("aggregate", str(src), str(dst), "--method", "vote")[0] == 2

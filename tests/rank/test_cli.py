@@ -12,6 +12,7 @@ from prefkit.io import save
 from prefkit.schema import Kind
 from prefkit.simulate import simulate
 from tests.rank._data import invoke, run_cli
+from tests.raw import llmfao_counts
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LLMFAO = DATA / "llmfao" / "llmfao.csv"
@@ -41,15 +42,16 @@ def test_json_contract_on_llmfao(tmp_path: Path) -> None:
     out = _json("rank", str(LLMFAO), "--json", "--rounds", "200", "--out", str(tmp_path / "r"))
     assert out["model"] == "bt" and out["scale"] == "elo" and out["ties"] == "half"
     board = out["leaderboard"]
-    assert isinstance(board, list) and len(board) == 59
+    raw = llmfao_counts()  # plain csv over the published file
+    assert isinstance(board, list) and len(board) == raw.models
     assert all(set(r) == KEYS for r in board)
     scores = [r["score"] for r in board]
     assert scores == sorted(scores, reverse=True)
     assert abs(sum(scores) / len(scores) - 1000.0) < 1e-6
     assert all(r["ci_low"] <= r["score"] <= r["ci_high"] for r in board)
     assert all(r["rank_low"] <= r["rank"] <= r["rank_high"] for r in board)
-    assert sum(r["n"] for r in board) == 2 * 8931
-    assert sum(r["ties"] for r in board) == 2 * 3471
+    assert sum(r["n"] for r in board) == 2 * raw.rows
+    assert sum(r["ties"] for r in board) == 2 * raw.ties
     files = {Path(p).name for p in out["files"]}  # type: ignore[union-attr]
     assert files == {"leaderboard.csv", "win_probability.csv", "index.html"}
     with (tmp_path / "r" / "leaderboard.csv").open() as fh:
@@ -57,7 +59,7 @@ def test_json_contract_on_llmfao(tmp_path: Path) -> None:
     assert [r["item"] for r in rows] == [r["item"] for r in board]
     with (tmp_path / "r" / "win_probability.csv").open() as fh:
         mat = list(csv.reader(fh))
-    assert len(mat) == 60 and mat[0][1:] == [r["item"] for r in board]
+    assert len(mat) == raw.models + 1 and mat[0][1:] == [r["item"] for r in board]
     p12, p21 = float(mat[1][2]), float(mat[2][1])
     assert abs(p12 + p21 - 1.0) < 1e-5 and p12 > 0.5
     html = (tmp_path / "r" / "index.html").read_text()

@@ -14,6 +14,7 @@ from prefkit.io.detect import read
 from prefkit.rank import baselines, bt
 from prefkit.rank.aggregate import aggregate_table
 from prefkit.rank.data import aggregate, battles_from_table
+from tests.raw import llmfao_counts
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LLMFAO = DATA / "llmfao" / "llmfao.csv"
@@ -38,9 +39,10 @@ def llmfao() -> tuple[object, object]:
 
 def test_llmfao_reader_gives_every_battle(llmfao: tuple[object, object]) -> None:
     b, c = llmfao
-    assert len(b) == 8931  # type: ignore[arg-type]
-    assert int((b.outcome == 2).sum()) == 3471  # type: ignore[attr-defined]
-    assert c.n_items == 59  # type: ignore[attr-defined]
+    raw = llmfao_counts()  # plain csv over the published file
+    assert len(b) == raw.rows  # type: ignore[arg-type]
+    assert int((b.outcome == 2).sum()) == raw.ties  # type: ignore[attr-defined]
+    assert c.n_items == raw.models  # type: ignore[attr-defined]
 
 
 def test_bt_half_ties_equals_golden(llmfao: tuple[object, object]) -> None:

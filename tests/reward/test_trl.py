@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -12,38 +13,9 @@ from prefkit.cli import app
 from prefkit.io import save
 from prefkit.schema import Kind, messages_text
 from prefkit.simulate import simulate
+from tests.tiny_lm import checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.train]
-
-
-def tiny_causal_lm(texts: list[str], out: Path) -> Path:
-    """A 2-layer Llama built from a config with a BPE tokenizer trained on `texts`."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    tk = Tokenizer(models.BPE(unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel()
-    tk.train_from_iterator(
-        texts, trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<pad>", "<eos>"])
-    )
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=tk, unk_token="<unk>", pad_token="<pad>", eos_token="<eos>"
-    )
-    tok.save_pretrained(out)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.eos_token_id,
-    )
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +27,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         for c in ("prompt", "response_a", "response_b")
         for x in t.column(c).to_pylist()
     ]
-    return tiny_causal_lm(texts, tmp / "tiny"), save(t, tmp / "d.parquet")
+    # vocab 600: a few of the longest pairs exceed the 256-token limit (the count is tested)
+    base = checkpoint(texts, tmp / "tiny", hidden=32, layers=2, vocab=600, max_positions=512)
+    return base, save(t, tmp / "d.parquet")
 
 
 def test_trl_reward_trainer_loss_decreases_and_scores(
@@ -72,13 +46,15 @@ def test_trl_reward_trainer_loss_decreases_and_scores(
     card = json.loads((out / "model.json").read_text())
     tr = card["training"]
     losses = tr["losses"]
-    assert len(losses) >= 10
-    assert np.mean(losses[-4:]) < np.mean(losses[:4])
-    assert card["backend"] == "trl" and tr["max_length"] == 256
+    assert card["backend"] == "trl" and tr["max_length"] == 256 and tr["epochs"] == 2
     # TRL filters pairs over max_length tokens: counted in the card and said on the console
-    assert 0 <= tr["dropped_too_long"] < tr["train_pairs"]
-    if tr["dropped_too_long"]:
-        assert f"{tr['dropped_too_long']} training pairs" in " ".join(r.output.split())
+    assert 0 < tr["dropped_too_long"] < tr["train_pairs"]
+    assert f"{tr['dropped_too_long']} training pairs" in " ".join(r.output.split())
+    # one logged loss per optimizer step: every kept pair is trained on, in each epoch
+    kept = tr["train_pairs"] - tr["dropped_too_long"]
+    assert kept > tr["train_pairs"] // 2  # the length filter leaves most pairs
+    assert len(losses) == tr["epochs"] * math.ceil(kept / tr["batch_size"]) >= 8
+    assert np.mean(losses[-4:]) < np.mean(losses[:4])
     # TRL has no soft labels: ties are dropped and counted; every training row is accounted for
     assert tr["dropped_ties"] > 0
     assert tr["train_pairs"] + tr["dropped_ties"] == card["data"]["train_rows"]
@@ -103,7 +79,11 @@ def test_trl_lora_adapters_train_and_merge(tiny: tuple[Path, Path], tmp_path: Pa
     )
     assert r.exit_code == 0, r.output
     card = json.loads((out / "model.json").read_text())
-    assert card["lora"] is True and len(card["training"]["losses"]) >= 5
+    tr = card["training"]
+    kept = tr["train_pairs"] - tr["dropped_too_long"]
+    assert card["lora"] is True and tr["epochs"] == 1 and kept > tr["train_pairs"] // 2
+    assert len(tr["losses"]) == math.ceil(kept / tr["batch_size"])  # a loss every step
+    assert all(math.isfinite(x) for x in tr["losses"])
     from prefkit.reward.models import load_model
 
     m = load_model(out)  # merged weights load as a plain sequence classifier

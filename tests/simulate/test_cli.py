@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from prefkit._cli import CLIError
 from prefkit.cli import app, main
 from prefkit.demo import _model_scores, run_demo
 from prefkit.io.canonical import load
@@ -55,9 +58,11 @@ def test_simulate_writes_files_and_truth(tmp_path: Path) -> None:
 def _exit_code(args: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
     """Exit code of the real entry point (`prefkit.cli.main`), as in a shell."""
     monkeypatch.setattr(sys, "argv", ["prefkit", *args])
-    with pytest.raises(SystemExit) as e:
+    try:
         main()
-    return int(e.value.code or 0)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
 
 
 def test_simulate_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -71,16 +76,36 @@ def test_simulate_usage_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert not (tmp_path / "comparisons.parquet").exists()
 
 
-def test_demo_runs_the_pipeline(tmp_path: Path) -> None:
+STEPS = ("simulate", "inspect", "audit", "pairs", "rank")
+
+
+def _reported(output: str) -> dict[str, str]:
+    """Step -> status from the demo's summary lines (`  audit     ok (2.7 s)`)."""
+    found = re.findall(r"^  (\w+)\s+(ok|skipped|failed[^\n]*?) \(\d+\.\d s\)$", output, re.M)
+    return dict(found)
+
+
+def test_demo_runs_the_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "demo"
     r = runner.invoke(app, ["demo", str(out), "--size", "1200"])
     assert r.exit_code == 0, r.output
+    assert _reported(r.output) == {step: "ok" for step in STEPS}, r.output
     assert (out / "data" / "comparisons.parquet").exists()
-    assert (out / "data" / "truth.json").exists()
-    assert "summary" in r.output and "simulate" in r.output and "inspect" in r.output
-    assert "flipped labels" in r.output
-    if (out / "audit" / "report.html").exists():
-        assert "HTML report:" in r.output and "report.html" in r.output
+    truth = json.loads((out / "data" / "truth.json").read_text())
+    # every step wrote what its command promises
+    summary = json.loads((out / "audit" / "summary.json").read_text())
+    assert summary["noise"]["rows_flagged"] > 0
+    assert (out / "audit" / "report.html").stat().st_size > 10_000
+    pairs = [json.loads(x) for x in (out / "pairs.jsonl").read_text().splitlines()]
+    assert pairs and {"prompt", "chosen", "rejected"} <= set(pairs[0])
+    with (out / "rank" / "leaderboard.csv").open() as fh:
+        board = list(csv.DictReader(fh))
+    assert {r["item"] for r in board} == set(truth["model_strength"])
+    text = " ".join(r.output.split())
+    assert f"{len(truth['flipped_ids'])} flipped labels" in text
+    assert "HTML report:" in text and "report.html" in text
+    # the real entry point (`prefkit demo` in a shell) exits 0 too
+    assert _exit_code(["demo", str(tmp_path / "again"), "--size", "600"], monkeypatch) == 0
 
 
 def _app(rank_fails: bool = False, simulate_fails: bool = False) -> typer.Typer:
@@ -121,6 +146,37 @@ def test_demo_reports_a_failing_downstream_step_and_goes_on(tmp_path: Path) -> N
         status["rank"].startswith("failed") and "cannot rank comparisons.parquet" in status["rank"]
     )
     assert load(tmp_path / "d" / "data" / "comparisons.parquet").num_rows == 600
+
+
+def test_demo_exits_1_when_a_downstream_step_fails(tmp_path: Path) -> None:
+    """`prefkit demo` in an app whose rank command breaks: every step still runs and is
+    reported, and the command fails with one line naming the broken and missing steps."""
+    from prefkit.demo import register
+
+    broken = _app(rank_fails=True)
+    register(broken)
+    r = runner.invoke(broken, ["demo", str(tmp_path / "d"), "--size", "600"])
+    assert r.exit_code == 1
+    assert isinstance(r.exception, CLIError)
+    msg = str(r.exception)
+    assert "rank (failed: ValueError: cannot rank comparisons.parquet)" in msg
+    assert "audit (skipped)" in msg and "pairs (skipped)" in msg
+    assert "simulate" not in msg and "inspect" not in msg
+    assert _reported(r.output) == {
+        "simulate": "ok", "inspect": "ok", "audit": "skipped", "pairs": "skipped",
+        "rank": "failed: ValueError: cannot rank comparisons.parquet",
+    }  # fmt: skip
+
+
+def test_demo_exits_1_when_simulate_fails(tmp_path: Path) -> None:
+    from prefkit.demo import register
+
+    broken = _app(simulate_fails=True)
+    register(broken)
+    r = runner.invoke(broken, ["demo", str(tmp_path / "d"), "--size", "600"])
+    assert r.exit_code == 1 and isinstance(r.exception, CLIError)
+    assert "simulate (failed: RuntimeError: disk full)" in str(r.exception)
+    assert "inspect (not run)" in str(r.exception)
 
 
 def test_demo_stops_when_simulate_fails(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import check_output, console, fail, parse_mapping, print_json
+from prefkit._cli import check_output, console, fail, parse_mapping, print_json, require_extra
 
 align_app = typer.Typer(
     help="Learn a policy from preferences: DPO-family losses, prefix-shared batches, eval.",
@@ -109,6 +109,7 @@ def train_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the training card as JSON."),
 ) -> None:
     """Train a policy with TRL's DPOTrainer (KTOTrainer for kto), a prefkit loss and batching."""
+    require_extra(("torch", "transformers", "trl"), "train", "prefkit align train")
     from prefkit.align.losses import LossInputError, get_loss, loss_params
     from prefkit.align.train import BATCHINGS, AlignError, TrainConfig, train
 
@@ -191,6 +192,7 @@ def eval_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Implicit-reward accuracy, ranking and idealized ranking accuracy, win rate, length drift."""
+    require_extra(("torch", "transformers"), "train", "prefkit align eval")
     from prefkit.align.evaluate import evaluate
     from prefkit.align.train import AlignError, load_causal_lm, load_tokenizer
 
@@ -240,6 +242,7 @@ def eval_cmd(
 @align_app.command("losses")
 def losses_cmd(as_json: bool = typer.Option(False, "--json")) -> None:
     """List the registered losses: kind, reference model, TRL equivalent, parameters."""
+    require_extra(("torch",), "train", "prefkit align losses")
     from prefkit.align.losses import SPECS
 
     rows = [

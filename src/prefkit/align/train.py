@@ -119,6 +119,8 @@ def trainer_class() -> Any:
             self.prefkit_params = dict(loss_params or {})
             self.truncate_to = truncate_to
             self.truncation: dict[str, Counter[str]] = {}
+            # what the training batches held: rows, token slots (rows x length), real tokens
+            self.layout: Counter[str] = Counter()
             tok = kwargs.get("processing_class")
             pad = getattr(tok, "pad_token_id", None)
             if pad is None:
@@ -203,6 +205,10 @@ def trainer_class() -> Any:
             m["logps/rejected"].append(pol[:, 1].mean().item())
             if mode == "train":
                 self._total_train_tokens += int(batch.real_tokens)
+                rows, length = batch.shape
+                self.layout.update(
+                    rows=rows, token_slots=rows * length, real_tokens=batch.real_tokens
+                )
             m["num_tokens"] = [self._total_train_tokens]
             if return_outputs:
                 return loss, {"rewards": out.rewards}
@@ -409,8 +415,16 @@ def train(
     else:
         trainer, notes = build_trainer(data, base, out, cfg, ref, policy, tokenizer, callbacks)
     result = trainer.train()
+    layout: dict[str, Any] | None = None
     if cfg.loss != "kto":
         truncation = {k: dict(v) for k, v in trainer.truncation.items()}
+        lay = trainer.layout
+        layout = {
+            **{k: int(lay[k]) for k in ("rows", "token_slots", "real_tokens")},
+            "padding_share": 1 - lay["real_tokens"] / lay["token_slots"]
+            if lay["token_slots"]
+            else None,
+        }
     hist = trainer.state.log_history
     card: dict[str, Any] = {
         "stage": "align",
@@ -426,6 +440,7 @@ def train(
             "reward_accuracy": [
                 float(h["rewards/accuracies"]) for h in hist if "rewards/accuracies" in h
             ],
+            "layout": layout,
         },
     }
     trainer.save_model(str(out))

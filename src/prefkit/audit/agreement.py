@@ -38,9 +38,12 @@ class Votes:
 
 
 def votes(f: Frame, min_votes: int = 2) -> Votes:
-    item = f.item
+    """The votes on items judged at least `min_votes` times. An exact-duplicate copy of a
+    row (`Frame.is_copy`) is not a vote; votes by unknown annotators are votes."""
+    vote = ~f.is_copy
+    item = np.where(vote, f.item, -1)
     uniq, inv, cnt = np.unique(item, return_inverse=True, return_counts=True)
-    keep = cnt[inv] >= min_votes
+    keep = (cnt[inv] >= min_votes) & vote
     rows = np.flatnonzero(keep)
     _, it = np.unique(inv[rows], return_inverse=True)
     it = it.astype(np.int64)
@@ -65,14 +68,18 @@ def fleiss_kappa(counts: F64) -> float:
     return (p_bar - pe) / (1 - pe) if pe < 1 else float("nan")
 
 
-def raw_agreement(counts: F64) -> float:
-    """Mean share of agreeing vote pairs per item."""
+def item_agreement(counts: F64) -> F64:
+    """Share of agreeing vote pairs of each item judged at least twice."""
     n = counts.sum(1)
     ok = n >= 2
-    if not ok.any():
-        return float("nan")
     c, n = counts[ok], n[ok]
-    return float((((c * (c - 1)).sum(1)) / (n * (n - 1))).mean())
+    return np.asarray(((c * (c - 1)).sum(1)) / (n * (n - 1)), dtype=np.float64)
+
+
+def raw_agreement(counts: F64) -> float:
+    """Mean share of agreeing vote pairs per item."""
+    a = item_agreement(counts)
+    return float(a.mean()) if a.size else float("nan")
 
 
 def krippendorff_alpha(counts: F64) -> float:
@@ -139,12 +146,27 @@ def pairwise(v: Votes, n_annotators: int, max_per_item: int = 10) -> dict[str, A
 def find_agreement(f: Frame, v: Votes | None = None, min_pair_items: int = 20) -> Findings:
     v = v if v is not None else votes(f)
     summary: dict[str, Any] = {"items_with_votes": int(v.n_items), "votes": int(v.rows.size)}
+    unknown = int((v.annotator < 0).sum())
+    summary["votes_by_unknown_annotators"] = unknown
+    if unknown:
+        summary["note_unknown_annotators"] = (
+            f"{unknown} of these votes have no annotator: they count as votes by different, "
+            "unknown annotators (Fleiss' κ and Krippendorff's α need no names; pairwise κ and "
+            "per-annotator numbers do)"
+        )
     if v.n_items == 0:
         summary["note"] = "no pair is judged more than once: agreement cannot be measured"
         return Findings(CHECK, summary=summary)
     n = v.counts.sum(1)
     summary["votes_per_item"] = {"mean": float(n.mean()), "max": int(n.max())}
-    summary["raw_agreement"] = raw_agreement(v.counts)
+    per_item = item_agreement(v.counts)
+    summary["raw_agreement"] = float(per_item.mean())
+    half = 1.959963984540054 * float(per_item.std(ddof=1)) / np.sqrt(per_item.size)
+    summary["raw_agreement_ci"] = (
+        [summary["raw_agreement"] - half, summary["raw_agreement"] + half]
+        if per_item.size > 1
+        else None
+    )
     summary["unanimous_items"] = float((v.counts.max(1) == n).mean())
     summary["fleiss_kappa"] = fleiss_kappa(v.counts)
     summary["krippendorff_alpha"] = krippendorff_alpha(v.counts)

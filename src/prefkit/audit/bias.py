@@ -182,4 +182,172 @@ def find_bias(f: Frame, st: dict[str, F64] | None = None) -> Findings:
                 "p_first_wins": position_bias(f, rows)["p_first_wins"],
             }
     summary["per_source"] = per
+    summary["judges"] = judge_biases(f)
     return Findings(CHECK, summary=summary)
+
+
+# -- judges: per-annotator position and verbosity bias with intervals ----------------------
+#
+# Reusable pure functions (also used by `prefkit judge audit`): arrays in, arrays out.
+
+JUDGE_PREFIXES = ("judge:", "reward:")
+
+
+def is_judge(names: list[str], prefixes: tuple[str, ...] = JUDGE_PREFIXES) -> NDArray[np.bool_]:
+    """Which annotator names are AI judges or reward models (`judge:*`, `reward:*`)."""
+    return np.array([str(n).startswith(prefixes) for n in names], dtype=bool)
+
+
+def wilson(k: NDArray[Any] | float, n: NDArray[Any] | float, z: float = Z95) -> tuple[F64, F64]:
+    """Wilson score interval for k successes out of n (elementwise; n = 0 gives 0..1)."""
+    k_ = np.asarray(k, dtype=np.float64)
+    n_ = np.asarray(n, dtype=np.float64)
+    safe = np.maximum(n_, 1.0)
+    p = k_ / safe
+    den = 1 + z * z / safe
+    mid = (p + z * z / (2 * safe)) / den
+    half = z * np.sqrt(p * (1 - p) / safe + z * z / (4 * safe * safe)) / den
+    lo = np.where(n_ > 0, mid - half, 0.0)
+    hi = np.where(n_ > 0, mid + half, 1.0)
+    return np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
+
+
+def rate_by_group(
+    group: NDArray[np.int64], hit: NDArray[np.bool_], mask: NDArray[np.bool_], n_groups: int
+) -> dict[str, F64]:
+    """Per group: n (rows in `mask`), rate of `hit` among them and its 95% Wilson interval."""
+    g = group[mask]
+    n = np.bincount(g, minlength=n_groups).astype(np.float64)
+    k = np.bincount(g, weights=hit[mask].astype(np.float64), minlength=n_groups)
+    rate = np.divide(k, n, out=np.full(n_groups, np.nan), where=n > 0)
+    lo, hi = wilson(k, n)
+    return {"n": n, "rate": rate, "lo": lo, "hi": hi}
+
+
+def paired_excess(
+    group: NDArray[np.int64], x: F64, ref: F64, mask: NDArray[np.bool_], n_groups: int
+) -> dict[str, F64]:
+    """Per group: mean of x − ref over the rows in `mask` (e.g. a judge picking the longer
+    response, minus the share of human votes on the same pair that did), with a 95% normal
+    interval from the rows' spread."""
+    g = group[mask]
+    d = (x - ref)[mask]
+    n = np.bincount(g, minlength=n_groups).astype(np.float64)
+    s1 = np.bincount(g, weights=d, minlength=n_groups)
+    s2 = np.bincount(g, weights=d * d, minlength=n_groups)
+    mean = np.divide(s1, n, out=np.full(n_groups, np.nan), where=n > 0)
+    var = np.divide(
+        s2 - n * np.nan_to_num(mean) ** 2, n - 1, out=np.full(n_groups, np.nan), where=n > 1
+    )
+    half = Z95 * np.sqrt(np.clip(var, 0, None) / np.maximum(n, 1))
+    return {"n": n, "mean": mean, "lo": mean - half, "hi": mean + half}
+
+
+def swap_consistency(
+    pair: NDArray[np.int64],
+    group: NDArray[np.int64],
+    winner: NDArray[np.int64],
+    first: NDArray[np.int64],
+    mask: NDArray[np.bool_],
+    n_groups: int,
+) -> dict[str, F64]:
+    """Pairs a group judged once in each display order: the share where the same response
+    won both times, with a Wilson interval. `winner` and `first` are in the pair's own
+    orientation (0/1; `first` −1 unknown); `mask` picks decisive votes. A judge that always
+    picks the response shown first is never consistent; one without position bias is
+    consistent as often as it is sure."""
+    m = mask & (first >= 0)
+    key = pair[m] * n_groups + group[m]
+    uk, inv = np.unique(key, return_inverse=True)
+    n0 = np.bincount(inv, weights=(first[m] == 0).astype(np.float64), minlength=uk.size)
+    n1 = np.bincount(inv, weights=(first[m] == 1).astype(np.float64), minlength=uk.size)
+    wins_a = np.bincount(inv, weights=(winner[m] == 0).astype(np.float64), minlength=uk.size)
+    both = (n0 == 1) & (n1 == 1)
+    consistent = both & ((wins_a == 0) | (wins_a == 2))
+    gk = np.zeros(uk.size, dtype=np.int64)
+    gk[inv] = group[m]
+    n = np.bincount(gk[both], minlength=n_groups).astype(np.float64)
+    k = np.bincount(gk[both], weights=consistent[both].astype(np.float64), minlength=n_groups)
+    lo, hi = wilson(k, n)
+    rate = np.divide(k, n, out=np.full(n_groups, np.nan), where=n > 0)
+    return {"n": n, "rate": rate, "lo": lo, "hi": hi}
+
+
+def _num(x: float) -> float | None:
+    return None if not np.isfinite(x) else float(x)
+
+
+def _interval(d: dict[str, F64], key: str, j: int) -> dict[str, Any]:
+    return {
+        key: _num(float(d[key][j])),
+        "ci": None if d["n"][j] == 0 else [_num(float(d["lo"][j])), _num(float(d["hi"][j]))],
+        "n": int(d["n"][j]),
+    }
+
+
+def judge_biases(f: Frame, prefixes: tuple[str, ...] = JUDGE_PREFIXES) -> list[dict[str, Any]]:
+    """Position and verbosity bias of every judge annotator (`judge:*`, `reward:*`), with
+    95% intervals; where people voted on the same pairs, the judge's excess over them.
+
+    Per judge: `position.p_first` (P(the shown-first response wins), where the display
+    order is known), `position.swap_consistency` (pairs judged in both orders),
+    `position.excess_over_humans` (judge chose the response it saw first, minus the share
+    of human votes on that pair choosing that response); `verbosity.p_longer` and
+    `verbosity.excess_over_humans` (the same for the longer response);
+    `agreement_with_humans` (share of decisive judge votes siding with the human decisive
+    majority, ties in the majority left out)."""
+    judges = np.flatnonzero(is_judge(f.annotators, prefixes))
+    if judges.size == 0:
+        return []
+    na = len(f.annotators)
+    ann = np.where(f.annotator >= 0, f.annotator, na)
+    d = f.decisive
+    winner = f.canonical_outcome.astype(np.int64)  # 0 a, 1 b in the pair's orientation
+    sf = f.shown_first.astype(np.int64)
+    first = np.where(sf >= 0, np.where(f.swapped, 1 - sf, sf), -1)
+    chose_first = d & (first >= 0) & (winner == first)
+    la = np.where(f.swapped, f.len_b, f.len_a)  # lengths in the pair's orientation
+    lb = np.where(f.swapped, f.len_a, f.len_b)
+    longer = np.where(la > lb, 0, np.where(lb > la, 1, -1))
+    chose_longer = d & (winner == longer)
+    pos = rate_by_group(ann, chose_first, d & (first >= 0), na + 1)
+    verb = rate_by_group(ann, chose_longer, d & (longer >= 0), na + 1)
+    swap = swap_consistency(f.pair_key, ann, winner, first, d, na + 1)
+    # human reference on the same pair: share of human decisive votes for a
+    human = d & ~is_judge(f.annotators + [""], prefixes)[ann]
+    _, pk = np.unique(f.pair_key, return_inverse=True)
+    hn = np.bincount(pk[human], minlength=int(pk.max()) + 1).astype(np.float64)
+    ha = np.bincount(pk[human], weights=(winner[human] == 0).astype(np.float64), minlength=hn.size)
+    share_a = np.divide(ha, hn, out=np.full(hn.size, np.nan), where=hn > 0)[pk]
+    has_ref = np.isfinite(share_a)
+    ref_first = np.where(first == 0, share_a, 1 - share_a)
+    ref_longer = np.where(longer == 0, share_a, 1 - share_a)
+    pos_x = paired_excess(
+        ann, chose_first.astype(np.float64), ref_first, d & (first >= 0) & has_ref, na + 1
+    )
+    verb_x = paired_excess(
+        ann, chose_longer.astype(np.float64), ref_longer, d & (longer >= 0) & has_ref, na + 1
+    )
+    majority = np.where(share_a > 0.5, 0, np.where(share_a < 0.5, 1, -1))
+    agree = rate_by_group(ann, winner == majority, d & has_ref & (majority >= 0), na + 1)
+    out: list[dict[str, Any]] = []
+    for j in judges.tolist():
+        votes = int((ann == j).sum())
+        out.append(
+            {
+                "annotator": f.annotators[j],
+                "votes": votes,
+                "decisive": int((d & (ann == j)).sum()),
+                "position": {
+                    "p_first": _interval(pos, "rate", j),
+                    "swap_consistency": _interval(swap, "rate", j),
+                    "excess_over_humans": _interval(pos_x, "mean", j),
+                },
+                "verbosity": {
+                    "p_longer": _interval(verb, "rate", j),
+                    "excess_over_humans": _interval(verb_x, "mean", j),
+                },
+                "agreement_with_humans": _interval(agree, "rate", j),
+            }
+        )
+    return out

@@ -10,7 +10,9 @@ from prefkit._cli import console, fail, print_json, report_rejects
 
 
 def audit_cmd(
-    src: Path = typer.Argument(..., metavar="IN", help="Any comparisons file prefkit reads."),
+    src: Path = typer.Argument(
+        ..., metavar="IN", help="Any comparisons (or rankings) file prefkit reads."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Directory for report.html, findings.parquet, summary.json."
     ),
@@ -65,9 +67,21 @@ def audit_cmd(
         fail(f"--checks: unknown {bad}; known: {', '.join(CHECKS)}", code=2)
     result = read(src, fmt)
     report_rejects(src, result.rejects)
-    if Kind.COMPARISONS not in result.tables:
-        fail(f"{src}: the audit reads comparisons; this file holds {result.kind.value}")
-    table = result.tables[Kind.COMPARISONS]
+    if Kind.COMPARISONS in result.tables:
+        table = result.tables[Kind.COMPARISONS]
+    elif Kind.RANKINGS in result.tables:
+        from prefkit.audit.frame import comparisons_from_rankings
+
+        ranked = result.tables[Kind.RANKINGS]
+        table = comparisons_from_rankings(ranked)
+        console.print(
+            f"{src}: {ranked.num_rows} rankings, audited as the {table.num_rows} comparisons "
+            "they imply (every pair of a ranking)"
+        )
+    else:
+        fail(
+            f"{src}: the audit reads comparisons (or rankings); this file holds {result.kind.value}"
+        )
     if table.num_rows == 0:
         fail(f"{src}: no valid row ({len(result.rejects)} rejected)")
     eval_table = None
@@ -105,9 +119,15 @@ def audit_cmd(
         print_json(res.summary)
         return
     fl = res.summary["flagged"]
-    console.print(f"[bold]{src}[/bold]: {table.num_rows} comparisons, {fl['rows']} rows flagged")
-    for issue, n in sorted(fl["by_issue"].items(), key=lambda kv: -kv[1]):
-        console.print(f"  {issue}: {n}")
+    info = fl["by_severity"].get("info", 0)
+    console.print(
+        f"[bold]{src}[/bold]: {table.num_rows} comparisons, {fl['rows']} rows with errors or "
+        f"warnings ({100 * fl['share']:.1f}%), {info} more worth a look (info)"
+    )
+    console.print(res.summary["health"]["headline"], markup=False)
+    for sev in ("error", "warning", "info"):
+        for issue, n in sorted(fl["by_issue_default"][sev].items(), key=lambda kv: -kv[1]):
+            console.print(f"  {sev:<7} {issue}: {n}")
     if out is not None:
         console.print(f"report: {out / 'report.html'}")
 

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from prefkit.audit.findings import Findings, concat_rows, make_rows
-from prefkit.audit.frame import Frame
+from prefkit.audit.findings import Findings, concat_rows, distinct_rows, flag_rows, make_rows
+from prefkit.audit.frame import Frame, codes_of
 
 CHECK = "degenerate"
 
@@ -43,24 +43,10 @@ PLACEHOLDER = (
     r"|\{(input|instruction|question|prompt|query|context|document|text|user_input|answer)\}"
     r"|<(placeholder|insert[^>]*|your [a-z ]+)>|\[(insert|your) [^\]]+\]"
 )
-MID_SENTENCE = r"[\p{L}\p{N},]\s*$"
-HAS_PUNCT = r"[.!?]\s"
-MIN_TRUNC_CHARS = 200
-MIN_CAP_CHARS = 100
 
 
 def _np(x: pa.Array) -> NDArray[np.bool_]:
     return np.asarray(pc.fill_null(x, False), dtype=bool)
-
-
-def _cap_hits(lengths: NDArray[np.int64]) -> tuple[int | None, NDArray[np.bool_]]:
-    if lengths.size == 0:
-        return None, np.zeros(0, dtype=bool)
-    mx = int(lengths.max())
-    hits = lengths == mx
-    if mx >= MIN_CAP_CHARS and hits.sum() >= max(3, 0.001 * lengths.size):
-        return mx, hits
-    return None, np.zeros(lengths.size, dtype=bool)
 
 
 def find_degenerate(f: Frame) -> Findings:
@@ -73,51 +59,42 @@ def find_degenerate(f: Frame) -> Findings:
         ea = _np(pc.equal(pc.utf8_trim_whitespace(f.a), ""))
         eb = _np(pc.equal(pc.utf8_trim_whitespace(f.b), ""))
         empty = np.flatnonzero(ea | eb)
-        summary["empty_response_rows"] = int(empty.size)
-        if empty.size:
-            parts.append(
-                make_rows(
-                    CHECK,
-                    "empty_response",
-                    f.take_ids(empty),
-                    1.0,
-                    "error",
-                    [
-                        "both responses are empty"
-                        if x and y
-                        else f"response_{'a' if x else 'b'} is empty"
-                        for x, y in zip(ea[empty], eb[empty], strict=True)
-                    ],
-                )
-            )
-        cap, cap_hits = _cap_hits(np.concatenate([f.len_a, f.len_b]))
-        summary["length_cap"] = cap
-        score = np.zeros(n)
-        why = np.full(n, "", dtype=object)
-        for side, text, length, hits in (
-            ("a", f.a, f.len_a, cap_hits[:n]),
-            ("b", f.b, f.len_b, cap_hits[n:]),
-        ):
-            mid = _np(pc.match_substring_regex(text, MID_SENTENCE)) & _np(
-                pc.match_substring_regex(text, HAS_PUNCT)
-            )
-            mid &= length >= MIN_TRUNC_CHARS
-            s = np.where(hits, 0.9, np.where(mid, 0.6, 0.0))
-            upd = s > score
-            score[upd] = s[upd]
-            why[upd] = np.where(
-                hits[upd],
-                f"response_{side} stops at the length cap ({cap} chars)",
-                f"response_{side} ends mid-sentence",
-            )
+        flag_rows(
+            parts,
+            summary,
+            "empty_response_rows",
+            f.take_ids(empty),
+            CHECK,
+            "empty_response",
+            1.0,
+            "error",
+            [
+                "both responses are empty" if x and y else f"response_{'a' if x else 'b'} is empty"
+                for x, y in zip(ea[empty], eb[empty], strict=True)
+            ],
+        )
+        from prefkit.audit.truncation import truncation_scores
+
+        code, raw = codes_of(
+            pa.concat_arrays([f.a.cast(pa.large_string()), f.b.cast(pa.large_string())])
+        )
+        t_score, t_reason, found = truncation_scores(raw)
+        summary["length_cap"] = found["length_cap"]
+        summary["word_limit"] = found["word_limit"]
+        sc = np.where(code >= 0, t_score[np.maximum(code, 0)], 0.0)
+        sa, sb = sc[:n], sc[n:]
+        score = np.maximum(sa, sb)
         trunc = np.flatnonzero(score > 0)
         summary["truncated_rows"] = int(trunc.size)
         summary["truncated_at_cap_rows"] = int((score >= 0.9).sum())
         if trunc.size:
+            why = [
+                f"response_{'a' if sa[i] >= sb[i] else 'b'} "
+                + t_reason[int(code[i] if sa[i] >= sb[i] else code[n + i])]
+                for i in trunc.tolist()
+            ]
             parts.append(
-                make_rows(
-                    CHECK, "truncated", f.take_ids(trunc), score[trunc], "warning", list(why[trunc])
-                )
+                make_rows(CHECK, "truncated", f.take_ids(trunc), score[trunc], "warning", why)
             )
     else:
         summary["empty_response_rows"] = 0
@@ -129,18 +106,17 @@ def find_degenerate(f: Frame) -> Findings:
         where[d & ~debris] = name
         debris |= d
     deb = np.flatnonzero(debris)
-    summary["encoding_debris_rows"] = int(deb.size)
-    if deb.size:
-        parts.append(
-            make_rows(
-                CHECK,
-                "encoding_debris",
-                f.take_ids(deb),
-                0.8,
-                "warning",
-                [f"mojibake / replacement / control characters in {w}" for w in where[deb]],
-            )
-        )
+    flag_rows(
+        parts,
+        summary,
+        "encoding_debris_rows",
+        f.take_ids(deb),
+        CHECK,
+        "encoding_debris",
+        0.8,
+        "warning",
+        [f"mojibake / replacement / control characters in {w}" for w in where[deb]],
+    )
     # template-only prompts, decided once per distinct prompt
     prompts = f.prompts
     stripped = pc.replace_substring_regex(prompts, MARKERS, "")
@@ -150,31 +126,26 @@ def find_degenerate(f: Frame) -> Findings:
     tmpl = bare | placeholder
     if tmpl.any():
         has_prompt = np.asarray(f.table.column("prompt").is_valid(), dtype=bool)
-        rows = np.flatnonzero(
-            has_prompt & (f.prompt_code >= 0) & tmpl[np.maximum(f.prompt_code, 0)]
+        rows = f.prompt_rows(tmpl)
+        rows = rows[has_prompt[rows]]
+        flag_rows(
+            parts,
+            summary,
+            "template_only_rows",
+            f.take_ids(rows),
+            CHECK,
+            "template_only",
+            0.9,
+            "warning",
+            [
+                "prompt has an unfilled placeholder"
+                if placeholder[c]
+                else "prompt is only a template (no content)"
+                for c in f.prompt_code[rows]
+            ],
         )
-        summary["template_only_rows"] = int(rows.size)
-        if rows.size:
-            pcodes = f.prompt_code[rows]
-            parts.append(
-                make_rows(
-                    CHECK,
-                    "template_only",
-                    f.take_ids(rows),
-                    0.9,
-                    "warning",
-                    [
-                        "prompt has an unfilled placeholder"
-                        if placeholder[c]
-                        else "prompt is only a template (no content)"
-                        for c in pcodes
-                    ],
-                )
-            )
     else:
         summary["template_only_rows"] = 0
     rows_t = concat_rows(parts)
-    summary["rows_flagged"] = (
-        len(set(rows_t.column("row_id").to_pylist())) if rows_t.num_rows else 0
-    )
+    summary["rows_flagged"] = distinct_rows(rows_t)
     return Findings(CHECK, rows_t, summary)

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.audit.findings import Findings, concat_rows, make_rows
+from prefkit.audit.findings import Findings, concat_rows, distinct_rows, flag_rows, make_rows
 from prefkit.audit.frame import Frame, combine_codes
 from prefkit.audit.minhash import (
     U32,
@@ -60,66 +60,80 @@ def find_duplicates(
     if n == 0:
         return Findings(CHECK, summary=summary | {"rows": 0})
     pk = f.pair_key
-    ann = f.annotator
-    same = combine_codes(pk, ann)
-    # exact duplicates: same pair, annotator and (aligned) outcome
-    dup_key = combine_codes(same, f.canonical_outcome.astype(np.int64))
-    size = _group_sizes(dup_key)
-    dup = np.flatnonzero(size > 1)
-    extra_rows = int(dup.size - np.unique(dup_key[dup]).size)
-    summary["exact_duplicate_rows"] = extra_rows
-    summary["exact_duplicate_groups"] = int(np.unique(dup_key[dup]).size)
+    # exact duplicates: every field that identifies a vote is equal (Frame.duplicate_group)
+    grp = f.duplicate_group
+    dup = np.flatnonzero(grp >= 0)
+    summary["exact_duplicate_rows"] = int(f.is_copy.sum())
+    summary["exact_duplicate_groups"] = int(np.unique(grp[dup]).size)
     if dup.size:
-        parts.append(
-            make_rows(
-                CHECK,
-                "exact_duplicate",
-                f.take_ids(dup),
-                1.0,
-                "warning",
-                [
-                    f"same pair, annotator and outcome as {int(s) - 1} other row(s)"
-                    for s in size[dup]
-                ],
-                group=[f"x{g}" for g in dup_key[dup]],
+        size = _group_sizes(grp[dup])
+        for named, sev in ((True, "error"), (False, "warning")):
+            sel = dup[f.identified[dup] == named]
+            if not sel.size:
+                continue
+            what = (
+                "pair, outcome, annotator, rationale and meta"
+                if named
+                else "every field (no annotator, rationale or meta to tell two votes apart)"
             )
-        )
-    # contradictions: same pair and annotator, both a and b among the aligned outcomes
-    co = f.canonical_outcome
-    has_a = np.zeros(int(same.max()) + 1, dtype=bool)
-    has_b = np.zeros_like(has_a)
-    has_a[same[co == 0]] = True
-    has_b[same[co == 1]] = True
-    contra = np.flatnonzero(has_a[same] & has_b[same] & (co <= 1))
-    summary["contradiction_rows"] = int(contra.size)
-    summary["contradiction_pairs"] = int(np.unique(same[contra]).size)
-    if contra.size:
-        parts.append(
-            make_rows(
-                CHECK,
-                "contradiction",
-                f.take_ids(contra),
-                1.0,
-                "error",
-                "the same pair was judged with the opposite outcome by the same annotator",
-                group=[f"c{g}" for g in same[contra]],
-            )
-        )
-    # identical responses
-    if f.has_text:
-        ident = np.flatnonzero(f.a_code == f.b_code)
-        summary["identical_response_rows"] = int(ident.size)
-        if ident.size:
             parts.append(
                 make_rows(
                     CHECK,
-                    "identical_responses",
-                    f.take_ids(ident),
+                    "exact_duplicate",
+                    f.take_ids(sel),
                     1.0,
-                    "error",
-                    "response_a and response_b have the same normalized text",
+                    sev,
+                    [
+                        f"same {what} as {int(c) - 1} other row(s)"
+                        for c in size[np.searchsorted(dup, sel)]
+                    ],
+                    group=[f"x{g}" for g in grp[sel]],
                 )
             )
+    # contradictions: the same known annotator, the same pair (either order) and aspect,
+    # both a and b among the aligned outcomes; unknown annotators disagreeing is agreement
+    co = f.canonical_outcome
+    same = combine_codes(pk, f.annotator, f.aspect)
+    known = f.annotator >= 0
+    has_a = np.zeros(int(same.max()) + 1, dtype=bool)
+    has_b = np.zeros_like(has_a)
+    has_a[same[known & (co == 0)]] = True
+    has_b[same[known & (co == 1)]] = True
+    contra = np.flatnonzero(known & has_a[same] & has_b[same] & (co <= 1))
+    summary["contradiction_pairs"] = int(np.unique(same[contra]).size)
+    flag_rows(
+        parts,
+        summary,
+        "contradiction_rows",
+        f.take_ids(contra),
+        CHECK,
+        "contradiction",
+        1.0,
+        "error",
+        "the same annotator gave opposite answers on this pair",
+        group=[f"c{g}" for g in same[contra]],
+    )
+    # several votes on one pair by unknown annotators: votes, counted in agreement
+    anon = np.flatnonzero(~known & ~f.is_copy)
+    if anon.size:
+        _, cnt = np.unique(pk[anon], return_counts=True)
+        summary["pairs_with_votes_by_unknown_annotators"] = int((cnt > 1).sum())
+    else:
+        summary["pairs_with_votes_by_unknown_annotators"] = 0
+    # identical responses
+    if f.has_text:
+        ident = np.flatnonzero(f.a_code == f.b_code)
+        flag_rows(
+            parts,
+            summary,
+            "identical_response_rows",
+            f.take_ids(ident),
+            CHECK,
+            "identical_responses",
+            1.0,
+            "error",
+            "response_a and response_b have the same normalized text",
+        )
     else:
         summary["identical_response_rows"] = 0
     counts = np.bincount(f.prompt_code[f.prompt_code >= 0])
@@ -132,9 +146,7 @@ def find_duplicates(
         summary["near_duplicate_prompt_rows"] = 0
         summary["near_duplicate_pair_rows"] = 0
     rows = concat_rows(parts)
-    summary["rows_flagged"] = (
-        int(len(set(rows.column("row_id").to_pylist()))) if rows.num_rows else 0
-    )
+    summary["rows_flagged"] = distinct_rows(rows)
     return Findings(CHECK, rows, summary)
 
 
@@ -152,22 +164,21 @@ def _near(
     csize = np.bincount(labels)
     in_near = csize[labels] > 1
     best = _best_sim(len(labels), i, j, sim)
-    rows = np.flatnonzero((f.prompt_code >= 0) & in_near[np.maximum(f.prompt_code, 0)])
+    rows = f.prompt_rows(in_near)
     summary["near_duplicate_prompt_clusters"] = int((csize > 1).sum())
-    summary["near_duplicate_prompt_rows"] = int(rows.size)
-    if rows.size:
-        pc_ = f.prompt_code[rows]
-        parts.append(
-            make_rows(
-                CHECK,
-                "near_duplicate_prompt",
-                f.take_ids(rows),
-                best[pc_] / 2,
-                "info",
-                [f"prompt ~{s:.2f} similar to another prompt" for s in best[pc_]],
-                group=[f"p{g}" for g in labels[pc_]],
-            )
-        )
+    pc_ = f.prompt_code[rows]
+    flag_rows(
+        parts,
+        summary,
+        "near_duplicate_prompt_rows",
+        f.take_ids(rows),
+        CHECK,
+        "near_duplicate_prompt",
+        best[pc_] / 2,
+        "info",
+        [f"prompt ~{s:.2f} similar to another prompt" for s in best[pc_]],
+        group=[f"p{g}" for g in labels[pc_]],
+    )
     # near-duplicate pairs: same prompt cluster and the same two response clusters
     tsig = text_sig if text_sig is not None else signatures(f.texts)
     tlab, ti, tj, tsim = near_duplicate_clusters(tsig, threshold)
@@ -178,44 +189,74 @@ def _near(
     y = tlab[np.maximum(f.b_code[first], 0)]
     p = labels[np.maximum(f.prompt_code[first], 0)]
     near_key = combine_codes(p, np.minimum(x, y), np.maximum(x, y))
-    _, rep_pos = np.unique(near_key, return_index=True)
-    _, near_inv = np.unique(near_key, return_inverse=True)
-    rep = first[rep_pos][near_inv]  # a representative row of each pair's near group
-    me = first
-    same_rep = rep == me
-    pair_sim = np.ones(u)
-    if (~same_rep).any():
-        a1, b1 = f.a_code[me[~same_rep]], f.b_code[me[~same_rep]]
-        a2, b2 = f.a_code[rep[~same_rep]], f.b_code[rep[~same_rep]]
+    # candidate groups chain (a ~ b ~ c while a ≁ c): within each group, pairs are compared
+    # with each other (all of them up to MAX_GROUP, else each with its neighbours in the
+    # group) and only edges ≥ threshold join two pairs; groups are the components
+    order = np.argsort(near_key, kind="stable")
+    nk = near_key[order]
+    starts = np.flatnonzero(np.r_[True, nk[1:] != nk[:-1]])
+    sizes = np.diff(np.r_[starts, u])
+    e1: list[I64] = []
+    e2: list[I64] = []
+    for st, k in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist(), strict=True):
+        members = order[st : st + k]
+        if k <= MAX_GROUP:
+            ii, jj = np.triu_indices(k, 1)
+        else:
+            ii = np.concatenate([np.zeros(k - 1, dtype=np.int64), np.arange(k - 1)])
+            jj = np.concatenate([np.arange(1, k), np.arange(1, k)])
+        e1.append(members[ii])
+        e2.append(members[jj])
+    pbest = np.zeros(u)
+    plab = np.arange(u, dtype=np.int64)
+    if e1:
+        ea, eb = np.concatenate(e1), np.concatenate(e2)
+        sim = _pair_similarity(f, first[ea], first[eb], psig, tsig)
+        keep = sim >= threshold
+        ea, eb, sim = ea[keep], eb[keep], sim[keep]
+        np.maximum.at(pbest, ea, sim)
+        np.maximum.at(pbest, eb, sim)
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
 
-        def s(i1: I64, i2: I64, sig: U32) -> NDArray[np.float64]:
-            return np.asarray((sig[i1] == sig[i2]).mean(axis=1), dtype=np.float64)
-
-        sp = s(f.prompt_code[me[~same_rep]], f.prompt_code[rep[~same_rep]], psig)
-        straight = np.minimum(s(a1, a2, tsig), s(b1, b2, tsig))
-        crossed = np.minimum(s(a1, b2, tsig), s(b1, a2, tsig))
-        pair_sim[~same_rep] = np.minimum(sp, np.maximum(straight, crossed))
-    plab = near_inv.astype(np.int64)
+        graph = coo_matrix((np.ones(ea.size), (ea, eb)), shape=(u, u))
+        plab = connected_components(graph, directed=False)[1].astype(np.int64)
     psize = np.bincount(plab)
-    pbest = pair_sim
+    member = psize[plab] > 1
     row_u = np.searchsorted(uniq, pk)
-    rows = np.flatnonzero(psize[plab[row_u]] > 1)
+    rows = np.flatnonzero(member[row_u])
     summary["near_duplicate_pair_clusters"] = int((psize > 1).sum())
-    summary["near_duplicate_pair_rows"] = int(rows.size)
-    if rows.size:
-        ru = row_u[rows]
-        parts.append(
-            make_rows(
-                CHECK,
-                "near_duplicate_pair",
-                f.take_ids(rows),
-                pbest[ru],
-                "warning",
-                [f"pair ~{sv:.2f} similar to another pair" for sv in pbest[ru]],
-                group=[f"n{g}" for g in plab[ru]],
-            )
-        )
+    ru = row_u[rows]
+    flag_rows(
+        parts,
+        summary,
+        "near_duplicate_pair_rows",
+        f.take_ids(rows),
+        CHECK,
+        "near_duplicate_pair",
+        pbest[ru],
+        "info",
+        [f"pair ~{sv:.2f} similar to another pair" for sv in pbest[ru]],
+        group=[f"n{g}" for g in plab[ru]],
+    )
     return parts
+
+
+MAX_GROUP = 64
+
+
+def _pair_similarity(f: Frame, r1: I64, r2: I64, psig: U32, tsig: U32) -> NDArray[np.float64]:
+    """Estimated similarity of the pairs of rows r1 and r2: the prompts' Jaccard and the
+    responses' (either order), the smallest of the three."""
+
+    def s(i1: I64, i2: I64, sig: U32) -> NDArray[np.float64]:
+        return np.asarray((sig[np.maximum(i1, 0)] == sig[np.maximum(i2, 0)]).mean(axis=1))
+
+    a1, b1, a2, b2 = f.a_code[r1], f.b_code[r1], f.a_code[r2], f.b_code[r2]
+    sp = s(f.prompt_code[r1], f.prompt_code[r2], psig)
+    straight = np.minimum(s(a1, a2, tsig), s(b1, b2, tsig))
+    crossed = np.minimum(s(a1, b2, tsig), s(b1, a2, tsig))
+    return np.asarray(np.minimum(sp, np.maximum(straight, crossed)), dtype=np.float64)
 
 
 def shingle_set(text: str) -> set[bytes]:

@@ -17,6 +17,14 @@ import pyarrow as pa
 from numpy.typing import ArrayLike
 
 SEVERITIES = ("info", "warning", "error")
+DEFAULT_SEVERITIES = ("warning", "error")  # what the default report counts and --fix acts on
+SEVERITY_RULE = (
+    "error: certainly wrong data (deterministic evidence: a copied row, an empty response, "
+    "identical responses, the same annotator answering both ways, an exact leak); "
+    "warning: likely wrong (statistical or heuristic evidence: a probably flipped label, a "
+    "spammer, a truncated response, mojibake, a near leak); "
+    "info: worth a look, not wrong in itself (near duplicates, disputed items)"
+)
 
 FINDINGS_SCHEMA = pa.schema(
     [
@@ -71,13 +79,16 @@ def make_rows(
     issue: str,
     row_ids: pa.Array | Sequence[str] | ArrayLike,
     score: ArrayLike,
-    severity: str,
+    severity: str | Sequence[str],
     detail: Sequence[str | None] | str | None = None,
     group: Sequence[str | None] | ArrayLike | None = None,
 ) -> pa.Table:
-    """Build a findings table for one issue (scalars broadcast)."""
-    if severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {SEVERITIES}")
+    """Build a findings table for one issue (scalars broadcast; `severity` is one for all
+    rows or one per row)."""
+    sev_list = [severity] if isinstance(severity, str) else list(severity)
+    bad = set(sev_list) - set(SEVERITIES)
+    if bad:
+        raise ValueError(f"severity must be one of {SEVERITIES}, got {sorted(bad)}")
     ids = (
         row_ids
         if isinstance(row_ids, pa.Array)
@@ -99,13 +110,79 @@ def make_rows(
             ids.cast(pa.string()),
             pa.array([check] * n, pa.string()),
             pa.array([issue] * n, pa.string()),
-            pa.array([severity] * n, pa.string()),
+            pa.array(sev_list * n if isinstance(severity, str) else sev_list, pa.string()),
             pa.array(sc),
             grp,
             det,
         ],
         schema=FINDINGS_SCHEMA,
     )
+
+
+def flag_rows(
+    parts: list[pa.Table],
+    summary: dict[str, Any],
+    count_key: str,
+    ids: pa.Array,
+    check: str,
+    issue: str,
+    score: ArrayLike,
+    severity: str | Sequence[str],
+    detail: Sequence[str | None] | str | None = None,
+    group: Sequence[str | None] | ArrayLike | None = None,
+) -> None:
+    """Count the rows `ids` under `summary[count_key]` and, when there are any, add their
+    findings (`make_rows`) to `parts`."""
+    summary[count_key] = len(ids)
+    if len(ids):
+        parts.append(make_rows(check, issue, ids, score, severity, detail, group))
+
+
+def distinct_rows(rows: pa.Table) -> int:
+    """How many different rows a findings table flags."""
+    if not rows.num_rows:
+        return 0
+    import pyarrow.compute as pc
+
+    return int(pc.count_distinct(rows.column("row_id")).as_py())
+
+
+def flagged_summary(rows: pa.Table, n: int) -> dict[str, Any]:
+    """Flagged-row counts: `rows` (errors and warnings, what the default report counts),
+    `share` of the input, `by_severity` (rows by their worst severity), `by_issue` (all
+    findings) and `by_issue_default` (rows per issue per severity)."""
+    out: dict[str, Any] = {
+        "rows": 0,
+        "share": 0.0,
+        "by_severity": {s: 0 for s in SEVERITIES},
+        "by_issue": {},
+        "by_issue_default": {s: {} for s in SEVERITIES},
+    }
+    if not rows.num_rows:
+        return out
+    ids = np.asarray(rows.column("row_id").to_pylist(), dtype=object)
+    sev = np.asarray(
+        [SEVERITIES.index(s) for s in rows.column("severity").to_pylist()], dtype=np.int64
+    )
+    issue = np.asarray(rows.column("issue").to_pylist(), dtype=object)
+    uid, inv = np.unique(ids.astype(str), return_inverse=True)
+    worst = np.full(uid.size, -1, dtype=np.int64)
+    np.maximum.at(worst, inv, sev)
+    for k, s in enumerate(SEVERITIES):
+        out["by_severity"][s] = int((worst == k).sum())
+        sel = sev == k
+        if sel.any():
+            names, counts = np.unique(issue[sel].astype(str), return_counts=True)
+            out["by_issue_default"][s] = {
+                str(a): int(c) for a, c in zip(names, counts, strict=True)
+            }
+    default = int((worst >= SEVERITIES.index("warning")).sum())
+    names, counts = np.unique(issue.astype(str), return_counts=True)
+    out["by_issue"] = {str(a): int(c) for a, c in zip(names, counts, strict=True)}
+    out["rows"] = default
+    out["share"] = default / n if n else 0.0
+    out["all_rows"] = int(uid.size)
+    return out
 
 
 def concat_rows(tables: Sequence[pa.Table]) -> pa.Table:

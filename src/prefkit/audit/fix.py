@@ -116,7 +116,7 @@ def apply_fix(table: pa.Table, result: AuditResult, policy: dict[str, str]) -> F
         notes["noise_score"] = dict(enumerate(np.asarray(result.noise_score).tolist()))
     out = table
     if notes or flip.any():
-        meta = table.column("meta").to_pylist()
+        meta = [None if m is None else dict(m) for m in table.column("meta").to_pylist()]
         for key, vals in notes.items():
             for i, s in vals.items():
                 m = dict(meta[i] or {})

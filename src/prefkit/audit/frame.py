@@ -84,6 +84,18 @@ def _string_col(table: pa.Table, name: str, n: int) -> pa.Array:
     return pa.nulls(n, pa.string())
 
 
+def meta_text(col: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One string per row holding the whole `meta` map (keys and values in their order;
+    null and empty maps give '')."""
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if len(col) == 0:
+        return pa.array([], pa.string())
+    kv = pc.binary_join_element_wise(col.keys, pc.fill_null(col.items, ""), "\x1f")
+    lists = pa.ListArray.from_arrays(col.offsets, kv)
+    return pc.fill_null(pc.binary_join(lists, "\x1e"), "")
+
+
 def _meta(table: pa.Table, key: str, n: int) -> pa.Array:
     if "meta" not in table.column_names or n == 0:
         return pa.nulls(n, pa.string())
@@ -240,5 +252,114 @@ class Frame:
     def decisive(self) -> B:
         return np.asarray(self.outcome <= 1)
 
+    @cached_property
+    def aspect(self) -> I64:
+        """Code of each row's aspect (-1: overall)."""
+        return codes_of(_string_col(self.table, "aspect", self.n))[0]
+
+    @cached_property
+    def identified(self) -> B:
+        """Rows that carry something telling one vote from another: a known annotator, a
+        rationale, or any `meta` (ids, timestamps, ...)."""
+        rat = np.asarray(self.table.column("rationale").is_valid(), dtype=bool)
+        has_meta = np.asarray(pc.utf8_length(self._meta_text), dtype=np.int64) > 0
+        return np.asarray((self.annotator >= 0) | rat | has_meta)
+
+    @cached_property
+    def _meta_text(self) -> pa.Array:
+        return meta_text(_column(self.table, "meta")) if self.n else pa.array([], pa.string())
+
+    @cached_property
+    def vote_key(self) -> I64:
+        """Everything that identifies a vote, aligned to the pair's canonical order: the pair,
+        outcome, annotator, aspect, rationale, strength, display order and `meta`. Two rows
+        with the same key record the same vote (ids and `source` are not compared)."""
+        rat, _ = codes_of(_string_col(self.table, "rationale", self.n))
+        meta, _ = codes_of(self._meta_text)
+        st = _column(self.table, "strength").cast(pa.float64())
+        sv = np.asarray(pc.fill_null(st, -1.0), dtype=np.float64)
+        sv = np.where(self.swapped & (sv >= 0), 1.0 - sv, sv)
+        st_code = np.unique(np.round(sv, 9), return_inverse=True)[1].astype(np.int64)
+        sf = self.shown_first.astype(np.int64)
+        sf = np.where(self.swapped & (sf >= 0), 1 - sf, sf)
+        return combine_codes(
+            self.pair_key,
+            self.canonical_outcome.astype(np.int64),
+            self.annotator,
+            self.aspect,
+            rat,
+            st_code,
+            sf,
+            meta,
+        )
+
+    @cached_property
+    def duplicate_group(self) -> I64:
+        """Exact-duplicate group of each row (-1: not a duplicate). Rows are copies of one vote
+        when every identifying field is equal (`vote_key`). Rows with nothing that tells votes
+        apart (no annotator, rationale or meta) must also show the pair in the same order: two
+        anonymous rows with the pair swapped are two votes, not a copy."""
+        key = combine_codes(
+            self.vote_key, np.where(self.identified, 0, 1 + self.swapped.astype(np.int64))
+        )
+        _, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        return np.where(cnt[inv] > 1, inv, -1).astype(np.int64)
+
+    @cached_property
+    def is_copy(self) -> B:
+        """Every exact duplicate but the first row of its group: a copy, not a vote."""
+        g = self.duplicate_group
+        out = np.zeros(self.n, dtype=bool)
+        rows = np.flatnonzero(g >= 0)
+        if rows.size:
+            _, first = np.unique(g[rows], return_index=True)
+            out[rows] = True
+            out[rows[first]] = False
+        return out
+
+    def prompt_rows(self, mask: B) -> I64:
+        """Rows whose prompt is marked in `mask` (one entry per distinct prompt)."""
+        ok = self.prompt_code >= 0
+        return np.flatnonzero(ok & mask[np.maximum(self.prompt_code, 0)])
+
     def take_ids(self, idx: NDArray[np.integer]) -> pa.Array:
         return self.row_id.take(pa.array(np.asarray(idx, dtype=np.int64)))
+
+
+def comparisons_from_rankings(table: pa.Table) -> pa.Table:
+    """The comparisons a rankings table implies, for the audit: every pair of entries of a
+    ranking (`build.pairs.ranking_candidates`, mode `all`) is one vote by the ranking's
+    annotator — `a` when a ranks better, `tie` on equal ranks. Each row keeps the ranking's
+    prompt, source, aspect, annotator and meta; `meta.pair_id` names the ranking and the
+    entries, `meta.ranking_id` the ranking; ids are `<ranking id>:<i>-<j>`."""
+    from prefkit.build.pairs import ranking_candidates
+    from prefkit.schema import from_rows
+
+    cols = {c: table.column(c).to_pylist() for c in table.column_names}
+    n = table.num_rows
+    rows: list[dict[str, object]] = []
+    for r in range(n):
+        ranks = [int(x) for x in cols["ranks"][r]]
+        resp = (cols.get("responses") or [None] * n)[r] or [None] * len(ranks)
+        models = (cols.get("models") or [None] * n)[r] or [None] * len(ranks)
+        meta = dict(cols.get("meta", [None] * n)[r] or [])
+        rid = str(cols["id"][r])
+        for i, j in ranking_candidates(ranks, "all"):
+            rows.append(
+                {
+                    "id": f"{rid}:{i}-{j}",
+                    "prompt": cols["prompt"][r],
+                    "response_a": resp[i],
+                    "response_b": resp[j],
+                    "model_a": models[i],
+                    "model_b": models[j],
+                    "outcome": "tie"
+                    if ranks[i] == ranks[j]
+                    else ("a" if ranks[i] < ranks[j] else "b"),
+                    "annotator": (cols.get("annotator") or [None] * n)[r],
+                    "source": (cols.get("source") or [None] * n)[r],
+                    "aspect": (cols.get("aspect") or [None] * n)[r],
+                    "meta": meta | {"ranking_id": rid, "pair_id": f"{rid}:{i}-{j}"},
+                }
+            )
+    return from_rows(rows, "comparisons")

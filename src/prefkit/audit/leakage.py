@@ -18,11 +18,36 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from prefkit.audit.findings import Findings, concat_rows, make_rows
+from prefkit.audit.findings import Findings, concat_rows, flag_rows
 from prefkit.audit.frame import Frame, codes_of, joined_text, normalize
 from prefkit.audit.minhash import U32, near_duplicate_clusters, signatures
 
 CHECK = "leakage"
+
+
+def _flag_leaks(
+    parts: list[pa.Table],
+    summary: dict[str, Any],
+    f: Frame,
+    issue: str,
+    flagged: np.ndarray,
+    score: np.ndarray,
+    exact: str,
+    near: str,
+) -> None:
+    """Leaked rows: exact matches (score 1) are errors, near ones (similarity) warnings."""
+    sc = score[flagged]
+    flag_rows(
+        parts,
+        summary,
+        f"{issue}_rows",
+        f.take_ids(flagged),
+        CHECK,
+        issue,
+        sc,
+        np.where(sc >= 1, "error", "warning").tolist(),
+        [exact if s >= 1 else near.format(s=s) for s in sc],
+    )
 
 
 def _train_split(f: Frame) -> int:
@@ -74,24 +99,17 @@ def find_leakage(
             score[near_rows] = best[f.prompt_code[near_rows]]
         flagged = np.flatnonzero((score > 0) & (f.split == train))
         leaked_eval = int(((score > 0) & (f.split != train) & ok).sum())
-        summary["split_leak_rows"] = int(flagged.size)
         summary["eval_rows_with_leaked_prompt"] = leaked_eval
-        if flagged.size:
-            parts.append(
-                make_rows(
-                    CHECK,
-                    "split_leak",
-                    f.take_ids(flagged),
-                    score[flagged],
-                    "error",
-                    [
-                        "prompt also in another split"
-                        if s >= 1
-                        else f"prompt ~{s:.2f} similar to one in another split"
-                        for s in score[flagged]
-                    ],
-                )
-            )
+        _flag_leaks(
+            parts,
+            summary,
+            f,
+            "split_leak",
+            flagged,
+            score,
+            "prompt also in another split",
+            "prompt ~{s:.2f} similar to one in another split",
+        )
     else:
         summary["split_leak_rows"] = 0
     if against is not None:
@@ -115,24 +133,17 @@ def find_leakage(
         score = np.where(f.prompt_code >= 0, score_p[np.maximum(f.prompt_code, 0)], 0.0)
         flagged = np.flatnonzero(score > 0)
         summary["against_prompts"] = int(len(ev_prompts))
-        summary["eval_leak_rows"] = int(flagged.size)
+        _flag_leaks(
+            parts,
+            summary,
+            f,
+            "eval_leak",
+            flagged,
+            score,
+            "prompt is in the evaluation set",
+            "prompt ~{s:.2f} similar to an evaluation prompt",
+        )
         summary["eval_leak_exact_rows"] = int((score[flagged] >= 1).sum())
-        if flagged.size:
-            parts.append(
-                make_rows(
-                    CHECK,
-                    "eval_leak",
-                    f.take_ids(flagged),
-                    score[flagged],
-                    "error",
-                    [
-                        "prompt is in the evaluation set"
-                        if s >= 1
-                        else f"prompt ~{s:.2f} similar to an evaluation prompt"
-                        for s in score[flagged]
-                    ],
-                )
-            )
     rows = concat_rows(parts)
     summary["rows_flagged"] = int(rows.num_rows)
     return Findings(CHECK, rows, summary)

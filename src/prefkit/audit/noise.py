@@ -6,11 +6,12 @@
    of fold (5 folds split by prompt, so a prompt never informs its own prediction).
    Optionally (`embeddings=True`, needs the `[train]` extra) the difference of MiniLM
    sentence embeddings of the two responses is added.
-2. The decisive votes of non-spammers go through the lapse model (`stats.lapse_model`):
-   per pair a latent margin, per annotator a lapse rate (the probability of recording the
-   reverse of its judgement, independent of the pair) and a position bias, confidence
-   grades from `strength`, and the feature model's logit as a noisy measurement of the
-   margin. Suspicion of a vote = P(recorded reversed | all votes on the pair, features).
+2. The decisive and tie votes of non-spammers go through the lapse model
+   (`stats.lapse_model`): per pair a latent margin, per annotator a lapse rate (the
+   probability of recording the reverse of its judgement, independent of the pair), a
+   position bias and a tie rate (ties mark close pairs), confidence grades from `strength`,
+   and the feature model's logit as a noisy (robust, with several votes per pair)
+   measurement of the margin. Suspicion of a vote = P(recorded reversed | all votes on the pair, features).
    (A one-coin Dawid–Skene consensus with the feature-model prior is kept in the model for
    the annotators check's accuracy estimates.)
 
@@ -119,7 +120,9 @@ def fit_noise(
     d = f.decisive
     y = (f.outcome == 0).astype(np.float64)
     rng = np.random.default_rng(seed)
-    ug, ginv = np.unique(f.prompt_code, return_inverse=True)
+    # folds by pair: no vote informs the feature prediction for its own pair (the pair's
+    # other votes enter through the lapse model); other pairs of the same prompt may
+    ug, ginv = np.unique(f.item, return_inverse=True)
     fold_of = rng.integers(0, folds, size=ug.size)[ginv]
     p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
     l2 = 1e-3 if x.shape[1] < 50 else 1e-2
@@ -208,11 +211,10 @@ def fit_noise(
         if spammers:
             is_spam = np.array([a in spammers for a in f.annotators] + [False])
             spam_rows = is_spam[ann]
-        rows = np.flatnonzero(d & ~spam_rows)
-        # a repeated vote (same pair, same annotator, same label: a duplicate row) is one vote
-        vkey = (item[rows] * (len(f.annotators) + 1) + ann[rows]) * 2 + f.canonical_outcome[rows]
-        _, first_of, copy_of = np.unique(vkey, return_index=True, return_inverse=True)
-        all_rows, rows = rows, rows[first_of]
+        # an exact-duplicate copy (Frame.is_copy) is not a vote: it gets its original's score
+        # ties enter as evidence that a pair is close (Davidson); both_bad votes do not
+        tie = f.outcome == 2
+        rows = np.flatnonzero((d | tie) & ~spam_rows & ~f.is_copy)
         _, it = np.unique(item[rows], return_inverse=True)
         n_it = int(it.max()) + 1 if it.size else 0
         qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
@@ -223,18 +225,33 @@ def fit_noise(
         lm = lapse_model(
             it.astype(np.int64),
             ann[rows],
-            _grades(f)[rows],
-            f.canonical_outcome[rows].astype(np.int64),
+            np.where(tie, 0, _grades(f))[rows],
+            np.where(tie, 0, f.canonical_outcome)[rows].astype(np.int64),
             s_can[rows],
             n_it,
             len(f.annotators) + 1,
             N_GRADES,
             prior_a=qrow,
+            # with one vote per pair a wrong feature prediction and a flipped vote explain
+            # the same disagreement: the outlier share is only identifiable with more votes
+            robust=rows.size >= 1.5 * n_it,
+            tie=tie[rows],
         )
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
-        susp[all_rows] = lm.p_flip[copy_of]
+        susp[rows] = lm.p_flip
+        grp = f.duplicate_group
+        susp[tie] = 0.0
+        copies = np.flatnonzero(f.is_copy & d & ~spam_rows)
+        if copies.size:
+            orig = np.full(int(grp.max()) + 1, -1, dtype=np.int64)
+            orig[grp[rows[grp[rows] >= 0]]] = rows[grp[rows] >= 0]
+            src = orig[grp[copies]]
+            susp[copies[src >= 0]] = susp[src[src >= 0]]
         susp[spam_rows] = 0.0  # a spammer's votes are flagged by the annotator check
-        method = "lapse model (item margins, annotator lapse rates and position biases, grades)"
+        method = (
+            "lapse model (item margins, annotator lapse rates, position biases and tie "
+            "rates, grades)"
+        )
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
 
 

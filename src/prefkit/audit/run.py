@@ -13,7 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefkit.audit.findings import Findings, concat
+from prefkit.audit.findings import Findings, concat, flagged_summary
+from prefkit.audit.health import health
 
 CHECKS: tuple[str, ...] = (
     "duplicates",
@@ -37,6 +38,7 @@ class AuditResult:
     rows: pa.Table
     paths: dict[str, Path] = field(default_factory=dict)
     noise_score: Any = None  # per-row suspicion (numpy array aligned with the table)
+    p_a: Any = None  # per-row out-of-fold P(a wins) of the noise check's feature model
     row_ids: Any = None
 
     @property
@@ -106,7 +108,8 @@ def run_audit(
             empty,
             {
                 "input": {"rows": 0, "source": source_name, "has_text": False},
-                "flagged": {"rows": 0, "by_issue": {}},
+                "flagged": flagged_summary(concat(list(empty.values())).rows, 0),
+                "health": {"verdict": "empty", "headline": "No rows to audit.", "indicators": []},
             }
             | {c: {"rows": 0} for c in checks},
             concat(list(empty.values())).rows,
@@ -159,19 +162,18 @@ def run_audit(
     all_rows = concat(list(results.values())).rows
     summary: dict[str, Any] = {
         "input": {"rows": f.n, "source": source_name, "has_text": f.has_text},
-        "flagged": {
-            "rows": len(set(all_rows.column("row_id").to_pylist())) if all_rows.num_rows else 0,
-            "by_issue": concat(list(results.values())).issues(),
-        },
+        "flagged": flagged_summary(all_rows, f.n),
     }
     for c, r in results.items():
         summary[c] = r.summary
+    summary["health"] = health(summary)
     summary = _clean(summary)
     res = AuditResult(
         results,
         summary,
         all_rows,
         noise_score=model.suspicion if model is not None else None,
+        p_a=model.p_a if model is not None else None,
         row_ids=f.row_id,
     )
     if out_dir is not None:

@@ -141,6 +141,8 @@ class LapseModel:
     loglik: float
     iterations: int
     measurement: tuple[float, float] = (0.0, 1.0)  # (b, τ²) of the feature logit
+    outlier: float = 0.0  # share of items whose feature logit says nothing (robust mode)
+    tie_weight: F64 | None = None  # per annotator: Davidson ν (P(tie) = ν / (2cosh(L/2) + ν))
 
 
 def lapse_model(
@@ -163,6 +165,8 @@ def lapse_model(
     max_votes: int = 200_000,
     seed: int = 0,
     init: LapseModel | None = None,
+    robust: bool = True,
+    tie: NDArray[np.bool_] | None = None,
 ) -> LapseModel:
     """EM for decisive votes y ∈ {0 (a), 1 (b)} under a psychometric model with lapses.
 
@@ -175,14 +179,23 @@ def lapse_model(
     disagreement happens on close items (σ(L) near ½) while lapses happen everywhere; on
     clear items a reversed vote is a lapse. `prior_a` (per item, e.g. a feature model's
     P(a wins)) enters as a noisy measurement of the margin: its logit z ~ N(b·m, τ²), with b
-    and τ² fitted (so a useless feature model is ignored and a sharp one is trusted).
-    Returns P(flipped | all votes) per vote.
+    and τ² fitted (so a useless feature model is ignored and a sharp one is trusted). With
+    `robust` (default) the measurement is a mixture: with a learned probability ε it is an
+    outlier, z ~ N(0, var z), that says nothing about the margin — a feature model that is
+    confidently wrong on a pair then does not outvote the annotators (a Gaussian alone makes
+    the scores overconfident exactly there). Returns P(flipped | all votes) per vote.
 
     f_r is shrunk towards the pooled rate (empirical Bayes, `lapse_shrink` pseudo-votes; the
     pooled rate has a Beta(`lapse_prior`) prior), γ_r has a N(0, `position_sd`²) prior
     (Newton steps on the expected log-likelihood of the sides). With more than `max_votes`
     votes the parameters are fitted on a random subset of items (`seed`) and every vote is
-    then scored with them (one E-step); `init` starts from a fitted model's parameters."""
+    then scored with them (one E-step); `init` starts from a fitted model's parameters.
+
+    `tie` marks votes that answered "tie" (their `y` is ignored): an annotator says tie with
+    probability ν_r / (2·cosh(L/2) + ν_r) (Davidson), so ties tell close pairs from clear
+    ones — a pair someone called a tie is close, and its split votes are honest
+    disagreement; ν_r is fitted per annotator (0 for one who never ties). Ties are never
+    scored as flips."""
     from scipy.sparse import csr_matrix
     from scipy.special import expit as sig
     from scipy.special import logsumexp
@@ -201,6 +214,7 @@ def lapse_model(
             int(chosen.sum()), n_annotators, n_grades,
             None if prior_a is None else prior_a[chosen],
             iters, step, max_margin, lapse_prior, lapse_shrink, position_sd, tol, 0,
+            robust=robust, tie=None if tie is None else tie[sel],
         )  # fmt: skip
         init, iters = sub, 0
     grid = np.arange(-max_margin, max_margin + step / 2, step)
@@ -215,9 +229,26 @@ def lapse_model(
         else np.log(np.clip(prior_a, 1e-4, 1 - 1e-4) / (1 - np.clip(prior_a, 1e-4, 1 - 1e-4)))
     )
     zb, tau2 = 0.0, max(float(z.var()), 1e-6)
+    s2 = max(float((z * z).mean()), 1e-6)  # the outlier component: z ~ N(0, s2)
+    eps = 0.1 if robust else 0.0
     tilt = np.zeros((n_items, n_g))
+
+    def measure(zb: float, tau2: float, eps: float) -> tuple[F64, F64]:
+        """log p(z | m) on the grid, and the share of it from the informative component."""
+        c1 = -0.5 * (z[:, None] - zb * grid[None, :]) ** 2 / tau2 - 0.5 * np.log(tau2)
+        if eps <= 0:
+            return c1, np.ones_like(c1)
+        c1 = c1 + np.log1p(-eps)
+        c2 = (np.log(eps) - 0.5 * z * z / s2 - 0.5 * np.log(s2))[:, None]
+        t = np.logaddexp(c1, c2)
+        return t, np.exp(c1 - t)
+
     agg = csr_matrix((np.ones(v), (item, np.arange(v))), shape=(n_items, v))
-    n_r = np.bincount(annotator, minlength=n_annotators).astype(np.float64)
+    is_tie = np.zeros(v, dtype=bool) if tie is None else np.asarray(tie, dtype=bool)
+    dec = ~is_tie
+    n_r = np.bincount(annotator[dec], minlength=n_annotators).astype(np.float64)
+    t_r = np.bincount(annotator[is_tie], minlength=n_annotators).astype(np.float64)
+    nu = np.where(t_r > 0, t_r / np.maximum(n_r, 1.0), 0.0)
     a0, b0 = lapse_prior
     pi = np.exp(-0.5 * (grid / 3.0) ** 2)
     pi /= pi.sum()
@@ -227,39 +258,66 @@ def lapse_model(
     if init is not None:
         f, gam, tab, pi = init.lapse.copy(), init.position.copy(), init.grade_table, init.prior
         zb, tau2 = init.measurement
+        eps = init.outlier
+        if init.tie_weight is not None:
+            nu = init.tie_weight.copy()
         if prior_a is not None:
-            tilt = -0.5 * (z[:, None] - zb * grid[None, :]) ** 2 / tau2 - 0.5 * np.log(tau2)
+            tilt = measure(zb, tau2, eps)[0]
     ll_total = -np.inf
 
-    def estep(f: F64, gam: F64, tab: F64, pi: F64) -> tuple[F64, F64, F64, F64, F64, I64, float]:
+    def estep(
+        f: F64, gam: F64, tab: F64, pi: F64, nu: F64
+    ) -> tuple[F64, F64, F64, F64, F64, I64, float, F64]:
         u = sgn[:, None] * (grid[None, :] + (gam[annotator] * first)[:, None])  # s·L
         h = np.asarray(sig(u), dtype=np.float64)  # honest P(the recorded side)
         fv = f[annotator][:, None]
         py = np.clip(fv + (1 - 2 * fv) * h, 1e-12, 1.0)
         b = np.minimum(np.rint(np.abs(u) / step).astype(np.int64), n_bins - 1)
         lv = np.log(py) + np.log(tab[b, grade[:, None]])
+        c = np.empty(0)
+        if is_tie.any():  # Davidson: P(tie) = ν / (c + ν), c = 2·cosh(L/2)
+            c = 2.0 * np.cosh(np.clip(u, -60, 60) / 2.0)
+            nv = nu[annotator][:, None]
+            log_cn = np.log(c + nv)
+            lv = np.where(
+                dec[:, None], lv + np.log(c) - log_cn, np.log(np.maximum(nv, 1e-12)) - log_cn
+            )
         lp = np.log(pi)[None, :] + tilt + np.asarray(agg @ lv)
         norm = logsumexp(lp, axis=1)
         post = np.exp(lp - norm[:, None])
-        return post, h, fv, py, post[item], b, float(norm.sum())
+        return post, h, fv, py, post[item], b, float(norm.sum()), c
 
     prev = -np.inf
     done = 0
     for _ in range(iters):
-        post, h, fv, py, w, b, ll_total = estep(f, gam, tab, pi)
+        post, h, fv, py, w, b, ll_total, c = estep(f, gam, tab, pi, nu)
         if abs(ll_total - prev) < tol * max(v, 1):
             break
         done += 1
         prev = ll_total
         # M-step: measurement model of z, prior, grade table, lapse rates, position biases
         if prior_a is not None:
-            em, em2 = post @ grid, post @ (grid * grid)
+            resp = post * measure(zb, tau2, eps)[1]  # weight of the informative component
+            em, em2, r_i = resp @ grid, resp @ (grid * grid), resp.sum(1)
             zb = float((em * z).sum() / max(float(em2.sum()), 1e-9))
-            tau2 = max(float(np.mean(z * z - 2 * zb * z * em + zb * zb * em2)), 1e-4)
-            tilt = -0.5 * (z[:, None] - zb * grid[None, :]) ** 2 / tau2 - 0.5 * np.log(tau2)
+            tau2 = float((r_i * z * z - 2 * zb * z * em + zb * zb * em2).sum())
+            tau2 = max(tau2 / max(float(r_i.sum()), 1e-9), 1e-4)
+            if robust:
+                eps = float(np.clip(1.0 - r_i.mean(), 1e-3, 0.5))
+            tilt = measure(zb, tau2, eps)[0]
         pi = post.sum(0) + 1e-3
         pi = 0.5 * (pi + pi[::-1])
         pi /= pi.sum()
+        if is_tie.any():
+            # ν_r: fixed point of Σ ties / ν = Σ_votes E[1 / (c + ν)], with 2 pseudo-votes
+            # at the pooled value
+            s_r = np.bincount(
+                annotator, weights=(w / (c + nu[annotator][:, None])).sum(1), minlength=n_annotators
+            )
+            pooled = float(t_r.sum()) / max(float(s_r.sum()), 1e-12)
+            nu = (t_r + 2.0 * pooled) / (s_r + 2.0)
+            nu[t_r == 0] = 0.0
+        w = w * dec[:, None]  # grades, lapses and position come from decisive votes
         cnt = np.bincount(
             (b * n_grades + grade[:, None]).ravel(), weights=w.ravel(), minlength=n_bins * n_grades
         ).reshape(n_bins, n_grades)
@@ -275,12 +333,13 @@ def lapse_model(
         g2 = np.bincount(annotator, weights=(w * d2).sum(1) * first * first, minlength=n_annotators)
         prec = 1.0 / position_sd**2
         gam = np.clip(gam - (g1 - prec * gam) / np.minimum(g2 - prec, -1e-9), -4.0, 4.0)
-    post, h, fv, py, w, b, ll_total = estep(f, gam, tab, pi)
-    p_flip = (w * fv * (1 - h) / py).sum(1)
+    post, h, fv, py, w, b, ll_total, c = estep(f, gam, tab, pi, nu)
+    p_flip = np.where(dec, (w * fv * (1 - h) / py).sum(1), 0.0)
     post_a = (post * (grid > 0)).sum(1) + 0.5 * (post * (grid == 0)).sum(1)
     return LapseModel(
-        np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done, (zb, tau2)
-    )
+        np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done, (zb, tau2), eps,
+        nu if is_tie.any() else None,
+    )  # fmt: skip
 
 
 def sparse_logit_predictor(

@@ -171,6 +171,8 @@ def train_trl(
         "dropped_ties": sum(o not in ("a", "b") for o in train.outcome),
         "dropped_too_long": len(ds) - kept,
         "max_length": max_length,
+        "batch_size": batch_size,
+        "epochs": epochs,
         "margin": "margin" in ds.column_names,
     }
     return TrlModel(m, tok, max_length), info

@@ -263,52 +263,65 @@ class Prompts:
     sub: I64  # fact category (0 capitals, 1 elements, 2 books) for facts; 0 otherwise
 
 
-def _fact(item: int, sub: int) -> tuple[str, str, str, list[str], list[str]]:
-    """(question, correct sentence, wrong sentence, details, errors) for a fact item."""
-    if sub == 0:
-        country, city = _CAPITALS[item % len(_CAPITALS)]
-        wrong = _CAPITALS[(item + 7) % len(_CAPITALS)][1]
-        q = f"What is the capital of {country}?"
-        return (
-            q,
-            f"The capital of {country} is {{b}}{city}{{/b}}.",
-            f"The capital of {country} is {{b}}{wrong}{{/b}}.",
-            [
-                f"{city} is where the national government of {country} meets",
-                f"Many of the main ministries and embassies of {country} are located in {city}",
-                f"{city} is a good starting point if you want to learn about the history of {country}",
-            ],
-            [f"{country} moved its capital to {wrong} in 2019.", f"{city} is a small village."],
-        )
-    if sub == 1:
-        name, sym = _ELEMENTS[item % len(_ELEMENTS)]
-        wrong = _ELEMENTS[(item + 5) % len(_ELEMENTS)][1]
-        q = f"What is the chemical symbol for {name}?"
-        return (
-            q,
-            f"The chemical symbol for {name} is {{b}}{sym}{{/b}}.",
-            f"The chemical symbol for {name} is {{b}}{wrong}{{/b}}.",
-            [
-                f"Chemical symbols are one or two letters, and {sym} is the one used for {name}",
-                f"You will find {name} listed as {sym} on every periodic table",
-                "Some symbols come from Latin names, which is why they do not always match the English word",
-            ],
-            [f"The symbol for {name} was changed in 2015.", f"{name.capitalize()} is a noble gas."],
-        )
-    title, author = _BOOKS[item % len(_BOOKS)]
-    wrong = _BOOKS[(item + 3) % len(_BOOKS)][1]
-    q = f"Who wrote {title}?"
-    return (
-        q,
-        f"{title} was written by {{b}}{author}{{/b}}.",
-        f"{title} was written by {{b}}{wrong}{{/b}}.",
+# One fact category: (pairs (x, answer), offset of the wrong answer's pair, question,
+# answer sentence, three details, two false statements). Templates take {x} (country,
+# element, title), {y} (the right answer), {wrong}, {X} (x capitalized); {{b}}...{{/b}}
+# marks where bold goes.
+_FACT_KINDS: list[tuple[list[tuple[str, str]], int, str, str, list[str], list[str]]] = [
+    (
+        _CAPITALS, 7, "What is the capital of {x}?", "The capital of {x} is {{b}}{y}{{/b}}.",
         [
-            f"{author} is widely studied, and {title} is one of the best-known works",
-            f"{title} has been translated into many languages",
+            "{y} is where the national government of {x} meets",
+            "Many of the main ministries and embassies of {x} are located in {y}",
+            "{y} is a good starting point if you want to learn about the history of {x}",
+        ],
+        ["{x} moved its capital to {wrong} in 2019.", "{y} is a small village."],
+    ),
+    (
+        _ELEMENTS, 5, "What is the chemical symbol for {x}?",
+        "The chemical symbol for {x} is {{b}}{y}{{/b}}.",
+        [
+            "Chemical symbols are one or two letters, and {y} is the one used for {x}",
+            "You will find {x} listed as {y} on every periodic table",
+            "Some symbols come from Latin names, which is why they do not always match the English word",
+        ],
+        ["The symbol for {x} was changed in 2015.", "{X} is a noble gas."],
+    ),
+    (
+        _BOOKS, 3, "Who wrote {x}?", "{x} was written by {{b}}{y}{{/b}}.",
+        [
+            "{y} is widely studied, and {x} is one of the best-known works",
+            "{x} has been translated into many languages",
             "Reading an annotated edition can help with the historical context",
         ],
-        [f"{title} was published anonymously in 2001.", f"{author} never wrote a novel."],
+        ["{x} was published anonymously in 2001.", "{y} never wrote a novel."],
+    ),
+]  # fmt: skip
+
+
+def _fact(item: int, sub: int) -> tuple[str, str, str, list[str], list[str]]:
+    """(question, correct sentence, wrong sentence, details, errors) for a fact item (`sub`:
+    0 capitals, 1 elements, 2 books)."""
+    pairs, offset, question, answer, details, errors = _FACT_KINDS[min(sub, 2)]
+    x, y = pairs[item % len(pairs)]
+    wrong = pairs[(item + offset) % len(pairs)][1]
+    fill = {"x": x, "y": y, "wrong": wrong, "X": x.capitalize()}
+    return (
+        question.format(**fill),
+        answer.format(**fill),
+        answer.format(**{**fill, "y": wrong}),
+        [d.format(**fill) for d in details],
+        [e.format(**fill) for e in errors],
     )
+
+
+# the task each howto/coding/advice/unsafe item puts into its prompt frames
+_TOPICS: dict[str, list[str]] = {
+    "howto": [t for t, _ in _HOWTO],
+    "coding": [c[0] for c in _CODING],
+    "advice": [a[0] for a in _ADVICE],
+    "unsafe": _UNSAFE,
+}
 
 
 def make_prompts(n: int, rng: np.random.Generator) -> Prompts:
@@ -327,14 +340,9 @@ def make_prompts(n: int, rng: np.random.Generator) -> Prompts:
         if fam == "facts":
             q = _fact(it, sb)[0]
             texts.append(tpl.format(q=q, qlow=q[0].lower() + q[1:]))
-        elif fam == "howto":
-            texts.append(tpl.format(t=_HOWTO[it % len(_HOWTO)][0]))
-        elif fam == "coding":
-            texts.append(tpl.format(t=_CODING[it % len(_CODING)][0]))
-        elif fam == "advice":
-            texts.append(tpl.format(t=_ADVICE[it % len(_ADVICE)][0]))
         else:
-            texts.append(tpl.format(t=_UNSAFE[it % len(_UNSAFE)]))
+            topics = _TOPICS[fam]
+            texts.append(tpl.format(t=topics[it % len(topics)]))
     return Prompts(texts, family, item, sub)
 
 
@@ -716,10 +724,10 @@ def _write(
         return text, [(0, len(text), "unsafe")]
 
     # main answer, details and error sentences for the family
+    main_err = not correct
     if fam == "facts":
         _, right, wrong, details, errs = _fact(item, int(prompts.sub[p]))
         main = right if correct else wrong
-        main_err = not correct
     elif fam == "howto":
         task, steps = _HOWTO[item % len(_HOWTO)]
         use = list(steps)
@@ -729,7 +737,6 @@ def _write(
         main = (
             f"To {task}, follow these steps: " + "; ".join(s[0].lower() + s[1:] for s in use) + "."
         )
-        main_err = not correct
         details = [
             "Read through all the steps once before you begin",
             "Take your time with each step rather than rushing",
@@ -740,7 +747,6 @@ def _write(
         desc, good, bad, why = _CODING[item % len(_CODING)]
         code = good if correct else bad
         main = f"Here is a function that {desc}:\n\n```python\n{code}\n```"
-        main_err = not correct
         details = [
             f"It works because {why}",
             "You can test it quickly with a few examples in the interpreter",
@@ -752,7 +758,6 @@ def _write(
         second = tips[1] if correct else bad_tip.rstrip(".")
         main = f"Here are some ways to {topic}: {tips[0][0].lower() + tips[0][1:]}; "
         main += f"{second[0].lower() + second[1:]}."
-        main_err = not correct
         details = [
             tips[2],
             tips[3],
