@@ -99,9 +99,10 @@ def main() -> None:
     ap.add_argument("--level-size", type=int, default=2000)
     ap.add_argument("--permutations", type=int, default=199)
     ap.add_argument("--skip-mixture", action="store_true")
+    ap.add_argument("--only-level", action="store_true", help="Only the level runs on clean.")
     a = ap.parse_args()
     size = a.votes_per_annotator * a.annotators
-    for scen in ("pluralistic", "pluralistic3"):
+    for scen in () if a.only_level else ("pluralistic", "pluralistic3"):
         sim = simulate(scen, size=size, seed=0, annotators=a.annotators)
         if "group_members" not in sim.truth:  # `pluralistic`: groups from the annotators
             of = {x: r["params"]["group"] for x, r in sim.truth["annotators"].items()}
@@ -116,6 +117,8 @@ def main() -> None:
             k_true = len(sim.truth["group_members"])
             out["mixture"] = [mixture_ari(sim, k_true)]
         print(json.dumps(out), flush=True)
+    if a.level_runs == 0:
+        return
     pp: list[float] = []
     pc: list[float] = []
     t0 = time.perf_counter()
