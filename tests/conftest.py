@@ -27,3 +27,23 @@ def data_dir() -> Path:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def chromium_executable() -> str:
+    """Debian's chromium, or a test failure: never let Playwright fall back to a browser of
+    its own (`executable_path=None` would)."""
+    import shutil
+
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.fail("Debian's chromium is required (make install runs scripts/system-deps.sh)")
+    return exe

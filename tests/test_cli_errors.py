@@ -82,6 +82,10 @@ def test_every_command_rejects_an_unknown_option(
         (["pairs", "x.jsonl", "o.jsonl", "--margin", "nope"], "error: --margin must be one of"),
         (["split", "x.jsonl", "o", "--threshold", "0"], "error: --threshold must be in"),
         (["convert", "x.jsonl", "o.jsonl", "--to", "nope"], "error: --to nope: unknown format"),
+        (["pairs", "x.jsonl", "o.jsonl", "--seed", "-1"], "error: Invalid value for '--seed'"),
+        (["simulate", "clean", "o", "--votes", "0"], "error: --votes must be >= 1"),
+        (["serve", "--port", "99999"], "error: Invalid value for '--port'"),
+        (["align", "train", "x.jsonl", "--base", "b", "--batch-size", "0"], "'--batch-size'"),
     ],
 )
 def test_usage_errors_exit_2(
@@ -158,6 +162,8 @@ FILE_OUTPUTS = [
     ["audit", "IN", "--fix", "OUT"],
     ["rm", "score", "length", "IN", "OUT"],
     ["serve", "export", "OUT", "--campaign", "1"],
+    ["judge", "run", "IN", "OUT", "--model", "m"],
+    ["judge", "route", "IN", "OUT", "--budget", "1"],
 ]
 DIR_OUTPUTS = [
     ["convert", "IN", "OUT", "--to", "hf"],
@@ -168,6 +174,7 @@ DIR_OUTPUTS = [
     ["rank", "IN", "--out", "OUT"],
     ["rm", "train", "IN", "OUT"],
     ["align", "train", "IN", "--base", "nowhere", "--out", "OUT"],
+    ["judge", "audit", "IN", "--out", "OUT"],
 ]
 
 

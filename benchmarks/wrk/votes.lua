@@ -1,9 +1,11 @@
 -- wrk script for benchmarks/bench_serve.py --driver wrk.
--- Each wrk thread submits votes for its own annotators (tokens[i] with i % nthreads == id),
--- with unique idempotency keys; with probability RETRY_P it re-sends its previous vote with
--- the same key instead. Every 2xx answer's key is recorded, so the caller can check that each
--- acknowledged vote is in the database exactly once.
---   WRK_THREADS=T WRK_OUT=OUT_FILE wrk -t T -c C -d D -s votes.lua URL -- TOKENS ITEMS SEED RETRY_P
+-- Each wrk thread submits votes for its own annotators (tokens[i] with i % nthreads == id) on
+-- the items the server assigned to them, with unique idempotency keys and a strength that
+-- agrees with the outcome (1 = strongly prefers a); with probability RETRY_P it re-sends its
+-- previous vote with the same key instead. Every 2xx answer's key is recorded, so the caller
+-- can check that each acknowledged vote is in the database exactly once.
+--   WRK_THREADS=T WRK_OUT=OUT_FILE wrk -t T -c C -d D -s votes.lua URL -- TOKENS SEED RETRY_P
+-- TOKENS: one line per annotator, "TOKEN ITEM_ID,ITEM_ID,..." (its assigned items).
 
 local threads = {}
 local next_id = 0
@@ -26,13 +28,19 @@ local outcomes = { "a", "b", "tie", "both_bad" }
 
 function init(args)
   local all = lines(args[1])
-  items = lines(args[2])
-  math.randomseed(tonumber(args[3]) * 1000 + id)
-  retry_p = tonumber(args[4])
+  math.randomseed(tonumber(args[2]) * 1000 + id)
+  retry_p = tonumber(args[3])
   local next_threads = tonumber(os.getenv("WRK_THREADS"))
   tokens = {}
-  for i, t in ipairs(all) do
-    if (i - 1) % next_threads == id then table.insert(tokens, t) end
+  items = {}
+  for i, line in ipairs(all) do
+    if (i - 1) % next_threads == id then
+      local tok, list = string.match(line, "^(%S+)%s+(%S+)$")
+      local its = {}
+      for it in string.gmatch(list, "[^,]+") do table.insert(its, it) end
+      table.insert(tokens, tok)
+      table.insert(items, its)
+    end
   end
   counter = 0
   sent_new = 0
@@ -43,6 +51,14 @@ function init(args)
   last = nil
 end
 
+local function strength(outcome)
+  local r = 0.01 + 0.99 * math.random()
+  if outcome == "a" then return string.format("%.4f", 0.5 + 0.5 * r) end
+  if outcome == "b" then return string.format("%.4f", 0.5 - 0.5 * r) end
+  if outcome == "tie" then return "0.5" end
+  return "null"
+end
+
 function request()
   if last ~= nil and math.random() < retry_p then
     retries = retries + 1
@@ -50,14 +66,15 @@ function request()
   end
   counter = counter + 1
   sent_new = sent_new + 1
-  local tok = tokens[(counter % #tokens) + 1]
+  local k = (counter % #tokens) + 1
+  local its = items[k]
   local key = string.format("wrk-%d-%09d", id, counter)
+  local outcome = outcomes[math.random(4)]
   local body = string.format(
-    '{"idempotency_key":"%s","item_id":%s,"outcome":"%s","shown_first":"%s","strength":%.3f}',
-    key, items[math.random(#items)], outcomes[math.random(4)],
-    (math.random() < 0.5) and "a" or "b", math.random())
+    '{"idempotency_key":"%s","item_id":%s,"outcome":"%s","strength":%s}',
+    key, its[math.random(#its)], outcome, strength(outcome))
   last = wrk.format("POST", "/api/votes",
-    { ["Authorization"] = "Bearer " .. tok, ["Content-Type"] = "application/json" }, body)
+    { ["Authorization"] = "Bearer " .. tokens[k], ["Content-Type"] = "application/json" }, body)
   return last
 end
 

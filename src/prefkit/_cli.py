@@ -133,10 +133,14 @@ def show_usage_error(e: Any) -> None:
     """Click's usage line and hint, then `error: <message>` (one wording everywhere); a
     group called without a command shows its help, as Click does."""
     ctx = getattr(e, "ctx", None)
-    if type(e).__name__ == "NoArgsIsHelpError" or ctx is None:
+    out = sys.stderr
+    if type(e).__name__ == "NoArgsIsHelpError":
         e.show()
         return
-    out = sys.stderr
+    if ctx is None:
+        out.write(f"error: {e.format_message()}\n")
+        out.flush()
+        return
     out.write(ctx.get_usage() + "\n")
     if ctx.command.get_help_option(ctx) is not None:
         out.write(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n")

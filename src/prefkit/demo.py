@@ -152,8 +152,8 @@ def _truth_vs_found(
 
 def demo_cmd(
     out_dir: Path = typer.Argument(Path("demo-out"), help="Output folder (default demo-out)."),
-    size: int = typer.Option(5000, "--size", help="Comparisons to simulate."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    size: int = typer.Option(5000, "--size", min=1, help="Comparisons to simulate."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed."),
 ) -> None:
     """Run the whole pipeline offline on simulated data: simulate, inspect, audit, pairs, rank."""
     from prefkit._cli import check_output

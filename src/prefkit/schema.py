@@ -212,23 +212,34 @@ def from_rows(rows: Sequence[Mapping[str, Any]], kind: Kind | str) -> pa.Table:
     """
     k = Kind(kind)
     schema = schema_for(k)
-    cols: dict[str, list[Any]] = {f.name: [] for f in schema}
-    for r in rows:
-        for f in schema:
-            v = r.get(f.name)
-            if f.name == "prompt_id" and v is None:
-                v = prompt_id(as_messages(r.get("prompt")))
-            elif f.name == "id" and v is None:
-                v = content_id(k.value, *(r.get(n) for n in schema.names if n != "id"))
-            elif f.name == "meta" and v is not None:
-                v = {str(a): str(b) for a, b in dict(v).items()}
-            elif f.name == "prompt":
-                v = as_messages(v, "user")
-            elif f.name in ("response", "response_a", "response_b"):
-                v = as_messages(v, "assistant")
-            elif f.name == "responses" and v is not None:
-                v = [as_messages(x, "assistant") for x in v]
-            cols[f.name].append(v)
+    cols: dict[str, list[Any]] = {}
+    for name in schema.names:  # column by column: one pass per column, no per-cell dispatch
+        if name == "prompt":
+            cols[name] = [as_messages(r.get(name), "user") for r in rows]
+        elif name in ("response", "response_a", "response_b"):
+            cols[name] = [as_messages(r.get(name), "assistant") for r in rows]
+        elif name == "responses":
+            cols[name] = [
+                None if (v := r.get(name)) is None else [as_messages(x, "assistant") for x in v]
+                for r in rows
+            ]
+        elif name == "meta":
+            cols[name] = [
+                None if (v := r.get(name)) is None else {str(a): str(b) for a, b in dict(v).items()}
+                for r in rows
+            ]
+        elif name not in ("id", "prompt_id"):
+            cols[name] = [r.get(name) for r in rows]
+    cols["prompt_id"] = [
+        v if (v := r.get("prompt_id")) is not None else prompt_id(p)
+        for r, p in zip(rows, cols["prompt"], strict=True)
+    ]
+    others = [n for n in schema.names if n != "id"]
+    cols["id"] = [
+        v if (v := r.get("id")) is not None else content_id(k.value, *(r.get(n) for n in others))
+        for r in rows
+    ]
+    cols = {name: cols[name] for name in schema.names}
     table = pa.table(cols, schema=schema)
     return with_metadata(table, k)
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -16,6 +15,7 @@ from prefkit.audit.run import run_audit
 from prefkit.cli import app
 from prefkit.io.canonical import load, save
 from prefkit.schema import from_rows
+from tests.conftest import CHROMIUM_ARGS, chromium_executable
 
 runner = CliRunner()
 EVIL = "</script><script>window.__pwned = 1</script><img src=x onerror=alert(1)>"
@@ -141,16 +141,7 @@ def test_report_opens_in_chromium_without_console_errors(
     assert res.summary["input"]["rows"] == table.num_rows
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=shutil.which("chromium"),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = p.chromium.launch(executable_path=chromium_executable(), args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -172,3 +172,38 @@ def test_marker_at_the_very_end_of_a_block(tmp_path: Path) -> None:
     }
     fast, slow = _both(write_jsonl(tmp_path / "end.jsonl", [ok, end]))
     assert fast == slow
+
+
+def test_trl_rows_needing_the_per_row_rules_go_per_row(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from prefkit.io.readers.trl import TRLPreferenceReader
+
+    def u(t: str) -> dict[str, str]:
+        return {"role": "user", "content": t}
+
+    def a(t: str) -> dict[str, str]:
+        return {"role": "assistant", "content": t}
+
+    rows = [
+        {"prompt": [u("q1")], "chosen": [a("x")], "rejected": [a("y")]},
+        {"prompt": [u("q2")], "chosen": [u("q2"), a("x")], "rejected": [u("q2"), a("y")]},
+        {"prompt": [u("q3")], "chosen": [], "rejected": [a("y")]},
+        {
+            "prompt": [u("q4")],
+            "chosen": [a("s"), u("more"), a("x")],
+            "rejected": [a("s"), u("more"), a("y")],
+        },
+        {"prompt": [u("q5")], "chosen": [a("x")], "rejected": [a("y")]},
+    ]
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    reader = TRLPreferenceReader()
+    fast = reader.read(path, ReadOptions())
+    slow = reader.read_rows(path, ReadOptions())
+    assert fast.table.to_pylist() == slow.table.to_pylist()
+    assert fast.rows_vectorised == 2  # rows 1 and 5; the others follow TRL's extraction
+    got = fast.table.to_pylist()
+    assert got[1]["prompt"] == [u("q2")] and got[1]["response_a"] == [a("x")]
+    assert got[3]["prompt"] == [u("q4"), a("s"), u("more")]

@@ -137,6 +137,25 @@ def test_rankings_nectar_and_oasst() -> None:
     assert res.notes["messages only as context or not ranked"] == 4
 
 
+def test_oasst_repeated_message_ids_are_rejected_not_lost(tmp_path: Path) -> None:
+    lines = (LAYOUTS / "oasst1.jsonl").read_text("utf-8").splitlines(keepends=True)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_text("".join(lines * 2), "utf-8")
+    once = read(LAYOUTS / "oasst1.jsonl")
+    res = read(twice)
+
+    def strip(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k not in ("id", "source")} for r in rows]
+
+    assert strip(res.table.to_pylist()) == strip(once.table.to_pylist())
+    # every copy is a reject naming the line it repeats; every record is accounted for
+    assert [(r.line, r.field) for r in res.rejects] == [
+        (len(lines) + i + 1, "message_id") for i in range(len(lines))
+    ]
+    assert all(f"line {i + 1} " in r.reason for i, r in enumerate(res.rejects))
+    assert res.rows_in == 2 * len(lines) == len(res.rejects) + sum(res.notes.values())
+
+
 def test_pku_two_aspects() -> None:
     rows = _rows("pku_saferlhf.jsonl")
     assert [(r["aspect"], r["outcome"]) for r in rows[:2]] == [
@@ -256,3 +275,20 @@ def test_every_export_trains_one_dpo_step(tmp_path: Path) -> None:
     # the answers and each answer starts at the assistant turn
     prepared = trainer.train_dataset
     assert len(prepared) == len(rows)
+
+
+def test_split_subfolders_and_mixed_formats(tmp_path: Path) -> None:
+    import shutil
+
+    from prefkit.io.base import InputError
+
+    src = LAYOUTS / "trl_standard_explicit.jsonl"
+    for split in ("train", "test"):
+        (tmp_path / "ds" / "default" / split).mkdir(parents=True)
+        shutil.copy(src, tmp_path / "ds" / "default" / split / "0000.jsonl")
+    res = read(tmp_path / "ds")
+    splits = [dict(m)["split"] for m in res.table.column("meta").to_pylist()]
+    assert splits == ["test"] * 3 + ["train"] * 3  # files in sorted order
+    shutil.copy(LAYOUTS / "shp.jsonl", tmp_path / "ds" / "default" / "train" / "0001.jsonl")
+    with pytest.raises(InputError, match="mixed formats"):
+        read(tmp_path / "ds")

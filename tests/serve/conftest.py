@@ -55,7 +55,7 @@ def make_client(db_url: str, **kw: Any) -> Any:
     from prefkit.serve.app import create_app
     from prefkit.serve.settings import Settings
 
-    app = create_app(Settings(db_url=db_url, admin_token=ADMIN, **kw))
+    app = create_app(Settings(db_url=db_url, **{"admin_token": ADMIN, **kw}))
     return TestClient(app)
 
 
@@ -88,6 +88,26 @@ def create_campaign(client: Any, rows: list[dict[str, Any]], **kw: Any) -> dict[
     return out
 
 
+def bearer(tok: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def next_task(client: Any, tok: str) -> dict[str, Any]:
+    r = client.get("/api/task/next", headers=bearer(tok))
+    assert r.status_code == 200, r.text
+    out: dict[str, Any] = r.json()
+    return out
+
+
+def items_table(rows: list[dict[str, Any]]) -> Any:
+    """An items table (what campaigns are made of) from unlabelled rows, through the reader."""
+    from prefkit.serve.items import rows_to_items
+
+    items = rows_to_items(rows)
+    assert not items.rejects, items.rejects
+    return items.table
+
+
 def invite(client: Any, cid: int, name: str, **kw: Any) -> dict[str, Any]:
     r = client.post(
         f"/api/campaigns/{cid}/annotators", json={"name": name, **kw}, headers=admin_headers()
@@ -100,7 +120,7 @@ def invite(client: Any, cid: int, name: str, **kw: Any) -> dict[str, Any]:
 class LiveServer:
     """uvicorn serving `create_app(settings)` in a thread on 127.0.0.1:<free port>."""
 
-    def __init__(self, db_url: str, admin_token: str = ADMIN) -> None:
+    def __init__(self, db_url: str, admin_token: str = ADMIN, **settings: Any) -> None:
         import uvicorn
 
         from prefkit.serve.app import create_app
@@ -110,11 +130,14 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(
-            Settings(db_url=db_url, admin_token=admin_token, base_url=self.url, pool_size=20)
+            Settings(
+                db_url=db_url, admin_token=admin_token, base_url=self.url, pool_size=20, **settings
+            )
         )
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
-        )
+            self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+            proxy_headers=False,
+        )  # fmt: skip
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

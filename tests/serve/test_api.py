@@ -4,24 +4,24 @@ history, export, statistics."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
-from prefkit.schema import validate
+from prefkit.schema import Kind, validate
 from tests.serve.conftest import (
     admin_headers,
+    bearer,
     create_campaign,
     invite,
+    items_table,
     make_client,
+    next_task,
     pair_rows,
 )
-
-
-def bearer(tok: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tok}"}
 
 
 def vote(client: Any, tok: str, item_id: int, outcome: str, key: str | None = None, **kw: Any) -> Any:  # fmt: skip
@@ -47,7 +47,8 @@ def test_campaign_flow_votes_history_export(db_url: str) -> None:
                 assert task["progress"] == {"done": k, "total": 6}
                 # an unanswered task is handed out again, not a new one
                 assert c.get("/api/task/next", headers=t).json()["item_id"] == task["item_id"]
-                r = vote(c, ann["token"], task["item_id"], answers[k], strength=0.5)
+                strength = {"a": 0.75, "b": 0.25, "tie": 0.5}.get(answers[k])
+                r = vote(c, ann["token"], task["item_id"], answers[k], strength=strength)
                 assert r.status_code == 200, r.text
                 assert r.json()["shown_first"] == task["shown_first"]
                 seen.setdefault(ann["name"], []).append(task["shown_first"])
@@ -84,7 +85,9 @@ def test_campaign_flow_votes_history_export(db_url: str) -> None:
         assert sorted(r["shown_first"] for r in rows) == sorted(
             seen["alice"] + seen["bob"] + seen["carol"]
         )
-        assert all(r["strength"] in (0.5, None) for r in rows)
+        # strength is directional: 0.75 with a, 0.25 with b, 0.5 with a tie, none with both-bad
+        want = {"a": 0.75, "b": 0.25, "tie": 0.5, "both_bad": None}
+        assert all(r["strength"] == want[r["outcome"]] for r in rows if r["annotator"] == "bob")
         assert all(dict(r["meta"])["app_version"].startswith("prefkit") for r in rows)
         jl = c.get(f"/api/campaigns/{camp['id']}/export?format=jsonl", headers=admin_headers())
         assert len(jl.text.strip().splitlines()) == 13
@@ -118,9 +121,12 @@ def test_idempotent_retry_returns_same_response(db_url: str) -> None:
             assert again.status_code == 200 and again.json() == first.json()
         votes = c.get(f"/api/campaigns/{camp['id']}/votes", headers=admin_headers()).json()
         assert len(votes) == 1
-        # another annotator cannot reuse (or read through) someone else's key
+        # keys are per annotator: bob's vote with the same key is his own, and tells him
+        # nothing about alice's
         bob = invite(c, camp["id"], "bob")
-        assert vote(c, bob["token"], task["item_id"], "a", key=key).status_code == 409
+        bt = next_task(c, bob["token"])
+        r = vote(c, bob["token"], bt["item_id"], "a", key=key)
+        assert r.status_code == 200 and r.json()["vote_id"] != first.json()["vote_id"]
 
 
 def test_bad_votes_are_refused(db_url: str) -> None:
@@ -157,24 +163,22 @@ def test_campaign_from_file_and_validation(sqlite_url: str, tmp_path: Any) -> No
 
     path = tmp_path / "pairs.parquet"
     save(from_rows([{**r, "outcome": "a"} for r in pair_rows(4)], Kind.COMPARISONS), path)
-    with make_client(sqlite_url) as c:
-        r = c.post("/api/campaigns", json={"name": "f", "path": str(path)}, headers=admin_headers())  # fmt: skip
+    with make_client(sqlite_url, import_dir=tmp_path) as c:
+        r = c.post("/api/campaigns", json={"name": "f", "path": "pairs.parquet"}, headers=admin_headers())  # fmt: skip
         assert r.status_code == 201 and r.json()["items"] == 4
+        assert r.json()["import"]["rejected"] == 0 and r.json()["import"]["rows_in"] == 4
         bad = {"name": "x", "rows": pair_rows(2), "questions": ["pairwise", "vibes"]}
         assert c.post("/api/campaigns", json=bad, headers=admin_headers()).status_code == 422
-        missing = {"name": "x", "path": str(tmp_path / "nope.parquet")}
+        missing = {"name": "x", "path": "nope.parquet"}
         assert c.post("/api/campaigns", json=missing, headers=admin_headers()).status_code == 422
 
 
-def test_rankings_campaign_takes_ranking_answers(sqlite_url: str) -> None:
+def test_rankings_campaign_takes_ranking_answers(sqlite_url: str, tmp_path: Any) -> None:
     from sqlalchemy.orm import Session
 
-    from prefkit.schema import Kind, from_rows
     from prefkit.serve import store
 
-    table = from_rows(
-        [{"prompt": "p", "responses": ["x", "y", "z"], "ranks": [1, 2, 3]}], Kind.RANKINGS
-    )
+    table = items_table([{"prompt": "p", "responses": ["x", "y", "z"], "models": ["m1", "m2", "m3"]}])  # fmt: skip
     with make_client(sqlite_url) as c:
         with Session(c.app.state.engine) as s:
             camp = store.create_campaign(
@@ -186,9 +190,33 @@ def test_rankings_campaign_takes_ranking_answers(sqlite_url: str) -> None:
         assert len(task["responses_html"]) == 3
         body = {"idempotency_key": uuid.uuid4().hex, "item_id": task["item_id"]}
         assert c.post("/api/votes", json={**body, "ranking": [1, 2]}, headers=bearer(tok)).status_code == 422  # fmt: skip
+        assert c.post("/api/votes", json={**body, "ranking": [1, 2, 4]}, headers=bearer(tok)).status_code == 422  # fmt: skip
+        assert c.post("/api/votes", json={**body, "ranking": [1, 2, 3], "outcome": "a"}, headers=bearer(tok)).status_code == 422  # fmt: skip
         r = c.post("/api/votes", json={**body, "ranking": [2, 1, 3]}, headers=bearer(tok))
         assert r.status_code == 200
         assert c.get("/api/tasks/1", headers=bearer(tok)).json()["answer"]["ranking"] == [2, 1, 3]
+        # the export is a canonical rankings table that prefkit reads back
+        ex = c.get(f"/api/campaigns/{cid}/export?format=parquet", headers=admin_headers())
+        rows = pq.read_table(io.BytesIO(ex.content))
+        assert validate(rows) == Kind.RANKINGS
+        assert rows.column("ranks").to_pylist() == [[2, 1, 3]]
+        assert rows.column("models").to_pylist() == [["m1", "m2", "m3"]]
+        trl = c.get(f"/api/campaigns/{cid}/export?format=trl", headers=admin_headers())
+        assert trl.status_code == 422 and "ranking" in trl.json()["detail"]
+        jl = c.get(f"/api/campaigns/{cid}/export?format=jsonl", headers=admin_headers())
+    # both formats read back through `prefkit inspect` as one rankings row
+    from typer.testing import CliRunner
+
+    from prefkit.cli import app
+
+    for name, content in (("r.parquet", ex.content), ("r.jsonl", jl.content)):
+        path = tmp_path / name
+        path.write_bytes(content)
+        res = CliRunner().invoke(app, ["inspect", str(path), "--json"])
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.stdout.strip().splitlines()[-1])
+        assert summary["rows"] == 1 and summary["rejected"] == 0, summary
+        assert summary["kind"] == "rankings", summary
 
 
 def test_openapi_documents_the_votes_api(sqlite_url: str) -> None:
@@ -207,8 +235,9 @@ def test_campaign_from_real_llmbar_file_with_gold(sqlite_url: str) -> None:
 
     path = DATA / "llmbar" / "Dataset" / "LLMBar" / "Natural" / "dataset.json"
     truth = read(path).table.to_pylist()
-    with make_client(sqlite_url) as c:
-        r = c.post("/api/campaigns", json={"name": "llmbar", "path": str(path), "gold_from_outcome": True}, headers=admin_headers())  # fmt: skip
+    with make_client(sqlite_url, import_dir=DATA) as c:
+        rel = str(path.relative_to(DATA))
+        r = c.post("/api/campaigns", json={"name": "llmbar", "path": rel, "gold_from_outcome": True}, headers=admin_headers())  # fmt: skip
         assert r.status_code == 201, r.text
         assert r.json()["items"] == len(truth) == 100
         tok = invite(c, r.json()["id"], "alice")["token"]
@@ -230,6 +259,7 @@ def test_ratings_grouped_by_prompt_become_items(sqlite_url: str) -> None:
 
     from prefkit.schema import Kind, from_rows
     from prefkit.serve import store
+    from prefkit.serve.items import items_from_canonical
 
     rows = [
         {"prompt": f"p{i}", "response": f"r{i}-{j}", "model": f"m{j}", "score": float(j)}
@@ -237,13 +267,15 @@ def test_ratings_grouped_by_prompt_become_items(sqlite_url: str) -> None:
         for j in range(3)
     ] + [{"prompt": "lonely", "response": "only one", "score": 1.0}]
     with make_client(sqlite_url) as c, Session(c.app.state.engine) as s:
-        camp = store.create_campaign(
-            s, from_rows(rows, Kind.RATINGS), store.CampaignSpec(name="r", questions=("ranking",))
-        )
+        items, rejects = items_from_canonical(from_rows(rows, Kind.RATINGS), "r.jsonl")
+        # the lonely prompt is a reject with its line and reason, not silently dropped
+        assert [(r.line, r.field) for r in rejects] == [(10, "prompt")]
+        camp = store.create_campaign(s, items, store.CampaignSpec(name="r", questions=("ranking",)))
         assert camp.kind == "rankings"
-        assert store.progress_of_campaign(s, camp.id)["items"] == 3  # the lonely prompt is left out
+        assert store.progress_of_campaign(s, camp.id)["items"] == 3
         two = [r for r in rows if r["response"].endswith(("-0", "-1"))]
-        camp2 = store.create_campaign(s, from_rows(two, Kind.RATINGS), store.CampaignSpec(name="p"))
+        items2, _ = items_from_canonical(from_rows(two, Kind.RATINGS), "two.jsonl")
+        camp2 = store.create_campaign(s, items2, store.CampaignSpec(name="p"))
         assert camp2.kind == "comparisons" and camp2.arena == 1
 
 

@@ -16,16 +16,12 @@ from prefkit.serve.render import render_markdown
 from tests.serve.conftest import (
     ADMIN,
     admin_headers,
+    bearer,
     create_campaign,
     invite,
     make_client,
     pair_rows,
 )
-
-
-def bearer(tok: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tok}"}
-
 
 ADMIN_GETS = ["/api/campaigns", "/api/campaigns/{cid}", "/api/campaigns/{cid}/stats",
               "/api/campaigns/{cid}/votes", "/api/campaigns/{cid}/export?format=jsonl"]  # fmt: skip
@@ -49,9 +45,10 @@ def test_authorization(db_url: str) -> None:
         assert mine.status_code == 200 and mine.json() == []
         assert "bob's secret" not in c.get("/api/task/next", headers=bearer(alice["token"])).text
         assert c.get("/api/tasks/1", headers=bearer(alice["token"])).json()["answer"] is None
-        # reusing bob's idempotency key does not reveal his vote
+        # reusing bob's idempotency key on bob's item reveals nothing: the item was never
+        # assigned to alice (403), and her key space is her own
         r = c.post("/api/votes", json={"idempotency_key": "bob-secret-key-1", "item_id": bt["item_id"], "outcome": "a"}, headers=bearer(alice["token"]))  # fmt: skip
-        assert r.status_code == 409 and "secret" not in r.text
+        assert r.status_code == 403 and "secret" not in r.text
         # annotator tokens get 403 on admin endpoints; no/wrong tokens 401
         for path in ADMIN_GETS:
             p = path.format(cid=one["id"])
@@ -83,7 +80,7 @@ def test_expired_token_is_refused(sqlite_url: str) -> None:
             s.commit()
     with make_client(sqlite_url) as c:
         r = c.get("/api/me", headers=bearer(tok))
-        assert r.status_code == 401 and r.json() == {"detail": "invalid or expired token"}
+        assert r.status_code == 401 and r.json() == {"detail": "invalid, expired or revoked token"}
         assert c.get("/api/task/next", headers=bearer(tok)).status_code == 401
         assert c.get(f"/i/{tok}", follow_redirects=False).status_code == 401
 

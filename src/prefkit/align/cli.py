@@ -93,12 +93,14 @@ def train_cmd(
     pack_tokens: int | None = typer.Option(
         None, "--pack-tokens", help="Row budget for --batching packed."
     ),
-    max_length: int = typer.Option(512, "--max-length", help="Max tokens of prompt + response."),
-    batch_size: int = typer.Option(8, "--batch-size"),
+    max_length: int = typer.Option(
+        512, "--max-length", min=1, help="Max tokens of prompt + response."
+    ),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
     epochs: float = typer.Option(1.0, "--epochs"),
     max_steps: int = typer.Option(-1, "--max-steps"),
     lr: float = typer.Option(5e-4, "--lr"),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     ties: str = typer.Option("keep", "--ties", help="Comparisons input: build tie policy."),
     use_weights: bool = typer.Option(
         False, "--use-weights", help="Weight each pair's loss by `weight`."

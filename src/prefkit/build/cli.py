@@ -59,7 +59,7 @@ def pairs_cmd(
         help="trl/kto: write message lists (default: match the input).",
     ),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
-    seed: int = typer.Option(0, "--seed", help="Seed for best-vs-random."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for best-vs-random."),
     margin: str = typer.Option(
         "votes",
         "--margin",
@@ -143,7 +143,8 @@ def pairs_cmd(
             parse_aspect_weights(aspect_weights)
         except ValueError as e:
             fail(f"--aspect-weights: {e}", code=2)
-    result = read(src, fmt)
+    with console.status(f"reading {src}"):
+        result = read(src, fmt)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
     report_rejects(src, result.rejects)
     if not result.tables:
@@ -281,7 +282,7 @@ def split_cmd(
     by: str = typer.Option("prompt", "--by", help="Group by: prompt | source | annotator."),
     test: float = typer.Option(0.1, "--test", help="Test fraction (of rows)."),
     val: float = typer.Option(0.0, "--val", help="Validation fraction (of rows)."),
-    seed: int = typer.Option(0, "--seed", help="Seed: same input + seed = same split."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed: same input + seed = same split."),
     near_dup: bool = typer.Option(
         False, "--near-dup", help="Also keep near-duplicate prompts (MinHash/LSH) together."
     ),
@@ -311,7 +312,8 @@ def split_cmd(
     if not 0 < threshold <= 1:
         fail(f"--threshold must be in (0, 1], got {threshold}", code=2)
     check_output(out_dir, src, "dir")
-    result = read(src, fmt)
+    with console.status(f"reading {src}"):
+        result = read(src, fmt)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
     report_rejects(src, result.rejects)
     own = read_build_output(src) if fmt is None else None

@@ -33,7 +33,8 @@ def inspect_cmd(
     from prefkit.io.stats import describe
 
     opts = ReadOptions(mapping=parse_mapping(mapping), value_maps=parse_value_maps(value_map))
-    result = read(path, fmt, opts)
+    with console.status(f"reading {path}"):
+        result = read(path, fmt, opts)
     if not result.tables or all(t.num_rows == 0 for t in result.tables.values()):
         report_rejects(path, result.rejects)
         fail(f"{path}: no valid row ({len(result.rejects)} rejected)")
@@ -179,7 +180,8 @@ def convert_cmd(
     opts = ReadOptions(
         strict=strict, mapping=parse_mapping(mapping), value_maps=parse_value_maps(value_map)
     )
-    done = convert(src, out, fmt, target, opts, conversational=conversational)
+    with console.status(f"converting {src} -> {out}"):
+        done = convert(src, out, fmt, target, opts, conversational=conversational)
     console.print(f"read [bold]{src}[/bold] as [cyan]{done.reader}[/cyan]: {done.why}")
     rejects_path = Path(str(out).rstrip("/") + ".rejects.jsonl")
     if done.rejects:

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import console, fail, print_json, report_rejects
+from prefkit._cli import check_output, console, fail, print_json, report_rejects
 
 judge_app = typer.Typer(
     help="LLM judges: label pairs with any OpenAI-compatible endpoint, audit judges against "
@@ -177,8 +177,7 @@ def run_cmd(
         fail("--max-cost needs a positive amount and --price-in/--price-out", code=2)
     if keep_both and not swap:
         fail("--keep-both needs --swap (the two orders)", code=2)
-    if out.resolve() == src.resolve():
-        fail("OUT must differ from IN", code=2)
+    check_output(out, src)
     try:
         guess_format(out)
     except Exception as e:  # noqa: BLE001 - InputError
@@ -358,6 +357,8 @@ def audit_cmd(
         fail(f"--missing must be one of {', '.join(MISSING)}, got {missing!r}", code=2)
     if bootstrap < 50:
         fail("--bootstrap must be >= 50", code=2)
+    if out is not None:
+        check_output(out, [*votes, *human], kind="dir")
     vt = _read_votes(votes, fmt)
     ht = _read_votes(human, fmt) if human else None
     jl = [j.strip() for j in judges.split(",") if j.strip()] if judges else None
@@ -459,6 +460,7 @@ def route_cmd(
         fail(f"--by must be one of {', '.join(STRATEGIES)}, got {by!r}", code=2)
     rest_path = rest or _sibling(out, "labels").with_suffix(".parquet")
     for p in (out, rest_path):
+        check_output(p, [votes, *human])
         try:
             guess_format(p)
         except Exception as e:  # noqa: BLE001 - InputError

@@ -66,7 +66,7 @@ def rank_cmd(
     baselines: bool = typer.Option(
         False, "--baselines", help="Add online Elo and average win rate to the JSON."
     ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the bootstrap."),
     by: str | None = typer.Option(
         None,
         "--by",
@@ -335,7 +335,9 @@ def aggregate_cmd(
     max_groups: int = typer.Option(
         6, "--max-groups", help="bt-mixture --groups auto: largest K tried."
     ),
-    seed: int = typer.Option(0, "--seed", help="bt-mixture: seed of the EM starts and folds."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="bt-mixture: seed of the EM starts and folds."
+    ),
     gold: Path | None = typer.Option(
         None, "--gold", help="CSV/JSONL with pair_id,outcome of pairs whose answer is known."
     ),

@@ -79,7 +79,7 @@ def train_cmd(
     backend: str = typer.Option("features", "--backend", help="features | embed | trl"),
     base: str | None = typer.Option(None, "--base", help="trl: local causal LM checkpoint."),
     val: Path | None = typer.Option(None, "--val", help="Validation file (else 20% of prompts)."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     epochs: int | None = typer.Option(
         None, "--epochs", help="Max epochs (embed: early stopping, default 100; trl: default 1)."
     ),

@@ -1,5 +1,9 @@
 """Which item an annotator judges next: round-robin, least-judged first, or active (the pairs
-whose outcome is most uncertain under a Bradley–Terry fit of the votes so far)."""
+whose outcome is most uncertain under a Bradley–Terry fit of the votes so far).
+
+The Bradley–Terry fit is `prefkit.rank`'s (one code path with `prefkit rank`): exact maximum
+likelihood, ties half a win each way, an automatic L2 prior only where the estimate would be
+infinite."""
 
 from __future__ import annotations
 
@@ -12,26 +16,26 @@ POLICIES = ("round_robin", "least_judged", "active")
 
 
 def bt_scores(
-    winners: Sequence[int], losers: Sequence[int], n: int, iters: int = 200, prior: float = 1.0
+    model_a: Sequence[str], model_b: Sequence[str], outcomes: Sequence[str], names: Sequence[str]
 ) -> NDArray[np.float64]:
-    """Bradley–Terry log-strengths by the MM algorithm (Hunter 2004), with a weak prior
-    (`prior` virtual wins and losses against an average player) so every score is finite."""
-    w = np.asarray(winners, dtype=np.int64)
-    lo = np.asarray(losers, dtype=np.int64)
-    p = np.ones(n)
-    wins = np.bincount(w, minlength=n).astype(float) + prior
-    for _ in range(iters):
-        denom = 2.0 * prior / (p + 1.0)
-        if w.size:
-            inv = 1.0 / (p[w] + p[lo])
-            denom += np.bincount(w, inv, minlength=n) + np.bincount(lo, inv, minlength=n)
-        new = wins / denom
-        new /= np.exp(np.mean(np.log(new)))
-        if np.max(np.abs(new - p)) < 1e-9:
-            p = new
-            break
-        p = new
-    return np.asarray(np.log(p), dtype=np.float64)
+    """Bradley–Terry log-strengths of `names` from battles (`outcomes`: a, b, tie, both_bad)
+    by `prefkit.rank` with its defaults, on the largest connected part of the comparison
+    graph. Models without a usable battle, or outside that part, get 0 (the average)."""
+    from prefkit.rank.bt import RankConfig, fit
+    from prefkit.rank.data import RankInputError, aggregate, battles
+
+    out = np.zeros(len(names))
+    if not outcomes:
+        return out
+    try:
+        b = battles(list(model_a), list(model_b), list(outcomes), items=list(names))
+        f = fit(aggregate(b), RankConfig(components="largest"))
+    except RankInputError:  # fewer than two models with a battle: nothing to rank yet
+        return out
+    index = {m: i for i, m in enumerate(names)}
+    for name, theta in zip(f.items, f.theta.tolist(), strict=True):
+        out[index[name]] = theta
+    return out
 
 
 def uncertainty(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from prefkit.schema import Kind, from_rows
+from prefkit.schema import Kind
 
 GUIDELINES = """# How to judge
 
@@ -35,8 +35,11 @@ _BUILTIN: list[tuple[str, str, str, str, str]] = [
 ]  # fmt: skip
 
 
-def demo_table(size: int = 40, seed: int = 0) -> pa.Table:
-    """Comparisons without outcomes to judge (outcome column set to 'tie', ignored)."""
+def demo_items(size: int = 40, seed: int = 0) -> pa.Table:
+    """Pairs to judge (an items table, no outcomes shown): simulated arena pairs when the
+    simulator is installed, else the built-in set."""
+    from prefkit.serve.items import items_from_canonical, rows_to_items
+
     if importlib.util.find_spec("prefkit.simulate") is not None:
         try:
             from prefkit.simulate import simulate
@@ -44,14 +47,14 @@ def demo_table(size: int = 40, seed: int = 0) -> pa.Table:
             sim: Any = simulate("arena", size=size, seed=seed)
             table = sim.tables[Kind.COMPARISONS]
             if table.num_rows and "response_a" in table.column_names:
-                rows = table.slice(0, size).to_pylist()
-                if all(r.get("response_a") for r in rows):
-                    return from_rows(rows, Kind.COMPARISONS)
+                items, _ = items_from_canonical(table.slice(0, size), "demo")
+                if items.num_rows:
+                    return items
         except Exception:  # noqa: BLE001 - fall back to the built-in pairs
             pass
     rows = [
         {"prompt": p, "response_a": a, "response_b": b, "model_a": ma, "model_b": mb,
-         "outcome": "tie", "meta": {"pair_id": f"demo-{i}"}}
+         "meta": {"pair_id": f"demo-{i}"}}
         for i, (p, a, b, ma, mb) in enumerate(_BUILTIN)
     ]  # fmt: skip
-    return from_rows(rows, Kind.COMPARISONS)
+    return rows_to_items(rows).table

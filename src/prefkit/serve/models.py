@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -43,6 +44,10 @@ class Campaign(Base):
     aspects: Mapped[list[Any]] = mapped_column(JSON, default=list)
     arena: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # closed: no new tasks, votes refused (409); reopening clears it
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # how the items were read: reader, rows read, items, rejected rows (count and first few)
+    import_info: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class Item(Base):
@@ -90,13 +95,20 @@ class Assignment(Base):
 
 
 class Vote(Base):
-    """One submitted answer. A changed answer is a new row with a higher `revision`."""
+    """One submitted answer. A changed answer is a new row with a higher `revision`.
+
+    `strength` is the canonical directional strength (1 = strongly prefers `a`, 0.5 = no
+    preference, 0 = strongly prefers `b`). Idempotency keys are unique per annotator, so a key
+    never tells anything about another annotator's votes."""
 
     __tablename__ = "votes"
-    __table_args__ = (Index("ix_votes_annotator_item", "annotator_id", "item_id"),)
+    __table_args__ = (
+        Index("ix_votes_annotator_item", "annotator_id", "item_id"),
+        UniqueConstraint("annotator_id", "idempotency_key", name="uq_vote_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    idempotency_key: Mapped[str] = mapped_column(String(100), unique=True)
+    idempotency_key: Mapped[str] = mapped_column(String(100))
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id"), index=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
@@ -110,6 +122,19 @@ class Vote(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     elapsed_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
     app_version: Mapped[str] = mapped_column(String(40))
+
+
+class AdminSession(Base):
+    """A signed-in admin: the cookie holds `sid.expiry.signature`; only sha256(sid) is kept.
+    Logging out (or expiry) ends it."""
+
+    __tablename__ = "admin_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -130,3 +155,35 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+
+
+class DatabaseError(RuntimeError):
+    """A database that cannot be opened (missing SQLite file, bad URL, server unreachable):
+    the message is one line, without the password."""
+
+
+def open_engine(url: str, create: bool = False, pool_size: int = 10) -> Engine:
+    """An engine on a migrated database. Without `create`, a missing SQLite file is an error
+    (nothing is created)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from prefkit.serve.migrations import upgrade
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as e:
+        raise DatabaseError(f"not a database URL: {url!r} ({e})") from None
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and not create:
+        name = parsed.database or ""
+        if name and name != ":memory:" and not Path(name).is_file():
+            raise DatabaseError(f"database {name} does not exist (--db {shown})")
+    engine = make_engine(url, pool_size)
+    try:
+        upgrade(engine)
+    except SQLAlchemyError as e:
+        engine.dispose()
+        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        raise DatabaseError(f"cannot open database {shown}: {reason}") from None
+    return engine

@@ -1,11 +1,14 @@
-"""The app's operations over the database (ORM only): campaigns, invitations, tasks, votes,
-statistics. The HTTP layer (app.py) and the CLI call these."""
+"""The app's operations over the database (ORM only): campaigns and their lifecycle,
+invitations, admin sessions, tasks, votes, export, statistics. The HTTP layer (app.py) and
+the CLI call these."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,25 +19,41 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from prefkit import __version__
-from prefkit.schema import OUTCOMES, Kind, kind_of, messages_text
+from prefkit.io.readers.unlabelled import iter_item_rows
+from prefkit.schema import OUTCOMES, Kind, messages_text
 from prefkit.serve import assign
-from prefkit.serve.models import Annotator, Assignment, Campaign, Item, Vote, utcnow
+from prefkit.serve.models import (
+    AdminSession,
+    Annotator,
+    Assignment,
+    Campaign,
+    Item,
+    Vote,
+    utcnow,
+)
 from prefkit.serve.render import render_messages
 from prefkit.serve.security import hash_token, new_token
 
 QUESTION_TYPES = ("pairwise", "strength", "likert", "thumbs", "ranking", "rationale", "spans")
 DEFAULT_QUESTIONS = ("pairwise", "strength", "rationale")
+LIKERT = (1, 5)  # the Likert scale of the page and the votes API
 APP_VERSION = f"prefkit {__version__}"
 _rng = random.SystemRandom()
 
 
 class StoreError(ValueError):
-    """A request the store refuses; `status` is the HTTP status to answer."""
+    """A request the store refuses; `status` is the HTTP status to answer, `detail` a sentence
+    or (422) FastAPI-style `[{"loc", "msg", "type"}]`, or (409) a dict naming both versions."""
 
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(detail if isinstance(detail, str) else json.dumps(detail, default=str))
         self.status = status
         self.detail = detail
+
+
+def invalid(field: str, msg: str) -> StoreError:
+    """422 naming the request field, in the shape of FastAPI's validation errors."""
+    return StoreError(422, [{"loc": ["body", *field.split(".")], "msg": msg, "type": "value_error"}])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -45,6 +64,7 @@ class Who:
     campaign_id: int
     name: str
     expires_at: dt.datetime | None = None
+    closed: bool = False  # the campaign is closed
 
 
 @dataclass(frozen=True)
@@ -59,7 +79,7 @@ class CampaignSpec:
     gold_from_outcome: bool = False  # the input's outcomes are known answers (e.g. LLMBar)
 
 
-def _check_spec(spec: CampaignSpec) -> None:
+def check_spec(spec: CampaignSpec) -> None:
     bad = [q for q in spec.questions if q not in QUESTION_TYPES]
     if bad:
         raise StoreError(422, f"unknown question types {bad}; known: {list(QUESTION_TYPES)}")
@@ -67,103 +87,104 @@ def _check_spec(spec: CampaignSpec) -> None:
         raise StoreError(422, f"unknown policy {spec.policy!r}; known: {list(assign.POLICIES)}")
     if spec.overlap < 1:
         raise StoreError(422, "overlap must be >= 1")
+    if not spec.aspects or any(":" in a or not a.strip() for a in spec.aspects):
+        raise StoreError(422, "aspects must be one or more non-empty names without ':'")
     for k, v in (spec.gold or {}).items():
         if v not in OUTCOMES:
             raise StoreError(422, f"gold answer {v!r} for {k!r} is not one of {sorted(OUTCOMES)}")
 
 
-def _grouped_responses(table: pa.Table) -> list[dict[str, Any]]:
-    """Ratings/binary rows (one response each) grouped by prompt: prompts with k responses."""
-    groups: dict[str, dict[str, Any]] = {}
-    for r in table.to_pylist():
-        g = groups.setdefault(
-            r["prompt_id"],
-            {"id": r["prompt_id"], "prompt": r["prompt"], "responses": [], "models": [],
-             "meta": {"pair_id": r["prompt_id"]}},
-        )  # fmt: skip
-        g["responses"].append(r.get("response") or [])
-        g["models"].append(r.get("model"))
-    return [g for g in groups.values() if len(g["responses"]) >= 2]
+def questions_for(kind: Kind, questions: tuple[str, ...]) -> list[str]:
+    """A pair campaign always asks `pairwise`; a ranking campaign always asks `ranking` and
+    never `pairwise`/`strength` (they are questions about two responses)."""
+    qs = [q for q in dict.fromkeys(questions)]
+    if kind is Kind.COMPARISONS:
+        return ["pairwise", *[q for q in qs if q not in ("pairwise", "ranking")]]
+    return ["ranking", *[q for q in qs if q not in ("pairwise", "strength", "ranking")]]
 
 
-def create_campaign(session: Session, table: pa.Table, spec: CampaignSpec) -> Campaign:
-    """A campaign from a canonical table: comparisons (outcomes ignored unless
-    `spec.gold_from_outcome`; a row's `meta.gold` or `spec.gold[pair_id]` marks a gold item),
-    rankings, or ratings/binary rows grouped by prompt (prompts with k responses: pairs when
-    every prompt has two, else ranking items)."""
-    _check_spec(spec)
-    kind = kind_of(table)
-    if table.num_rows == 0:
-        raise StoreError(422, "the table has no rows")
-    if kind in (Kind.RATINGS, Kind.BINARY):
-        rows = _grouped_responses(table)
-        if not rows:
-            raise StoreError(422, "no prompt has two or more responses to compare")
-        if all(len(r["responses"]) == 2 for r in rows):
-            kind = Kind.COMPARISONS
-            rows = [
-                {**r, "response_a": r["responses"][0], "response_b": r["responses"][1],
-                 "model_a": r["models"][0], "model_b": r["models"][1]}
-                for r in rows
-            ]  # fmt: skip
-        else:
-            kind = Kind.RANKINGS
-    elif kind in (Kind.COMPARISONS, Kind.RANKINGS):
-        rows = table.to_pylist()
-    else:
-        raise StoreError(422, f"a campaign needs comparisons, rankings or ratings, got {kind.value}")  # fmt: skip
-    has_models = False
+def create_campaign(
+    session: Session, items: pa.Table, spec: CampaignSpec, import_info: dict[str, Any] | None = None
+) -> Campaign:  # fmt: skip
+    """A campaign from an items table (`prefkit.io.readers.unlabelled.ITEMS`; see
+    `prefkit.serve.items`): pairs when every item has two responses, else ranking items.
+    Outcomes become gold answers only with `spec.gold_from_outcome`; a row's `meta.gold` or
+    `spec.gold[pair_id or id]` marks a gold item too."""
+    check_spec(spec)
+    if items.num_rows == 0:
+        raise StoreError(422, "no item to judge")
+    rows = list(iter_item_rows(items))
+    kind = Kind.COMPARISONS if all(len(r["responses"]) == 2 for r in rows) else Kind.RANKINGS
+    gold = spec.gold or {}
+    prepared = []
+    for r in rows:
+        meta = r["meta"]
+        ext = str(meta.get("pair_id") or r["id"])[:200]
+        g = gold.get(ext) or gold.get(str(r["id"])) or meta.get("gold")
+        if g is None and spec.gold_from_outcome and kind is Kind.COMPARISONS:
+            g = r["outcome"]
+        if g is not None and g not in OUTCOMES:
+            raise StoreError(422, f"gold answer {g!r} of item {ext!r} is not an outcome")
+        if g is not None and kind is not Kind.COMPARISONS:
+            raise StoreError(422, f"item {ext!r}: gold answers are for pairs, not ranking items")
+        prepared.append((r, ext, g))
     camp = Campaign(
         name=spec.name,
         kind=kind.value,
-        questions=list(spec.questions),
+        questions=questions_for(kind, spec.questions),
         guidelines=spec.guidelines,
         overlap=spec.overlap,
         policy=spec.policy,
         aspects=list(spec.aspects),
-        arena=0,
+        arena=int(any(m is not None for r in rows for m in r["models"])),
+        import_info=import_info,
     )
     session.add(camp)
     session.flush()
-    gold = spec.gold or {}
-    for pos, r in enumerate(rows):
-        meta = dict(r.get("meta") or [])
-        ext = str(meta.get("pair_id") or r["id"])
-        if kind is Kind.COMPARISONS:
-            responses = [r["response_a"] or [], r["response_b"] or []]
-            models = [r.get("model_a"), r.get("model_b")]
-        else:
-            responses = list(r.get("responses") or [])
-            models = list(r.get("models") or [None] * len(responses))
-        has_models = has_models or any(m is not None for m in models)
-        g = gold.get(ext) or gold.get(str(r["id"])) or meta.get("gold")
-        if g is None and spec.gold_from_outcome and kind is Kind.COMPARISONS:
-            g = r.get("outcome")
-        if g is not None and g not in OUTCOMES:
-            raise StoreError(422, f"gold answer {g!r} of item {ext!r} is not an outcome")
-        session.add(
-            Item(
-                campaign_id=camp.id,
-                position=pos,
-                external_id=ext,
-                prompt=r.get("prompt") or [],
-                responses=responses,
-                models=models,
-                gold=g,
-                meta={**meta, "source_id": str(r["id"])},
-            )
-        )
-    camp.arena = int(has_models)
+    session.execute(
+        insert(Item),
+        [
+            {
+                "campaign_id": camp.id,
+                "position": pos,
+                "external_id": ext,
+                "prompt": r["prompt"] or [],
+                "responses": r["responses"],
+                "models": r["models"],
+                "gold": g,
+                "meta": {**r["meta"], "source_id": str(r["id"])},
+            }
+            for pos, (r, ext, g) in enumerate(prepared)
+        ],
+    )
     session.commit()
     return camp
+
+
+def get_campaign(session: Session, campaign_id: int) -> Campaign:
+    camp = session.get(Campaign, campaign_id)
+    if camp is None:
+        raise StoreError(404, "no such campaign")
+    return camp
+
+
+def set_closed(session: Session, campaign_id: int, closed: bool) -> Campaign:
+    """Close a campaign (no new tasks; votes answered 409) or reopen it."""
+    camp = get_campaign(session, campaign_id)
+    camp.closed_at = (camp.closed_at or utcnow()) if closed else None
+    session.commit()
+    return camp
+
+
+# --------------------------------------------------------------------------------------
+# Annotators and admin sessions
 
 
 def invite(
     session: Session, campaign_id: int, name: str, expires_in_s: float | None = None
 ) -> tuple[Annotator, str]:
     """A new annotator; returns it and its token (shown once, stored only as sha256)."""
-    if session.get(Campaign, campaign_id) is None:
-        raise StoreError(404, "no such campaign")
+    get_campaign(session, campaign_id)
     token = new_token()
     expires = utcnow() + dt.timedelta(seconds=expires_in_s) if expires_in_s else None
     ann = Annotator(
@@ -174,6 +195,50 @@ def invite(
     return ann, token
 
 
+def annotator_json(a: Annotator) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "campaign_id": a.campaign_id,
+        "name": a.name,
+        "created_at": a.created_at.isoformat(),
+        "expires_at": a.expires_at.isoformat() if a.expires_at else None,
+        "revoked": bool(a.revoked),
+    }
+
+
+def annotators(session: Session, campaign_id: int) -> list[Annotator]:
+    get_campaign(session, campaign_id)
+    return list(
+        session.scalars(
+            select(Annotator).where(Annotator.campaign_id == campaign_id).order_by(Annotator.id)
+        )
+    )
+
+
+def revoke(session: Session, annotator_id: int, campaign_id: int | None = None) -> Annotator:
+    """Revoke an invitation: its token is refused from the next request on (votes kept)."""
+    ann = session.get(Annotator, annotator_id)
+    if ann is None or (campaign_id is not None and ann.campaign_id != campaign_id):
+        raise StoreError(404, "no such annotator" + (" in this campaign" if campaign_id else ""))
+    ann.revoked = 1
+    session.commit()
+    return ann
+
+
+_WHO_Q = (
+    select(
+        Annotator.id,
+        Annotator.campaign_id,
+        Annotator.name,
+        Annotator.expires_at,
+        Annotator.revoked,
+        Campaign.closed_at,
+    )
+    .join(Campaign, Campaign.id == Annotator.campaign_id)
+    .where(Annotator.token_hash == bindparam("h"))
+)
+
+
 def annotator_by_token(session: Session, token: str | None) -> Who | None:
     """The annotator holding this token, or None (unknown, revoked or expired)."""
     if not token:
@@ -182,15 +247,34 @@ def annotator_by_token(session: Session, token: str | None) -> Who | None:
 
 
 def annotator_by_hash(session: Session, token_hash: str) -> Who | None:
-    ann = session.scalars(select(Annotator).where(Annotator.token_hash == token_hash)).one_or_none()
-    if ann is None or ann.revoked:
+    """One indexed query per request: revocation, expiry and closing act at once."""
+    row = session.execute(_WHO_Q, {"h": token_hash}).one_or_none()
+    if row is None or row.revoked:
         return None
-    who = Who(ann.id, ann.campaign_id, ann.name, ann.expires_at)
-    return who if still_valid(who) else None
+    if row.expires_at is not None and row.expires_at < utcnow():
+        return None
+    return Who(row.id, row.campaign_id, row.name, row.expires_at, row.closed_at is not None)
 
 
-def still_valid(who: Who) -> bool:
-    return who.expires_at is None or who.expires_at >= utcnow()
+def start_admin_session(session: Session, sid: str, expires_at: dt.datetime) -> None:
+    session.add(AdminSession(sid_hash=hash_token(sid), expires_at=expires_at))
+    session.commit()
+
+
+def admin_session_active(session: Session, sid: str) -> bool:
+    row = session.scalars(
+        select(AdminSession).where(AdminSession.sid_hash == hash_token(sid))
+    ).one_or_none()
+    return row is not None and row.ended_at is None and row.expires_at > utcnow()
+
+
+def end_admin_session(session: Session, sid: str) -> None:
+    row = session.scalars(
+        select(AdminSession).where(AdminSession.sid_hash == hash_token(sid))
+    ).one_or_none()
+    if row is not None and row.ended_at is None:
+        row.ended_at = utcnow()
+        session.commit()
 
 
 # --------------------------------------------------------------------------------------
@@ -219,6 +303,21 @@ def _item_rows(session: Session, campaign_id: int) -> list[Any]:
     )
 
 
+def _model_battles(votes: list[Vote], models: dict[int, list[Any]]) -> tuple[list[str], list[str], list[str]]:  # fmt: skip
+    """(model_a, model_b, outcome) of the votes on pairs whose two models are known."""
+    ma: list[str] = []
+    mb: list[str] = []
+    out: list[str] = []
+    for v in votes:
+        m = models.get(v.item_id)
+        if m is None or len(m) != 2 or None in m or v.outcome not in OUTCOMES:
+            continue
+        ma.append(m[0])
+        mb.append(m[1])
+        out.append(str(v.outcome))
+    return ma, mb, out
+
+
 def _uncertainty(
     session: Session, camp: Campaign, items: list[Any], cands: list[Any]
 ) -> list[float]:
@@ -230,17 +329,7 @@ def _uncertainty(
         if not names:
             return [1.0] * len(cands)
         idx = {m: i for i, m in enumerate(names)}
-        by_item = {it.id: it for it in items}
-        w: list[int] = []
-        lo: list[int] = []
-        for v in votes:
-            it = by_item.get(v.item_id)
-            if it is None or v.outcome not in ("a", "b") or None in it.models[:2]:
-                continue
-            a, b = idx[it.models[0]], idx[it.models[1]]
-            w.append(a if v.outcome == "a" else b)
-            lo.append(b if v.outcome == "a" else a)
-        s = assign.bt_scores(w, lo, len(names))
+        s = assign.bt_scores(*_model_battles(votes, {it.id: it.models for it in items}), names)
         pa_ = np.array([idx.get(it.models[0], 0) for it in cands], dtype=np.int64)
         pb_ = np.array([idx.get(it.models[1], 0) for it in cands], dtype=np.int64)
         return [float(x) for x in assign.uncertainty(pa_, pb_, s)]
@@ -258,7 +347,10 @@ def _uncertainty(
 
 def next_task(session: Session, ann: Who) -> Assignment | None:
     """The annotator's first unanswered assignment, else a new one by the campaign's policy
-    (with the left/right order drawn at random and recorded). None when nothing is left."""
+    (with the left/right order drawn at random and recorded). None when nothing is left or
+    the campaign is closed."""
+    if ann.closed:
+        return None
     answered = select(Vote.item_id).where(Vote.annotator_id == ann.id)
     open_ = session.scalars(
         select(Assignment)
@@ -268,8 +360,7 @@ def next_task(session: Session, ann: Who) -> Assignment | None:
     ).one_or_none()
     if open_ is not None:
         return open_
-    camp = session.get(Campaign, ann.campaign_id)
-    assert camp is not None
+    camp = get_campaign(session, ann.campaign_id)
     for _ in range(5):
         mine = select(Assignment.item_id).where(Assignment.annotator_id == ann.id)
         counts = dict(
@@ -290,14 +381,13 @@ def next_task(session: Session, ann: Who) -> Assignment | None:
         if not cands:
             return None
         unc = _uncertainty(session, camp, items, cands) if camp.policy == "active" else None
-        n_items = len(items)
         k = assign.choose(
             camp.policy,
             [it.id for it in cands],
             [it.position for it in cands],
             [counts.get(it.id, 0) for it in cands],
             ann.id,
-            n_items,
+            len(items),
             unc,
         )
         if k is None:
@@ -355,8 +445,8 @@ def task_view(session: Session, ann: Who, a: Assignment) -> dict[str, Any]:
     """What the page shows for one assignment: rendered (sanitised) HTML, left/right order,
     the questions, and the annotator's current answer if any."""
     item = session.get(Item, a.item_id)
-    camp = session.get(Campaign, ann.campaign_id)
-    assert item is not None and camp is not None
+    camp = get_campaign(session, ann.campaign_id)
+    assert item is not None
     vote = current_vote(session, ann, item.id)
     first = 0 if a.shown_first == "a" else 1
     order = [first, 1 - first] if len(item.responses) == 2 else list(range(len(item.responses)))
@@ -372,6 +462,7 @@ def task_view(session: Session, ann: Who, a: Assignment) -> dict[str, Any]:
         "questions": camp.questions,
         "aspects": camp.aspects,
         "answer": _answer_of(vote) if vote is not None else None,
+        "closed": camp.closed_at is not None,
         "progress": progress(session, ann),
     }
 
@@ -402,78 +493,176 @@ def vote_response(v: Vote) -> dict[str, Any]:
     }
 
 
-# Statements of the vote path, built once (bound parameters; compiled form cached).
-_ITEM_Q = (
-    select(Item.campaign_id, Campaign.kind, Campaign.questions)
+# The vote path's context in one statement (bound parameters; compiled form cached): the
+# item's campaign, questions and state, the assignment of this annotator, the last revision.
+_CTX_Q = (
+    select(
+        Item.campaign_id,
+        Campaign.kind,
+        Campaign.questions,
+        Campaign.aspects,
+        Campaign.closed_at,
+        Assignment.shown_first,
+        Assignment.assigned_at,
+        select(func.max(Vote.revision))
+        .where(Vote.annotator_id == bindparam("ann"), Vote.item_id == bindparam("item"))
+        .scalar_subquery(),
+    )
     .join(Campaign, Campaign.id == Item.campaign_id)
+    .outerjoin(
+        Assignment,
+        (Assignment.item_id == Item.id) & (Assignment.annotator_id == bindparam("ann")),
+    )
     .where(Item.id == bindparam("item"))
 )
-_MINE_ASG = (Assignment.annotator_id == bindparam("ann")) & (
-    Assignment.item_id == bindparam("item")
-)
-_STATE_Q = select(
-    select(func.max(Vote.revision))
-    .where(Vote.annotator_id == bindparam("ann"), Vote.item_id == bindparam("item"))
-    .scalar_subquery(),
-    select(Assignment.shown_first).where(_MINE_ASG).scalar_subquery(),
-    select(Assignment.assigned_at).where(_MINE_ASG).scalar_subquery(),
-)
 _INSERT = insert(Vote).returning(Vote.id)
+ANSWER_KEYS = ("likert", "thumbs", "ranking", "spans")
+OPTIONAL_QUESTIONS = ("strength", "rationale", *ANSWER_KEYS)  # a field named as its question
 
 
-def _by_key(session: Session, key: str, ann: Who) -> dict[str, Any] | None:
-    v = session.scalars(select(Vote).where(Vote.idempotency_key == key)).one_or_none()
+def _check_strength(outcome: str | None, s: float | None) -> None:
+    """`strength` is canonical and directional: 1 = strongly prefers a, 0.5 = no preference,
+    0 = strongly prefers b; it must agree with the outcome."""
+    if s is None:
+        return
+    if outcome == "a" and not s > 0.5:
+        raise invalid("strength", f"{s} does not prefer a, but the outcome is a (strength is directional: 1 = strongly prefers a, 0 = strongly prefers b)")  # fmt: skip
+    if outcome == "b" and not s < 0.5:
+        raise invalid("strength", f"{s} does not prefer b, but the outcome is b (strength is directional: 1 = strongly prefers a, 0 = strongly prefers b)")  # fmt: skip
+    if outcome == "tie" and s != 0.5:
+        raise invalid("strength", "a tie has strength 0.5 (no preference) or null")
+    if outcome in ("both_bad", None):
+        raise invalid("strength", f"no strength with outcome {outcome}")
+
+
+def _check_answer(
+    p: dict[str, Any], kind: str, questions: list[str], aspects: list[str],
+    responses: Callable[[], list[Any]],
+) -> None:  # fmt: skip
+    """Every answer against the item and the campaign's questions (422 naming the field)."""
+    for q in OPTIONAL_QUESTIONS:
+        if p.get(q) is not None and q not in questions:
+            raise invalid(q, f"{q} is not a question of this campaign (questions: {', '.join(questions)})")  # fmt: skip
+    outcome = p.get("outcome")
+    if kind == Kind.COMPARISONS.value:
+        if outcome is None:
+            raise invalid("outcome", "an answer to a pair needs an outcome")
+        _check_strength(outcome, p.get("strength"))
+        sides: tuple[str, ...] = ("a", "b")
+    else:
+        if outcome is not None:
+            raise invalid("outcome", "a ranking item takes a ranking, not an outcome")
+        n = len(responses())
+        ranking = p.get("ranking")
+        if not ranking or len(ranking) != n:
+            raise invalid("ranking", f"ranking needs {n} ranks, one per response")
+        if max(ranking) > n:
+            raise invalid("ranking", f"ranks are 1..{n} (1 = best; ties share a rank)")
+        sides = tuple(str(i) for i in range(n))
+    for side in p.get("thumbs") or {}:
+        if side not in sides:
+            raise invalid("thumbs", f"{side!r} is not a response of this item ({', '.join(sides)})")  # fmt: skip
+    for key in p.get("likert") or {}:
+        aspect, side = key.rsplit(":", 1)
+        if aspect not in aspects or side not in sides:
+            raise invalid("likert", f"{key!r} is not aspect:response with aspect in {aspects} and response in {list(sides)}")  # fmt: skip
+    spans = p.get("spans") or []
+    if spans:
+        texts = responses()
+        for k, sp in enumerate(spans):
+            side = sp["response"]
+            if side not in sides:
+                raise invalid(f"spans.{k}.response", f"{side!r} is not a response of this item")  # fmt: skip
+            i = sides.index(side) if kind == Kind.COMPARISONS.value else int(side)
+            length = len(messages_text(texts[i]))
+            if sp["end"] > length:
+                raise invalid(f"spans.{k}.end", f"{sp['end']} is past the end of response {side} ({length} characters)")  # fmt: skip
+
+
+def _as_sent(p: dict[str, Any], item_id: int) -> dict[str, Any]:
+    """The parts of a vote that make it the same answer (not its timing)."""
+    return {
+        "item_id": item_id,
+        "outcome": p.get("outcome"),
+        "strength": p.get("strength"),
+        "rationale": p.get("rationale"),
+        **{k: p[k] for k in ANSWER_KEYS if p.get(k) is not None},
+    }
+
+
+def _as_stored(v: Vote) -> dict[str, Any]:
+    return {
+        "item_id": v.item_id,
+        "outcome": v.outcome,
+        "strength": v.strength,
+        "rationale": v.rationale,
+        **{k: v.answer[k] for k in ANSWER_KEYS if v.answer.get(k) is not None},
+    }
+
+
+def _replay(session: Session, ann: Who, key: str, sent: dict[str, Any]) -> dict[str, Any] | None:
+    """The first response for a key this annotator used before (a retry), None for a new key;
+    409 naming both versions when the key was used for a different answer."""
+    v = session.scalars(
+        select(Vote).where(Vote.annotator_id == ann.id, Vote.idempotency_key == key)
+    ).one_or_none()
     if v is None:
         return None
-    if v.annotator_id != ann.id:
-        raise StoreError(409, "idempotency key already used")
+    stored = _as_stored(v)
+    if json.dumps(stored, sort_keys=True) != json.dumps(sent, sort_keys=True):
+        raise StoreError(
+            409,
+            {
+                "message": "this idempotency key was already used for a different answer; "
+                "send a new key for a new answer",
+                "idempotency_key": key,
+                "stored": stored,
+                "sent": sent,
+            },
+        )
     return vote_response(v)
 
 
 def submit_vote(session: Session, ann: Who, payload: dict[str, Any]) -> dict[str, Any]:
-    """Record an answer once per idempotency key: a retry returns the first response.
+    """Record an answer once per (annotator, idempotency key): a retry returns the first
+    response, the same key with another answer is 409. Only for a task the server assigned
+    to this annotator; the order shown is the one recorded at assignment.
 
-    The fast path is three statements: item + campaign, (assignment, last revision), insert;
-    a key seen before fails the unique constraint and its stored response is returned."""
+    The fast path is two statements: the context (item, campaign, assignment, last revision)
+    and the insert; a key seen before fails the unique constraint and is replayed."""
     key = str(payload["idempotency_key"])
     item_id = int(payload["item_id"])
-    found = session.execute(_ITEM_Q, {"item": item_id}).one_or_none()
-    if found is None or found[0] != ann.campaign_id:
-        prior = _by_key(session, key, ann)
+    ctx = session.execute(_CTX_Q, {"ann": ann.id, "item": item_id}).one_or_none()
+    if ctx is None or ctx[0] != ann.campaign_id:
+        raise StoreError(404, "no such item in your campaign")
+    _, kind, questions, aspects, closed_at, shown, assigned_at, last = ctx
+    sent = _as_sent(payload, item_id)
+    if closed_at is not None:
+        prior = _replay(session, ann, key, sent)
         if prior is not None:
             return prior
-        raise StoreError(404, "no such item in your campaign")
-    _, kind, questions = found
-    outcome = payload.get("outcome")
-    if kind == Kind.COMPARISONS.value and "pairwise" in questions and outcome is None:
-        raise StoreError(422, "outcome is required")
-    if kind == Kind.RANKINGS.value and "ranking" in questions:
-        n = len(session.scalar(select(Item.responses).where(Item.id == item_id)) or [])
-        ranking = payload.get("ranking")
-        if not ranking or len(ranking) != n:
-            raise StoreError(422, f"ranking needs {n} ranks")
-    last, shown, assigned_at = session.execute(_STATE_Q, {"ann": ann.id, "item": item_id}).one()
+        raise StoreError(409, "the campaign is closed: no more votes")
     if shown is None:
-        shown = payload.get("shown_first")
+        raise StoreError(403, f"item {item_id} was not assigned to you (GET /api/task/next)")
+
+    def responses() -> list[Any]:
+        return list(session.scalar(select(Item.responses).where(Item.id == item_id)) or [])
+
+    _check_answer(payload, kind, questions, aspects, responses)
     now = utcnow()
     elapsed = payload.get("elapsed_ms")
     if elapsed is None and assigned_at is not None and not last:
-        elapsed = int((now - assigned_at).total_seconds() * 1000)
-    answer = {
-        k: payload[k]
-        for k in ("likert", "thumbs", "ranking", "spans")
-        if payload.get(k) is not None
-    }
+        elapsed = min(int((now - assigned_at).total_seconds() * 1000), 2**31 - 1)
     values = {
         "idempotency_key": key,
         "campaign_id": ann.campaign_id,
         "annotator_id": ann.id,
         "item_id": item_id,
         "revision": int(last or 0) + 1,
-        "outcome": outcome,
+        "outcome": payload.get("outcome"),
         "strength": payload.get("strength"),
         "rationale": payload.get("rationale"),
-        "answer": answer,
+        "answer": {k: payload[k] for k in ANSWER_KEYS if payload.get(k) is not None},
         "shown_first": shown,
         "started_at": assigned_at,
         "created_at": now,
@@ -485,7 +674,7 @@ def submit_vote(session: Session, ann: Who, payload: dict[str, Any]) -> dict[str
         session.commit()
     except IntegrityError:  # this key was used before (a retry), maybe concurrently
         session.rollback()
-        prior = _by_key(session, key, ann)
+        prior = _replay(session, ann, key, sent)
         if prior is None:
             raise
         return prior
@@ -494,7 +683,7 @@ def submit_vote(session: Session, ann: Who, payload: dict[str, Any]) -> dict[str
         "idempotency_key": key,
         "item_id": item_id,
         "revision": values["revision"],
-        "outcome": outcome,
+        "outcome": values["outcome"],
         "shown_first": shown,
         "created_at": now.isoformat(),
     }
@@ -510,57 +699,61 @@ def my_votes(session: Session, ann: Who) -> list[dict[str, Any]]:
 # Export and statistics
 
 
+def _meta_value(x: Any) -> str:
+    """A meta value as canonical tables keep it: strings as they are, the rest as JSON."""
+    return x if isinstance(x, str) else json.dumps(x, ensure_ascii=False, sort_keys=True)
+
+
 def export_table(session: Session, campaign_id: int) -> pa.Table:
-    """The campaign's current answers as canonical comparisons (one row per annotator and
-    item: the latest revision), with annotator name and `shown_first`."""
+    """The campaign's current answers (one row per annotator and item: the latest revision)
+    as canonical comparisons (pair campaigns) or rankings (ranking campaigns), with
+    annotator, `shown_first`, directional `strength`, and every other answer in `meta`."""
     from prefkit.schema import from_rows
 
-    camp = session.get(Campaign, campaign_id)
-    if camp is None:
-        raise StoreError(404, "no such campaign")
+    camp = get_campaign(session, campaign_id)
     votes = _latest_votes(session, campaign_id)
     items = {it.id: it for it in session.scalars(select(Item).where(Item.campaign_id == camp.id))}
-    names = {
-        a.id: a.name
-        for a in session.scalars(select(Annotator).where(Annotator.campaign_id == camp.id))
-    }
+    names = {a.id: a.name for a in annotators(session, camp.id)}
+    kind = Kind(camp.kind)
     rows = []
     for v in sorted(votes, key=lambda v: v.id):
         it = items[v.item_id]
-        if len(it.responses) != 2 or v.outcome is None:
-            continue
-        meta = {
-            "pair_id": it.external_id,
-            "campaign": camp.name,
-            "item_id": str(it.id),
-            "vote_id": str(v.id),
-            "revision": str(v.revision),
-            "idempotency_key": v.idempotency_key,
-            "created_at": v.created_at.isoformat(),
-            "app_version": v.app_version,
-        }
+        meta = {str(k): _meta_value(x) for k, x in (it.meta or {}).items()}
+        meta.update(
+            {
+                "pair_id": it.external_id,
+                "campaign": camp.name,
+                "item_id": str(it.id),
+                "vote_id": str(v.id),
+                "revision": str(v.revision),
+                "idempotency_key": v.idempotency_key,
+                "created_at": v.created_at.isoformat(),
+                "app_version": v.app_version,
+            }
+        )
         if v.elapsed_ms is not None:
             meta["elapsed_ms"] = str(v.elapsed_ms)
         for k, x in v.answer.items():
-            meta[k] = str(x)
-        rows.append(
-            {
-                "id": f"{camp.id}-{v.annotator_id}-{it.id}",
-                "prompt": it.prompt,
-                "annotator": names.get(v.annotator_id),
-                "source": camp.name,
-                "rationale": v.rationale,
-                "meta": meta,
-                "response_a": it.responses[0],
-                "response_b": it.responses[1],
-                "model_a": it.models[0],
-                "model_b": it.models[1],
-                "outcome": v.outcome,
-                "strength": v.strength,
-                "shown_first": v.shown_first,
-            }
-        )
-    return from_rows(rows, Kind.COMPARISONS)
+            if not (kind is Kind.RANKINGS and k == "ranking"):
+                meta[k] = _meta_value(x)
+        row: dict[str, Any] = {
+            "id": f"{camp.id}-{v.annotator_id}-{it.id}",
+            "prompt": it.prompt,
+            "annotator": names.get(v.annotator_id),
+            "source": camp.name,
+            "rationale": v.rationale,
+            "meta": meta,
+        }
+        if kind is Kind.COMPARISONS:
+            row.update(
+                response_a=it.responses[0], response_b=it.responses[1],
+                model_a=it.models[0], model_b=it.models[1], outcome=v.outcome,
+                strength=v.strength, shown_first=v.shown_first,
+            )  # fmt: skip
+        else:
+            row.update(responses=it.responses, models=it.models, ranks=v.answer["ranking"])
+        rows.append(row)
+    return from_rows(rows, kind)
 
 
 def trl_rows(table: pa.Table) -> list[dict[str, str]]:
@@ -578,10 +771,8 @@ def trl_rows(table: pa.Table) -> list[dict[str, str]]:
 
 def stats(session: Session, campaign_id: int) -> dict[str, Any]:
     """Progress per annotator, agreement, gold accuracy, time per task, leaderboard."""
-    camp = session.get(Campaign, campaign_id)
-    if camp is None:
-        raise StoreError(404, "no such campaign")
-    anns = list(session.scalars(select(Annotator).where(Annotator.campaign_id == camp.id)))
+    camp = get_campaign(session, campaign_id)
+    anns = annotators(session, camp.id)
     items = {it.id: it for it in session.scalars(select(Item).where(Item.campaign_id == camp.id))}
     votes = _latest_votes(session, camp.id)
     revisions = dict(
@@ -594,15 +785,16 @@ def stats(session: Session, campaign_id: int) -> dict[str, Any]:
     per: dict[int, list[Vote]] = defaultdict(list)
     for v in votes:
         per[v.annotator_id].append(v)
-    annotators: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
     for a in anns:
         vs = per.get(a.id, [])
         gold = [v for v in vs if items[v.item_id].gold is not None]
         times = [v.elapsed_ms for v in vs if v.elapsed_ms is not None]
-        annotators.append(
+        rows.append(
             {
                 "id": a.id,
                 "name": a.name,
+                "revoked": bool(a.revoked),
                 "done": len(vs),
                 "submissions": int(revisions.get(a.id, 0)),
                 "gold_seen": len(gold),
@@ -618,12 +810,17 @@ def stats(session: Session, campaign_id: int) -> dict[str, Any]:
     for v in votes:
         if v.outcome is not None:
             by_item[v.item_id].append(v.outcome)
-    for row in annotators:
+    for row in rows:
         row["agree_with_others"] = _agree_with_others(per.get(row["id"], []), by_item)
     return {
-        "campaign": {"id": camp.id, "name": camp.name, "items": len(items)},
+        "campaign": {
+            "id": camp.id,
+            "name": camp.name,
+            "items": len(items),
+            "closed": camp.closed_at is not None,
+        },  # fmt: skip
         "votes": len(votes),
-        "annotators": annotators,
+        "annotators": rows,
         "agreement": agreement(list(by_item.values())),
         "leaderboard": leaderboard(votes, items) if camp.arena else [],
     }
@@ -670,28 +867,19 @@ def agreement(groups: list[list[str]]) -> dict[str, Any]:
 
 
 def leaderboard(votes: list[Vote], items: dict[int, Item]) -> list[dict[str, Any]]:
-    """Bradley–Terry scores of the models from decided votes (ties count half each way)."""
+    """Bradley–Terry scores of the models (natural log, mean 0) by `prefkit.rank` with its
+    defaults (ties and both-bad half a win each way): what `prefkit rank` gives on the
+    export."""
     names = sorted({m for it in items.values() for m in it.models[:2] if m is not None})
-    idx = {m: i for i, m in enumerate(names)}
-    w: list[int] = []
-    lo: list[int] = []
-    games = np.zeros(len(names))
-    for v in votes:
-        it = items[v.item_id]
-        ma, mb = it.models[0], it.models[1]
-        if ma is None or mb is None or v.outcome not in ("a", "b", "tie"):
-            continue
-        a, b = idx[ma], idx[mb]
-        games[[a, b]] += 1
-        if v.outcome == "tie":
-            w += [a, b]
-            lo += [b, a]
-        else:
-            w.append(a if v.outcome == "a" else b)
-            lo.append(b if v.outcome == "a" else a)
-    s = assign.bt_scores(w, lo, len(names))
-    order = np.argsort(-s)
-    return [{"model": names[i], "score": float(s[i]), "battles": int(games[i])} for i in order]
+    ma, mb, out = _model_battles(votes, {i: it.models for i, it in items.items()})
+    s = assign.bt_scores(ma, mb, out, names)
+    games: dict[str, int] = defaultdict(int)
+    for a, b in zip(ma, mb, strict=True):
+        if a != b:
+            games[a] += 1
+            games[b] += 1
+    order = np.argsort(-s, kind="stable")
+    return [{"model": names[i], "score": float(s[i]), "battles": games[names[i]]} for i in order]
 
 
 def progress_of_campaign(session: Session, campaign_id: int) -> dict[str, int]:

@@ -23,7 +23,9 @@ def simulate_cmd(
         help="Scenario name (see --list): clean, noisy, arena, ratings, rankings, pluralistic.",
     ),
     out_dir: Path | None = typer.Argument(None, help="Output folder (created)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed; same seed gives identical files."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Random seed; same seed gives identical files."
+    ),
     size: int | None = typer.Option(
         None, "--size", help="Rows of the scenario's main table (default per scenario)."
     ),

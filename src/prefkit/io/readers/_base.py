@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,8 +52,14 @@ class RecordReader:
     kinds: tuple[Kind, ...] = (Kind.COMPARISONS,)
     example: str = ""
 
+    #: the columns that identify the layout, and the reason `sniff` gives when all are there
+    keys: frozenset[str] = frozenset()
+    why: str = ""
+
     def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Why a record looks like this layout (None: it does not): by default, when it has
+        every column of `keys`; readers with subtler tests override this."""
+        return self.why if self.keys and self.keys <= rec.keys() else None
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         raise NotImplementedError  # pragma: no cover - abstract
@@ -267,8 +274,23 @@ def meta_of(rec: Mapping[str, Any], used: Iterable[str]) -> dict[str, str]:
     for k, v in rec.items():
         if k in skip or v is None:
             continue
-        out[str(k)] = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+        out[str(k)] = as_json_text(v)
     return out
+
+
+def as_json_text(v: Any) -> str:
+    """A value as `meta` keeps it: strings as they are, anything else as its JSON text (the
+    common scalars without going through the JSON encoder: same text)."""
+    if isinstance(v, str):
+        return v
+    t = type(v)
+    if t is bool:
+        return "true" if v else "false"
+    if t is int:
+        return int.__repr__(v)
+    if t is float and math.isfinite(v):
+        return float.__repr__(v)
+    return json.dumps(v, ensure_ascii=False, default=str)
 
 
 def outcome_value(

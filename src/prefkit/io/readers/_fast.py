@@ -10,7 +10,6 @@ whole file to the per-row path.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import pyarrow.compute as pc
 
 from prefkit.io.base import ReadOptions, ReadResult, Reject, StrictError
 from prefkit.io.readers._arrow import bools, const, ints, prompt_ids, texts
-from prefkit.io.readers._base import outcome_value
+from prefkit.io.readers._base import as_json_text, outcome_value
 from prefkit.schema import MESSAGES, Kind, conform, from_rows, prompt_id
 
 if TYPE_CHECKING:
@@ -179,14 +178,7 @@ def as_text(col: pa.Array, style: str, python: bool = True) -> pa.Array:
     if style == "str":
         out = [None if v is None else str(v) for v in values]
     else:
-        out = [
-            None
-            if v is None
-            else v
-            if isinstance(v, str)
-            else json.dumps(v, ensure_ascii=False, default=str)
-            for v in values
-        ]
+        out = [None if v is None else as_json_text(v) for v in values]
     arr = pa.array(out, pa.string())
     if uniq is not None:
         return pc.take(arr, pc.index_in(col, value_set=uniq))

@@ -44,10 +44,8 @@ class LLMFAOReader(RecordReader):
         "id,prompt,model_x,model_y,worker,winner,left,right\n0,8,97,98,58,tie,GPT 4,Weaver 12k"
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"left", "right", "winner"} <= set(rec):
-            return "left/right/winner columns (LLMFAO battles)"
-        return None
+    keys = frozenset({"left", "right", "winner"})
+    why = "left/right/winner columns (LLMFAO battles)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         left, right = need_str(rec, "left", False), need_str(rec, "right", False)
@@ -92,10 +90,8 @@ class ArenaReader(RecordReader):
         ' "winner": "tie (bothbad)", "judge": "arena_user_1", "conversation_a": [...]}'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"model_a", "model_b", "winner"} <= set(rec):
-            return "model_a/model_b/winner columns (Chatbot Arena battles)"
-        return None
+    keys = frozenset({"model_a", "model_b", "winner"})
+    why = "model_a/model_b/winner columns (Chatbot Arena battles)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         ma, mb = need_str(rec, "model_a", False), need_str(rec, "model_b", False)
@@ -182,12 +178,8 @@ class ArenaPreferenceReader(RecordReader):
         '"[""As an AI...""]",1,0,0'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if set(WINNER_COLUMNS) <= set(rec) and {"response_a", "response_b"} <= set(rec):
-            return (
-                "prompt/response_a/response_b + winner_model_a/_b/_tie (arena-human-preference-55k)"
-            )
-        return None
+    keys = frozenset({*WINNER_COLUMNS, "response_a", "response_b"})
+    why = "prompt/response_a/response_b + winner_model_a/_b/_tie (arena-human-preference-55k)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         won = []

@@ -63,57 +63,48 @@ class UltraFeedbackReader(RecordReader):
         for i, c in enumerate(comps):
             if not isinstance(c, Mapping):
                 raise RowError("completions", f"completion {i} is {type_name(c)}, not an object")
-            resp = need_text(c, "response")
-            model = opt_str(c, "model")
+            base = {
+                "prompt": prompt,
+                "response": need_text(c, "response"),
+                "model": opt_str(c, "model"),
+                "annotator": "gpt-4",
+                "meta": {**meta, "completion": str(i)},
+            }
+            key = f"{ctx.source}:{ctx.extra.get('n', 0)}:{i}"
             ann = c.get("annotations") or {}
             if isinstance(ann, list):  # some dumps store [{"aspect": ..., ...}]
                 ann = {a.get("aspect", str(j)): a for j, a in enumerate(ann) if isinstance(a, dict)}
             if not isinstance(ann, Mapping):
                 raise RowError("completions", f"completion {i} annotations are {type_name(ann)}")
-            for aspect, a in ann.items():
-                if not isinstance(a, Mapping):
-                    continue
-                score = _number(a.get("Rating"), f"completions[{i}].annotations.{aspect}")
+            # one row per rated aspect (1-5), then the overall score (1-10, critique)
+            scored: list[tuple[str | None, Any, float, Any]] = [
+                (
+                    str(aspect),
+                    a.get("Rating"),
+                    5.0,
+                    a.get("Rationale For Rating") or a.get("Rationale"),
+                )
+                for aspect, a in ann.items()
+                if isinstance(a, Mapping)
+            ]
+            scored.append((None, c.get("overall_score"), 10.0, c.get("critique")))
+            for aspect, raw, top, rationale in scored:
+                where = f"completions[{i}]." + (
+                    f"annotations.{aspect}" if aspect else "overall_score"
+                )
+                score = _number(raw, where)
                 if score is None:
                     continue
-                rationale = a.get("Rationale For Rating") or a.get("Rationale")
-                out.append(
-                    (
-                        Kind.RATINGS,
-                        {
-                            "id": f"{ctx.source}:{ctx.extra.get('n', 0)}:{i}:{aspect}",
-                            "prompt": prompt,
-                            "response": resp,
-                            "model": model,
-                            "score": score,
-                            "scale_min": 1.0,
-                            "scale_max": 5.0,
-                            "aspect": str(aspect),
-                            "rationale": rationale if isinstance(rationale, str) else None,
-                            "annotator": "gpt-4",
-                            "meta": {**meta, "completion": str(i)},
-                        },
-                    )
-                )
-            overall = _number(c.get("overall_score"), f"completions[{i}].overall_score")
-            if overall is not None:
-                out.append(
-                    (
-                        Kind.RATINGS,
-                        {
-                            "id": f"{ctx.source}:{ctx.extra.get('n', 0)}:{i}:overall",
-                            "prompt": prompt,
-                            "response": resp,
-                            "model": model,
-                            "score": overall,
-                            "scale_min": 1.0,
-                            "scale_max": 10.0,
-                            "rationale": opt_str(c, "critique"),
-                            "annotator": "gpt-4",
-                            "meta": {**meta, "completion": str(i)},
-                        },
-                    )
-                )
+                row = {
+                    **base,
+                    "id": f"{key}:{aspect or 'overall'}",
+                    "score": score,
+                    "scale_min": 1.0,
+                    "scale_max": top,
+                    "aspect": aspect,
+                    "rationale": rationale if isinstance(rationale, str) else None,
+                }
+                out.append((Kind.RATINGS, row))
         ctx.extra["n"] = ctx.extra.get("n", 0) + 1
         if not out:
             raise RowError("completions", "no completion carries a rating")
@@ -129,10 +120,8 @@ class HelpSteer2Reader(RecordReader):
         ' "coherence": 4, "complexity": 2, "verbosity": 1}'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"prompt", "response", "helpfulness", "correctness"} <= set(rec):
-            return "prompt/response + helpfulness/correctness/... (HelpSteer2 ratings)"
-        return None
+    keys = frozenset({"prompt", "response", "helpfulness", "correctness"})
+    why = "prompt/response + helpfulness/correctness/... (HelpSteer2 ratings)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         prompt, resp = need_str(rec, "prompt"), need_text(rec, "response")
@@ -228,10 +217,8 @@ class SHPReader(RecordReader):
         ' "human_ref_B": "...", "labels": 1, "score_A": 12, "score_B": 3, "score_ratio": 4.0}'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"history", "human_ref_A", "human_ref_B", "labels"} <= set(rec):
-            return "history/human_ref_A/human_ref_B/labels (SHP)"
-        return None
+    keys = frozenset({"history", "human_ref_A", "human_ref_B", "labels"})
+    why = "history/human_ref_A/human_ref_B/labels (SHP)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         lab = ctx.value("outcome", need(rec, "labels"))
@@ -271,10 +258,8 @@ class OpenAIPreferenceReader(RecordReader):
         ' [{"role": "assistant", "content": "Go away."}]}'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"input", "preferred_output", "non_preferred_output"} <= set(rec):
-            return "input.messages/preferred_output/non_preferred_output (OpenAI preference)"
-        return None
+    keys = frozenset({"input", "preferred_output", "non_preferred_output"})
+    why = "input.messages/preferred_output/non_preferred_output (OpenAI preference)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         inp = need(rec, "input")
@@ -313,14 +298,10 @@ class SafeRLHFReader(RecordReader):
     )
     ASPECTS = (("better_response_id", "helpfulness"), ("safer_response_id", "harmlessness"))
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"prompt", "response_0", "response_1", "better_response_id", "safer_response_id"} <= set(
-            rec
-        ):
-            return (
-                "prompt/response_0/response_1/better_response_id/safer_response_id (PKU-SafeRLHF)"
-            )
-        return None
+    keys = frozenset(
+        {"prompt", "response_0", "response_1", "better_response_id", "safer_response_id"}
+    )
+    why = "prompt/response_0/response_1/better_response_id/safer_response_id (PKU-SafeRLHF)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         prompt = need_str(rec, "prompt")

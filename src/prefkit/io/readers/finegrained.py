@@ -42,10 +42,8 @@ class FineGrainedReader(RecordReader):
         ' "corrected-prediction": "..."}, "preference": [0, 1, 2, 1, 0, 2]}'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"question", "prediction 1", "preference"} <= set(rec):
-            return "question + prediction 1..4 + preference (FineGrainedRLHF QA feedback)"
-        return None
+    keys = frozenset({"question", "prediction 1", "preference"})
+    why = "question + prediction 1..4 + preference (FineGrainedRLHF QA feedback)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         question = need_str(rec, "question")

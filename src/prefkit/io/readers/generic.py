@@ -288,20 +288,8 @@ class GenericReader(RecordReader):
         return result
 
 
-BATTLE_FIELDS = {
-    "id",
-    "prompt",
-    "prompt_id",
-    "annotator",
-    "source",
-    "aspect",
-    "rationale",
-    "model_a",
-    "model_b",
-    "outcome",
-    "strength",
-    "shown_first",
-}
+#: the fields of model-only battles the vectorised path maps (anything else: per row)
+BATTLE_FIELDS = (STRING_FIELDS - {"model", "correction"}) | {"prompt", "outcome", "strength"}
 
 #: the names that make a file one canonical kind without a map: (kind, label, required)
 CANONICAL_NAMES: tuple[tuple[Kind, str, tuple[frozenset[str], ...]], ...] = (

@@ -122,7 +122,8 @@ BLOCK_BYTES = 2 << 20  # JSON block per batch
 
 def fast_read(path: Path, options: ReadOptions, reader: HHReader) -> ReadResult | None:
     """The whole file at Arrow speed, batch by batch, or None when it needs the per-row path."""
-    batches = fast_batches(path, options, reader)
+    slow: list[int] = []
+    batches = fast_batches(path, options, reader, slow)
     if batches is None:
         return None
     tables: list[pa.Table] = []
@@ -136,10 +137,14 @@ def fast_read(path: Path, options: ReadOptions, reader: HHReader) -> ReadResult 
     except NotFast:
         return None
     out = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    return ReadResult({Kind.COMPARISONS: out}, rejects, rows_in=rows_in)
+    return ReadResult(
+        {Kind.COMPARISONS: out}, rejects, rows_in=rows_in, rows_vectorised=rows_in - sum(slow)
+    )
 
 
-def fast_batches(path: Path, options: ReadOptions, reader: HHReader) -> Iterator[Batch] | None:
+def fast_batches(
+    path: Path, options: ReadOptions, reader: HHReader, slow: list[int] | None = None
+) -> Iterator[Batch] | None:
     """The file's canonical rows in order, one table per JSON block (so a writer can start on
     them while later blocks are parsed); None when the file is not for the vectorised path.
     Iterating raises `NotFast` when a block turns out to need the per-row path (then nothing
@@ -148,10 +153,12 @@ def fast_batches(path: Path, options: ReadOptions, reader: HHReader) -> Iterator
 
     if options.strict or options.value_maps or container(path) != "jsonl":
         return None
-    return _fast_batches(path, options, reader)
+    return _fast_batches(path, options, reader, [] if slow is None else slow)
 
 
-def _fast_batches(path: Path, options: ReadOptions, reader: HHReader) -> Iterator[Batch]:
+def _fast_batches(
+    path: Path, options: ReadOptions, reader: HHReader, slow: list[int]
+) -> Iterator[Batch]:
     import pyarrow.json as pj
 
     from prefkit.io.readers._records import GZIP_MAGIC
@@ -162,7 +169,7 @@ def _fast_batches(path: Path, options: ReadOptions, reader: HHReader) -> Iterato
     start = 0
     # Arrow kernels and most numpy work release the GIL: two batches in flight (and the JSON
     # parser, and a writer) share the cores
-    pending: deque[tuple[Future[tuple[pa.Table, list[Reject]] | None], int]] = deque()
+    pending: deque[tuple[Future[tuple[pa.Table, list[Reject], int] | None], int]] = deque()
     try:
         stream = pa.input_stream(str(path), compression="gzip" if gz else None)
         batches = pj.open_json(stream, read_options=pj.ReadOptions(block_size=BLOCK_BYTES))
@@ -172,19 +179,20 @@ def _fast_batches(path: Path, options: ReadOptions, reader: HHReader) -> Iterato
                 pending.append((fut, batch.num_rows))
                 start += batch.num_rows
                 while len(pending) > 2:
-                    yield _done(*pending.popleft())
+                    yield _done(*pending.popleft(), slow)
             while pending:
-                yield _done(*pending.popleft())
+                yield _done(*pending.popleft(), slow)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as e:
         raise NotFast(str(e)) from e
     if start == 0:
         raise NotFast("no record")
 
 
-def _done(fut: Future[tuple[pa.Table, list[Reject]] | None], n: int) -> Batch:
+def _done(fut: Future[tuple[pa.Table, list[Reject], int] | None], n: int, slow: list[int]) -> Batch:
     got = fut.result()
     if got is None:
         raise NotFast("a block the vectorised path does not take")
+    slow.append(got[2])  # rows of the block that went through `convert`
     return got[0], got[1], n
 
 
@@ -195,7 +203,7 @@ def _fast_batch(
     path: Path,
     options: ReadOptions,
     reader: HHReader,
-) -> tuple[pa.Table, list[Reject]] | None:
+) -> tuple[pa.Table, list[Reject], int] | None:
     if set(batch.schema.names) != {"chosen", "rejected"}:
         return None
     c, r = batch.column("chosen"), batch.column("rejected")
@@ -287,7 +295,7 @@ def _fast_batch(
                 kind="stable",
             )
             out = both.take(ints(order))
-    return out, rejects
+    return out, rejects, len(slow_idx)
 
 
 _ROLES = texts(["user", "assistant"])

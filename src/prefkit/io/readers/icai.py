@@ -40,10 +40,8 @@ class ICAIReader(RecordReader):
         'index,text_a,text_b,preferred_text\n0,"Instruction: ...\\n\\nOutput: ...","...",text_b'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"text_a", "text_b", "preferred_text"} <= set(rec):
-            return "text_a/text_b/preferred_text columns (ICAI)"
-        return None
+    keys = frozenset({"text_a", "text_b", "preferred_text"})
+    why = "text_a/text_b/preferred_text columns (ICAI)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         a, b = need_str(rec, "text_a"), need_str(rec, "text_b")

@@ -25,10 +25,8 @@ class LLMBarReader(RecordReader):
     description = "LLMBar pairs: input, output_1, output_2, label (1 or 2 = better output)"
     example = '{"input": "Summarize ...", "output_1": "...", "output_2": "...", "label": 1}'
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"input", "output_1", "output_2", "label"} <= set(rec):
-            return "input/output_1/output_2/label (LLMBar)"
-        return None
+    keys = frozenset({"input", "output_1", "output_2", "label"})
+    why = "input/output_1/output_2/label (LLMBar)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         yield (

@@ -57,10 +57,8 @@ class PandaLMReader(RecordReader):
         ' "annotator3": 0}'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"response1", "response2", "annotator1"} <= set(rec):
-            return "response1/response2 with annotator1..N votes (PandaLM)"
-        return None
+    keys = frozenset({"response1", "response2", "annotator1"})
+    why = "response1/response2 with annotator1..N votes (PandaLM)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         prompt = _prompt(rec)

@@ -131,6 +131,9 @@ class OASSTReader:
                 reason = ("role", f"expected prompter or assistant, got {rec.get('role')!r}")
             elif not isinstance(rec.get("text"), str):
                 reason = ("text", f"expected a string, got {type_name(rec.get('text'))}")
+            elif rec["message_id"] in msgs:
+                first_line = msgs[rec["message_id"]][0]
+                reason = ("message_id", f"repeats the message on line {first_line} (first kept)")
             if reason is not None:
                 if options.strict:
                     raise StrictError(fname, reason[1], line=line, field=reason[0])

@@ -173,7 +173,7 @@ class TRLPreferenceReader(RecordReader):
         return TRLPlan(tuple(n for n in schema.names if n not in ("prompt", "chosen", "rejected")))
 
 
-PAIRS_KEYS = {"chosen", "rejected", "tie", "weight", "margin", "id", "prompt_id"}
+PAIRS_KEYS = frozenset({"chosen", "rejected", "tie", "weight", "margin", "id", "prompt_id"})
 PAIR_NUMBERS = ("weight", "margin", "n_votes", "agreement")
 
 
@@ -195,10 +195,8 @@ class PrefkitPairsReader(RecordReader):
         ' "tie": true, "id": "...", "prompt_id": "..."}'
     )
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if PAIRS_KEYS <= set(rec):
-            return "chosen/rejected + tie/weight/margin/id/prompt_id (written by prefkit pairs)"
-        return None
+    keys = PAIRS_KEYS
+    why = "chosen/rejected + tie/weight/margin/id/prompt_id (written by prefkit pairs)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         prompt = rec.get("prompt")
@@ -232,7 +230,7 @@ class PrefkitPairsReader(RecordReader):
 
 
 #: the columns of `prefkit pairs --to kto` (ids are prefkit's own: kept)
-KTO_EXPORT = {"prompt", "completion", "label", "id", "prompt_id"}
+KTO_EXPORT = frozenset({"prompt", "completion", "label", "id", "prompt_id"})
 
 
 class TRLUnpairedReader(RecordReader):
@@ -241,10 +239,8 @@ class TRLUnpairedReader(RecordReader):
     kinds = (Kind.BINARY,)
     example = '{"prompt": "The sky is", "completion": " blue.", "label": true}'
 
-    def keys_match(self, rec: Mapping[str, Any]) -> str | None:
-        if {"completion", "label"} <= set(rec):
-            return "prompt/completion/label (TRL unpaired / KTO)"
-        return None
+    keys = frozenset({"completion", "label"})
+    why = "prompt/completion/label (TRL unpaired / KTO)"
 
     def convert(self, rec: Mapping[str, Any], ctx: Context) -> Iterable[Row]:
         comp = need(rec, "completion")
@@ -362,11 +358,22 @@ def _messages(col: pa.Array, role: str) -> tuple[pa.Array, npt.NDArray[np.bool_]
     return msgs, ok
 
 
-def _first_role(msgs: pa.Array) -> pa.Array:
-    return pc.struct_field(
-        pc.list_element(pc.fill_null(msgs, pa.scalar([{"role": "", "content": ""}], MESSAGES)), 0),
-        "role",
-    )
+def _starts_with_assistant(msgs: pa.Array) -> npt.NDArray[np.bool_]:
+    """Rows whose first message is the assistant's (empty or null lists: False)."""
+    n = len(msgs)
+    lengths = np.asarray(pc.fill_null(pc.list_value_length(msgs), 0).to_numpy(zero_copy_only=False))
+    lengths = lengths * valid(msgs)
+    has = lengths > 0
+    out = np.zeros(n, bool)
+    if has.any():
+        is_a = bools(
+            pc.fill_null(
+                pc.equal(pc.struct_field(pc.list_flatten(msgs), "role"), "assistant"), False
+            )
+        )
+        starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
+        out[has] = is_a[starts[has]]
+    return out
 
 
 class TRLPlan:
@@ -387,8 +394,7 @@ class TRLPlan:
         ok &= okc & okr
         if not pa.types.is_string(batch.column("chosen").type):
             # responses that repeat the prompt or each other: per row (`split_prompt`)
-            for col in (chosen, rejected):
-                ok &= bools(pc.fill_null(pc.equal(_first_role(col), "assistant"), False))
+            ok &= _starts_with_assistant(chosen) & _starts_with_assistant(rejected)
             two = pc.and_(
                 pc.greater(pc.list_value_length(chosen), 1),
                 pc.greater(pc.list_value_length(rejected), 1),

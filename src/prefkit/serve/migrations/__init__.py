@@ -9,8 +9,7 @@ from sqlalchemy.engine import Engine
 HERE = Path(__file__).resolve().parent
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the database to the newest schema (idempotent)."""
+def _run(engine: Engine, command_name: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -18,4 +17,14 @@ def upgrade(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(HERE))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        getattr(command, command_name)(cfg, revision)
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the database to the newest schema (idempotent), or to `revision`."""
+    _run(engine, "upgrade", revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the database back to `revision` (each revision's downgrade keeps the data)."""
+    _run(engine, "downgrade", revision)

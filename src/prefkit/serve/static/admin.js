@@ -34,6 +34,19 @@
       cell(tr, fmt(a.gold_accuracy, 2));
       cell(tr, fmt(a.agree_with_others, 2));
       cell(tr, a.median_ms === null ? null : (a.median_ms / 1000).toFixed(1) + " s");
+      const td = document.createElement("td");
+      if (a.revoked) {
+        td.textContent = "revoked";
+      } else {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "revoke";
+        b.dataset.id = String(a.id);
+        b.textContent = "Revoke";
+        b.addEventListener("click", () => revoke(a.id, a.name));
+        td.appendChild(b);
+      }
+      tr.appendChild(td);
       tb.appendChild(tr);
     }
     const lb = document.querySelector("#leaderboard tbody");
@@ -49,6 +62,33 @@
     });
     document.body.dataset.loaded = "1";
   }
+
+  async function post(path) {
+    return fetch(path, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRF-Token": csrf },
+    });
+  }
+
+  async function revoke(id, name) {
+    const r = await post("/api/campaigns/" + cid + "/annotators/" + id + "/revoke");
+    document.getElementById("invite-result").textContent = r.ok
+      ? "Invitation of " + name + " revoked."
+      : "could not revoke (HTTP " + r.status + ")";
+    refresh();
+  }
+
+  async function setClosed(closed) {
+    const r = await post("/api/campaigns/" + cid + (closed ? "/close" : "/reopen"));
+    if (!r.ok) return;
+    const c = await r.json();
+    document.getElementById("campaign-state").textContent = c.closed ? "closed" : "open";
+    document.getElementById("close-campaign").hidden = c.closed;
+    document.getElementById("reopen-campaign").hidden = !c.closed;
+  }
+  document.getElementById("close-campaign").addEventListener("click", () => setClosed(true));
+  document.getElementById("reopen-campaign").addEventListener("click", () => setClosed(false));
 
   document.getElementById("invite-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();

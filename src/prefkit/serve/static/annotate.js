@@ -8,6 +8,7 @@
   let shownAt = 0;
   let pendingKey = null; // kept across retries of one submit
   let busy = false;
+  let lastSeq = 0; // the highest task number shown so far
 
   function newKey() {
     const b = new Uint8Array(16);
@@ -154,11 +155,13 @@
     if (t.done) {
       task = null;
       $("task").hidden = true;
-      $("done").hidden = false;
-      document.body.dataset.state = "done";
+      $("done").hidden = !!t.closed;
+      $("closed").hidden = !t.closed;
+      document.body.dataset.state = t.closed ? "closed" : "done";
       return;
     }
     task = t;
+    lastSeq = Math.max(lastSeq, t.seq);
     pendingKey = null;
     $("done").hidden = true;
     $("task").hidden = false;
@@ -175,8 +178,10 @@
       c = o === t.left ? "left" : o === t.right ? "right" : o;
       if (t.answer.rationale) $("rationale").value = t.answer.rationale;
       if (t.answer.strength != null) {
+        // strength is directional (1 = strongly prefers a); the radios say how much better
+        const steps = Math.round(Math.abs(t.answer.strength - 0.5) * 6);
         document.querySelectorAll('input[name="strength"]').forEach((r) => {
-          r.checked = Math.abs(parseFloat(r.value) - t.answer.strength) < 0.01;
+          r.checked = parseInt(r.value, 10) === steps;
         });
       }
     }
@@ -208,11 +213,18 @@
     const outcome = choice === null ? null : choice === "left" ? task.left : choice === "right" ? task.right : choice;
     const s = document.querySelector('input[name="strength"]:checked');
     if (pendingKey === null) pendingKey = newKey();
+    // canonical directional strength: 1 = strongly prefers a, 0 = strongly prefers b;
+    // slightly / clearly / much better = 1, 2, 3 steps of 1/6 from 0.5 towards the winner
+    let strength = null;
+    if ((outcome === "a" || outcome === "b") && s && task.questions.includes("strength")) {
+      const step = parseInt(s.value, 10) / 6;
+      strength = outcome === "a" ? 0.5 + step : 0.5 - step;
+    }
     const body = {
       idempotency_key: pendingKey,
       item_id: task.item_id,
       outcome: outcome,
-      strength: (choice === "left" || choice === "right") && s && task.questions.includes("strength") ? parseFloat(s.value) : null,
+      strength: strength,
       rationale: $("rationale").value.trim() || null,
       elapsed_ms: Math.round(performance.now() - shownAt),
     };
@@ -228,7 +240,8 @@
         return;
       } catch (e) {
         if (e.status && e.status < 500) {
-          $("status").textContent = "not saved: " + e.message;
+          $("status").textContent = "not saved: " + (e.status === 409 ? "the campaign is closed or this answer conflicts with an earlier one" : e.message);
+          document.body.dataset.state = "refused";
           break;
         }
         await new Promise((r) => setTimeout(r, 300 * (attempt + 1)));
@@ -238,10 +251,12 @@
   }
 
   async function back() {
-    if (!task || task.seq <= 1) {
-      if (!task) await load("/api/task/next");
+    if (!task) {
+      // all done (or closed): back to the last task answered, if any
+      await load(lastSeq >= 1 ? "/api/tasks/" + lastSeq : "/api/task/next");
       return;
     }
+    if (task.seq <= 1) return;
     await load("/api/tasks/" + (task.seq - 1));
   }
 

@@ -25,6 +25,17 @@
       return;
     }
     const c = await r.json();
+    if (c.import && c.import.rejected > 0) {
+      // say what was rejected before moving on; the campaign page shows it too
+      status.textContent = "created with " + c.items + " items; " + c.import.rejected +
+        " rows rejected (first: " + c.import.rejects[0].reason + ")";
+      const a = document.createElement("a");
+      a.href = "/admin/campaigns/" + c.id;
+      a.id = "nc-open";
+      a.textContent = " open the campaign";
+      status.appendChild(a);
+      return;
+    }
     location.href = "/admin/campaigns/" + c.id;
   });
 })();
