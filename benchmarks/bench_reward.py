@@ -1,18 +1,24 @@
-"""Reward models (issue 8): embedding RM vs feature RM vs length baseline on held-out prompts
-(HH harmless-base, PandaLM majority pairs; LLMBar as a check on data the features were not
-designed on), noisy-vs-cleaned training on the simulator, and
-scoring throughput of the embedding RM vs raw sentence-transformers `encode` (same run).
+"""Reward models (issues 8 and 19): embedding RM vs feature RM vs length baseline on held-out
+prompts (HH harmless-base, PandaLM majority pairs; LLMBar as a check on data the features were
+not designed on), noisy-vs-cleaned training on the simulator, scoring throughput of the
+embedding RM vs raw sentence-transformers `encode` (same run); and (issue 19) the off-diagonal
+matrix over six public sets — the command `prefkit rm eval-matrix` itself, with its defaults
+and all four models — and the simulator with a planted length bias.
 
-Run: .venv/bin/python benchmarks/bench_reward.py [--only real|sim|speed] [--cache-dir DIR]
-(prints Markdown for benchmarks/RESULTS.md on stdout; progress on stderr). Embeddings are cached
-in --cache-dir (default: a temporary folder), so a second run only trains and evaluates.
+Run: .venv/bin/python benchmarks/bench_reward.py [--only real|sim|speed|matrix|sim-length]
+[--cache-dir DIR] (prints Markdown for benchmarks/RESULTS.md on stdout; progress on stderr).
+Embeddings are cached in --cache-dir (default: a temporary folder), so a second run only trains
+and evaluates. The issue-8 parts (`real`, `sim`) train plain models (`disentangle="none"`), as
+their tables in RESULTS.md were measured; `matrix` runs the command with its defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -92,7 +98,9 @@ def fit_both(train_t: pa.Table, cache: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            out[backend] = train(train_t, backend, seed=0, cache_dir=cache).model
+            out[backend] = train(
+                train_t, backend, seed=0, cache_dir=cache, disentangle="none"
+            ).model
         log(f"  trained {backend} in {time.perf_counter() - t0:.1f}s")
     return out
 
@@ -218,7 +226,7 @@ def sim(
     def fit_eval(table: pa.Table, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            m = train(table, backend, seed=seed, cache_dir=cache).model
+            m = train(table, backend, seed=seed, cache_dir=cache, disentangle="none").model
         c, mask = correct(
             m.score(test.prompts, test.a) - m.score(test.prompts, test.b), test.outcome
         )
@@ -329,9 +337,227 @@ def speed(n: int, rounds: int, with_cache: bool = True) -> list[str]:
     return lines
 
 
+MATRIX_SETS = (
+    ("HH harmless", "hh_rlhf_harmless_base_test/harmless-base/test.jsonl.gz"),
+    ("PandaLM majority", None),  # built with `prefkit pairs --from-votes majority --ties keep`
+    ("LLMBar Natural", "llmbar/Dataset/LLMBar/Natural"),
+    ("LLMBar Adversarial", "llmbar/Dataset/LLMBar/Adversarial"),
+    (
+        "ICAI synthetic",
+        "icai_synthetic/data/processed/synthetic/synthetic_data_mixed_vqvtb_adcbg.csv",
+    ),
+    ("FineGrained pairs", "finegrained_rlhf_qa_feedback/tasks/qa_feedback/data/dev_feedback.json"),
+)
+PREFKIT = [sys.executable, "-c", "from prefkit.cli import main; main()"]
+
+
+def matrix(cache: str, out_dir: str, models: str, disentangle: str, boot: int) -> list[str]:
+    """`prefkit rm eval-matrix` over the six shared sets, run as a user runs it."""
+    work = Path(out_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    pl = work / "pandalm_majority.parquet"
+    subprocess.run(
+        [*PREFKIT, "pairs", str(PANDALM), str(pl), "--from-votes", "majority", "--ties", "keep"],
+        check=True,
+        capture_output=True,
+    )
+    paths = [str(pl) if rel is None else str(DATA / rel) for _, rel in MATRIX_SETS]
+    names = dict(zip(paths, [n for n, _ in MATRIX_SETS], strict=True))
+    cmd = [
+        *PREFKIT,
+        "rm",
+        "eval-matrix",
+        "--train",
+        *paths,
+        "--models",
+        models,
+        "--disentangle",
+        disentangle,
+        "--bootstrap",
+        str(boot),
+        "--cache-dir",
+        cache,
+        "--out",
+        str(work / "matrix"),
+        "--json",
+    ]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    res = json.loads(proc.stdout)
+    log(f"eval-matrix: {wall:.0f}s")
+    return matrix_markdown(res, names, wall, models, disentangle, boot)
+
+
+def matrix_markdown(
+    res: dict[str, Any], names: dict[str, str], wall: float, models: str, dis: str, boot: int
+) -> list[str]:
+    short = {**names, "others": "all other sets"}
+    cell = {(c["train"], c["eval"]): c for c in res["cells"]}
+
+    def acc(m: dict[str, Any]) -> str:
+        return f"{m['accuracy']:.3f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]"
+
+    def diff(d: dict[str, Any]) -> str:
+        return f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+
+    lines = [
+        f"`prefkit rm eval-matrix --train <6 sets> --models {models} --disentangle {dis} "
+        f"--bootstrap {boot} --cache-dir C --out O --json` (defaults otherwise: 5-fold "
+        f"prompt-grouped CV on the diagonal, seed 0); wall {wall:.0f} s including training "
+        "every model (embeddings from the cache).",
+        "",
+        "| set | files | pairs | a/b pairs |",
+        "|---|---|---|---|",
+    ]
+    for n, s in res["sets"].items():
+        files = ", ".join(f"`{Path(f).relative_to(DATA)}`" if str(f).startswith(str(DATA))
+                          else "`prefkit pairs testset-v1.json --from-votes majority --ties keep`"
+                          for f in s["files"])  # fmt: skip
+        lines.append(f"| {names[n]} | {files} | {s['rows']} | {s['decisive']} |")
+    cols = res["eval"]
+    for m in res["models"]:
+        lines += [
+            "",
+            f"**{m}**: accuracy [Wilson 95%] / length baseline on the same rows "
+            "(rows: trained on; diagonal: 5-fold CV; last row: every other set at once).",
+            "",
+            "| trained on \\ evaluated on | " + " | ".join(names[c] for c in cols) + " |",
+            "|---|" + "---|" * len(cols),
+        ]
+        for r in res["rows"]:
+            vals = []
+            for c in cols:
+                x = cell.get((r, c))
+                if x is None:
+                    vals.append("—")
+                    continue
+                a = x["models"][m]
+                mark = "**" if x["kind"] != "diagonal" and a["accuracy"] < 0.5 else ""
+                vals.append(f"{mark}{acc(a)}{mark} / {x['length']['accuracy']:.3f}")
+            lines.append(f"| {short[r]} | " + " | ".join(vals) + " |")
+    lines += [
+        "",
+        "Bold: below chance off the diagonal. Summary (mean over cells; the interval "
+        f"resamples every evaluation set's rows, {boot} replicates, shared by its column):",
+        "",
+        "| model | cells | mean accuracy | mean length baseline | model − length [95% CI] "
+        "| below chance (significantly) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m, by_kind in res["summary"].items():
+        for kind in ("off_diagonal", "leave_one_out", "diagonal"):
+            s = by_kind[kind]
+            if not s["cells"]:
+                continue
+            lines.append(
+                f"| {m} ({kind.replace('_', ' ')}) | {s['cells']} | {s['mean_accuracy']:.3f} "
+                f"| {s['mean_length_baseline']:.3f} | {diff(s['minus_length'])} "
+                f"| {len(s['below_chance'])} ({len(s['significantly_below_chance'])}) |"
+            )
+    lines += [
+        "",
+        "| disentangled vs plain | cells | disentangled − plain [95% CI] | plain below chance "
+        "| of those, disentangled also below chance |",
+        "|---|---|---|---|---|",
+    ]
+    for c in res["comparisons"]:
+        also = ", ".join(
+            f"{short[x['train']]} → {names[x['eval']]} ({x['plain']:.3f} → {x['disentangled']:.3f})"
+            for x in c["disentangled_also_below_chance"]
+        )
+        lines.append(
+            f"| {c['disentangled']} vs {c['plain']} ({c['kind'].replace('_', ' ')}) "
+            f"| {c['minus_plain']['cells']} | {diff(c['minus_plain'])} "
+            f"| {c['plain_below_chance']} | {len(c['disentangled_also_below_chance'])}: "
+            f"{also or 'none'} |"
+        )
+    return lines
+
+
+def _within_prompt_corr(prompts: list[str], score: np.ndarray, quality: np.ndarray) -> float:
+    """Pearson correlation of prompt-centred rewards with prompt-centred true utility: a
+    Bradley–Terry reward is identified only within a prompt (pairs never cross prompts)."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(p, []).append(i)
+    cs, cq, keep = np.zeros(len(score)), np.zeros(len(score)), np.zeros(len(score), bool)
+    for ix in groups.values():
+        if len(ix) > 1:
+            cs[ix], cq[ix] = score[ix] - score[ix].mean(), quality[ix] - quality[ix].mean()
+            keep[ix] = True
+    return float(np.corrcoef(cs[keep], cq[keep])[0, 1])
+
+
+def sim_length(size: int, biases: list[float], seeds: int) -> list[str]:
+    """Simulator `clean` with every annotator's verbosity bias set to `length_bias` (log-odds
+    per 100 characters); true utility of every held-out response known."""
+    from scipy.stats import spearmanr
+
+    from prefkit.reward.data import pairs_from_table
+    from prefkit.reward.train import split_by_prompt, train
+    from prefkit.schema import Kind
+    from prefkit.simulate import simulate
+
+    specs = ("none", "length", "length,style")
+    lines = [
+        f"Simulator `clean`, {size} comparisons per seed, every annotator with a planted "
+        "verbosity bias `length_bias` (log-odds per 100 characters of len(a) − len(b)); 70/30 "
+        "prompt-grouped split; the feature RM trained on the 70% (`prefkit.reward.train.train`, "
+        "`disentangle` = none / length / length,style, seed = simulation seed); scored on every "
+        "held-out response, compared with its true utility (`meta.quality_a|b`). Within prompt: "
+        "Pearson of prompt-centred reward vs prompt-centred utility (what a Bradley–Terry "
+        "reward identifies); pooled: Spearman over all responses. `len~q`: within-prompt "
+        "correlation of log length with true utility in that world (how much length is "
+        "really worth there).",
+        "",
+        "| length_bias | seed | len~q | plain: within / pooled | length: within / pooled "
+        "| length,style: within / pooled | length − plain (within) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lb in biases:
+        gains = []
+        for seed in range(seeds):
+            t = simulate("clean", size=size, seed=seed, length_bias=lb).tables[Kind.COMPARISONS]
+            tr, te = split_by_prompt(t, 0.3, seed=0)
+            q = pairs_from_table(te)
+            truth: dict[tuple[str, str], float] = {}
+            for i, m in enumerate(dict(x or []) for x in te.column("meta").to_pylist()):
+                truth[(q.prompts[i], q.a[i])] = float(m["quality_a"])
+                truth[(q.prompts[i], q.b[i])] = float(m["quality_b"])
+            prompts = [k[0] for k in truth]
+            resp = [k[1] for k in truth]
+            qual = np.array(list(truth.values()))
+            lq = _within_prompt_corr(prompts, np.log1p([len(r) for r in resp]), qual)
+            got = {}
+            for spec in specs:
+                sc = train(tr, "features", seed=seed, disentangle=spec).model.score(prompts, resp)
+                got[spec] = (_within_prompt_corr(prompts, sc, qual), float(spearmanr(sc, qual)[0]))
+            gains.append(got["length"][0] - got["none"][0])
+            lines.append(
+                f"| {lb} | {seed} | {lq:+.3f} | "
+                + " | ".join(f"{got[s][0]:.3f} / {got[s][1]:.3f}" for s in specs)
+                + f" | {gains[-1]:+.3f} |"
+            )
+            log(lines[-1])
+        lines.append(
+            f"| {lb} | mean | | | | | {np.mean(gains):+.3f} (higher in {sum(g > 0 for g in gains)}"
+            f" of {seeds} seeds) |"
+        )
+    return lines
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["real", "sim", "speed"], default=None)
+    ap.add_argument(
+        "--only", choices=["real", "sim", "speed", "matrix", "sim-length"], default=None
+    )
+    ap.add_argument("--matrix-out", default=None, help="folder for the matrix files")
+    ap.add_argument("--matrix-models", default="features,disentangled,embed,embed-disentangled")
+    ap.add_argument("--matrix-disentangle", default="length,style")
+    ap.add_argument("--matrix-bootstrap", type=int, default=2000)
+    ap.add_argument("--sim-length-size", type=int, default=8000)
+    ap.add_argument("--sim-length-biases", default="1.0,2.0")
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--sim-size", type=int, default=8000)
     ap.add_argument("--sim-seeds", type=int, default=5)
@@ -348,7 +574,18 @@ def main() -> None:
         for b in args.sim_backends.split(","):
             out += sim(args.sim_size, args.sim_seeds, b, cache) + [""]
     if args.only in (None, "speed"):
-        out += speed(args.speed_texts, args.rounds, not args.no_cache_pass)
+        out += speed(args.speed_texts, args.rounds, not args.no_cache_pass) + [""]
+    if args.only in (None, "matrix"):
+        out += matrix(
+            cache,
+            args.matrix_out or tempfile.mkdtemp(prefix="prefkit-matrix-"),
+            args.matrix_models,
+            args.matrix_disentangle,
+            args.matrix_bootstrap,
+        ) + [""]
+    if args.only in (None, "sim-length"):
+        biases = [float(b) for b in args.sim_length_biases.split(",")]
+        out += sim_length(args.sim_length_size, biases, args.sim_seeds)
     print("\n".join(out))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 from prefkit._cli import check_output, console, print_json, report_rejects
 from prefkit._cli import fail as _fail
@@ -72,10 +73,42 @@ def _load(model: str) -> Any:
         fail(str(e))
 
 
+def _load_sources(paths: list[Path]) -> list[Any]:
+    """Expand inputs into sources (`prefkit.reward.sources`), read each, say what was built."""
+    from prefkit.reward.sources import SourceError, expand_all, load
+
+    def on_read(path: Path, res: Any) -> None:
+        report_rejects(path, res.rejects)
+
+    try:
+        loaded = [load(s, on_read) for s in expand_all(paths)]
+    except SourceError as e:
+        fail(str(e))
+    for s in loaded:
+        for note in s.notes:
+            console.print(note, soft_wrap=True)
+    return loaded
+
+
+def _check_disentangle(spec: str, backend: str) -> None:
+    from prefkit.reward.disentangle import parse_spec
+
+    try:
+        groups = parse_spec(spec)
+    except ValueError as e:
+        fail(str(e), code=2)
+    if backend == "trl" and groups:
+        fail("--disentangle applies to --backend features and embed", code=2)
+
+
 @rm_app.command("train")
 def train_cmd(
-    data: Path = typer.Argument(..., help="Comparisons or build pairs (any format prefkit reads)."),
-    out_dir: Path = typer.Argument(..., help="Model directory to write (model.json + weights)."),
+    paths: list[Path] = typer.Argument(
+        ...,
+        metavar="IN... OUT_DIR",
+        help="One or more inputs (any format prefkit reads; a folder stands for the data files "
+        "in it; each file is a source), then the model directory to write.",
+    ),
     backend: str = typer.Option("features", "--backend", help="features | embed | trl"),
     base: str | None = typer.Option(None, "--base", help="trl: local causal LM checkpoint."),
     val: Path | None = typer.Option(None, "--val", help="Validation file (else 20% of prompts)."),
@@ -85,11 +118,27 @@ def train_cmd(
     ),
     lora: bool = typer.Option(False, "--lora", help="trl: train LoRA adapters (peft)."),
     cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Embedding cache folder."),
+    disentangle: str = typer.Option(
+        "auto",
+        "--disentangle",
+        help="Nuisance heads fitted in training and dropped at scoring: auto | none | length | "
+        "style | length,style (auto: picked by leave-one-source-out accuracy with several "
+        "sources, length,style with one; docs/reward.md).",
+    ),
+    balance: str = typer.Option(
+        "sources",
+        "--balance",
+        help="sources: every source carries the same total weight; rows: every row its own.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
 ) -> None:
-    """Train a reward model; split by prompt, early stopping, saved with a model.json card."""
+    """Train a reward model on one or more sources; split by prompt, early stopping, saved with
+    a model.json card."""
     from prefkit.reward.train import save, train
 
+    if len(paths) < 2:
+        fail("give one or more inputs and then OUT_DIR: prefkit rm train IN... OUT_DIR", code=2)
+    *inputs, out_dir = paths
     if backend not in ("features", "embed", "trl"):
         fail(f"--backend must be features, embed or trl, got {backend!r}", code=2)
     if backend == "trl" and base is None:
@@ -98,12 +147,16 @@ def train_cmd(
         fail("--base and --lora only apply to --backend trl", code=2)
     if epochs is not None and epochs < 1:
         fail("--epochs must be >= 1", code=2)
+    if balance not in ("sources", "rows"):
+        fail(f"--balance must be sources or rows, got {balance!r}", code=2)
+    _check_disentangle(disentangle, backend)
     if base is not None and not Path(base).is_dir():
         fail(f"--base {base}: not a directory (a local checkpoint is needed; no hub downloads)")
-    check_output(out_dir, [data, val], "dir")
-    table = _read(data)
+    check_output(out_dir, [*inputs, val], "dir")
+    sources = _load_sources(inputs)
     vtable = _read(val) if val is not None else None
-    console.print(f"training {backend} reward model on {table.num_rows} rows")
+    rows = sum(s.table.num_rows for s in sources)
+    console.print(f"training {backend} reward model on {rows} rows from {len(sources)} source(s)")
     try:
         with (
             warnings.catch_warnings(),
@@ -111,7 +164,7 @@ def train_cmd(
         ):
             warnings.simplefilter("ignore", UserWarning)  # truncation: counted in the card
             res = train(
-                table,
+                [(s.name, s.table) for s in sources],
                 backend,
                 val_table=vtable,
                 seed=seed,
@@ -119,13 +172,15 @@ def train_cmd(
                 base=base,
                 lora=lora,
                 cache_dir=str(cache_dir) if cache_dir else None,
+                disentangle=disentangle,
+                balance=balance == "sources",
             )
     except _user_errors() as e:
         fail(str(e))
     except ValueError as e:
-        fail(f"{data}: {e}")
-    card_path = save(res, out_dir, data)
-    _report_counts(res.card["data"], str(data))
+        fail(f"{', '.join(str(p) for p in inputs)}: {e}")
+    card_path = save(res, out_dir, {s.name: s.files for s in sources})
+    _report_counts(res.card["data"], ", ".join(str(p) for p in inputs))
     tr_info = res.card.get("training", {})
     _report_truncated(int(tr_info.get("truncated_texts") or 0))
     if tr_info.get("dropped_too_long"):
@@ -137,14 +192,47 @@ def train_cmd(
         console.print(
             f"[yellow]{tr_info['dropped_ties']} tie rows not used by TRL (no soft labels)[/yellow]"
         )
+    _print_training(res.card)
     m = res.card.get("metrics", {})
     if m and m["model"]["accuracy"]["accuracy"] is not None:
         acc = m["model"]["accuracy"]["accuracy"]
         lacc = m["length_baseline"]["accuracy"]["accuracy"]
-        console.print(f"validation accuracy {acc:.3f} (length baseline {lacc:.3f})")
+        plain = res.card["disentangle"].get("without_disentangling", {}).get("val_accuracy")
+        than = f"; without disentangling {plain:.3f}" if plain is not None else ""
+        console.print(f"validation accuracy {acc:.3f} (length baseline {lacc:.3f}{than})")
     console.print(f"wrote {card_path}")
     if as_json:
         print_json(res.card)
+
+
+def _print_training(card: dict[str, Any]) -> None:
+    """Sources and their weights, the disentangling choice and the nuisance coefficients."""
+    from rich.markup import escape
+
+    srcs = card["data"].get("sources", [])
+    if len(srcs) > 1:
+        console.print(f"sources (--balance {card['data']['balance'].split(':')[0]}):")
+        for s in srcs:
+            console.print(
+                f"  {escape(s['name'])}: {s['train_rows']} training rows, "
+                f"weight ×{s['weight']:.3g} ({s['share']:.0%} of the total)",
+                soft_wrap=True,
+            )
+    dis = card.get("disentangle", {})
+    groups = dis.get("groups") or []
+    console.print(
+        f"disentangle: {','.join(groups) or 'none'} ({escape(str(dis.get('chosen_by', '')))})",
+        soft_wrap=True,
+    )
+    for c in card.get("training", {}).get("disentangle", {}).get("nuisance", []):
+        lo, hi = c.get("ci_low"), c.get("ci_high")
+        if lo is None:
+            lo, hi = c.get("fold_min"), c.get("fold_max")
+        ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and hi is not None else ""
+        console.print(
+            f"  nuisance {escape(c['source'])} · {c['feature']}: {c['coef']:+.3f}{ci}",
+            soft_wrap=True,
+        )
 
 
 def _score_batched(
@@ -262,15 +350,15 @@ def eval_cmd(
 ) -> None:
     """Accuracy (ties excluded and tie-aware), per source, length-controlled, ECE, best-of-N,
     with the length-only and random baselines on the same rows."""
-    from prefkit.reward.data import pairs_from_table
+    from prefkit.reward.data import Pairs, pairs_from_table
     from prefkit.reward.evaluate import evaluate_model, position_consistency
     from prefkit.reward.model_dir import read_card
 
     if tie_threshold is not None and tie_threshold < 0:
         fail("--tie-threshold must be >= 0", code=2)
-    table = _read(data)
+    loaded = _load_sources([data])
     try:
-        pairs = pairs_from_table(table)
+        pairs = Pairs.concat([pairs_from_table(s.table) for s in loaded])
     except ValueError as e:
         fail(f"{data}: {e}")
     if not len(pairs):
@@ -309,12 +397,32 @@ def eval_cmd(
     except _user_errors() as e:
         fail(str(e))
     res.update(extra)
+    seen = _in_sample(model, loaded) if judge is None and model != "length" else []
+    res["in_sample"] = bool(seen)
+    if seen:
+        res["in_sample_sources"] = seen
+        console.print(
+            f"[yellow]warning: {', '.join(seen)} is data {model} was trained on (same digest as "
+            "in its model.json): these numbers are in-sample, not held-out[/yellow]",
+            soft_wrap=True,
+        )
     _report_counts(res, str(data))
     _report_truncated(int(extra.get("truncated_texts", 0)))
     if as_json:
         print_json(res)
         return
     _print_table(res)
+
+
+def _in_sample(model: str, loaded: list[Any]) -> list[str]:
+    """Sources of the evaluated data whose digest is one the model was trained on."""
+    from prefkit.reward.model_dir import read_card
+    from prefkit.reward.sources import source_digest
+
+    data = read_card(Path(model)).get("data", {})
+    trained = {data.get("digest")} | {s.get("digest") for s in data.get("sources", [])}
+    trained.discard(None)
+    return [s.name for s in loaded if source_digest(s.files) in trained]
 
 
 def _fmt(m: dict[str, Any]) -> str:
@@ -344,6 +452,200 @@ def _print_table(res: dict[str, Any]) -> None:
     out.print(t)
     if "position_swap" in res:
         out.print(f"position-swap consistency {res['position_swap']['consistency']:.3f}")
+
+
+class _ListOptions(TyperCommand):
+    """`--train A B C --eval X Y`: the values after a list option, up to the next option, all
+    belong to it (rewritten to `--train A --train B ...` before click parses)."""
+
+    list_options = ("--train", "--eval")
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        out: list[str] = []
+        current: str | None = None
+        rest = list(args)
+        while rest:
+            tok = rest.pop(0)
+            if tok == "--":
+                out += [tok, *rest]
+                break
+            if tok in self.list_options:
+                current = tok
+                out.append(tok)
+                if rest:
+                    out.append(rest.pop(0))
+            elif tok.startswith("-"):
+                current = (
+                    tok.split("=", 1)[0] if tok.split("=", 1)[0] in self.list_options else None
+                )
+                out.append(tok)
+            elif current is not None:
+                out += [current, tok]
+            else:
+                out.append(tok)
+        return super().parse_args(ctx, out)
+
+
+@rm_app.command("eval-matrix", cls=_ListOptions)
+def eval_matrix_cmd(
+    train_sets: list[Path] = typer.Option(
+        ...,
+        "--train",
+        help="Training sets: --train A B C (a folder is one set made of the files in it).",
+    ),
+    eval_sets: list[Path] | None = typer.Option(
+        None, "--eval", help="Evaluation sets (default: the training sets)."
+    ),
+    models: str = typer.Option(
+        "features,disentangled",
+        "--models",
+        help="Comma list of features, disentangled, embed, embed-disentangled (the length "
+        "baseline is always there).",
+    ),
+    disentangle: str = typer.Option(
+        "length,style", "--disentangle", help="Nuisance groups of the disentangled models."
+    ),
+    folds: int = typer.Option(
+        5, "--folds", help="Prompt-grouped CV folds for the diagonal (0: leave it out)."
+    ),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap replicates."),
+    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(100, "--epochs", help="MiniLM models: max epochs."),
+    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Embedding cache folder."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for eval_matrix.html and eval_matrix.json."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole matrix as JSON."),
+) -> None:
+    """Train on each set, evaluate on every other (and leave one set out): accuracy off the
+    training set with intervals, the length baseline in every cell."""
+    from rich.progress import Progress
+
+    from prefkit.reward.disentangle import parse_spec
+    from prefkit.reward.matrix import MODELS, prepare_set, run_matrix
+    from prefkit.reward.matrix_report import short_labels, write_html
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    bad = [m for m in names if m not in MODELS]
+    if bad or not names:
+        fail(f"--models takes a comma list of {', '.join(MODELS)}; got {models!r}", code=2)
+    try:
+        groups = parse_spec(disentangle)
+    except ValueError as e:
+        fail(str(e), code=2)
+    if not groups:
+        fail("--disentangle for eval-matrix names the nuisance groups, e.g. length,style", code=2)
+    if folds < 0 or folds == 1:
+        fail("--folds must be 0 (no diagonal) or >= 2", code=2)
+    if bootstrap < 100:
+        fail("--bootstrap must be >= 100", code=2)
+    if epochs < 1:
+        fail("--epochs must be >= 1", code=2)
+    if out is not None:
+        check_output(out, [*train_sets, *(eval_sets or [])], "dir")
+    evals = list(eval_sets) if eval_sets else list(train_sets)
+    paths = list(dict.fromkeys(str(p) for p in [*train_sets, *evals]))
+    if len(train_sets) != len({str(p) for p in train_sets}):
+        fail("a --train set is given twice", code=2)
+    embed = any(MODELS[m][0] == "embed" for m in names)
+    sets = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # truncation: MiniLM's 256-token limit
+        for p in paths:
+            loaded = _load_sources([Path(p)])
+            with console.status(f"reading {p}" + (" (embedding)" if embed else "")):
+                try:
+                    sets[p] = prepare_set(p, loaded, embed, str(cache_dir) if cache_dir else None)
+                except _user_errors() as e:
+                    fail(str(e))
+            if not any(o in ("a", "b") for o in sets[p].pairs.outcome):
+                fail(f"{p}: no pair with a preference (a or b) and both response texts to score")
+        labels = short_labels(paths)
+        with Progress(console=console, transient=True) as prog:
+            task = prog.add_task("eval-matrix", total=None)
+
+            def step(msg: str) -> None:
+                prog.update(task, description=msg)
+                prog.advance(task)
+
+            try:
+                res = run_matrix(
+                    [sets[str(p)] for p in train_sets],
+                    [sets[str(p)] for p in evals],
+                    names,
+                    groups,
+                    folds,
+                    seed,
+                    epochs,
+                    bootstrap,
+                    step,
+                )
+            except ValueError as e:
+                fail(str(e))
+    res["labels"] = labels
+    if out is not None:
+        import json
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "eval_matrix.json").write_text(json.dumps(res, indent=1) + "\n")
+        write_html(res, labels, out / "eval_matrix.html")
+        console.print(f"wrote {out / 'eval_matrix.html'} and {out / 'eval_matrix.json'}")
+    if as_json:
+        print_json(res)
+        return
+    _print_matrix(res, labels)
+
+
+def _print_matrix(res: dict[str, Any], labels: dict[str, str]) -> None:
+    import shutil
+
+    from rich.console import Console
+    from rich.table import Table
+
+    out = Console(width=max(120, shutil.get_terminal_size().columns))
+    cell = {(c["train"], c["eval"]): c for c in res["cells"]}
+    for m in res["models"]:
+        t = Table(
+            title=f"{m}: accuracy [Wilson 95% CI] · len = length baseline "
+            "(rows: trained on; columns: evaluated on; diagonal: prompt-grouped CV)"
+        )
+        t.add_column("train \\ eval")
+        for e in res["eval"]:
+            t.add_column(labels[e])
+        for r in res["rows"]:
+            vals = []
+            for e in res["eval"]:
+                c = cell.get((r, e))
+                if c is None:
+                    vals.append("—")
+                    continue
+                a = c["models"][m]
+                vals.append(
+                    f"{a['accuracy']:.3f} [{a['ci_low']:.2f}, {a['ci_high']:.2f}]\n"
+                    f"len {c['length']['accuracy']:.3f}"
+                )
+            t.add_row(labels.get(r, r), *vals)
+        out.print(t)
+    for m, by_kind in res["summary"].items():
+        for kind, s in by_kind.items():
+            if not s["cells"]:
+                continue
+            d = s["minus_length"]
+            out.print(
+                f"{m}, {kind.replace('_', ' ')} ({s['cells']} cells): mean accuracy "
+                f"{s['mean_accuracy']:.3f}, length {s['mean_length_baseline']:.3f}, "
+                f"difference {d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]; "
+                f"{len(s['below_chance'])} below chance "
+                f"({len(s['significantly_below_chance'])} significantly)"
+            )
+    for c in res["comparisons"]:
+        d = c["minus_plain"]
+        also = c["disentangled_also_below_chance"]
+        out.print(
+            f"{c['disentangled']} − {c['plain']}, {c['kind'].replace('_', ' ')}: "
+            f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]; {c['plain']} below "
+            f"chance in {c['plain_below_chance']} cells, {c['disentangled']} also in {len(also)}"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -64,6 +64,26 @@ class Pairs:
             skipped=dict(self.skipped),
         )
 
+    def with_source(self, name: str) -> Pairs:
+        """The same rows, every one labelled as coming from source `name` (an input file)."""
+        return Pairs(**{**self.__dict__, "source": [name] * len(self)})
+
+    @staticmethod
+    def concat(parts: list[Pairs]) -> Pairs:
+        """Rows of every part in order; `skipped` counts are added up."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        skipped: dict[str, int] = {}
+        for p in parts:
+            for k, v in p.skipped.items():
+                skipped[k] = skipped.get(k, 0) + v
+        lists = ("ids", "prompt_ids", "prompts", "a", "b", "outcome", "source", "category")
+        arrays = ("y", "weight", "margin")
+        out: dict[str, Any] = {k: [x for p in parts for x in getattr(p, k)] for k in lists}
+        out.update({k: np.concatenate([getattr(p, k) for p in parts]) for k in arrays})
+        out["shown_first"] = [x for p in parts for x in p.shown_first]
+        return Pairs(**out, skipped=skipped)
+
     def empty_responses(self) -> int:
         """Responses (a or b) that are empty or whitespace only (scored, but worth knowing)."""
         return sum(1 for t in self.a + self.b if not t.strip())
