@@ -65,6 +65,17 @@ def pairs_cmd(
         "--margin",
         help="Votes: margin from the vote counts (votes) or from meta score_a/score_b (scores).",
     ),
+    condition: str | None = typer.Option(
+        None,
+        "--condition",
+        help="Build pairs within each group (group = meta.group, annotator, or a meta key) "
+        "with the group's description as the system message.",
+    ),
+    personas: Path | None = typer.Option(
+        None,
+        "--personas",
+        help="--condition: JSON {group: description} or CSV/JSONL with group,description.",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the build report as JSON."),
 ) -> None:
     """Build training pairs (chosen/rejected) from votes, ratings, rankings or thumbs, with a
@@ -93,6 +104,10 @@ def pairs_cmd(
         fail(f"--min-agreement must be a share in [0, 1], got {min_agreement}", code=2)
     if min_margin is not None and min_margin < 0:
         fail(f"--min-margin must be >= 0, got {min_margin}", code=2)
+    if personas is not None and condition is None:
+        fail("--personas needs --condition", code=2)
+    if condition is not None and not condition.strip():
+        fail("--condition needs a column or meta key name", code=2)
     if margin not in MARGIN_FROM:
         fail(f"--margin must be one of {', '.join(MARGIN_FROM)}, got {margin!r}", code=2)
     check_output(out, src, "file")
@@ -154,9 +169,10 @@ def pairs_cmd(
     ):
         if given and not applies:
             console.print(f"[yellow]note:[/yellow] {flag} does not apply to {kind.value}; ignored")
-    try:
-        built = build_pairs(
-            table,
+
+    def run_build(t: Any) -> Any:
+        return build_pairs(
+            t,
             strat,
             ties,  # type: ignore[arg-type]
             min_margin,
@@ -166,8 +182,24 @@ def pairs_cmd(
             np.random.default_rng(seed),
             margin,  # type: ignore[arg-type]
         )
+
+    described = None
+    if personas is not None:
+        from prefkit.build.groups import read_personas
+
+        try:
+            described = read_personas(personas)
+        except ValueError as e:
+            fail(str(e))
+    try:
+        if condition is not None:
+            from prefkit.build.groups import conditioned_pairs
+
+            built = conditioned_pairs(table, condition, run_build, described)
+        else:
+            built = run_build(table)
     except ValueError as e:
-        fail(str(e))
+        fail(f"{src}: {e}" if condition is not None else str(e))
     report: dict[str, Any] = dict(built.report)
     report.update(
         {

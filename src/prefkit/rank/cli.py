@@ -67,6 +67,20 @@ def rank_cmd(
         False, "--baselines", help="Add online Elo and average win rate to the JSON."
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the bootstrap."),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="One leaderboard per group and a heterogeneity test: annotator | group (meta.group)"
+        " | source | aspect | any meta key.",
+    ),
+    min_votes: int = typer.Option(
+        30, "--min-votes", help="--by: battles a group needs for its own leaderboard."
+    ),
+    permutations: int = typer.Option(
+        1000,
+        "--permutations",
+        help="--by: permutations for the heterogeneity test's p-value (0 = chi-square only).",
+    ),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
     top: int | None = typer.Option(
         None,
@@ -98,6 +112,14 @@ def rank_cmd(
         fail("--prior must be >= 0", code=2)
     if top is not None and top < 0:
         fail("--top must be >= 0", code=2)
+    if by is not None and style_control:
+        fail("--by does not combine with --style-control", code=2)
+    if min_votes < 1:
+        fail("--min-votes must be >= 1", code=2)
+    if permutations < 0:
+        fail("--permutations must be >= 0", code=2)
+    if by is not None and not by.strip():
+        fail("--by needs a column or meta key name", code=2)
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -126,8 +148,13 @@ def rank_cmd(
         weight_key=weight,
         baselines=baselines,
         seed=seed,
+        by=by,
+        min_votes=min_votes,
+        permutations=permutations,
     )
     total = rounds * (2 if style_control else 1) if ci in ("auto", "bootstrap", "one-step") else 0
+    if by is not None:
+        total = 0  # the number of groups is known only after reading: an indeterminate bar
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
         transient=True,
@@ -140,7 +167,13 @@ def rank_cmd(
     summary = res.summary
     summary["rejected_rows"] = rejected
     if out is not None:
+        if res.groups is not None:
+            summary["notes"].append("group leaderboards and the heterogeneity test: groups.html")
         paths = write_outputs(out, res.board, res.fit, summary, res.raw_board)
+        if res.groups is not None:
+            from prefkit.rank.group_report import write_group_outputs
+
+            paths += write_group_outputs(out, summary)
         summary["files"] = [str(p) for p in paths]
     console.print(f"intervals: [cyan]{summary['ci']}[/cyan] ({summary['ci_method_reason']})")
     for note in summary["notes"]:
@@ -149,6 +182,8 @@ def rank_cmd(
         print_json(summary)
         return
     _print_board(summary, top)
+    if res.groups is not None:
+        _print_groups(summary)
     if out is not None:
         console.print(f"wrote {', '.join(summary['files'])}", soft_wrap=True)
 
@@ -217,6 +252,49 @@ def _print_board(summary: dict[str, Any], top: int | None) -> None:
         )
 
 
+def _print_groups(summary: dict[str, Any]) -> None:
+    """Per group: battles, its top items and its contribution to the test; then the test
+    (stdout, after the pooled leaderboard)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False, soft_wrap=True)
+    console.print(
+        f"[bold]groups by {escape(summary['group_field'])}[/bold]: "
+        f"{len(summary['groups'])} with a leaderboard", soft_wrap=True
+    )  # fmt: skip
+    h = summary["heterogeneity"]
+    dev = h["deviance"] if h else {}
+    for g in summary["groups"]:
+        top = ", ".join(r["item"] for r in g["leaderboard"][:3])
+        d = f", deviance {dev[g['group']]:.1f}" if g["group"] in dev else ""
+        console.print(
+            f"  {escape(g['group'])}: {g['battles']} battles{d}; top {escape(top)}", soft_wrap=True
+        )
+    for g in summary["pooled_groups"]:
+        console.print(f"  {escape(g['group'])}: {g['battles']} battles, {escape(g['reason'])}",
+                      soft_wrap=True)  # fmt: skip
+    if h:
+        verdict = "the groups rank the items differently" if h["reject"] else "no evidence"
+        pp = h["p_value_permutation"]
+        perm = f"permutation p = {pp:.4f}, " if pp is not None else ""
+        console.print(
+            f"heterogeneity: LR = {h['statistic']:.1f} on {h['df']} df, {perm}"
+            f"chi-square p = {h['p_value_chi2']:.3g}: {verdict} (alpha {h['alpha']:.2f})",
+            soft_wrap=True,
+        )
+    sig = [d for d in summary["group_differences"] if d.get("significant")]
+    if sig:
+        shown = "; ".join(
+            f"{escape(d['item'])} in {escape(d['group'])} {d['difference']:+.1f}" for d in sig[:5]
+        )
+        console.print(
+            f"{len(sig)} item x group difference(s) whose interval excludes 0: {shown}"
+            + (" ..." if len(sig) > 5 else ""),
+            soft_wrap=True,
+        )
+
+
 def _read_gold(path: Path) -> dict[str, str]:
     import csv
     import json
@@ -240,7 +318,25 @@ def aggregate_cmd(
     src: Path = typer.Argument(..., metavar="IN", help="Comparisons with several votes per pair."),
     dst: Path = typer.Argument(..., metavar="OUT", help="Aggregated comparisons (.parquet)."),
     method: str = typer.Option(
-        "dawid-skene", "--method", help="majority | dawid-skene | mace | glad | noisy-bt."
+        "dawid-skene",
+        "--method",
+        help="majority | dawid-skene | mace | glad | noisy-bt | bt-mixture (latent groups).",
+    ),
+    groups: str = typer.Option(
+        "auto",
+        "--groups",
+        help="bt-mixture: number of latent groups K, or auto (held-out likelihood).",
+    ),
+    items: str = typer.Option(
+        "auto",
+        "--items",
+        help="bt-mixture: model (votes alone) | response (text features) | auto.",
+    ),
+    max_groups: int = typer.Option(
+        6, "--max-groups", help="bt-mixture --groups auto: largest K tried."
+    ),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="bt-mixture: seed of the EM starts and folds."
     ),
     gold: Path | None = typer.Option(
         None, "--gold", help="CSV/JSONL with pair_id,outcome of pairs whose answer is known."
@@ -253,10 +349,13 @@ def aggregate_cmd(
     confusion, position bias) next to OUT."""
     from prefkit.rank.aggregate import METHODS
 
-    _choice(method, "--method", METHODS)
+    _choice(method, "--method", (*METHODS, "bt-mixture"))
     if dst.suffix != ".parquet":
         fail(f"{dst}: OUT must end in .parquet", code=2)
     check_output(dst, [src, gold], "file")
+    if method == "bt-mixture":
+        _mixture(src, dst, groups, items, max_groups, seed, fmt, as_json)
+        return
     gold_map = _read_gold(gold) if gold is not None else None
     import pyarrow.parquet as pq
 
@@ -286,6 +385,63 @@ def aggregate_cmd(
     console.print(
         f"{method}: {summary['votes']} votes on {summary['pairs']} pairs by "
         f"{summary['annotators']} annotators -> {dst}, {ann_path}"
+    )
+
+
+def _mixture(
+    src: Path,
+    dst: Path,
+    groups: str,
+    items: str,
+    max_groups: int,
+    seed: int,
+    fmt: str | None,
+    as_json: bool,
+) -> None:
+    """`aggregate --method bt-mixture`: OUT keeps every vote with meta.group added;
+    annotators.parquet (posterior group per annotator) and group_scores.parquet next to it."""
+    k: int | None = None
+    if groups != "auto":
+        try:
+            k = int(groups)
+        except ValueError:
+            fail(f"--groups must be a number or auto, not {groups!r}", code=2)
+        if k < 1:
+            fail("--groups must be >= 1", code=2)
+    _choice(items, "--items", ("auto", "model", "response"))
+    if max_groups < 1:
+        fail("--max-groups must be >= 1", code=2)
+    import pyarrow.parquet as pq
+
+    from prefkit.io import save
+    from prefkit.rank.data import RankInputError
+    from prefkit.rank.mixture import mixture_table
+
+    table, rejected = _read_comparisons(src, fmt)
+    try:
+        out, ann, scores, summary = mixture_table(
+            table, k, items, seed=seed, max_groups=max_groups,  # type: ignore[arg-type]
+            progress=lambda m: console.print(f"[dim]{m}[/dim]"),
+        )  # fmt: skip
+    except RankInputError as e:
+        fail(f"{src}: {e}")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    save(out, dst)
+    ann_path = dst.parent / "annotators.parquet"
+    scores_path = dst.parent / "group_scores.parquet"
+    pq.write_table(ann, ann_path)
+    pq.write_table(scores, scores_path)
+    summary.update(
+        {"rejected_rows": rejected, "files": [str(dst), str(ann_path), str(scores_path)]}
+    )
+    if as_json:
+        print_json(summary)
+        return
+    console.print(
+        f"bt-mixture: {summary['groups']} group(s) from {summary['votes_used']} votes by "
+        f"{summary['annotators']} annotators (items: {summary['items']}); sizes "
+        + ", ".join(f"{g} {n}" for g, n in summary["group_sizes"].items())
+        + f" -> {dst}, {ann_path}, {scores_path}"
     )
 
 

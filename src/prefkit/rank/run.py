@@ -21,6 +21,7 @@ from prefkit.rank.ci import (
     one_step,
 )
 from prefkit.rank.data import Battles, Counts, RankInputError, aggregate, battles_from_table
+from prefkit.rank.groups import GroupsResult, rank_groups
 from prefkit.rank.leaderboard import Leaderboard, Scale, leaderboard
 from prefkit.rank.style import (
     style_coefficients,
@@ -48,6 +49,9 @@ class RankOptions:
     weight_key: str | None = None
     baselines: bool = False
     seed: int = 0
+    by: str | None = None  # group leaderboards and the heterogeneity test (rank.groups)
+    min_votes: int = 30
+    permutations: int = 1000
 
     def config(self) -> RankConfig:
         return RankConfig(self.model, self.ties, self.prior, components=self.components)
@@ -62,6 +66,7 @@ class RankResult:
     raw_fit: Fit | None
     battles: Battles
     counts: Counts
+    groups: GroupsResult | None = None
 
 
 def interval_method(p: Problem, o: RankOptions) -> tuple[str, str]:
@@ -96,6 +101,8 @@ def rank_table(
     table: pa.Table, o: RankOptions, progress: Callable[[int], None] | None = None
 ) -> RankResult:
     """Fit, intervals and leaderboard(s) for a canonical comparisons table."""
+    if o.by is not None and o.style_control:
+        raise RankInputError("group leaderboards (--by) do not combine with --style-control")
     b = battles_from_table(table, o.weight_key)
     counts = aggregate(b)
     rng = np.random.default_rng(o.seed)
@@ -150,7 +157,16 @@ def rank_table(
             "elo": dict(zip(counts.items, elo.tolist(), strict=True)),
             "average_win_rate": dict(zip(counts.items, awr.tolist(), strict=True)),
         }
-    return RankResult(summary, board, f, raw_board, raw_fit, b, counts)
+    groups = None
+    if o.by is not None:
+        groups = rank_groups(
+            table, b, f.items, o.by, o.config(),
+            lambda gp, gf: intervals(gp, gf, o, rng, progress),
+            o.scale, o.anchor, o.level, o.min_votes, o.permutations, rng, progress,
+        )  # fmt: skip
+        summary.update(groups.summary)
+        summary["notes"] += groups.summary["group_notes"]
+    return RankResult(summary, board, f, raw_board, raw_fit, b, counts, groups)
 
 
 def _skip_notes(b: Battles) -> list[str]:

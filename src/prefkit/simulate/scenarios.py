@@ -247,7 +247,10 @@ def _pairwise(
     mb[ident_pairs] = ma[ident_pairs]
 
     # annotators and personas
-    if groups:
+    shares: dict[str, float] | None = o.get("group_shares")
+    if groups and shares:
+        personas = _group_personas(groups, shares, n_ann, rng)
+    elif groups:
         gnames = list(groups)
         personas = [replace(groups[gnames[j % len(gnames)]]) for j in range(n_ann)]
         personas = [personas[i] for i in rng.permutation(n_ann).tolist()]
@@ -427,7 +430,73 @@ def _pairwise(
         truth["group_model_strength"] = {
             g: _model_truth(models, weight_vector(p.weights)) for g, p in groups.items()
         }
+    if groups and shares:
+        truth |= _group_estimands(groups, shares, personas, ann_ids, models, prompts, rng)
     return Built({Kind.COMPARISONS: table}, truth)
+
+
+def _group_personas(
+    groups: dict[str, Persona], shares: dict[str, float], n: int, rng: np.random.Generator
+) -> list[Persona]:
+    """`n` annotators split into `groups` by `shares` (exact counts by largest remainder,
+    every group at least one annotator when n allows), in random order."""
+    names = list(groups)
+    if set(shares) != set(names):
+        raise ValueError(f"group_shares must name exactly the groups {', '.join(names)}")
+    w = np.array([float(shares[g]) for g in names])
+    if not np.all(w > 0):
+        raise ValueError("group_shares must be positive")
+    exact = w / w.sum() * n
+    counts = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - counts), kind="stable")
+    counts[order[: n - int(counts.sum())]] += 1
+    out = [groups[g] for g, c in zip(names, counts.tolist(), strict=True) for _ in range(c)]
+    return [out[i] for i in rng.permutation(n).tolist()]
+
+
+def _group_estimands(
+    groups: dict[str, Persona],
+    shares: dict[str, float],
+    personas: list[Persona],
+    ann_ids: list[str],
+    models: Models,
+    prompts: Prompts,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """Truth of the grouped variant (after the data are drawn, so the rows do not depend on
+    it): the annotators of each group, and the Bradley–Terry estimand (decisive votes) of
+    each group's votes and of the pooled votes. A group's P(i beats j) is
+    E[sigmoid(beta_g (u_g(i) - u_g(j)))] over paired prompts (flips included); the pooled
+    one mixes the groups by their share of annotators (each annotator votes equally often
+    in expectation)."""
+    k = len(models.names)
+    draws = 4000
+    iu, ju = np.triu_indices(k, 1)
+    mix = np.zeros(iu.size)
+    members = {g: sorted(a for a, p in zip(ann_ids, personas, strict=True) if p.group == g)
+               for g in groups}  # fmt: skip
+    n_ann = len(personas)
+    per_group: dict[str, dict[str, float]] = {}
+    for g, p in groups.items():
+        utils = sample_utilities(models, prompts, rng, draws, weight_vector(p.weights))
+        pij = np.empty(iu.size)
+        for u, (a, b) in enumerate(zip(iu.tolist(), ju.tolist(), strict=True)):
+            s = 1.0 / (1.0 + np.exp(-p.beta * (utils[a] - utils[b])))
+            pij[u] = float(((1 - p.flip) * s + p.flip * (1 - s)).mean())
+        theta, _ = pair_model_estimand(iu, ju, pij, 1 - pij, np.zeros(iu.size), "bt-drop")
+        per_group[g] = {
+            n: round(float(v), 6) for n, v in zip(models.names, theta.tolist(), strict=True)
+        }
+        mix += len(members[g]) / n_ann * pij
+    pooled, _ = pair_model_estimand(iu, ju, mix, 1 - mix, np.zeros(iu.size), "bt-drop")
+    return {
+        "group_shares": {g: float(shares[g]) for g in groups},
+        "group_members": members,
+        "group_model_bt_strength": per_group,
+        "pooled_model_bt_strength": {
+            n: round(float(v), 6) for n, v in zip(models.names, pooled.tolist(), strict=True)
+        },
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -757,6 +826,23 @@ PLURALISTIC_GROUPS: dict[str, Persona] = {
     ),
 }  # fmt: skip
 
+# `pluralistic3`: three groups of unequal size (50/30/20% of the annotators) that share the
+# default view of quality but hold opposite tastes on formatting and padding: `plain` readers
+# penalise lists, headers, bold and filler, `formatted` readers reward them, so models that
+# format heavily are ranked up by one minority group and down by the other.
+PLURALISTIC3_GROUPS: dict[str, Persona] = {
+    "quality": Persona("pluralistic", beta=1.5, flip=0.03, group="quality"),
+    "plain": Persona(
+        "pluralistic", beta=1.5, flip=0.03, group="plain",
+        weights={"fmt_list": -3.5, "fmt_header": -3.0, "bold": -2.0, "filler": -1.5},
+    ),
+    "formatted": Persona(
+        "pluralistic", beta=1.5, flip=0.03, group="formatted",
+        weights={"fmt_list": 3.5, "fmt_header": 3.0, "bold": 2.0, "filler": 1.5},
+    ),
+}  # fmt: skip
+PLURALISTIC3_SHARES = {"quality": 0.5, "plain": 0.3, "formatted": 0.2}
+
 _PAIRWISE_DEFAULTS: dict[str, Any] = {
     "votes_per_pair": 1,
     "n_models": 8,
@@ -847,6 +933,17 @@ SCENARIOS: dict[str, Scenario] = {
         5000,
         (Kind.COMPARISONS,),
         _PAIRWISE_DEFAULTS | {"mix": {"planted": 1.0}, "flip": 0.0, "planted": dict(PLANTED)},
+        _pairwise,
+    ),
+    "pluralistic3": Scenario(
+        "pluralistic3",
+        "Three annotator groups of unequal size (quality 50%, plain 30%, formatted 20%) with "
+        "opposite tastes on formatting and padding, so the groups order the models differently; "
+        "2 votes per pair. truth.json adds each group's members and Bradley-Terry estimand.",
+        10000,
+        (Kind.COMPARISONS,),
+        _PAIRWISE_DEFAULTS
+        | {"votes_per_pair": 2, "groups": PLURALISTIC3_GROUPS, "group_shares": PLURALISTIC3_SHARES},
         _pairwise,
     ),
     "judges": Scenario(

@@ -1,0 +1,143 @@
+"""Pluralistic preferences on the simulator (issue 23): latent-group recovery (adjusted Rand
+index of `aggregate --method bt-mixture`), per-group vs pooled leaderboards (Spearman against
+each group's true Bradley–Terry order), power of the heterogeneity test on `pluralistic` and
+`pluralistic3`, and its level (false-positive rate over many `clean` worlds, annotators as
+groups). Prints one JSON line per measurement.
+
+    python -m benchmarks.bench_pluralistic [--votes-per-annotator 200] [--annotators 30]
+        [--level-runs 200] [--permutations 199] [--skip-mixture]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from scipy.stats import spearmanr
+from sklearn.metrics import adjusted_rand_score
+
+from prefkit.rank.data import aggregate, battles_from_table
+from prefkit.rank.groups import heterogeneity_test, split_groups
+from prefkit.rank.mixture import mixture_table
+from prefkit.rank.run import RankOptions, rank_table
+from prefkit.schema import Kind
+from prefkit.simulate import Simulation, simulate
+
+
+def with_true_group(sim: Simulation) -> pa.Table:
+    t = sim.tables[Kind.COMPARISONS]
+    group_of = {a: g for g, m in sim.truth["group_members"].items() for a in m}
+    metas = [
+        [*(m or []), ("group", group_of[a])]
+        for m, a in zip(
+            t.column("meta").to_pylist(), t.column("annotator").to_pylist(), strict=True
+        )
+    ]
+    return t.set_column(
+        t.column_names.index("meta"), "meta", pa.array(metas, t.schema.field("meta").type)
+    )
+
+
+def _rho(board: list[dict[str, Any]], truth: dict[str, float]) -> float:
+    return float(spearmanr([r["score"] for r in board], [truth[r["item"]] for r in board])[0])
+
+
+def groups_and_test(sim: Simulation, permutations: int) -> dict[str, Any]:
+    table = with_true_group(sim)
+    t0 = time.perf_counter()
+    res = rank_table(table, RankOptions(by="group", permutations=permutations, ci="one-step"))
+    s = res.summary
+    truth = sim.truth["group_model_bt_strength"]
+    per_group = {g["group"]: _rho(g["leaderboard"], truth[g["group"]]) for g in s["groups"]}
+    pooled = {g: _rho(s["leaderboard"], truth[g]) for g in truth}
+    h = s["heterogeneity"]
+    return {
+        "per_group_spearman": per_group,
+        "pooled_spearman_vs_group": pooled,
+        "statistic": h["statistic"],
+        "df": h["df"],
+        "p_value_permutation": h["p_value_permutation"],
+        "p_value_chi2": h["p_value_chi2"],
+        "reject": h["reject"],
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def mixture_ari(sim: Simulation, k: int | None) -> dict[str, Any]:
+    truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
+    t0 = time.perf_counter()
+    _, ann, _, summary = mixture_table(sim.tables[Kind.COMPARISONS], groups=k, items="response")
+    labels = ann.column("group").to_pylist()
+    ari = adjusted_rand_score([truth[a] for a in ann.column("annotator").to_pylist()], labels)
+    return {"k_requested": k or "auto", "k": summary["groups"], "ari": ari,
+            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def level_run(seed: int, permutations: int, size: int) -> tuple[float | None, float]:
+    sim = simulate("clean", size=size, seed=seed)
+    t = sim.tables[Kind.COMPARISONS]
+    b = battles_from_table(t, None)
+    aggregate(b)
+    labels = t.column("annotator").to_pylist()
+    names, codes, _, _ = split_groups(labels, b, 30)
+    keep = codes >= 0
+    sub = type(b)(b.items, b.a[keep], b.b[keep], b.outcome[keep], b.weight[keep], b.rows[keep])
+    h = heterogeneity_test(sub, codes[keep], names, "half", permutations,
+                           np.random.default_rng(seed))  # fmt: skip
+    return h["p_value_permutation"], h["p_value_chi2"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--votes-per-annotator", type=int, default=200)
+    ap.add_argument("--annotators", type=int, default=30)
+    ap.add_argument("--level-runs", type=int, default=200)
+    ap.add_argument("--level-size", type=int, default=2000)
+    ap.add_argument("--permutations", type=int, default=199)
+    ap.add_argument("--skip-mixture", action="store_true")
+    ap.add_argument("--only-level", action="store_true", help="Only the level runs on clean.")
+    a = ap.parse_args()
+    size = a.votes_per_annotator * a.annotators
+    for scen in () if a.only_level else ("pluralistic", "pluralistic3"):
+        sim = simulate(scen, size=size, seed=0, annotators=a.annotators)
+        if "group_members" not in sim.truth:  # `pluralistic`: groups from the annotators
+            of = {x: r["params"]["group"] for x, r in sim.truth["annotators"].items()}
+            sim.truth["group_members"] = {
+                g: sorted(x for x, gg in of.items() if gg == g) for g in set(of.values())
+            }
+        if "group_model_bt_strength" not in sim.truth:  # only the order matters (Spearman)
+            sim.truth["group_model_bt_strength"] = sim.truth["group_model_strength"]
+        out: dict[str, Any] = {"scenario": scen, "votes": size, "annotators": a.annotators}
+        out |= groups_and_test(sim, a.permutations)
+        if not a.skip_mixture:
+            k_true = len(sim.truth["group_members"])
+            out["mixture"] = [mixture_ari(sim, k_true)]
+        print(json.dumps(out), flush=True)
+    if a.level_runs == 0:
+        return
+    pp: list[float] = []
+    pc: list[float] = []
+    t0 = time.perf_counter()
+    for seed in range(a.level_runs):
+        p_perm, p_chi2 = level_run(seed, a.permutations, a.level_size)
+        pp.append(float(p_perm) if p_perm is not None else float("nan"))
+        pc.append(p_chi2)
+        if (seed + 1) % 20 == 0:
+            print(json.dumps({"clean_runs_so_far": seed + 1,
+                              "fpr_permutation": float(np.mean(np.asarray(pp) <= 0.05)),
+                              "fpr_chi2": float(np.mean(np.asarray(pc) <= 0.05))}), flush=True)  # fmt: skip
+    print(json.dumps({
+        "scenario": "clean", "runs": a.level_runs, "size": a.level_size,
+        "permutations": a.permutations,
+        "false_positive_rate_permutation": float(np.mean(np.asarray(pp) <= 0.05)),
+        "false_positive_rate_chi2": float(np.mean(np.asarray(pc) <= 0.05)),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

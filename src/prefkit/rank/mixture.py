@@ -1,0 +1,684 @@
+"""Latent groups of annotators: a finite mixture of Bradley–Terry (or Davidson) models over
+annotators, fitted by EM (`prefkit aggregate --method bt-mixture --groups K|auto`).
+
+Every annotator u belongs to one of K groups with prior probability pi_g; given its group, its
+votes are independent with the group's model: the vote on a unit (a pair of items) has linear
+predictor eta = x · beta_g, where x is the unit's design row:
+
+- **votes alone** (items = models): x = e_i − e_j, so beta_g are the group's item strengths
+  (Bradley–Terry on the models);
+- **with text** (item = response): a response's strength in group g is its model's strength
+  plus a linear function of its features (the torch-free reward features: length, formatting,
+  refusal and hedging markers, ...), so x = [e_model(a) − e_model(b), phi(a) − phi(b)] with
+  the feature differences standardised; a response's strength thereby carries over to every
+  pair it resembles, which is what lets groups be told apart when every pair is new.
+
+The E-step computes each annotator's posterior over groups from all of its votes jointly; the
+M-step refits every group's model on the posterior-weighted votes (Newton steps with an L2
+prior: `ITEM_PRIOR` on item strengths, `FEATURE_PRIOR` on feature coefficients). Several
+random starts; the best penalised log-likelihood wins. K is chosen by held-out likelihood:
+each annotator's votes are split into folds, the model is fitted on the other folds, and a
+held-out fold is scored by the predictive probability of the annotator's held-out votes
+*jointly*, mixing the groups by the posterior from its training votes. The smallest K within
+one standard error (over annotators, paired) of the best held-out log-likelihood is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from prefkit.rank.bt import derivs, tie_counts
+from prefkit.rank.data import RankInputError
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+MixtureModel = Literal["bt", "davidson"]
+ITEM_PRIOR = 0.1
+FEATURE_PRIOR = 1.0
+TIE_PRIOR = 0.01  # on log nu around the pooled value (a group without ties stays finite)
+MAX_AUTO_GROUPS = 6
+FOLDS = 5
+DENSE_MAX_CELLS = 20_000_000  # the design is a dense array up to this many cells
+
+
+@dataclass(frozen=True)
+class MixtureData:
+    """Votes for the mixture: design rows per unit, and per vote its unit, annotator and
+    outcome counts (a, b, tie relative to the unit's orientation; weighted)."""
+
+    x: sp.csr_matrix | F64  # units x P (dense when mostly non-zero)
+    unit: I64
+    annotator: I64
+    y3: F64  # (votes, 3)
+    penalty: F64  # (P,) L2 precision per coefficient
+    annotators: tuple[str, ...]
+    names: tuple[str, ...]  # coefficient names
+    model: MixtureModel = "bt"
+    ties: str = "half"
+
+    @property
+    def n_votes(self) -> int:
+        return int(self.unit.size)
+
+    @property
+    def n_annotators(self) -> int:
+        return len(self.annotators)
+
+    def subset(self, mask: NDArray[np.bool_]) -> MixtureData:
+        return replace(self, unit=self.unit[mask], annotator=self.annotator[mask], y3=self.y3[mask])
+
+
+@dataclass(frozen=True)
+class MixtureFit:
+    k: int
+    weights: F64  # (K,) mixing proportions
+    coef: F64  # (K, P)
+    tau: F64  # (K,) log nu (davidson); zeros for bt
+    posterior: F64  # (annotators, K)
+    loglik: float  # observed-data log-likelihood (no prior)
+    objective: float  # penalised log-likelihood that EM maximises
+    iterations: int
+    converged: bool
+
+
+def _policy_y(d: MixtureData) -> F64:
+    return tie_counts(d.y3, "bt" if d.model == "bt" else "davidson", d.ties)  # type: ignore[arg-type]
+
+
+_ONE_HOT = np.eye(3)
+
+
+def cells(d: MixtureData) -> sp.csr_matrix:
+    """Vote counts per annotator and (unit, outcome) cell: (annotators, units * 3)."""
+    n_units = d.x.shape[0]
+    col = np.repeat(d.unit * 3, 3) + np.tile(np.arange(3), d.n_votes)
+    row = np.repeat(d.annotator, 3)
+    m = sp.csr_matrix(
+        (d.y3.ravel(), (row, col)), shape=(d.n_annotators, 3 * n_units), dtype=np.float64
+    )
+    m.eliminate_zeros()
+    return m
+
+
+def cell_nll(d: MixtureData, coef: F64, tau: F64) -> F64:
+    """Negative log-likelihood of one vote of each outcome on each unit under each group
+    (units * 3, K), after the tie policy."""
+    eta = np.asarray(d.x @ coef.T)  # (units, K)
+    model = "bt" if d.model == "bt" else "davidson"
+    y = tie_counts(_ONE_HOT, model, d.ties)  # type: ignore[arg-type]
+    f = derivs(d.model, eta[:, None, :], tau[None, None, :], y[None, :, None, :]).f
+    return np.asarray(f, dtype=np.float64).reshape(-1, coef.shape[0])
+
+
+def _estep(c: sp.csr_matrix, nll: F64, weights: F64) -> tuple[F64, float]:
+    ll = -np.asarray(c @ nll) + np.log(np.maximum(weights, 1e-300))[None, :]
+    m = ll.max(axis=1, keepdims=True)
+    p = np.exp(ll - m)
+    tot = p.sum(axis=1, keepdims=True)
+    return p / tot, float((m[:, 0] + np.log(tot[:, 0])).sum())
+
+
+def _eta(x: sp.csr_matrix | F64, coef: F64) -> F64:
+    """Linear predictors (K, units)."""
+    return np.asarray(x @ coef.T, dtype=np.float64).T
+
+
+def _objectives(d: MixtureData, y: F64, coef: F64, tau: F64, tau0: float) -> F64:
+    """Every group's penalised negative log-likelihood on its unit counts y (K, units, 3)."""
+    f = derivs(d.model, _eta(d.x, coef), tau[:, None], y).f.sum(axis=1)
+    pen = 0.5 * (d.penalty[None, :] * coef * coef).sum(axis=1)
+    if d.model == "davidson":
+        pen = pen + 0.5 * TIE_PRIOR * (tau - tau0) ** 2
+    return np.asarray(f + pen, dtype=np.float64)
+
+
+def _mstep(
+    d: MixtureData, y: F64, coef: F64, tau: F64, tau0: float, steps: int = 2
+) -> tuple[F64, F64]:
+    """Damped Newton steps on every group's penalised negative log-likelihood at once (the
+    groups are independent given the posteriors): monotone, so EM's objective never
+    decreases."""
+    tie = d.model == "davidson"
+    k, p = coef.shape
+    m = p + int(tie)
+    f0 = _objectives(d, y, coef, tau, tau0)
+    for _ in range(steps):
+        dv = derivs(d.model, _eta(d.x, coef), tau[:, None], y)
+        g = np.zeros((k, m))
+        h = np.zeros((k, m, m))
+        g[:, :p] = _rmat(d.x, dv.fe) + d.penalty[None, :] * coef
+        h[:, :p, :p] = np.stack([_gram(d.x, dv.fee[q]) for q in range(k)])
+        h[:, np.arange(p), np.arange(p)] += d.penalty[None, :]
+        if tie:
+            ht = _rmat(d.x, dv.fet)
+            h[:, :p, p] = ht
+            h[:, p, :p] = ht
+            h[:, p, p] = dv.ftt.sum(axis=1) + TIE_PRIOR
+            g[:, p] = dv.ft.sum(axis=1) + TIE_PRIOR * (tau - tau0)
+        try:
+            step = np.linalg.solve(h, g[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            step = g / np.maximum(np.diagonal(h, axis1=1, axis2=2), 1e-9)
+        s = np.ones(k)
+        nc, nt = coef - step[:, :p], (tau - step[:, p]) if tie else tau
+        f1 = _objectives(d, y, nc, nt, tau0)
+        for _ in range(30):
+            bad = ~(np.isfinite(f1) & (f1 <= f0 + 1e-12 * np.abs(f0)))
+            if not bad.any():
+                break
+            s[bad] *= 0.5
+            nc = coef - s[:, None] * step[:, :p]
+            nt = (tau - s * step[:, p]) if tie else tau
+            f1 = _objectives(d, y, nc, nt, tau0)
+        ok = np.isfinite(f1) & (f1 <= f0 + 1e-12 * np.abs(f0))
+        coef = np.where(ok[:, None], nc, coef)
+        tau = np.where(ok, nt, tau) if tie else tau
+        f0 = np.where(ok, f1, f0)
+        if float(np.abs(s[:, None] * step).max()) < 1e-9:
+            break
+    return coef, tau
+
+
+def _rmat(x: sp.csr_matrix | F64, v: F64) -> F64:
+    """v @ x for v (K, units): (K, P)."""
+    return np.asarray((x.T @ v.T).T, dtype=np.float64)
+
+
+def _gram(x: sp.csr_matrix | F64, w: F64) -> F64:
+    """x^T diag(w) x as a dense array."""
+    if sp.issparse(x):
+        return np.asarray((x.T @ sp.diags(w) @ x).todense())
+    return np.asarray((x * w[:, None]).T @ x)
+
+
+def _unit_counts(d: MixtureData, ct: sp.csr_matrix, r: F64) -> F64:
+    """Posterior-weighted outcome counts per group and unit (K, units, 3), tie policy applied;
+    `ct` is the transposed cell matrix, `r` the posteriors (annotators, K)."""
+    y3 = np.asarray(ct @ r).T.reshape(r.shape[1], -1, 3)
+    model = "bt" if d.model == "bt" else "davidson"
+    return np.stack([tie_counts(q, model, d.ties) for q in y3])  # type: ignore[arg-type]
+
+
+def _pooled_tau(d: MixtureData) -> float:
+    y = d.y3.sum(axis=0)
+    pt = float(np.clip(y[2] / max(y.sum(), 1e-12), 1e-3, 0.999))
+    return float(np.log(2.0 * pt / (1.0 - pt)))
+
+
+def _run_em(
+    d: MixtureData, resp: F64, max_iter: int, tol: float, coef: F64 | None = None
+) -> MixtureFit:
+    k = resp.shape[1]
+    c = cells(d)
+    ct = c.T.tocsr()
+    tau0 = _pooled_tau(d) if d.model == "davidson" else 0.0
+    coef = np.zeros((k, d.x.shape[1])) if coef is None else coef.copy()
+    tau = np.full(k, tau0)
+    prev = -np.inf
+    obj = -np.inf
+    ll = -np.inf
+    iterations = 0
+    converged = False
+    for iterations in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
+        weights = np.maximum(resp.mean(axis=0), 1e-12)
+        weights /= weights.sum()
+        coef, tau = _mstep(d, _unit_counts(d, ct, resp), coef, tau, tau0)
+        resp, ll = _estep(c, cell_nll(d, coef, tau), weights)
+        pen = 0.5 * float((d.penalty[None, :] * coef * coef).sum())
+        if d.model == "davidson":
+            pen += 0.5 * TIE_PRIOR * float(((tau - tau0) ** 2).sum())
+        obj = ll - pen
+        if obj - prev < tol * max(1.0, abs(obj)):
+            converged = True
+            break
+        prev = obj
+    weights = resp.mean(axis=0)
+    return MixtureFit(k, weights, coef, tau, resp, ll, obj, iterations, converged)
+
+
+def fit_mixture(
+    d: MixtureData,
+    k: int,
+    rng: np.random.Generator,
+    n_init: int = 8,
+    max_iter: int = 300,
+    tol: float = 1e-8,
+) -> MixtureFit:
+    """EM from `n_init` random starts (Dirichlet(1) memberships); the best penalised
+    log-likelihood wins. Groups are returned largest first."""
+    if k < 1:
+        raise RankInputError("the number of groups must be >= 1")
+    if k > d.n_annotators:
+        raise RankInputError(f"{k} groups but only {d.n_annotators} annotator(s) with usable votes")
+    if d.n_votes == 0:
+        raise RankInputError("no usable vote for the mixture")
+    best: MixtureFit | None = None
+    starts = 1 if k == 1 else n_init
+    for _ in range(starts):
+        resp = np.ones((d.n_annotators, 1)) if k == 1 else rng.dirichlet(np.ones(k), d.n_annotators)
+        f = _run_em(d, resp, max_iter, tol)
+        if best is None or f.objective > best.objective:
+            best = f
+    assert best is not None
+    order = np.argsort(-best.weights, kind="stable")
+    return replace(
+        best,
+        weights=best.weights[order],
+        coef=best.coef[order],
+        tau=best.tau[order],
+        posterior=best.posterior[:, order],
+    )
+
+
+def folds_of(d: MixtureData, folds: int, rng: np.random.Generator) -> I64:
+    """Fold of every vote: each annotator's votes shuffled and dealt round-robin."""
+    out = np.empty(d.n_votes, dtype=np.int64)
+    order = np.lexsort((rng.random(d.n_votes), d.annotator))
+    a = d.annotator[order]
+    start = np.r_[0, np.flatnonzero(np.diff(a)) + 1]
+    pos = np.arange(d.n_votes) - np.repeat(start, np.diff(np.r_[start, d.n_votes]))
+    off = rng.integers(0, folds, size=d.n_annotators)[a]
+    out[order] = (pos + off) % folds
+    return out
+
+
+def heldout_loglik(d: MixtureData, fold: I64, k: int, rng: np.random.Generator,
+                   n_init: int) -> F64:  # fmt: skip
+    """Per annotator: the held-out log-likelihood of its votes summed over folds (each fold's
+    votes scored jointly under the mixture fitted on the other folds)."""
+    out = np.zeros(d.n_annotators)
+    for f in np.unique(fold).tolist():
+        train = fold != f
+        fit = fit_mixture(d.subset(train), k, rng, n_init=n_init)
+        ll = -np.asarray(cells(d.subset(~train)) @ cell_nll(d, fit.coef, fit.tau))
+        # annotators without training votes fall back to the mixing weights
+        has = np.bincount(d.annotator[train], minlength=d.n_annotators) > 0
+        post = np.where(has[:, None], fit.posterior, fit.weights[None, :])
+        z = ll + np.log(np.maximum(post, 1e-300))
+        m = z.max(axis=1, keepdims=True)
+        out += m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+    return out
+
+
+def select_groups(
+    d: MixtureData,
+    ks: Sequence[int],
+    rng: np.random.Generator,
+    folds: int = FOLDS,
+    n_init: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, list[dict[str, Any]]]:
+    """Choose K by held-out likelihood (module docstring): returns (K, one record per K with
+    `heldout_loglik` (per vote), `difference` from the best K and its standard error
+    (paired over annotators, total log-likelihood), `chosen`)."""
+    fold = folds_of(d, folds, rng)
+    per: dict[int, F64] = {}
+    for k in ks:
+        per[k] = heldout_loglik(d, fold, k, rng, n_init)
+        if progress is not None:
+            progress(1)
+    totals = {k: float(v.sum()) for k, v in per.items()}
+    best = max(totals, key=lambda k: totals[k])
+    rows = []
+    n_ann = d.n_annotators
+    chosen = best
+    for k in ks:
+        diff = per[k] - per[best]
+        se = float(diff.std(ddof=1) * np.sqrt(n_ann)) if n_ann > 1 else 0.0
+        rows.append(
+            {
+                "k": k,
+                "heldout_loglik": totals[k] / d.n_votes,
+                "heldout_loglik_total": totals[k],
+                "difference": totals[k] - totals[best],
+                "se": se,
+            }
+        )
+    for r in rows:  # smallest K within one standard error of the best
+        if r["difference"] >= -r["se"]:
+            chosen = int(r["k"])
+            break
+    for r in rows:
+        r["chosen"] = r["k"] == chosen
+    return chosen, rows
+
+
+def coef_covariances(d: MixtureData, fit: MixtureFit) -> list[F64]:
+    """Covariance (P x P) of every group's coefficients: the inverse penalised Hessian of its
+    posterior-weighted fit, i.e. conditional on the fitted memberships (it omits the
+    uncertainty of who belongs to which group)."""
+    y = _unit_counts(d, cells(d).T.tocsr(), fit.posterior)
+    dv = derivs(d.model, _eta(d.x, fit.coef), fit.tau[:, None], y)
+    return [
+        np.asarray(np.linalg.pinv(_gram(d.x, dv.fee[g]) + np.diag(d.penalty)), dtype=np.float64)
+        for g in range(fit.k)
+    ]
+
+
+# ---------------------------------------------------------------------------------------
+# Design matrices from canonical comparisons
+
+
+def _onehot_diff(a: I64, b: I64, k: int) -> sp.csr_matrix:
+    u = a.size
+    rows = np.concatenate([np.arange(u), np.arange(u)])
+    cols = np.concatenate([a, b])
+    vals = np.concatenate([np.ones(u), -np.ones(u)])
+    keep = cols >= 0
+    return sp.csr_matrix((vals[keep], (rows[keep], cols[keep])), shape=(u, k))
+
+
+@dataclass(frozen=True)
+class Design:
+    data: MixtureData
+    rows: I64  # source row of every vote
+    items: Literal["model", "response"]
+    item_names: tuple[str, ...]  # models (columns 0..len-1 of the design)
+    features: tuple[str, ...]  # feature columns after the models
+    skipped: dict[str, int]
+    annotator_of_row: list[str | None]
+
+
+def _annotators(table: pa.Table) -> list[str | None]:
+    if "annotator" not in table.column_names:
+        raise RankInputError("column 'annotator' missing: latent groups are groups of annotators")
+    return [None if a is None or a == "" else str(a) for a in table.column("annotator").to_pylist()]
+
+
+_REL = {"a": 0, "b": 1, "tie": 2, "both_bad": 2}
+
+
+def design_models(table: pa.Table, model: MixtureModel = "bt", ties: str = "half") -> Design:
+    """Votes alone: units are unordered model pairs, the design is e_i − e_j."""
+    ann = _annotators(table)
+    ma, mb = table.column("model_a").to_pylist(), table.column("model_b").to_pylist()
+    out = table.column("outcome").to_pylist()
+    skipped = {"no_annotator": 0, "missing_model": 0, "self_battle": 0}
+    rows: list[int] = []
+    for r, (u, a, b) in enumerate(zip(ann, ma, mb, strict=True)):
+        if u is None:
+            skipped["no_annotator"] += 1
+        elif a is None or b is None:
+            skipped["missing_model"] += 1
+        elif a == b:
+            skipped["self_battle"] += 1
+        else:
+            rows.append(r)
+    if not rows:
+        raise RankInputError(
+            "no vote with an annotator and two different model names: the mixture over models "
+            "needs model_a/model_b (or use --items response with response text)"
+        )
+    names = sorted({str(ma[r]) for r in rows} | {str(mb[r]) for r in rows})
+    idx = {n: q for q, n in enumerate(names)}
+    a = np.array([idx[str(ma[r])] for r in rows], dtype=np.int64)
+    b = np.array([idx[str(mb[r])] for r in rows], dtype=np.int64)
+    k = len(names)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    uniq, unit = np.unique(lo * k + hi, return_inverse=True)
+    rel = np.array([_REL[str(out[r])] for r in rows], dtype=np.int64)
+    rel = np.where((a > b) & (rel < 2), 1 - rel, rel)
+    x = _onehot_diff(uniq // k, uniq % k, k)
+    return _design(table, ann, rows, unit, rel, x, np.full(k, ITEM_PRIOR), tuple(names), (),
+                   "model", model, ties, skipped)  # fmt: skip
+
+
+def design_responses(
+    table: pa.Table,
+    model: MixtureModel = "bt",
+    ties: str = "half",
+    progress: Callable[[str], None] | None = None,
+) -> Design:
+    """With text: units are the compared pairs of responses (`meta.pair_id`, else prompt and
+    the two texts), the design is the models' one-hot difference (when named) and the
+    standardised difference of the responses' features (`prefkit.reward.features`)."""
+    from prefkit.build.pairs import orient, vote_groups
+    from prefkit.reward.features import response_features
+    from prefkit.schema import messages_text
+
+    ann = _annotators(table)
+    for col in ("response_a", "response_b"):
+        if col not in table.column_names:
+            raise RankInputError(f"column {col!r} missing: --items response needs response text")
+    ra, rb = table.column("response_a").to_pylist(), table.column("response_b").to_pylist()
+    skipped = {"no_annotator": 0, "missing_text": 0, "identical_responses": 0}
+    rows: list[int] = []
+    for r, (u, a, b) in enumerate(zip(ann, ra, rb, strict=True)):
+        ta, tb = messages_text(a), messages_text(b)
+        if u is None:
+            skipped["no_annotator"] += 1
+        elif not ta.strip() or not tb.strip():
+            skipped["missing_text"] += 1
+        elif ta == tb:
+            skipped["identical_responses"] += 1
+        else:
+            rows.append(r)
+    if not rows:
+        raise RankInputError("no vote with an annotator and two different response texts")
+    sub = table.take(pa.array(rows, pa.int64()))
+    unit, flipped, groups = vote_groups(sub)
+    ori = orient(sub, flipped)
+    heads = pa.array([g[0] for g in groups], pa.int64())
+    head = ori.take(heads)
+    prompts = [messages_text(p) for p in head.column("prompt").to_pylist()]
+    texts_a = [messages_text(m) for m in head.column("response_a").to_pylist()]
+    texts_b = [messages_text(m) for m in head.column("response_b").to_pylist()]
+    # features once per distinct (prompt, response)
+    key_of: dict[tuple[str, str], int] = {}
+    for p, t in zip(prompts + prompts, texts_a + texts_b, strict=True):
+        key_of.setdefault((p, t), len(key_of))
+    if progress is not None:
+        progress(f"features of {len(key_of)} responses")
+    keys = list(key_of)
+    phi, fnames = response_features([k[0] for k in keys], [k[1] for k in keys])
+    ia = np.array([key_of[(p, t)] for p, t in zip(prompts, texts_a, strict=True)])
+    ib = np.array([key_of[(p, t)] for p, t in zip(prompts, texts_b, strict=True)])
+    diff = phi[ia] - phi[ib]
+    sd = diff.std(axis=0)
+    keep = sd > 1e-12
+    diff = diff[:, keep] / sd[keep]
+    feats = tuple(f for f, kp in zip(fnames, keep.tolist(), strict=True) if kp)
+    ma, mb = head.column("model_a").to_pylist(), head.column("model_b").to_pylist()
+    names = sorted({str(m) for m in ma + mb if m is not None})
+    idx = {n: q for q, n in enumerate(names)}
+    mx = _onehot_diff(
+        np.array([idx.get(str(m), -1) if m is not None else -1 for m in ma], dtype=np.int64),
+        np.array([idx.get(str(m), -1) if m is not None else -1 for m in mb], dtype=np.int64),
+        len(names),
+    )
+    x = np.hstack([np.asarray(mx.todense()), diff])
+    pen = np.concatenate([np.full(len(names), ITEM_PRIOR), np.full(len(feats), FEATURE_PRIOR)])
+    out = ori.column("outcome").to_pylist()
+    rel = np.array([_REL[str(o)] for o in out], dtype=np.int64)
+    return _design(table, ann, rows, unit, rel, x, pen, tuple(names), feats, "response", model,
+                   ties, skipped)  # fmt: skip
+
+
+def _design(
+    table: pa.Table,
+    ann: list[str | None],
+    rows: list[int],
+    unit: I64,
+    rel: I64,
+    x: sp.csr_matrix | F64,
+    penalty: F64,
+    names: tuple[str, ...],
+    feats: tuple[str, ...],
+    items: Literal["model", "response"],
+    model: MixtureModel,
+    ties: str,
+    skipped: dict[str, int],
+) -> Design:
+    if model not in ("bt", "davidson"):
+        raise RankInputError(f"unknown mixture model {model!r}: bt or davidson")
+    ties = "model" if model == "davidson" else ties
+    if isinstance(x, sp.spmatrix) and x.shape[0] * x.shape[1] <= DENSE_MAX_CELLS:
+        x = np.asarray(x.todense(), dtype=np.float64)
+    r = np.asarray(rows, dtype=np.int64)
+    labels = [ann[q] for q in rows]
+    annotators = tuple(sorted(set(labels)))  # type: ignore[type-var]
+    aidx = {a: q for q, a in enumerate(annotators)}
+    y3 = np.zeros((r.size, 3))
+    y3[np.arange(r.size), rel] = 1.0
+    data = MixtureData(
+        x, np.asarray(unit, dtype=np.int64),
+        np.fromiter((aidx[a] for a in labels), np.int64, len(labels)), y3, penalty,
+        tuple(str(a) for a in annotators), names + tuple(f"feature:{f}" for f in feats),
+        model, ties,
+    )  # fmt: skip
+    if model == "davidson" and not y3[:, 2].any():
+        raise RankInputError("no ties in the votes: the Davidson mixture needs ties; use bt")
+    return Design(data, r, items, names, feats, {k: v for k, v in skipped.items() if v}, ann)
+
+
+def mixture_table(
+    table: pa.Table,
+    groups: int | None = None,
+    items: Literal["auto", "model", "response"] = "auto",
+    model: MixtureModel = "bt",
+    ties: str = "half",
+    seed: int = 0,
+    level: float = 0.95,
+    max_groups: int = MAX_AUTO_GROUPS,
+    n_init: int = 8,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]:
+    """`prefkit aggregate --method bt-mixture`: (the votes with `meta.group` and
+    `meta.group_posterior` added for every row whose annotator was fitted, the annotators
+    table, the per-group scores table, a summary)."""
+    from scipy.stats import norm
+
+    from prefkit.schema import Kind, conform
+
+    if table.num_rows == 0:
+        raise RankInputError("no votes (empty table)")
+    if items == "auto":
+        has_text = (
+            "response_a" in table.column_names
+            and table.column("response_a").null_count < table.num_rows
+        )
+        items = "response" if has_text else "model"
+    if items not in ("model", "response"):
+        raise RankInputError(f"unknown items {items!r}: auto, model or response")
+    say = progress or (lambda _m: None)
+    des = (
+        design_models(table, model, ties)
+        if items == "model"
+        else design_responses(table, model, ties, say)
+    )
+    d = des.data
+    rng = np.random.default_rng(seed)
+    selection = None
+    if groups is None:
+        ks = list(range(1, min(max_groups, d.n_annotators) + 1))
+        say(f"choosing the number of groups among {ks[0]}..{ks[-1]} by held-out likelihood")
+        k, selection = select_groups(d, ks, rng)
+    else:
+        k = int(groups)
+        if k < 1:
+            raise RankInputError("--groups must be >= 1")
+    say(f"fitting {k} group(s) on {d.n_votes} votes by {d.n_annotators} annotators")
+    fit = fit_mixture(d, k, rng, n_init=n_init)
+    covs = coef_covariances(d, fit)
+    z = float(norm.ppf(0.5 + level / 2.0))
+    gnames = [f"g{q + 1}" for q in range(k)]
+    label = fit.posterior.argmax(axis=1)
+    # scores: items centred per group (covariance projected), features as fitted
+    n_items = len(des.item_names)
+    recs: dict[str, list[Any]] = {
+        c: [] for c in ("group", "kind", "name", "score", "se", "ci_low", "ci_high")
+    }
+    top: dict[str, list[str]] = {}
+    for g in range(k):
+        beta, cov = fit.coef[g], covs[g]
+        if n_items:
+            proj = np.eye(n_items) - 1.0 / n_items
+            th = proj @ beta[:n_items]
+            se = np.sqrt(np.clip(np.diag(proj @ cov[:n_items, :n_items] @ proj), 0.0, None))
+            for q in np.argsort(-th).tolist():
+                _rec(recs, gnames[g], "item", des.item_names[q], th[q], se[q], z)
+            top[gnames[g]] = [des.item_names[q] for q in np.argsort(-th)[:5].tolist()]
+        for q, f in enumerate(des.features):
+            c = n_items + q
+            _rec(recs, gnames[g], "feature", f, beta[c], float(np.sqrt(max(cov[c, c], 0.0))), z)
+    scores = pa.table(recs)
+    # annotators
+    n_votes = np.bincount(d.annotator, minlength=d.n_annotators)
+    ann_table = pa.table(
+        {
+            "annotator": list(d.annotators),
+            "n_votes": n_votes.tolist(),
+            "group": [gnames[q] for q in label.tolist()],
+            "posterior": pa.array(fit.posterior.tolist(), pa.list_(pa.float64())),
+            "posterior_max": fit.posterior.max(axis=1).tolist(),
+        }
+    )
+    # the votes, each labelled with its annotator's group
+    group_of = {
+        a: (gnames[label[q]], float(fit.posterior[q].max())) for q, a in enumerate(d.annotators)
+    }
+    metas = (
+        table.column("meta").to_pylist()
+        if "meta" in table.column_names
+        else [None] * table.num_rows
+    )
+    meta_out = []
+    unlabelled = 0
+    for a, m in zip(des.annotator_of_row, metas, strict=True):
+        md = dict(m) if m else {}
+        hit = group_of.get(a) if a is not None else None
+        if hit is None:
+            unlabelled += 1
+        else:
+            md["group"], md["group_posterior"] = hit[0], f"{hit[1]:.6f}"
+        meta_out.append(list(md.items()))
+    cols = {n: table.column(n) for n in table.column_names}
+    cols["meta"] = pa.array(meta_out, pa.map_(pa.string(), pa.string()))
+    out = conform(pa.table(cols), Kind.COMPARISONS)
+    sizes = np.bincount(label, minlength=k)
+    summary: dict[str, Any] = {
+        "method": "bt-mixture",
+        "items": items,
+        "model": model,
+        "ties": d.ties,
+        "votes": int(table.num_rows),
+        "votes_used": d.n_votes,
+        "annotators": d.n_annotators,
+        "skipped": des.skipped,
+        "rows_without_group": unlabelled,
+        "groups_requested": "auto" if groups is None else int(groups),
+        "groups": k,
+        "selection": selection,
+        "folds": FOLDS if selection is not None else None,
+        "weights": {gnames[q]: float(fit.weights[q]) for q in range(k)},
+        "group_sizes": {gnames[q]: int(sizes[q]) for q in range(k)},
+        "mean_posterior_max": float(fit.posterior.max(axis=1).mean()),
+        "loglik": fit.loglik,
+        "iterations": fit.iterations,
+        "converged": fit.converged,
+        "item_names": list(des.item_names),
+        "features": list(des.features),
+        "top_items": top,
+        "level": level,
+        "priors": {"items": ITEM_PRIOR, "features": FEATURE_PRIOR},
+    }
+    return out, ann_table, scores, summary
+
+
+def _rec(recs: dict[str, list[Any]], group: str, kind: str, name: str, score: float,
+         se: float, z: float) -> None:  # fmt: skip
+    recs["group"].append(group)
+    recs["kind"].append(kind)
+    recs["name"].append(name)
+    recs["score"].append(float(score))
+    recs["se"].append(float(se))
+    recs["ci_low"].append(float(score - z * se))
+    recs["ci_high"].append(float(score + z * se))
