@@ -27,6 +27,7 @@ def test_list_describes_every_scenario() -> None:
     listing = json.loads(r.stdout)
     assert set(listing) == set(SCENARIOS) == {
         "clean", "noisy", "arena", "ratings", "rankings", "pluralistic", "judges", "planted",
+        "pluralistic3",
     }  # fmt: skip
     for name, entry in listing.items():
         assert len(entry["description"]) > 40
