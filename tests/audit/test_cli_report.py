@@ -206,14 +206,14 @@ def test_report_opens_in_chromium_without_console_errors(
 
 
 def test_render_escapes_examples_and_figure_json() -> None:
+    from prefkit._report import safe_json
     from prefkit.audit.frame import Frame
-    from prefkit.audit.report import _safe_json
 
     t = small_table()
     html = render(run_audit(t), Frame.of(t))
     assert EVIL not in html
     assert "&lt;/script&gt;&lt;script&gt;window.__pwned" in html  # shown, escaped
-    js = str(_safe_json({"name": EVIL}))
+    js = str(safe_json({"name": EVIL}))
     assert "<" not in js and ">" not in js
     assert json.loads(js)["name"] == EVIL
 

@@ -11,7 +11,10 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 
-TEMPLATE = """<!doctype html>
+from prefkit._report import PLOTS_FOOTER, STYLE, plotly_js, safe_json
+
+TEMPLATE = (
+    """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>prefkit explain{% if source %} — {{ source }}{% endif %}</title>
@@ -87,16 +90,9 @@ then PCA (each feature scaled by its between-group SD): {{ people.groups }} {{ p
 
 <h2 id="notes">Notes</h2>
 <ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}{% if not notes %}<li>none</li>{% endif %}</ul>
-</main>
-<script>
-var FIGS = {{ figs_json }};
-for (var i = 0; i < FIGS.length; i++) {
-  var el = document.getElementById(FIGS[i].id);
-  if (el) { Plotly.newPlot(el, FIGS[i].data, FIGS[i].layout, {displaylogo: false, responsive: true}); }
-}
-</script>
-</body></html>
 """
+    + PLOTS_FOOTER
+)
 
 EFFECT_HEADER = (
     "feature", "effect [CI]", "without length [CI]", "per unit", "selected (freq)",
@@ -161,14 +157,11 @@ def _forest(fid: str, rows: list[dict[str, Any]], title: str, second: bool) -> d
 
 
 def _style() -> Markup:
-    from prefkit.judge.report import _style as judge_style
-
-    return judge_style()
+    return Markup(STYLE)
 
 
 def render(summary: dict[str, Any], rows: list[dict[str, Any]], source: str = "") -> str:
     from prefkit import __version__
-    from prefkit.audit.report import _plotly_js, _safe_json
 
     env = Environment(autoescape=True)
     tmpl = env.from_string(TEMPLATE)
@@ -382,6 +375,6 @@ def render(summary: dict[str, Any], rows: list[dict[str, Any]], source: str = ""
         directions=directions,
         principles=principles,
         notes=summary.get("notes") or [],
-        figs_json=_safe_json(figs),
-        plotly_js=Markup(_plotly_js().replace("</script", "<\\/script")),
+        figs_json=safe_json(figs),
+        plotly_js=plotly_js(),
     )

@@ -4,13 +4,15 @@ data embedded as escaped JSON)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from jinja2 import Environment
 from markupsafe import Markup
 
-TEMPLATE = """<!doctype html>
+from prefkit._report import PLOTS_FOOTER, STYLE, plotly_js, safe_json
+
+TEMPLATE = (
+    """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>prefkit judge audit{% if source %} — {{ source }}{% endif %}</title>
@@ -38,16 +40,9 @@ model's response) minus the reference's rate on the same pairs.</p>
 <h2 id="{{ s.id }}">{{ s.title }}</h2>
 <table>{% for k, v in s.numbers %}<tr><th>{{ k }}</th><td>{{ v }}</td></tr>{% endfor %}</table>
 {% endfor %}
-</main>
-<script>
-var FIGS = {{ figs_json }};
-for (var i = 0; i < FIGS.length; i++) {
-  var el = document.getElementById(FIGS[i].id);
-  if (el) { Plotly.newPlot(el, FIGS[i].data, FIGS[i].layout, {displaylogo: false, responsive: true}); }
-}
-</script>
-</body></html>
 """
+    + PLOTS_FOOTER
+)
 
 HEADER = (
     "judge", "pairs", "accuracy vs humans", "κ", "macro F1", "P(first wins)",
@@ -56,10 +51,7 @@ HEADER = (
 
 
 def _style() -> Markup:
-    from prefkit.audit.report import TEMPLATE as AUDIT
-
-    m = re.search(r"<style>.*?</style>", AUDIT, re.S)
-    return Markup(m.group(0) if m else "")
+    return Markup(STYLE)
 
 
 def _ci(x: dict[str, Any] | None, key: str = "estimate", fmt: str = "{:.3f}") -> str:
@@ -197,7 +189,6 @@ def _plots(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def render(summary: dict[str, Any], source: str = "") -> str:
     """The report as one HTML string."""
     from prefkit import __version__
-    from prefkit.audit.report import _plotly_js, _safe_json
 
     env = Environment(autoescape=True)
     J = summary["judges"]
@@ -235,6 +226,6 @@ def render(summary: dict[str, Any], source: str = "") -> str:
         rows=rows,
         sections=sections,
         plots=[{"id": p["id"], "title": p["title"]} for p in figs],
-        figs_json=_safe_json([{k: p[k] for k in ("id", "data", "layout")} for p in figs]),
-        plotly_js=Markup(_plotly_js().replace("</script", "<\\/script")),
+        figs_json=safe_json([{k: p[k] for k in ("id", "data", "layout")} for p in figs]),
+        plotly_js=plotly_js(),
     )

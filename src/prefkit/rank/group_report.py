@@ -11,12 +11,15 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 
+from prefkit._report import PLOTS_FOOTER, STYLE, plotly_js, safe_json
+
 PLOT_GROUPS = 12  # groups drawn in the score plot (the largest deviance first)
 PLOT_ITEMS = 40  # items drawn (the pooled leaderboard's top)
 HEATMAP_GROUPS = 40
 TABLE_ROWS = 200
 
-TEMPLATE = """<!doctype html>
+TEMPLATE = (
+    """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>prefkit rank — groups by {{ field }}</title>
@@ -53,16 +56,9 @@ sandwich covariances. {{ n_diff }} rows in all (group_differences.csv).</p>
 <table><tr><th>group</th><th>item</th><th>difference</th><th>interval</th><th>excludes 0</th></tr>
 {% for d in diffs %}<tr><td>{{ d.group }}</td><td>{{ d.item }}</td><td>{{ d.difference }}</td>
 <td>{{ d.ci }}</td><td>{{ d.significant }}</td></tr>{% endfor %}</table>
-</main>
-<script>
-var FIGS = {{ figs_json }};
-for (var i = 0; i < FIGS.length; i++) {
-  var el = document.getElementById(FIGS[i].id);
-  if (el) { Plotly.newPlot(el, FIGS[i].data, FIGS[i].layout, {displaylogo: false, responsive: true}); }
-}
-</script>
-</body></html>
 """
+    + PLOTS_FOOTER
+)
 
 
 def write_group_outputs(out: Path, summary: dict[str, Any]) -> list[Path]:
@@ -169,8 +165,6 @@ def _plots(summary: dict[str, Any]) -> list[dict[str, Any]]:
 
 def render(summary: dict[str, Any]) -> str:
     from prefkit import __version__
-    from prefkit.audit.report import _plotly_js, _safe_json
-    from prefkit.judge.report import _style
 
     env = Environment(autoescape=True)
     h = summary.get("heterogeneity")
@@ -231,7 +225,7 @@ def render(summary: dict[str, Any]) -> str:
         level=f"{summary['level']:.0%}",
         n_diff=len(summary["group_differences"]),
         diffs=diffs,
-        figs_json=_safe_json([{k: p[k] for k in ("id", "data", "layout")} for p in figs]),
-        plotly_js=Markup(_plotly_js().replace("</script", "<\\/script")),
-        style=_style(),
+        figs_json=safe_json([{k: p[k] for k in ("id", "data", "layout")} for p in figs]),
+        plotly_js=plotly_js(),
+        style=Markup(STYLE),
     )
