@@ -6,7 +6,8 @@ entirely (the new users); the rest are split by prompt 80/20. On the held-out pr
 true group's accuracy (decisive votes) under the pooled head and under its personalised head,
 95% percentile-bootstrap intervals (rows resampled within each group, the same draws for both
 models), and the worst-group margin (worst personalised minus worst pooled group accuracy) with
-its interval. New users: a quarter of their votes is their test set; from the rest, the first
+its interval (and the mean margin over seeds, its interval from the seeds' bootstrap draws
+averaged). New users: a quarter of their votes is their test set; from the rest, the first
 5/10/20/50 votes fit their offset (`prefkit.reward.personal.adapt_card`'s fit, the prior of the
 trained model); the reference is a feature RM trained on all of that user's other votes alone
 (5-fold CV of its L2 strength, as `rm train`), and the offset fitted from all of them. Prints
@@ -78,8 +79,12 @@ def groups_vs_pooled(
         }  # fmt: skip
     worst_pool = min(r["pooled"] for r in rows.values())
     worst_pers = min(r["personal"] for r in rows.values())
-    margin = np.min(np.vstack(boot_pers), axis=0) - np.min(np.vstack(boot_pool), axis=0)
+    worst_bp, worst_bq = np.min(np.vstack(boot_pool), axis=0), np.min(np.vstack(boot_pers), axis=0)
+    margin = worst_bq - worst_bp
     return {
+        "_margin_draws": margin,
+        "worst_pooled_ci": _ci(worst_bp),
+        "worst_personal_ci": _ci(worst_bq),
         "groups": rows,
         "worst_pooled": worst_pool,
         "worst_pooled_group": min(rows, key=lambda g: rows[g]["pooled"]),
@@ -156,7 +161,13 @@ def summarize(scen: str, runs: list[dict[str, Any]], b: int) -> dict[str, Any]:
         curve[key] = {"accuracy": float(acc[ok].mean()), "ratio_to_own_model": float(ratio),
                       "ratio_ci": _ci(boot), "users": int(ok.sum())}  # fmt: skip
     margins = [r["worst_group_margin"] for r in runs]
+    mean_draws = np.mean(np.vstack([r["_margin_draws"] for r in runs]), axis=0)
     return {
+        "worst_group_margin_mean": float(np.mean(margins)),
+        "worst_group_margin_mean_ci": _ci(mean_draws),
+        "worst_group_intervals_disjoint_in": sum(
+            r["worst_personal_ci"][0] > r["worst_pooled_ci"][1] for r in runs
+        ),
         "scenario": scen, "seeds": len(runs), "new_users": len(users),
         "own_model_accuracy": float(own.mean()),
         "worst_group_margin_per_seed": margins,
@@ -182,7 +193,7 @@ def main() -> None:
         for seed in range(a.seeds):
             r = run(scen, seed, a)
             runs.append(r)
-            print(json.dumps(r), flush=True)
+            print(json.dumps({k: v for k, v in r.items() if not k.startswith("_")}), flush=True)
         print(json.dumps(summarize(scen, runs, a.bootstrap)), flush=True)
 
 
