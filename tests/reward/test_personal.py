@@ -202,3 +202,25 @@ def test_few_votes_group_is_reported_and_pooled(clean_table: pa.Table, tmp_path:
     assert [p["group"] for p in pooled] == ["tiny"]
     assert pooled[0]["rows"] < MIN_ROWS and "pooled head" in pooled[0]["reason"]
     assert all(np.isfinite(g["offset"]).all() for g in card["personalize"]["groups"])
+
+
+def test_pandalm_annotators_are_shrunk_to_the_pool(data_dir: Path, tmp_path: Path) -> None:
+    """Real data: PandaLM's three annotators label every pair and rank the models alike
+    (docs/pluralistic.md), so cross-validation should pick a strong prior and small offsets."""
+    src = data_dir / "pandalm_testset" / "data" / "testset-v1.json"
+    raw = json.loads(src.read_text())
+    annotators = sorted(k for k in raw[0] if k.startswith("annotator"))
+    assert all(all(r.get(a) is not None for a in annotators) for r in raw)
+    out = tmp_path / "m"
+    r = _ok("rm", "train", str(src), str(out), "--personalize", "annotator")
+    assert "personalised by annotator: 3 groups" in r.stderr.replace("\n", " ")
+    card = json.loads((out / "model.json").read_text())
+    pers = card["personalize"]
+    assert sorted(g["name"] for g in pers["groups"]) == annotators
+    rows = {g["rows"] for g in pers["groups"]}  # every pair in the split carries all 3 votes
+    assert len(rows) == 1 and 3 * rows.pop() == card["data"]["train_rows"]
+    assert pers["tau"] >= 30, pers["tau_path"]
+    beta = np.load(out / "features.npz")["beta"]
+    for g in pers["groups"]:
+        assert np.linalg.norm(g["offset"]) < 0.5 * np.linalg.norm(beta)
+    assert [v["group"] for v in pers["validation"]] == [g["name"] for g in pers["groups"]]
