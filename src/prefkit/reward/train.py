@@ -655,7 +655,8 @@ def train(
     if personalize is not None:
         if backend != "features":
             raise ValueError("--personalize applies to --backend features")
-        labels = _group_labels(sources, personalize)
+        vsrc = [] if val_table is None else [("validation", val_table)]
+        labels = _group_labels(sources + vsrc, personalize)
         if groups is None:
             groups = ()
             choice = {"chosen_by": "auto with --personalize: no nuisance heads (the per-group "
