@@ -42,6 +42,16 @@ def with_true_group(sim: Simulation) -> pa.Table:
     )
 
 
+def ensure_group_members(sim: Simulation) -> Simulation:
+    """`pluralistic` has no `group_members` in its truth: build it from the annotators'."""
+    if "group_members" not in sim.truth:
+        of = {x: r["params"]["group"] for x, r in sim.truth["annotators"].items()}
+        sim.truth["group_members"] = {
+            g: sorted(x for x, gg in of.items() if gg == g) for g in set(of.values())
+        }
+    return sim
+
+
 def _rho(board: list[dict[str, Any]], truth: dict[str, float]) -> float:
     return float(spearmanr([r["score"] for r in board], [truth[r["item"]] for r in board])[0])
 
@@ -103,12 +113,7 @@ def main() -> None:
     a = ap.parse_args()
     size = a.votes_per_annotator * a.annotators
     for scen in () if a.only_level else ("pluralistic", "pluralistic3"):
-        sim = simulate(scen, size=size, seed=0, annotators=a.annotators)
-        if "group_members" not in sim.truth:  # `pluralistic`: groups from the annotators
-            of = {x: r["params"]["group"] for x, r in sim.truth["annotators"].items()}
-            sim.truth["group_members"] = {
-                g: sorted(x for x, gg in of.items() if gg == g) for g in set(of.values())
-            }
+        sim = ensure_group_members(simulate(scen, size=size, seed=0, annotators=a.annotators))
         if "group_model_bt_strength" not in sim.truth:  # only the order matters (Spearman)
             sim.truth["group_model_bt_strength"] = sim.truth["group_model_strength"]
         out: dict[str, Any] = {"scenario": scen, "votes": size, "annotators": a.annotators}

@@ -130,6 +130,12 @@ def train_cmd(
         "--balance",
         help="sources: every source carries the same total weight; rows: every row its own.",
     ),
+    personalize: str | None = typer.Option(
+        None,
+        "--personalize",
+        help="features: per-group offsets from the pooled head, shrunk to it (group | "
+        "annotator | a column or meta key; docs/pluralistic.md).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
 ) -> None:
     """Train a reward model on one or more sources; split by prompt, early stopping, saved with
@@ -150,6 +156,9 @@ def train_cmd(
     if balance not in ("sources", "rows"):
         fail(f"--balance must be sources or rows, got {balance!r}", code=2)
     _check_disentangle(disentangle, backend)
+    if personalize is not None and (backend != "features" or not personalize.strip()):
+        fail("--personalize needs --backend features and a grouping (group, annotator, a "
+             "column or meta key)", code=2)  # fmt: skip
     if base is not None and not Path(base).is_dir():
         fail(f"--base {base}: not a directory (a local checkpoint is needed; no hub downloads)")
     check_output(out_dir, [*inputs, val], "dir")
@@ -174,6 +183,7 @@ def train_cmd(
                 cache_dir=str(cache_dir) if cache_dir else None,
                 disentangle=disentangle,
                 balance=balance == "sources",
+                personalize=personalize.strip() if personalize else None,
             )
     except _user_errors() as e:
         fail(str(e))
@@ -200,9 +210,58 @@ def train_cmd(
         plain = res.card["disentangle"].get("without_disentangling", {}).get("val_accuracy")
         than = f"; without disentangling {plain:.3f}" if plain is not None else ""
         console.print(f"validation accuracy {acc:.3f} (length baseline {lacc:.3f}{than})")
+    if "personalize" in res.card:
+        _print_personal(res.card["personalize"])
     console.print(f"wrote {card_path}")
     if as_json:
         print_json(res.card)
+
+
+def _print_personal(pc: dict[str, Any]) -> None:
+    """Groups, their sizes, the prior strength and per-group validation accuracy."""
+    val = {v["group"]: v for v in pc.get("validation", [])}
+
+    def acc(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    console.print(
+        f"personalised by {pc['by']}: {len(pc['groups'])} groups, prior tau {pc['tau']:g} "
+        f"({pc['tau_chosen_by']})"
+    )
+    for g in pc["groups"]:
+        v = val.get(g["name"], {})
+        console.print(
+            f"  {g['name']}: {g['rows']} training votes; validation accuracy pooled "
+            f"{acc(v.get('pooled_accuracy'))}, personalised {acc(v.get('personal_accuracy'))}",
+            markup=False,
+        )
+    for g in pc.get("pooled_only", []):
+        console.print(f"  {g['group']}: {g['rows']} votes, {g['reason']}", markup=False)
+
+
+def _load_group(model: str, group: str | None) -> Any:
+    """The model of `model`; with `group`, that group's personalised head (an unknown group, or
+    a model without groups, falls back to the pooled head and says so on stderr)."""
+    scorer = _load(model)
+    if group is None:
+        return scorer
+    if model == "length":
+        fail("--group needs a personalised model directory, not the length baseline", code=2)
+    from prefkit.reward.model_dir import read_card
+    from prefkit.reward.personal import group_model
+
+    card = read_card(Path(model))
+    own = group_model(scorer, card, group) if card["backend"] == "features" else None
+    if own is None:
+        known = [g["name"] for g in (card.get("personalize") or {}).get("groups", [])]
+        why = f"known groups: {', '.join(known)}" if known else "the model is not personalised"
+        console.print(
+            f"[yellow]group {group!r} is not in {model} ({why}): scoring with the pooled "
+            "head[/yellow]",
+            soft_wrap=True,
+        )
+        return scorer
+    return own
 
 
 def _print_training(card: dict[str, Any]) -> None:
@@ -272,6 +331,9 @@ def score_cmd(
     out: Path = typer.Argument(..., help="Output Parquet/JSONL/CSV with reward columns added."),
     judge: str | None = typer.Option(None, "--judge", help="OpenAI-compatible base URL."),
     judge_model: str = typer.Option("judge", "--judge-model", help="Model name for the judge."),
+    group: str | None = typer.Option(
+        None, "--group", help="Score with this group's personalised head (rm train --personalize)."
+    ),
 ) -> None:
     """Add `reward_a`/`reward_b` (comparisons) or `reward` (ratings, binary) columns."""
     import numpy as np
@@ -281,7 +343,9 @@ def score_cmd(
 
     check_output(out, data, "file")
     table = _read(data, ("comparisons", "ratings", "binary"))
-    scorer = _scorer(model, judge, judge_model)
+    if group is not None and judge is not None:
+        fail("--group does not combine with --judge", code=2)
+    scorer = _scorer(model, judge, judge_model) if group is None else _load_group(model, group)
     prompts = [messages_text(p) for p in table.column("prompt").to_pylist()]
     sides = ["a", "b"] if "response_a" in table.column_names else [""]
     try:
@@ -347,6 +411,9 @@ def eval_cmd(
         None, "--tie-threshold", help="|Δ| under which a pair is a tie (default: from the card)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print all metrics as one JSON object."),
+    group: str | None = typer.Option(
+        None, "--group", help="Evaluate this group's personalised head (rm train --personalize)."
+    ),
 ) -> None:
     """Accuracy (ties excluded and tie-aware), per source, length-controlled, ECE, best-of-N,
     with the length-only and random baselines on the same rows."""
@@ -356,6 +423,8 @@ def eval_cmd(
 
     if tie_threshold is not None and tie_threshold < 0:
         fail("--tie-threshold must be >= 0", code=2)
+    if group is not None and judge is not None:
+        fail("--group does not combine with --judge", code=2)
     loaded = _load_sources([data])
     try:
         pairs = Pairs.concat([pairs_from_table(s.table) for s in loaded])
@@ -377,7 +446,7 @@ def eval_cmd(
             res = evaluate_model(js, pairs, thr, scores=(d / 2, -d / 2))
             res["model_name"] = f"judge:{judge}"
         else:
-            scorer = _load(model)
+            scorer = _load_group(model, group)
             threshold = 0.0
             base_thr = None
             if model != "length":
@@ -392,6 +461,8 @@ def eval_cmd(
                 scorer, pairs, threshold, scores=(sa, sb), baseline_thresholds=base_thr
             )
             res["model_name"] = model
+            if group is not None:
+                res["group"] = group
             if getattr(scorer, "truncated", 0):
                 extra["truncated_texts"] = int(scorer.truncated)
     except _user_errors() as e:
@@ -646,6 +717,66 @@ def _print_matrix(res: dict[str, Any], labels: dict[str, str]) -> None:
             f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]; {c['plain']} below "
             f"chance in {c['plain_below_chance']} cells, {c['disentangled']} also in {len(also)}"
         )
+
+
+@rm_app.command("adapt")
+def adapt_cmd(
+    model: Path = typer.Argument(..., help="A features model directory (personalised or not)."),
+    votes: Path = typer.Argument(..., help="The new user's comparisons (a few votes suffice)."),
+    out_dir: Path = typer.Argument(..., help="Model directory to write (the model + the group)."),
+    group: str | None = typer.Option(
+        None,
+        "--group",
+        help="Name of the new group (default: the votes' single annotator, else the file stem).",
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the new group's entry as JSON."),
+) -> None:
+    """Fit a new user's offset from their votes, with the prior centred on the pooled head;
+    score with it by `rm score/eval --group NAME`."""
+    from prefkit.reward.data import pairs_from_table
+    from prefkit.reward.model_dir import read_card, write_card
+    from prefkit.reward.personal import adapt_card
+    from prefkit.reward.train import usable
+
+    if group is not None and not group.strip():
+        fail("--group needs a name", code=2)
+    check_output(out_dir, [model, votes], "dir")
+    try:
+        card = read_card(model, backend="features")
+    except _user_errors() as e:
+        fail(str(e))
+    fm = _load(str(model))
+    table = _read(votes)
+    try:
+        allp = pairs_from_table(table)
+    except ValueError as e:
+        fail(f"{votes}: {e}")
+    p = allp.take(usable(allp))
+    if not len(p):
+        fail(f"{votes}: no usable vote (rows with both texts and an a/b/tie outcome): "
+             f"{table.num_rows} rows, {allp.skipped.get('missing_text', 0)} without text")  # fmt: skip
+    if group is None:
+        anns = (
+            {a for a in table.column("annotator").to_pylist() if a}
+            if "annotator" in table.column_names
+            else set()
+        )
+        group = next(iter(anns)) if len(anns) == 1 else votes.name.split(".")[0]
+    new, off = adapt_card(fm, card, p, group.strip(), str(votes))
+    fm.save(out_dir)
+    write_card(out_dir, {k: v for k, v in new.items() if k not in ("format", "format_version",
+                                                                   "prefkit_version")})  # fmt: skip
+    left = table.num_rows - len(p)
+    if left:
+        console.print(f"[yellow]{left} rows not used (no text or both_bad)[/yellow]")
+    console.print(
+        f"adapted group {group!r} from {len(p)} votes (prior tau "
+        f"{new['personalize']['tau']:g}, offset norm {float((off**2).sum()) ** 0.5:.3f}); wrote "
+        f"{out_dir}",
+        markup=False,
+    )
+    if as_json:
+        print_json(next(g for g in new["personalize"]["groups"] if g["name"] == group.strip()))
 
 
 def register(app: typer.Typer) -> None:

@@ -627,6 +627,7 @@ def train(
     cache_dir: str | None = None,
     disentangle: str = "auto",
     balance: bool = True,
+    personalize: str | None = None,
 ) -> TrainResult:
     """Train a reward model of `backend` (features | embed | trl) and build its card.
 
@@ -634,6 +635,10 @@ def train(
     on its own, rows are weighted so every source carries the same total weight (`balance`),
     and disentangled heads get one nuisance term per source. `disentangle` is `auto`, `none`
     or a comma list of nuisance groups (`length`, `style`); see `choose_disentangle`.
+    `personalize` (features backend): a grouping (`group`, `annotator` or a meta key) that
+    gets per-group offsets from the pooled head (`prefkit.reward.personal`); `auto`
+    disentangling then means none (a group's taste for length or formatting is what the
+    offsets are for).
     """
     from prefkit.reward.evaluate import evaluate_model, fit_tie_threshold
 
@@ -646,13 +651,23 @@ def train(
         raise ValueError(f"need at least 2 usable training pairs, got {len(tr)}")
     groups = parse_spec(disentangle)
     choice: dict[str, Any]
+    labels: dict[tuple[str, str], str] = {}
+    if personalize is not None:
+        if backend != "features":
+            raise ValueError("--personalize applies to --backend features")
+        vsrc = [] if val_table is None else [("validation", val_table)]
+        labels = _group_labels(sources + vsrc, personalize)
+        if groups is None:
+            groups = ()
+            choice = {"chosen_by": "auto with --personalize: no nuisance heads (the per-group "
+                      "offsets model each group's taste, length and formatting included)"}  # fmt: skip
     if backend == "trl":
         if groups:
             raise ValueError("--disentangle applies to the features and embed backends")
         groups, choice = (), {"chosen_by": "the trl backend has no nuisance head"}
     elif groups is None:
         groups, choice = choose_disentangle(tr, seed, balance)
-    else:
+    elif personalize is None or disentangle != "auto":
         choice = {"chosen_by": "given (--disentangle)"}
     info: dict[str, Any] = {}
     model: Any
@@ -661,6 +676,8 @@ def train(
         model = fm
         if len(va):
             info["val_log_loss"] = log_loss(fm.beta, diff_features(fm, va), va.y, va.weight)
+        if personalize is not None:
+            personal = _personalize(fm, tr, va, labels, float(info["l2"]), seed)
     elif backend == "embed":
         epochs = 100 if epochs is None else epochs
         model, info = train_embed(
@@ -742,7 +759,71 @@ def train(
         "training": info,
         "metrics": metrics,
     }
+    if personalize is not None:
+        card["personalize"] = {"by": personalize, **personal}
     return TrainResult(model, card)
+
+
+def _group_labels(sources: list[tuple[str, pa.Table]], by: str) -> dict[tuple[str, str], str]:
+    """(source, row id) → label under the grouping `by` (`prefkit.build.groups`); a grouping
+    missing from every source or with one value over all of them is an error."""
+    from prefkit.build.groups import NO_LABEL, GroupingError, group_labels
+
+    out: dict[tuple[str, str], str] = {}
+    errors: list[str] = []
+    for name, t in sources:
+        try:
+            g = group_labels(t, by, min_groups=1)
+        except GroupingError as e:
+            errors.append(f"{name}: {e}" if len(sources) > 1 else str(e))
+            continue
+        for i, lab in zip(t.column("id").to_pylist(), g.labels, strict=True):
+            key = (name, str(i))
+            if out.get(key, lab) != lab:
+                raise ValueError(f"{name}: row id {i!r} appears twice with groups "
+                                 f"{out[key]!r} and {lab!r}; ids must be unique")  # fmt: skip
+            out[key] = lab
+    if not out:
+        raise ValueError(f"--personalize {by}: " + "; ".join(errors))
+    distinct = set(out.values()) - {NO_LABEL}
+    if len(distinct) < 2:
+        raise ValueError(
+            f"--personalize {by}: {len(distinct)} group(s) ({', '.join(sorted(distinct))}) "
+            "in the training data: there is nothing to personalise"
+        )
+    return out
+
+
+def _personalize(
+    fm: FeatureModel,
+    tr: Pairs,
+    va: Pairs,
+    labels: dict[tuple[str, str], str],
+    lam: float,
+    seed: int,
+) -> dict[str, Any]:
+    """Per-group offsets on the training rows and, per group, validation accuracy of the pooled
+    and the personalised head (the card's `personalize` section)."""
+    from prefkit.build.groups import NO_LABEL
+    from prefkit.reward.personal import fit_personal
+
+    def labs(p: Pairs) -> list[str]:
+        return [labels.get((s, i), NO_LABEL) for s, i in zip(p.source, p.ids, strict=True)]
+
+    pf = fit_personal(fm, tr, labs(tr), lam, seed)
+    by_group: list[dict[str, Any]] = []
+    if len(va):
+        d = diff_features(fm, va)
+        lv = labs(va)
+        for g, off in pf.offsets.items():
+            m = np.array([x == g for x in lv])
+            outc = [o for o, k in zip(va.outcome, m, strict=True) if k]
+            by_group.append({
+                "group": g, "val_rows": int(m.sum()),
+                "pooled_accuracy": decisive_accuracy(d[m] @ fm.beta, outc),
+                "personal_accuracy": decisive_accuracy(d[m] @ (fm.beta + off), outc),
+            })  # fmt: skip
+    return {**pf.info, "validation": by_group}
 
 
 def save(

@@ -1,0 +1,226 @@
+"""Personalised feature reward models: `prefkit rm train --personalize`, `rm score/eval
+--group`, `rm adapt`, on the simulator's `pluralistic3` groups (known truth: each annotator's
+group and its taste for formatting), through the real command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from benchmarks.bench_pluralistic import with_true_group
+
+from prefkit.io import read, save
+from prefkit.reward.features import response_features
+from prefkit.reward.personal import DEFAULT_TAU, MIN_ROWS, fit_offset
+from prefkit.schema import messages_text
+from prefkit.simulate import simulate
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "prefkit.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def _ok(*args: str) -> subprocess.CompletedProcess[str]:
+    r = _run(*args)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Training votes (seed 0) and held-out votes (seed 1: other prompts, other annotators,
+    same three groups), each row's true group in meta.group; one trained personalised model."""
+    d = tmp_path_factory.mktemp("personal")
+    train = with_true_group(simulate("pluralistic3", size=3000, seed=0, annotators=20))
+    test = with_true_group(simulate("pluralistic3", size=3000, seed=1, annotators=10))
+    paths = {"train": save(train, d / "train.parquet"), "test": save(test, d / "test.parquet")}
+    for g in ("quality", "plain", "formatted"):
+        sub = test.filter(pc.equal(_groups(test), g))
+        paths[g] = save(sub, d / f"test_{g}.parquet")
+    paths["model"] = d / "model"
+    _ok("rm", "train", str(paths["train"]), str(paths["model"]), "--personalize", "group")
+    return paths
+
+
+def _groups(t: pa.Table) -> pa.Array:
+    return pa.array([dict(m)["group"] for m in t.column("meta").to_pylist()])
+
+
+def _accuracy(model: Path, data: Path, *extra: str) -> float:
+    r = _ok("rm", "eval", str(model), str(data), "--json", *extra)
+    return float(json.loads(r.stdout)["model"]["accuracy"]["accuracy"])
+
+
+@pytest.mark.slow
+def test_card_records_groups_their_sizes_and_the_prior(world: dict[str, Path]) -> None:
+    card = json.loads((world["model"] / "model.json").read_text())
+    pers = card["personalize"]
+    assert pers["by"] == "group"
+    assert {g["name"] for g in pers["groups"]} == {"quality", "plain", "formatted"}
+    # sizes: the training rows of each group, counted here from the raw file and the card's
+    # own split (every training row is in exactly one group)
+    assert sum(g["rows"] for g in pers["groups"]) == card["data"]["train_rows"]
+    sizes = {g["name"]: g["rows"] for g in pers["groups"]}
+    assert sizes["quality"] > sizes["plain"] > sizes["formatted"]  # shares 50/30/20%
+    assert pers["tau"] in [p["tau"] for p in pers["tau_path"]]
+    assert pers["tau"] == min(pers["tau_path"], key=lambda p: p["val_log_loss"])["tau"]
+    assert card["disentangle"]["groups"] == []  # auto + --personalize: no nuisance heads
+    n_features = len(np.load(world["model"] / "features.npz")["beta"])
+    assert all(len(g["offset"]) == n_features for g in pers["groups"])
+
+
+@pytest.mark.slow
+def test_worst_group_accuracy_above_the_pooled_models(world: dict[str, Path]) -> None:
+    pooled = {g: _accuracy(world["model"], world[g]) for g in ("quality", "plain", "formatted")}
+    personal = {
+        g: _accuracy(world["model"], world[g], "--group", g)
+        for g in ("quality", "plain", "formatted")
+    }
+    assert min(personal.values()) > min(pooled.values()), (pooled, personal)
+    # the minority groups with opposite tastes are the ones the pooled model serves worst
+    assert personal["formatted"] > pooled["formatted"]
+    assert personal["plain"] > pooled["plain"]
+
+
+@pytest.mark.slow
+def test_score_group_uses_pooled_head_plus_offset(world: dict[str, Path], tmp_path: Path) -> None:
+    card = json.loads((world["model"] / "model.json").read_text())
+    z = np.load(world["model"] / "features.npz")
+    off = np.asarray(
+        next(g for g in card["personalize"]["groups"] if g["name"] == "plain")["offset"]
+    )
+    out = tmp_path / "scored.parquet"
+    _ok("rm", "score", str(world["model"]), str(world["plain"]), str(out), "--group", "plain")
+    t = pq.read_table(out)
+    prompts = [messages_text(p) for p in t.column("prompt").to_pylist()]
+    x, _ = response_features(
+        prompts, [messages_text(r) for r in t.column("response_a").to_pylist()]
+    )
+    expect = ((x - z["mean"]) / z["std"]) @ (z["beta"] + off)
+    np.testing.assert_allclose(t.column("reward_a").to_numpy(), expect, rtol=1e-9, atol=1e-9)
+    # an unknown group: the pooled head, said on stderr
+    out2 = tmp_path / "pooled.parquet"
+    r = _ok("rm", "score", str(world["model"]), str(world["plain"]), str(out2), "--group", "nobody")
+    assert "'nobody' is not in" in r.stderr and "pooled head" in r.stderr
+    np.testing.assert_allclose(
+        pq.read_table(out2).column("reward_a").to_numpy(),
+        ((x - z["mean"]) / z["std"]) @ z["beta"],
+        rtol=1e-9,
+        atol=1e-9,
+    )
+
+
+@pytest.mark.slow
+def test_adapt_from_20_votes_beats_pooled_for_a_far_user(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    test = read(world["formatted"]).table
+    ann = sorted(set(test.column("annotator").to_pylist()))[0]
+    mine = test.filter(pc.equal(test.column("annotator"), ann))
+    assert mine.num_rows >= 120
+    votes = save(mine.slice(0, 20), tmp_path / "user_votes.parquet")
+    rest = save(mine.slice(20), tmp_path / "user_rest.parquet")
+    out = tmp_path / "adapted"
+    r = _ok("rm", "adapt", str(world["model"]), str(votes), str(out), "--group", "me", "--json")
+    entry = json.loads(r.stdout)
+    assert entry["name"] == "me" and entry["rows"] == 20
+    card = json.loads((out / "model.json").read_text())
+    assert [g["name"] for g in card["personalize"]["groups"]][-1] == "me"
+    adapted = _accuracy(out, rest, "--group", "me")
+    pooled = _accuracy(out, rest)
+    assert adapted > pooled + 0.05, (adapted, pooled)
+
+
+def test_adapt_offset_is_the_map_estimate() -> None:
+    """fit_offset against a closed-form check: at the optimum the gradient of the penalised
+    log-likelihood, Σ w (σ(z) − y) d + τ δ, vanishes; and τ → ∞ leaves the pooled head."""
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(200, 4))
+    beta = np.array([1.0, -0.5, 0.0, 0.2])
+    y = (rng.random(200) < 1 / (1 + np.exp(-d @ np.array([-1.0, 0.5, 1.0, 0.2])))).astype(float)
+    w = np.ones(200)
+    delta = fit_offset(d, y, w, beta, 3.0)
+    z = d @ (beta + delta)
+    grad = d.T @ (1 / (1 + np.exp(-z)) - y) + 3.0 * delta
+    assert np.abs(grad).max() < 1e-3
+    assert np.abs(fit_offset(d, y, w, beta, 1e9)).max() < 1e-5
+
+
+def test_adapt_an_unpersonalised_model_uses_the_default_prior(
+    clean_file: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "m"
+    _ok("rm", "train", str(clean_file), str(model), "--disentangle", "none")
+    t = read(clean_file).table.slice(0, 30)
+    votes = save(t, tmp_path / "votes.parquet")
+    r = _ok("rm", "adapt", str(model), str(votes), str(tmp_path / "m2"), "--json")
+    card = json.loads((tmp_path / "m2" / "model.json").read_text())
+    assert card["personalize"]["tau"] == DEFAULT_TAU
+    assert json.loads(r.stdout)["name"] == "votes"  # several annotators: the file stem
+    assert "not trained with --personalize" in card["personalize"]["tau_chosen_by"]
+
+
+def test_bad_input_one_line_exit_1(clean_file: Path, tmp_path: Path) -> None:
+    r = _run("rm", "train", str(clean_file), str(tmp_path / "m"), "--personalize", "nosuch")
+    assert r.returncode == 1, r.stderr
+    err = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(err) == 1 and "'nosuch'" in err[0] and "Traceback" not in r.stderr
+    # one group: every row has the same source
+    r = _run("rm", "train", str(clean_file), str(tmp_path / "m"), "--personalize", "source")
+    assert r.returncode == 1, r.stderr
+    assert "nothing to personalise" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "m" / "model.json").exists()
+    r = _run("rm", "train", str(clean_file), str(tmp_path / "m"), "--personalize", "annotator",
+             "--backend", "embed")  # fmt: skip
+    assert r.returncode == 2
+    r = _run("rm", "score", "length", str(clean_file), str(tmp_path / "s.parquet"), "--group", "x")
+    assert r.returncode == 2 and "--group" in r.stderr
+
+
+def test_few_votes_group_is_reported_and_pooled(clean_table: pa.Table, tmp_path: Path) -> None:
+    """A group with fewer than MIN_ROWS votes gets no offset: listed in `pooled_only`."""
+    metas = [[*(m or []), ("group", "big" if i >= MIN_ROWS - 1 else "tiny")]
+             for i, m in enumerate(clean_table.column("meta").to_pylist())]  # fmt: skip
+    t = clean_table.set_column(clean_table.column_names.index("meta"), "meta",
+                               pa.array(metas, clean_table.schema.field("meta").type))  # fmt: skip
+    t2 = t.set_column(t.column_names.index("meta"), "meta", pa.array(
+        [[*m[:-1], ("group", "big" if i % 2 else "other") if i >= MIN_ROWS - 1 else m[-1]]
+         for i, m in enumerate(metas)], t.schema.field("meta").type))  # fmt: skip
+    src = save(t2, tmp_path / "v.parquet")
+    _ok("rm", "train", str(src), str(tmp_path / "m"), "--personalize", "group")
+    card = json.loads((tmp_path / "m" / "model.json").read_text())
+    pooled = card["personalize"]["pooled_only"]
+    assert [p["group"] for p in pooled] == ["tiny"]
+    assert pooled[0]["rows"] < MIN_ROWS and "pooled head" in pooled[0]["reason"]
+    assert all(np.isfinite(g["offset"]).all() for g in card["personalize"]["groups"])
+
+
+def test_pandalm_annotators_are_shrunk_to_the_pool(data_dir: Path, tmp_path: Path) -> None:
+    """Real data: PandaLM's three annotators label every pair and rank the models alike
+    (docs/pluralistic.md), so cross-validation should pick a strong prior and small offsets."""
+    src = data_dir / "pandalm_testset" / "data" / "testset-v1.json"
+    raw = json.loads(src.read_text())
+    annotators = sorted(k for k in raw[0] if k.startswith("annotator"))
+    assert all(all(r.get(a) is not None for a in annotators) for r in raw)
+    out = tmp_path / "m"
+    r = _ok("rm", "train", str(src), str(out), "--personalize", "annotator")
+    assert "personalised by annotator: 3 groups" in r.stderr.replace("\n", " ")
+    card = json.loads((out / "model.json").read_text())
+    pers = card["personalize"]
+    assert sorted(g["name"] for g in pers["groups"]) == annotators
+    rows = {g["rows"] for g in pers["groups"]}  # every pair in the split carries all 3 votes
+    assert len(rows) == 1 and 3 * rows.pop() == card["data"]["train_rows"]
+    assert pers["tau"] >= 30, pers["tau_path"]
+    beta = np.load(out / "features.npz")["beta"]
+    for g in pers["groups"]:
+        assert np.linalg.norm(g["offset"]) < 0.5 * np.linalg.norm(beta)
+    assert [v["group"] for v in pers["validation"]] == [g["name"] for g in pers["groups"]]
