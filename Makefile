@@ -36,7 +36,7 @@ typecheck: install
 	$(VENV)/bin/mypy --strict src/
 
 pytest: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest ; rc=$$?; \
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -n 2 --dist loadfile ; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "error: no tests were collected"; exit 1; fi; exit $$rc
 
 test: lint typecheck pytest
