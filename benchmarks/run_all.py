@@ -81,7 +81,7 @@ BENCHMARKS: list[Bench] = [
           ("--seeds", "1", "--annotators", "24", "--votes-per-annotator", "150", "--bootstrap", "200"),
           "personalised reward model: worst-group accuracy vs pooled, adapting new users"),
     Bench("serve", "bench_serve.py",
-          ("--db", "sqlite", "--votes", "2000", "--clients", "10", "--kill-votes", "300"),
+          ("--db", "sqlite", "--votes", "2000", "--clients", "10"),
           "votes/s, retries and kill -9 against the web app (SQLite)"),
 ]  # fmt: skip
 
