@@ -6,9 +6,10 @@
   between models i and j adds w = p_ij (1 - p_ij) along u = e_i - e_j; by Sherman–Morrison the
   variance of every difference theta_a - theta_b drops by w (d^T C u)^2 / (1 + w u^T C u). The
   score of (i, j) is the sum over model pairs (a, b) of that drop converted to standard error
-  (divided by 2 sd_ab), weighted by the chance the two are ordered wrongly,
-  2 Phi(-|theta_a - theta_b| / sd_ab): the pairs whose intervals overlap are the ones whose
-  ranks are uncertain. A batch of N battles is chosen greedily, updating C after each pick.
+  (divided by 2 sd_ab), weighted by how fast the chance that the two are ordered wrongly,
+  Phi(-x) with x = |theta_a - theta_b| / sd_ab, falls as sd_ab shrinks: phi(x) (x + 0.5) / sd_ab
+  (the 0.5 keeps pairs the fit believes tied in play): the pairs whose intervals overlap are
+  the ones whose ranks are uncertain. A batch of N battles is chosen greedily, updating C after each pick.
 - `uncertainty`: 1 - |2p - 1| with p = P(a wins) under the current model (BT for arenas, a
   feature reward model fitted on the votes so far for text pairs; 1 without votes).
 - `disagreement`: share of judge votes on the pair that disagree with the judges' majority.
@@ -27,7 +28,9 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 RIDGE = 0.05
-OMEGA_FLOOR = 0.0  # prior precision on log-strengths: keeps H invertible before every model played
+# added to |theta_a - theta_b| / sd in the misorder weight: without it a pair the current fit
+# believes exactly tied gets no weight, although that belief is itself uncertain
+OMEGA_FLOOR = 0.5  # prior precision on log-strengths: keeps H invertible before every model played
 
 
 def bt_scores(

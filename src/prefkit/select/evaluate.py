@@ -167,3 +167,79 @@ def rm_label_curve(
             pick = rng.choice(free, size=m, replace=False)
         taken[pick] = True
     return curve
+
+
+def _truth_of(test: pa.Table) -> F64:
+    """Per test row, 1 when a is truly better, 0 when b: the simulator's `quality_a` /
+    `quality_b` when present, else the majority of the recorded votes on the pair
+    (`prefkit.build.pairs.vote_groups`; an even split gives 0.5 and is left out)."""
+    from prefkit.build.pairs import vote_groups
+
+    meta = [dict(m or []) for m in test.column("meta").to_pylist()]
+    if meta and all("quality_a" in m and "quality_b" in m for m in meta):
+        qa = np.array([float(m["quality_a"]) for m in meta])
+        qb = np.array([float(m["quality_b"]) for m in meta])
+        return np.where(qa > qb, 1.0, np.where(qa < qb, 0.0, 0.5))
+    gidx, flip, groups = vote_groups(test)
+    o = test.column("outcome").to_pylist()
+    v = np.array([1.0 if x == "a" else -1.0 if x == "b" else 0.0 for x in o])
+    v = np.where(flip, -v, v)
+    tot = np.zeros(len(groups))
+    np.add.at(tot, gidx, v)
+    g = tot[gidx] * np.where(flip, -1.0, 1.0)
+    return np.where(g > 0, 1.0, np.where(g < 0, 0.0, 0.5))
+
+
+def train_subset_accuracy(
+    train: pa.Table,
+    test: pa.Table,
+    share: float,
+    seed: int,
+    weights: dict[str, float] | None = None,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """Held-out accuracy (against `_truth_of(test)`) of a feature reward model
+    (`prefkit.reward.train.fit_features`, its default L2 by cross-validation) trained on the
+    rows `select_train` keeps (default criteria), on as many rows drawn at random, and on all."""
+    from pathlib import Path
+
+    from prefkit.reward.data import pairs_from_table
+    from prefkit.reward.features import response_features
+    from prefkit.reward.train import fit_features, usable
+    from prefkit.select.criteria import DEFAULT_BY, parse_by
+    from prefkit.select.train import select_train
+
+    w = weights or parse_by(DEFAULT_BY["train"], "train")
+    k = int(round(share * train.num_rows))
+    sel = select_train(
+        train, k, w, seed=seed, cache_dir=None if cache_dir is None else Path(cache_dir)
+    )
+    rng = np.random.default_rng([seed, 3])
+    rand = rng.choice(train.num_rows, size=k, replace=False)
+    p = pairs_from_table(train)
+    xa, _ = response_features(p.prompts, p.a)
+    xb, _ = response_features(p.prompts, p.b)
+    pt = pairs_from_table(test)
+    ta, _ = response_features(pt.prompts, pt.a)
+    tb, _ = response_features(pt.prompts, pt.b)
+    truth = _truth_of(test)
+    ok = truth != 0.5
+
+    def acc(rows: I64) -> float:
+        sub = p.take(rows)
+        u = usable(sub)
+        ff = fit_features(sub.take(u), seed=seed, features=(xa[rows][u], xb[rows][u]))
+        m = ff.model
+        s = ((ta - m.mean) / m.std - (tb - m.mean) / m.std) @ m.beta
+        return float(np.mean((s[ok] > 0) == (truth[ok] > 0.5)))
+
+    return {
+        "seed": seed,
+        "rows": train.num_rows,
+        "kept": k,
+        "test_pairs": int(ok.sum()),
+        "selected": acc(np.sort(sel.rows)),
+        "random": acc(np.sort(rand.astype(np.int64))),
+        "all": acc(np.arange(train.num_rows, dtype=np.int64)),
+        "audit_dropped": sel.summary["criteria"].get("audit", {}).get("dropped_rows"),
+    }

@@ -246,6 +246,10 @@ def select_train(
     quota_arr = None
     src_names = list(dict.fromkeys(sources[i] for i in cand.tolist()))
     if "balance" in weights:
+        try:
+            parse_balance(balance, src_names)  # a named source that is not in the data
+        except ValueError as e:
+            raise SelectError(str(e)) from None
         if len(src_names) < 2:
             notes.append("balance: the data has one source; criterion left out")
             crit["balance"] = {"weight": 0.0, "sources": src_names}
