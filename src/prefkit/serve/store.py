@@ -333,10 +333,10 @@ def _uncertainty(
         idx = {m: i for i, m in enumerate(names)}
         from prefkit.select.active import arena_item_gains
 
-        ma, mb, out = _model_battles(votes, {it.id: it.models for it in items})
+        ma, mb, res = _model_battles(votes, {it.id: it.models for it in items})
         pa_ = np.array([idx.get(it.models[0], 0) for it in cands], dtype=np.int64)
         pb_ = np.array([idx.get(it.models[1], 0) for it in cands], dtype=np.int64)
-        gain, unc = arena_item_gains(names, ma, mb, out, pa_, pb_)
+        gain, unc = arena_item_gains(names, ma, mb, res, pa_, pb_)
         top = float(gain.max()) if gain.size else 0.0
         # the rank-interval gain decides; the outcome uncertainty breaks near-ties
         return [
