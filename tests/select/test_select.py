@@ -361,3 +361,41 @@ def test_interval_gain_matches_a_direct_recomputation() -> None:
         var2 = cov2[ta, ta] + cov2[tb, tb] - 2 * cov2[ta, tb]
         direct = float((w * (sd**2 - var2) / (2 * sd)).sum())
         assert abs(direct - g[n]) < 1e-9 * max(1.0, abs(g[n]))
+
+
+@pytest.mark.slow
+def test_real_hh_with_minilm_cache_and_a_reward_model(data_dir: Path, tmp_path: Path) -> None:
+    """HH-RLHF harmless as published (jsonl.gz): margin by a given reward model (`length`)
+    and diversity over real MiniLM prompt embeddings, cached on disk: a second run reads every
+    vector from the cache and keeps the same rows."""
+    src = data_dir / "hh_rlhf_harmless_base_test" / "harmless-base" / "test.jsonl.gz"
+    cache = tmp_path / "cache"
+    kept = []
+    for k in range(2):
+        out = tmp_path / f"hh{k}.parquet"
+        r = run(str(src), str(out), "--from", "hh-rlhf", "--budget", "12", "--for", "train",
+                "--by", "margin,diversity", "--rm", "length", "--cache", str(cache))  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        s = _summary(out)
+        kept.append(pq.read_table(out).column("id").to_pylist())
+        d = s["criteria"]["diversity"]
+        assert s["criteria"]["margin"]["basis"] == "reward model length"
+        assert d["encoder"] == "all-MiniLM-L6-v2" and d["pool"] == 48
+        assert d["cache_hits"] == (d["prompts"] if k else 0)
+        assert d["coverage"] > d["coverage_of_random_subset"]
+    assert kept[0] == kept[1] and len(set(kept[0])) == 12
+    # the margin band, recomputed here: log-length margin of the label, its 25..95% quantiles
+    from prefkit.schema import messages_text
+
+    full = __import__("prefkit").read(src).table
+    ra = [len(messages_text(x)) for x in full.column("response_a").to_pylist()]
+    rb = [len(messages_text(x)) for x in full.column("response_b").to_pylist()]
+    out_ = full.column("outcome").to_pylist()
+    m = np.array([
+        (np.log1p(a) - np.log1p(b)) * (1 if o == "a" else -1)
+        for a, b, o in zip(ra, rb, out_, strict=True)
+    ])  # fmt: skip
+    lo, hi = np.quantile(m, [0.25, 0.95])
+    pos = {x: i for i, x in enumerate(full.column("id").to_pylist())}
+    inside = [lo <= m[pos[x]] <= hi for x in kept[0]]
+    assert np.mean(inside) >= 0.8

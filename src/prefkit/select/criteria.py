@@ -184,10 +184,13 @@ def prompt_vectors(
     for p, t in zip(prompt_ids, prompts, strict=True):
         first.setdefault(p, t)
     try:
-        from prefkit.reward.embed import embed_with_stats, load_encoder
+        import warnings
 
-        load_encoder()
-        vecs, stats = embed_with_stats([first[k] for k in keys], cache_dir=cache_dir)
+        from prefkit.reward.embed import embed_with_stats
+
+        with warnings.catch_warnings():  # truncation is counted in the summary instead
+            warnings.simplefilter("ignore", UserWarning)
+            vecs, stats = embed_with_stats([first[k] for k in keys], cache_dir=cache_dir)
     except MissingExtraError as e:
         raise SelectError(
             f"the diversity criterion needs prompt embeddings: {e} "
@@ -201,6 +204,8 @@ def prompt_vectors(
         "encoder": "all-MiniLM-L6-v2",
         "prompts": len(keys),
         "cache_hits": stats.cache_hits,
-        "truncated": stats.truncated,
+        "truncated_prompts": stats.truncated,
+        "truncation": "prompts longer than the encoder's 256 tokens are embedded from their "
+        "first 256 tokens",
     }
     return np.asarray(vecs, dtype=np.float32), inv, info

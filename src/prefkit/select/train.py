@@ -284,12 +284,14 @@ def select_train(
             pool = np.unique(np.concatenate([pool, *extra]))
             pool = pool[np.argsort(-total[pool], kind="stable")]
         say("embeddings")
-        pids = [str(x) for x in _col(table, "prompt_id")]
-        texts = [messages_text(p) for p in _col(table, "prompt")]
-        vecs, inv, info = prompt_vectors(
-            [pids[i] for i in pool.tolist()], [texts[i] for i in pool.tolist()],
-            embeddings, cache_dir,
-        )  # fmt: skip
+        ptab = table.select(["prompt_id", "prompt"]).take(pa.array(pool, pa.int64()))
+        pids = [str(x) for x in ptab.column("prompt_id").to_pylist()]
+        texts = (
+            [messages_text(p) for p in ptab.column("prompt").to_pylist()]
+            if embeddings is None
+            else [""] * len(pids)
+        )
+        vecs, inv, info = prompt_vectors(pids, texts, embeddings, cache_dir)
         say("diversity")
         from prefkit.select.diversity import facility_location, knn_graph
 
