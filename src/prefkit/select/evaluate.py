@@ -197,6 +197,7 @@ def train_subset_accuracy(
     seed: int,
     weights: dict[str, float] | None = None,
     cache_dir: str | None = None,
+    band: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Held-out accuracy (against `_truth_of(test)`) of a feature reward model
     (`prefkit.reward.train.fit_features`, its default L2 by cross-validation) trained on the
@@ -212,8 +213,9 @@ def train_subset_accuracy(
     w = weights or parse_by(DEFAULT_BY["train"], "train")
     k = int(round(share * train.num_rows))
     sel = select_train(
-        train, k, w, seed=seed, cache_dir=None if cache_dir is None else Path(cache_dir)
-    )
+        train, k, w, seed=seed, cache_dir=None if cache_dir is None else Path(cache_dir),
+        **({} if band is None else {"band": band}),
+    )  # fmt: skip
     rng = np.random.default_rng([seed, 3])
     rand = rng.choice(train.num_rows, size=k, replace=False)
     p = pairs_from_table(train)
