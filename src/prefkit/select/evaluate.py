@@ -208,13 +208,13 @@ def train_subset_accuracy(
     from prefkit.reward.features import response_features
     from prefkit.reward.train import fit_features, usable
     from prefkit.select.criteria import DEFAULT_BY, parse_by
-    from prefkit.select.train import select_train
+    from prefkit.select.train import DEFAULT_BAND, select_train
 
     w = weights or parse_by(DEFAULT_BY["train"], "train")
     k = int(round(share * train.num_rows))
     sel = select_train(
         train, k, w, seed=seed, cache_dir=None if cache_dir is None else Path(cache_dir),
-        **({} if band is None else {"band": band}),
+        band=DEFAULT_BAND if band is None else band,
     )  # fmt: skip
     rng = np.random.default_rng([seed, 3])
     rand = rng.choice(train.num_rows, size=k, replace=False)
