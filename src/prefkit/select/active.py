@@ -161,3 +161,35 @@ def uniform_plan(k: int, n: int, rng: np.random.Generator) -> tuple[I64, I64]:
     a = rng.integers(0, k, size=n)
     b = (a + rng.integers(1, k, size=n)) % k
     return a.astype(np.int64), b.astype(np.int64)
+
+
+def head_info_plan(
+    d_lab: F64, beta: F64, d_cand: F64, n: int, lam: float = 1e-2
+) -> tuple[I64, F64]:
+    """Greedy batch of `n` candidate pairs for a linear BT reward head (feature differences
+    `d_cand`): each pick maximises the information it adds about the head,
+    w x^T C x / (1 + w x^T C x) with w = p(1 - p) under the current head `beta` and C the
+    inverse Fisher information of the labelled rows `d_lab` (+ the fit's L2), updated after
+    each pick (Sherman–Morrison). Pure outcome uncertainty (1 − |2p − 1|) prefers near-ties,
+    which under label noise are the noisiest pairs; this prefers pairs that are both
+    uncertain and informative about the model. Returns (candidate indices, gains)."""
+    k = d_cand.shape[1]
+    p = _sig(d_lab @ beta)
+    w = p * (1 - p)
+    h = (d_lab * w[:, None]).T @ d_lab + (lam * max(1, d_lab.shape[0]) + 1e-6) * np.eye(k)
+    cov = np.asarray(np.linalg.inv(h), dtype=np.float64)
+    pc = _sig(d_cand @ beta)
+    wc = pc * (1 - pc)
+    free = np.ones(d_cand.shape[0], dtype=bool)
+    out: list[int] = []
+    gains: list[float] = []
+    for _ in range(min(n, d_cand.shape[0])):
+        q = np.einsum("ij,jk,ik->i", d_cand, cov, d_cand)
+        g = np.where(free, wc * q / (1 + wc * q), -np.inf)
+        j = int(np.argmax(g))
+        out.append(j)
+        gains.append(float(g[j]))
+        free[j] = False
+        cx = cov @ d_cand[j]
+        cov = cov - np.outer(cx, cx) * (wc[j] / (1 + wc[j] * float(d_cand[j] @ cx)))
+    return np.array(out, dtype=np.int64), np.array(gains)

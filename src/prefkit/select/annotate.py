@@ -81,11 +81,13 @@ def judge_disagreement(
 def rm_uncertainty(
     prompts: list[str], ra: list[str], rb: list[str], votes: pa.Table | None
 ) -> tuple[F64 | None, int]:
-    """Outcome uncertainty 1 − |2p − 1| of each candidate under a feature reward model fitted
-    on the labelled votes (None when fewer than `MIN_RM_VOTES` have text)."""
+    """Uncertainty of a feature reward model fitted on the labelled votes about each
+    candidate: the information the candidate's label adds about the model
+    (`prefkit.select.active.head_info_plan`, greedy), as 1 for the first pick down to 1/n
+    for the last; None when fewer than `MIN_RM_VOTES` votes have text."""
     from prefkit.reward.data import pairs_from_table
     from prefkit.reward.features import response_features
-    from prefkit.select.active import _sig
+    from prefkit.select.active import head_info_plan
     from prefkit.select.evaluate import fit_head
 
     if votes is None or "response_a" not in votes.column_names:
@@ -98,12 +100,18 @@ def rm_uncertainty(
     xa, _ = response_features(p.prompts, p.a)
     xb, _ = response_features(p.prompts, p.b)
     both = np.vstack([xa, xb])
-    mu, sd = both.mean(axis=0), both.std(axis=0) + 1e-9
-    beta = fit_head((xa - xb) / sd, p.y)
+    sd = both.std(axis=0) + 1e-9
+    d_lab = (xa - xb) / sd
+    beta = fit_head(d_lab, p.y)
     ca, _ = response_features(prompts, ra)
     cb, _ = response_features(prompts, rb)
-    pr = _sig(((ca - mu) - (cb - mu)) / sd @ beta)
-    return np.asarray(1 - np.abs(2 * pr - 1), dtype=np.float64), len(keep)
+    d_cand = (ca - cb) / sd
+    # information each candidate adds about the head (`head_info_plan`), in greedy order: the
+    # i-th pick gets 1 - i/n so the combined score keeps that order
+    order, _ = head_info_plan(d_lab, beta, d_cand, len(prompts))
+    score = np.zeros(len(prompts))
+    score[order] = 1.0 - np.arange(order.size) / max(1, order.size)
+    return score, len(keep)
 
 
 def select_annotate(
@@ -173,7 +181,8 @@ def select_annotate(
             say("reward model")
             u0, nv = rm_uncertainty(prompts, ra, rb, votes)
             u = np.ones(n) if u0 is None else u0
-            basis = (f"feature reward model fitted on {nv} labelled pairs" if u0 is not None
+            basis = (f"information about a feature reward model fitted on {nv} labelled pairs "
+                     "(outcome uncertainty x model uncertainty, greedy)" if u0 is not None
                      else f"no reward model yet ({nv} labelled pairs < {MIN_RM_VOTES}): all 1")  # fmt: skip
         static += weights["uncertainty"] * u
         wsum += weights["uncertainty"]

@@ -140,9 +140,10 @@ def rm_label_curve(
     batch: int = 50,
     steps: int = 10,
 ) -> list[dict[str, float]]:
-    """Labels added from the pool by `policy` (uncertainty of the current model, or random);
+    """Labels added from the pool by `policy` (`active`: `head_info_plan`, what
+    `select --for annotate` uses for text pairs; `uncertainty`: 1 − |2p − 1| alone; `random`);
     held-out accuracy after each batch."""
-    from prefkit.select.active import _sig
+    from prefkit.select.active import _sig, head_info_plan
 
     rng = np.random.default_rng([seed, 5])
     n = y_pool.size
@@ -160,6 +161,9 @@ def rm_label_curve(
             break
         m = min(batch, free.size)
         if policy == "active":
+            loc, _ = head_info_plan(d_pool[taken], beta, d_pool[free], m)
+            pick = free[loc]
+        elif policy == "uncertainty":
             p = _sig(d_pool[free] @ beta)
             u = 1 - np.abs(2 * p - 1) + rng.random(free.size) * 1e-9
             pick = free[np.argsort(-u)[:m]]
