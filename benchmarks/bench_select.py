@@ -10,7 +10,8 @@
   0.9 on the `arena` scenario, active (`prefkit.select.active`) vs uniform assignment, over
   seeds; ratio of mean votes (uniform / active) with a bootstrap interval.
 - `curve`: a feature reward model trained from scratch, labels added 50 at a time by the
-  model's uncertainty vs at random (`noisy` scenario), held-out accuracy vs labels.
+  information a label adds about the model (`select`'s criterion for text pairs), by pure
+  outcome uncertainty, or at random (`noisy` scenario), held-out accuracy vs labels.
 - `speed`: `prefkit select --for train` choosing 10k of 1M pairs with cached prompt embeddings
   (whole command, subprocess), with the k-NN graph by faiss vs exact numpy on the same pool.
 
@@ -132,7 +133,7 @@ def bench_curve(seeds: int, sim_size: int) -> None:
     from prefkit.select.evaluate import _truth_of, feature_diffs, rm_label_curve
     from prefkit.simulate import simulate
 
-    curves: dict[str, list[list[float]]] = {"active": [], "random": []}
+    curves: dict[str, list[list[float]]] = {"active": [], "uncertainty": [], "random": []}
     labels: list[int] = []
     for s in range(seeds):
         sim = simulate("noisy", size=sim_size, seed=s)
@@ -141,7 +142,7 @@ def bench_curve(seeds: int, sim_size: int) -> None:
         d, y, _ = feature_diffs(train)
         dt, _, _ = feature_diffs(test)
         truth = _truth_of(test)
-        for policy in ("active", "random"):
+        for policy in curves:
             c = rm_label_curve(d, y, dt, truth, s, policy)
             curves[policy].append([p["accuracy"] for p in c])
             labels = [int(p["labels"]) for p in c]
