@@ -26,7 +26,8 @@ app = typer.Typer(
 
 # Order here is the order in `prefkit --help`.
 STAGES = (
-    "io", "simulate", "build", "audit", "rank", "reward", "judge", "explain", "align", "serve",
+    "io", "simulate", "build", "audit", "rank", "reward", "judge", "explain", "select", "align",
+    "serve",
     "demo",
 )  # fmt: skip
 

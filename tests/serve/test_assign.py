@@ -114,3 +114,42 @@ def test_admin_leaderboard_is_prefkit_rank_on_the_export(sqlite_url: str) -> Non
     for m in got:
         assert abs(got[m] - want[m]) < 1e-9
     assert [m["battles"] for m in st["leaderboard"]] == [8, 8, 8]
+
+
+def test_active_arena_assignment_is_prefkit_selects_criterion(sqlite_url: str) -> None:
+    """A live arena campaign with the active policy serves next a model pair that
+    `prefkit select`'s selector (`prefkit.select.active.arena_item_gains`) values most given
+    the votes so far."""
+    from prefkit.select.active import arena_item_gains
+
+    names = ["m0", "m1", "m2", "m3"]
+    rows = [{"prompt": f"question-{i}{j}{k}", "response_a": f"A{i}{j}{k}",
+             "response_b": f"B{i}{j}{k}", "model_a": names[i], "model_b": names[j]}
+            for i in range(4) for j in range(i + 1, 4) for k in range(3)]  # fmt: skip
+    strength = {"m0": 2.0, "m1": 1.0, "m2": 0.9, "m3": -1.0}
+    ma: list[str] = []
+    mb: list[str] = []
+    out: list[str] = []
+    served: set[str] = set()
+    with make_client(sqlite_url) as c:
+        camp = create_campaign(c, rows, overlap=1, policy="active")
+        tok = invite(c, camp["id"], "al")["token"]
+        for step in range(10):
+            t = next_task(c, tok)
+            row = next(r for r in rows if r["prompt"] in t["prompt_html"])
+            a, b = row["model_a"], row["model_b"]
+            if step:
+                left = [r for r in rows if r["prompt"] not in served]
+                ca = np.array([names.index(r["model_a"]) for r in left], dtype=np.int64)
+                cb = np.array([names.index(r["model_b"]) for r in left], dtype=np.int64)
+                gain, _ = arena_item_gains(names, ma, mb, out, ca, cb)
+                best = {(left[i]["model_a"], left[i]["model_b"])
+                        for i in np.flatnonzero(gain >= gain.max() * (1 - 1e-9))}  # fmt: skip
+                assert (a, b) in best, (step, a, b, best)
+            served.add(row["prompt"])
+            ans = "a" if strength[a] > strength[b] else "b"
+            body = {"idempotency_key": uuid.uuid4().hex, "item_id": t["item_id"], "outcome": ans}
+            assert c.post("/api/votes", json=body, headers=bearer(tok)).status_code == 200
+            ma.append(a)
+            mb.append(b)
+            out.append(ans)

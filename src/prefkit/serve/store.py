@@ -321,18 +321,28 @@ def _model_battles(votes: list[Vote], models: dict[int, list[Any]]) -> tuple[lis
 def _uncertainty(
     session: Session, camp: Campaign, items: list[Any], cands: list[Any]
 ) -> list[float]:
-    """Outcome uncertainty of each candidate under the current votes: by a Bradley–Terry fit
-    of the models for arena campaigns, else by the pair's own vote split (Laplace)."""
+    """Value of one more vote on each candidate: for arena campaigns `prefkit select`'s
+    active criterion (expected reduction of rank-interval width under the Bradley–Terry fit of
+    the votes so far, outcome uncertainty as tie-break), else the pair's own vote split
+    (Laplace)."""
     votes = _latest_votes(session, camp.id)
     if camp.arena:
         names = sorted({m for it in items for m in it.models[:2] if m is not None})
         if not names:
             return [1.0] * len(cands)
         idx = {m: i for i, m in enumerate(names)}
-        s = assign.bt_scores(*_model_battles(votes, {it.id: it.models for it in items}), names)
+        from prefkit.select.active import arena_item_gains
+
+        ma, mb, res = _model_battles(votes, {it.id: it.models for it in items})
         pa_ = np.array([idx.get(it.models[0], 0) for it in cands], dtype=np.int64)
         pb_ = np.array([idx.get(it.models[1], 0) for it in cands], dtype=np.int64)
-        return [float(x) for x in assign.uncertainty(pa_, pb_, s)]
+        gain, unc = arena_item_gains(names, ma, mb, res, pa_, pb_)
+        top = float(gain.max()) if gain.size else 0.0
+        # the rank-interval gain decides; the outcome uncertainty breaks near-ties
+        return [
+            float(g / top if top > 0 else 0.0) + 1e-3 * float(u)
+            for g, u in zip(gain, unc, strict=True)
+        ]
     wins: dict[int, list[int]] = defaultdict(lambda: [0, 0])
     for v in votes:
         if v.outcome in ("a", "b"):

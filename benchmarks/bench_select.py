@@ -1,0 +1,289 @@
+"""`prefkit select` (issue 24): does selection pay, and how fast is it?
+
+- `train`: a feature reward model (`prefkit.reward.train.fit_features`) trained on the 25%
+  `select --for train` keeps (default criteria: audit, margin, agreement, diversity, balance)
+  vs a random 25% vs all rows, held-out accuracy (prompt-grouped 80/20 split per seed; truth:
+  the simulator's latent quality on `noisy`, the held-out labels on HH harmless, the majority
+  of the three annotators on PandaLM). Mean over seeds with a t interval, and the paired
+  difference selected − random with its t interval.
+- `arena`: votes until the BT fit's Spearman correlation with the true model order reaches
+  0.9 on the `arena` scenario, active (`prefkit.select.active`) vs uniform assignment, over
+  seeds; ratio of mean votes (uniform / active) with a bootstrap interval.
+- `curve`: a feature reward model trained from scratch, labels added 50 at a time by the
+  information a label adds about the model (`select`'s criterion for text pairs), by pure
+  outcome uncertainty, or at random (`noisy` scenario), held-out accuracy vs labels.
+- `speed`: `prefkit select --for train` choosing 10k of 1M pairs with cached prompt embeddings
+  (whole command, subprocess), with the k-NN graph by faiss vs exact numpy on the same pool.
+
+    python -m benchmarks.bench_select [--only train,arena,curve,speed] [--seeds 5]
+        [--sim-size 6000] [--arena-seeds 20] [--rows 1000000] [--keep 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+HH = DATA / "hh_rlhf_harmless_base_test" / "harmless-base" / "test.jsonl.gz"
+PANDALM = DATA / "pandalm_testset" / "data" / "testset-v1.json"
+
+
+def _t_interval(x: list[float]) -> list[float]:
+    from scipy.stats import t
+
+    a = np.asarray(x, dtype=np.float64)
+    if a.size < 2:
+        return [float(a.mean()), float(a.mean())]
+    h = float(t.ppf(0.975, a.size - 1) * a.std(ddof=1) / np.sqrt(a.size))
+    return [float(a.mean() - h), float(a.mean() + h)]
+
+
+def _emit(obj: dict[str, Any]) -> None:
+    print(json.dumps(obj), flush=True)
+
+
+def bench_train(seeds: int, sim_size: int, datasets: list[str], cache: str) -> None:
+    import prefkit
+    from prefkit.reward.train import split_by_prompt
+    from prefkit.select.evaluate import train_subset_accuracy
+    from prefkit.simulate import simulate
+
+    for name in datasets:
+        runs = []
+        for s in range(seeds):
+            t0 = time.perf_counter()
+            if name == "noisy":
+                sim = simulate("noisy", size=sim_size, seed=s)
+                table = sim.tables[next(iter(sim.tables))]
+            elif name == "hh":
+                table = prefkit.read(HH).table
+            else:
+                table = prefkit.read(PANDALM).table
+            train, test = split_by_prompt(table, val=0.2, seed=s)
+            r = train_subset_accuracy(train, test, 0.25, s, cache_dir=cache)
+            r["seconds"] = round(time.perf_counter() - t0, 1)
+            runs.append(r)
+            _emit({"bench": "train", "data": name} | r)
+        out: dict[str, Any] = {"bench": "train_summary", "data": name, "seeds": seeds}
+        for side in ("selected", "random", "all"):
+            v = [r[side] for r in runs]
+            out[side] = {"mean": float(np.mean(v)), "ci95": _t_interval(v)}
+        diff = [r["selected"] - r["random"] for r in runs]
+        out["selected_minus_random"] = {"mean": float(np.mean(diff)), "ci95": _t_interval(diff)}
+        out["selection_beats_random_outside_intervals"] = bool(
+            out["selected"]["ci95"][0] > out["random"]["ci95"][1]
+        )
+        _emit(out)
+
+
+def bench_arena(seeds: int, target: float, batch: int) -> None:
+    from prefkit.select.evaluate import arena_votes_to_target
+
+    res: dict[str, list[int]] = {"uniform": [], "active": []}
+    reached = {"uniform": 0, "active": 0}
+    for s in range(seeds):
+        for policy in ("uniform", "active"):
+            r = arena_votes_to_target(s, policy, target=target, batch=batch)
+            res[policy].append(int(r["votes"]))
+            reached[policy] += int(r["reached"])
+            _emit({"bench": "arena", **r})
+    # information per vote p(1 - p) of a uniformly drawn model pair under the scenario's BT
+    # estimand, against 0.25 for an even pair: how much any assignment can gain per vote
+    from prefkit.simulate import simulate
+
+    info = []
+    for s in range(min(seeds, 5)):
+        th = np.array(list(simulate("arena", size=200, seed=s, text=False)
+                           .truth["model_bt_strength"].values()))  # fmt: skip
+        i, j = np.triu_indices(th.size, 1)
+        p = 1 / (1 + np.exp(-(th[i] - th[j])))
+        info.append(float(np.mean(p * (1 - p))))
+    u, a = np.array(res["uniform"], float), np.array(res["active"], float)
+    rng = np.random.default_rng(0)
+    boots = []
+    for _ in range(2000):
+        i = rng.integers(0, seeds, seeds)
+        boots.append(u[i].mean() / a[i].mean())
+    _emit({
+        "bench": "arena_summary", "seeds": seeds, "target_spearman": target, "batch": batch,
+        "uniform_mean_votes": float(u.mean()), "active_mean_votes": float(a.mean()),
+        "uniform_median_votes": float(np.median(u)), "active_median_votes": float(np.median(a)),
+        "ratio_uniform_over_active": float(u.mean() / a.mean()),
+        "ratio_ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
+        "reached": reached,
+        "uniform_info_per_vote": float(np.mean(info)), "max_info_per_vote": 0.25,
+    })  # fmt: skip
+
+
+def bench_curve(seeds: int, sim_size: int) -> None:
+    from prefkit.reward.train import split_by_prompt
+    from prefkit.select.evaluate import _truth_of, feature_diffs, rm_label_curve
+    from prefkit.simulate import simulate
+
+    curves: dict[str, list[list[float]]] = {"active": [], "uncertainty": [], "random": []}
+    labels: list[int] = []
+    for s in range(seeds):
+        sim = simulate("noisy", size=sim_size, seed=s)
+        table = sim.tables[next(iter(sim.tables))]
+        train, test = split_by_prompt(table, val=0.2, seed=s)
+        d, y, _ = feature_diffs(train)
+        dt, _, _ = feature_diffs(test)
+        truth = _truth_of(test)
+        for policy in curves:
+            c = rm_label_curve(d, y, dt, truth, s, policy)
+            curves[policy].append([p["accuracy"] for p in c])
+            labels = [int(p["labels"]) for p in c]
+            _emit({"bench": "curve", "seed": s, "policy": policy, "curve": c})
+    out: dict[str, Any] = {"bench": "curve_summary", "seeds": seeds, "labels": labels}
+    for policy, cs in curves.items():
+        m = np.array(cs)
+        out[policy] = [round(float(x), 4) for x in m.mean(axis=0)]
+    diff = np.array(curves["active"]) - np.array(curves["random"])
+    out["active_minus_random_ci95"] = [[round(v, 4) for v in _t_interval(list(diff[:, j]))]
+                                       for j in range(diff.shape[1])]  # fmt: skip
+    _emit(out)
+
+
+def _speed_input(rows: int, prompts: int, work: Path) -> tuple[Path, Path, Path]:
+    """1M comparisons (short texts, two sources, reward_a/reward_b as `rm score` writes),
+    their prompts' embeddings (clustered random unit vectors standing in for cached MiniLM
+    vectors),
+    and an audit findings file flagging 2% of the rows."""
+    import pyarrow.parquet as pq
+
+    from prefkit.schema import Kind
+    from prefkit.select.criteria import save_embeddings
+    from prefkit.simulate import tables as T
+
+    rng = np.random.default_rng(0)
+    pidx = rng.integers(0, prompts, rows)
+    ptext = [f"question {i} about topic {i % 997}" for i in range(prompts)]
+    ids = [f"r{i:07d}" for i in range(rows)]
+    cols: dict[str, Any] = {
+        "id": ids,
+        "prompt": T.messages([ptext[i] for i in pidx.tolist()], "user"),
+        "prompt_id": [f"p{i:06d}" for i in pidx.tolist()],
+        "source": np.where(rng.random(rows) < 0.7, "web", "forum").tolist(),
+        "response_a": T.messages(["answer one"] * rows, "assistant"),
+        "response_b": T.messages(["answer two"] * rows, "assistant"),
+        "outcome": np.where(rng.random(rows) < 0.5, "a", "b").tolist(),
+    }
+    t = T.table(Kind.COMPARISONS, cols, rows)
+    t = t.append_column("reward_a", pa.array(rng.normal(size=rows)))
+    t = t.append_column("reward_b", pa.array(rng.normal(size=rows)))
+    src = work / "pairs.parquet"
+    pq.write_table(t, src)
+    emb = work / "prompt_embeddings.parquet"
+    # clustered like real prompt embeddings: topic centres plus per-prompt noise
+    centres = rng.normal(size=(max(1, prompts // 100), 384)).astype(np.float32)
+    v = centres[rng.integers(0, centres.shape[0], prompts)]
+    v += 0.6 * rng.normal(size=v.shape).astype(np.float32) / np.sqrt(1.0)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    save_embeddings(emb, [f"p{i:06d}" for i in range(prompts)], v)
+    flagged = rng.choice(rows, size=rows // 50, replace=False)
+    fnd = pa.table({
+        "row_id": [ids[i] for i in flagged.tolist()], "check": ["noise"] * flagged.size,
+        "issue": ["noisy_label"] * flagged.size, "severity": ["warning"] * flagged.size,
+        "score": [0.9] * flagged.size, "group": [None] * flagged.size, "detail": [""] * flagged.size,
+    })  # fmt: skip
+    fpath = work / "findings.parquet"
+    pq.write_table(fnd, fpath)
+    return src, emb, fpath
+
+
+def bench_speed(rows: int, keep: int, prompts: int) -> None:
+    from prefkit.select.diversity import knn_graph
+
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        t0 = time.perf_counter()
+        src, emb, fnd = _speed_input(rows, prompts, work)
+        gen = time.perf_counter() - t0
+        out = work / "sub.parquet"
+        cmd = [sys.executable, "-m", "prefkit.cli", "select", str(src), str(out),
+               "--budget", str(keep), "--for", "train", "--findings", str(fnd),
+               "--embeddings", str(emb), "--by", "audit,margin,diversity,balance"]  # fmt: skip
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - t0
+        import resource
+
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        if p.returncode != 0:
+            raise SystemExit(p.stderr)
+        s = json.loads(Path(str(out) + ".select.json").read_text())
+        # the k-NN graph of the diversity pool: faiss IVF (what select uses) vs exact search
+        # (faiss IndexFlatIP, brute force with BLAS), and the IVF graph's recall of the exact
+        import faiss
+        import pyarrow.parquet as pq
+
+        from prefkit.select.criteria import load_embeddings
+        from prefkit.select.diversity import normalise
+
+        pool = int(s["criteria"]["diversity"]["pool"])
+        pid = pq.read_table(src, columns=["prompt_id"]).column("prompt_id").to_pylist()[:pool]
+        x = normalise(load_embeddings(emb, pid))
+        t0 = time.perf_counter()
+        g = knn_graph(x)
+        t_faiss = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        flat = faiss.IndexFlatIP(x.shape[1])
+        flat.add(x)
+        _, ex = flat.search(x, 11)
+        t_exact = time.perf_counter() - t0
+        recall = float(np.mean([len(set(g.idx[i]) & (set(ex[i]) - {i})) / g.idx.shape[1]
+                                for i in range(pool)]))  # fmt: skip
+        _emit({
+            "bench": "speed", "rows": rows, "keep": keep, "distinct_prompts": prompts,
+            "command_seconds": round(wall, 1), "input_generation_seconds": round(gen, 1),
+            "command_peak_rss_mb": round(peak_mb), "kept": s["kept"], "pool": pool,
+            "neighbours": s["criteria"]["diversity"]["neighbours"],
+            "knn_faiss_ivf_seconds": round(t_faiss, 2), "knn_exact_flat_seconds": round(t_exact, 2),
+            "faiss_speedup": round(t_exact / t_faiss, 2), "faiss_recall_at_10": round(recall, 3),
+            "command": " ".join(cmd[1:]),
+        })  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default="train,arena,curve,speed")
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--sim-size", type=int, default=6000)
+    ap.add_argument("--datasets", default="noisy,hh,pandalm")
+    ap.add_argument("--arena-seeds", type=int, default=20)
+    ap.add_argument("--target", type=float, default=0.9)
+    ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--keep", type=int, default=10_000)
+    ap.add_argument("--prompts", type=int, default=200_000)
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "prefkit-select-cache"))
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    _emit({"bench": "machine", "cpus": os.cpu_count(), "python": platform.python_version(),
+           "load": os.getloadavg()})  # fmt: skip
+    if "train" in only:
+        bench_train(a.seeds, a.sim_size, a.datasets.split(","), a.cache)
+    if "arena" in only:
+        bench_arena(a.arena_seeds, a.target, a.batch)
+    if "curve" in only:
+        bench_curve(a.seeds, a.sim_size)
+    if "speed" in only:
+        bench_speed(a.rows, a.keep, min(a.prompts, a.rows))
+    _emit({"bench": "done", "load": os.getloadavg()})
+
+
+if __name__ == "__main__":
+    main()
