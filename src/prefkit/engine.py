@@ -53,6 +53,8 @@ def ray_init() -> Any:
         raise EngineError(
             f"--engine ray needs Ray Data: pip install 'prefkit[scale]' (import failed: {e})"
         ) from None
+    import logging
+
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS") or None
         try:
@@ -60,13 +62,11 @@ def ray_init() -> Any:
                 address=address,
                 include_dashboard=False,
                 log_to_driver=False,
-                logging_level="ERROR",
+                logging_level=logging.ERROR,
                 configure_logging=True,
             )
         except (ConnectionError, RuntimeError, ValueError) as e:
             raise EngineError(f"RAY_ADDRESS {address}: cannot join the Ray cluster ({e})") from None
-    import logging
-
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # no per-dataset INFO lines on stderr
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True  # rows come back in input order
@@ -79,7 +79,16 @@ def ray_cpus() -> int:
     """CPUs of the Ray cluster this process is connected to (ray_init first)."""
     import ray
 
-    return int(ray.cluster_resources().get("CPU", 1))
+    res: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return int(res.get("CPU", 1))
+
+
+def cluster_gpus() -> float:
+    """GPUs of the Ray cluster this process is connected to (ray_init first)."""
+    import ray
+
+    res: dict[str, float] = ray.cluster_resources()  # type: ignore[no-untyped-call]
+    return float(res.get("GPU", 0))
 
 
 def _local_batches(
@@ -135,11 +144,15 @@ def map_batches(
     }
     if isinstance(fn, type):
         kw["fn_constructor_args"] = fn_args
-        kw["concurrency"] = max(
-            1, ray_cpus() if not num_gpus else int(ray.cluster_resources().get("GPU", 1))
-        )
+        # one model per actor; one CPU stays free for the read tasks that feed the actors
+        # (actors holding every CPU would starve them: the pipeline would wait forever)
+        cpus = ray_cpus()
         if num_gpus:
+            kw["concurrency"] = max(1, int(cluster_gpus()))
             kw["num_gpus"] = num_gpus
+        else:
+            kw["concurrency"] = max(1, cpus - 1)
+            kw["num_cpus"] = 1 if cpus > 1 else 0.5
     ds = ds.map_batches(fn, **kw)
     for b in ds.iter_batches(batch_format="pyarrow", batch_size=None):
         if progress is not None:

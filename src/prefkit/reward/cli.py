@@ -339,7 +339,7 @@ def score_cmd(
     """Add `reward_a`/`reward_b` (comparisons) or `reward` (ratings, binary) columns."""
     from rich.progress import Progress
 
-    from prefkit.engine import map_batches
+    from prefkit.engine import cluster_gpus, map_batches
     from prefkit.io.canonical import canonical_files
     from prefkit.reward.score import BOOKKEEPING, EMPTY, TRUNCATED, BatchScorer, sides, wants_gpu
     from prefkit.schema import Kind
@@ -359,7 +359,7 @@ def score_cmd(
         scorer: Any = BatchScorer
         args: tuple[Any, ...] = (model,)
         try:
-            gpu = 1.0 if wants_gpu(model) and _cluster_gpus() else 0.0
+            gpu = 1.0 if wants_gpu(model) and cluster_gpus() else 0.0
         except _user_errors() as e:
             fail(str(e))
     else:
@@ -367,7 +367,8 @@ def score_cmd(
                              else _load_group(model, group))  # fmt: skip
         args, gpu = (), 0.0
     total = _rows(source)
-    counts = {"rows": 0, "empty": 0, "truncated": 0, "no_text": dict[str, int]()}
+    counts = {"rows": 0, "empty": 0, "truncated": 0}
+    no_text: dict[str, int] = {}
     writer = _BatchWriter(out)
     try:
         with Progress(console=console, transient=True) as prog:
@@ -380,9 +381,7 @@ def score_cmd(
                 for side in sides(b.schema):
                     name = f"reward_{side}" if side else "reward"
                     col = f"response_{side}" if side else "response"
-                    counts["no_text"][col] = (
-                        counts["no_text"].get(col, 0) + b.column(name).null_count
-                    )
+                    no_text[col] = no_text.get(col, 0) + b.column(name).null_count
                 writer.write(b.drop_columns(list(BOOKKEEPING)))
     except _user_errors() as e:
         writer.abort()
@@ -391,7 +390,7 @@ def score_cmd(
         writer.abort()
         raise
     writer.close()
-    for col, k in counts["no_text"].items():
+    for col, k in no_text.items():
         if k:
             console.print(f"[yellow]{k} rows have no {col} text: reward left null[/yellow]")
     if counts["empty"]:
@@ -412,12 +411,6 @@ def _rows(source: Any) -> int:
 
         return sum(pq.ParquetFile(f).metadata.num_rows for f in source)
     return int(source.num_rows)
-
-
-def _cluster_gpus() -> float:
-    import ray
-
-    return float(ray.cluster_resources().get("GPU", 0))
 
 
 class _BatchWriter:
