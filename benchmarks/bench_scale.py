@@ -137,6 +137,8 @@ def main() -> None:
 
         t0 = time.perf_counter()
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False)
+        # after init: Ray's auth settings (RAY_AUTH_MODE) are in this process's environment
+        ray_env = {k: v for k, v in os.environ.items() if k != "PREFKIT_ENGINE"}
         ray_env["RAY_ADDRESS"] = str(ray.get_runtime_context().gcs_address)
         print(f"ray cluster up in {time.perf_counter() - t0:.1f} s ({args.cpus} CPUs)")
         cluster = [p for p in psutil.Process().children(recursive=True)]
