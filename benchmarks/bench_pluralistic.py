@@ -5,7 +5,7 @@ each group's true Bradley–Terry order), power of the heterogeneity test on `pl
 groups). Prints one JSON line per measurement.
 
     python -m benchmarks.bench_pluralistic [--votes-per-annotator 200] [--annotators 30]
-        [--level-runs 200] [--permutations 199] [--skip-mixture]
+        [--level-runs 200] [--permutations 199] [--skip-mixture] [--ceiling-seeds 5]
 """
 
 from __future__ import annotations
@@ -87,6 +87,42 @@ def mixture_ari(sim: Simulation, k: int | None) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
+def bayes_oracle_ari(sim: Simulation) -> float:
+    """ARI of the Bayes classifier: each annotator to the group whose TRUE model gives its
+    votes the highest likelihood (truth `group_loglik`): what knowing every parameter allows."""
+    gl = sim.truth["group_loglik"]
+    truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
+    ann = sorted(gl)
+    return float(adjusted_rand_score([truth[a] for a in ann],
+                                     [max(gl[a], key=gl[a].get) for a in ann]))  # fmt: skip
+
+
+def known_group_feature_ari(sim: Simulation, folds: int = 5) -> float:
+    """Ceiling of the mixture's representation: each group's logistic model on the same design
+    (model one-hot + standardised feature differences) fitted WITH the true group labels on
+    the other annotators (annotator folds), then each held-out annotator assigned to the
+    group under which its decisive votes are most likely."""
+    from sklearn.linear_model import LogisticRegression
+
+    from prefkit.rank.mixture import design_responses
+
+    truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
+    d = design_responses(sim.tables[Kind.COMPARISONS]).data
+    x, dec, ann = d.x[d.unit], d.y3[:, 2] == 0, d.annotator
+    gl = np.array([truth[a] for a in d.annotators])
+    names = sorted(set(gl.tolist()))
+    fold = np.random.default_rng(0).permutation(d.n_annotators) % folds
+    ll = np.zeros((d.n_annotators, len(names)))
+    for f in range(folds):
+        test = (fold[ann] == f) & dec
+        for k, g in enumerate(names):
+            fit_rows = dec & (gl[ann] == g) & (fold[ann] != f)
+            m = LogisticRegression(C=1.0, max_iter=3000).fit(x[fit_rows], d.y3[fit_rows, 0])
+            p = np.clip(m.predict_proba(x[test])[:, 1], 1e-9, 1 - 1e-9)
+            np.add.at(ll[:, k], ann[test], np.where(d.y3[test, 0] == 1, np.log(p), np.log1p(-p)))
+    return float(adjusted_rand_score(gl, ll.argmax(axis=1)))
+
+
 def level_run(seed: int, permutations: int, size: int) -> tuple[float | None, float]:
     sim = simulate("clean", size=size, seed=seed)
     t = sim.tables[Kind.COMPARISONS]
@@ -101,6 +137,24 @@ def level_run(seed: int, permutations: int, size: int) -> tuple[float | None, fl
     return h["p_value_permutation"], h["p_value_chi2"]
 
 
+def ceiling(scen: str, size: int, annotators: int, seeds: int) -> dict[str, Any]:
+    """Latent-group recovery over `seeds` worlds: the bt-mixture (K true) beside the Bayes
+    classifier (true parameters) and the known-group ceiling of the mixture's features."""
+    rows = []
+    for seed in range(seeds):
+        sim = ensure_group_members(simulate(scen, size=size, seed=seed, annotators=annotators))
+        k_true = len(sim.truth["group_members"])
+        rows.append((mixture_ari(sim, k_true)["ari"], bayes_oracle_ari(sim),
+                     known_group_feature_ari(sim)))  # fmt: skip
+    r = np.asarray(rows)
+    return {"scenario": scen, "votes": size, "annotators": annotators, "seeds": seeds,
+            "ari_mixture": r[:, 0].round(3).tolist(), "ari_bayes_oracle": r[:, 1].round(3).tolist(),
+            "ari_known_group_features": r[:, 2].round(3).tolist(),
+            "mean": {"mixture": round(float(r[:, 0].mean()), 3),
+                     "bayes_oracle": round(float(r[:, 1].mean()), 3),
+                     "known_group_features": round(float(r[:, 2].mean()), 3)}}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--votes-per-annotator", type=int, default=200)
@@ -109,6 +163,9 @@ def main() -> None:
     ap.add_argument("--level-size", type=int, default=2000)
     ap.add_argument("--permutations", type=int, default=199)
     ap.add_argument("--skip-mixture", action="store_true")
+    ap.add_argument("--ceiling-seeds", type=int, default=0,
+                    help="Also measure ARI of the mixture, the Bayes classifier and the "
+                    "known-group feature ceiling over this many worlds per scenario.")  # fmt: skip
     ap.add_argument("--only-level", action="store_true", help="Only the level runs on clean.")
     a = ap.parse_args()
     size = a.votes_per_annotator * a.annotators
@@ -122,6 +179,8 @@ def main() -> None:
             k_true = len(sim.truth["group_members"])
             out["mixture"] = [mixture_ari(sim, k_true)]
         print(json.dumps(out), flush=True)
+        if a.ceiling_seeds:
+            print(json.dumps(ceiling(scen, size, a.annotators, a.ceiling_seeds)), flush=True)
     if a.level_runs == 0:
         return
     pp: list[float] = []

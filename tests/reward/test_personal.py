@@ -224,3 +224,70 @@ def test_pandalm_annotators_are_shrunk_to_the_pool(data_dir: Path, tmp_path: Pat
     for g in pers["groups"]:
         assert np.linalg.norm(g["offset"]) < 0.5 * np.linalg.norm(beta)
     assert [v["group"] for v in pers["validation"]] == [g["name"] for g in pers["groups"]]
+
+
+@pytest.mark.slow
+def test_eval_by_group_worst_group_and_vote_split(world: dict[str, Path], tmp_path: Path) -> None:
+    """`rm eval --by group` on held-out votes: each row scored by its group's head, per-group
+    accuracy equal to `--group G` on that group's rows alone, the pooled head beside it, the
+    worst group the lowest; the vote-split log-loss equals scikit-learn's on every vote with
+    the pair's predicted split (the mean of its voters' own-head probabilities)."""
+    from scipy.special import expit
+    from sklearn.metrics import log_loss
+
+    r = _ok("rm", "eval", str(world["model"]), str(world["test"]), "--by", "group", "--json",
+            "--min-votes", "10")  # fmt: skip
+    res = json.loads(r.stdout)
+    g = res["groups"]
+    assert g["by"] == "group" and g["personalised"] and g["min_votes"] == 10
+    names = ("quality", "plain", "formatted")
+    assert set(g["model"]["per_group"]) == set(names)
+    for name in names:
+        own = _accuracy(world["model"], world[name], "--group", name)
+        pooled = _accuracy(world["model"], world[name])
+        assert g["model"]["per_group"][name]["accuracy"] == pytest.approx(own, abs=1e-12)
+        assert g["pooled_model"]["per_group"][name]["accuracy"] == pytest.approx(pooled, abs=1e-12)
+    for k in ("model", "pooled_model"):
+        per = g[k]["per_group"]
+        worst = g[k]["worst_group"]
+        assert worst["accuracy"] == min(v["accuracy"] for v in per.values())
+        assert per[worst["group"]]["accuracy"] == worst["accuracy"]
+    assert g["model"]["worst_group"]["accuracy"] > g["pooled_model"]["worst_group"]["accuracy"]
+    # vote split, recomputed from `rm score --group` of each group's rows
+    p_pair: dict[str, list[float]] = {}
+    votes: list[tuple[str, int, int]] = []  # (pair, 1 if the pair's first response won)
+    first: dict[str, str] = {}
+    for name in names:
+        out = tmp_path / f"{name}.parquet"
+        _ok("rm", "score", str(world["model"]), str(world[name]), str(out), "--group", name)
+        t = pq.read_table(out)
+        for meta, a, b, o, ra, rb in zip(
+            t.column("meta").to_pylist(), t.column("response_a").to_pylist(),
+            t.column("response_b").to_pylist(), t.column("outcome").to_pylist(),
+            t.column("reward_a").to_pylist(), t.column("reward_b").to_pylist(), strict=True,
+        ):  # fmt: skip
+            if o not in ("a", "b"):
+                continue
+            pid, ta, tb = dict(meta)["pair_id"], messages_text(a), messages_text(b)
+            ref = first.setdefault(pid, min(ta, tb))
+            p = float(expit(ra - rb)) if ta == ref else float(expit(rb - ra))
+            p_pair.setdefault(pid, []).append(p)
+            votes.append((pid, int((o == "a") == (ta == ref)), 0))
+    multi = {k for k, v in p_pair.items() if len(v) >= 2}
+    y = [v for k, v, _ in votes if k in multi]
+    q = [float(np.mean(p_pair[k])) for k, _, _ in votes if k in multi]
+    vs = res["vote_split"]["model"]
+    assert vs["votes"] == len(y) and vs["pairs"] == len(multi)
+    assert vs["log_loss"] == pytest.approx(log_loss(y, q, labels=[0, 1]), rel=1e-9)
+    assert vs["log_loss_floor"] <= vs["log_loss"] < vs["log_loss_constant"]
+    # the personalised heads predict the split of votes better than the pooled head
+    assert vs["log_loss"] < res["vote_split"]["pooled_model"]["log_loss"]
+
+
+def test_eval_by_bad_input(clean_file: Path) -> None:
+    r = _run("rm", "eval", "length", str(clean_file), "--by", "nosuch")
+    assert r.returncode == 1 and "'nosuch'" in r.stderr and "Traceback" not in r.stderr
+    r = _run("rm", "eval", "length", str(clean_file), "--by", "source")
+    assert r.returncode == 1 and "nothing to compare" in r.stderr, r.stderr
+    r = _run("rm", "eval", "length", str(clean_file), "--by", "annotator", "--min-votes", "0")
+    assert r.returncode == 2

@@ -493,9 +493,21 @@ def eval_cmd(
     group: str | None = typer.Option(
         None, "--group", help="Evaluate this group's personalised head (rm train --personalize)."
     ),
+    by: str | None = typer.Option(
+        None,
+        "--by",
+        help="Per-group and worst-group accuracy by annotator, group, source or a meta key; a "
+        "personalised model scores each row with its group's head (and the pooled head is "
+        "reported beside it).",
+    ),
+    min_votes: int = typer.Option(
+        10, "--min-votes", help="Groups with fewer decisive votes are listed, not ranked (--by)."
+    ),
 ) -> None:
     """Accuracy (ties excluded and tie-aware), per source, length-controlled, ECE, best-of-N,
-    with the length-only and random baselines on the same rows."""
+    with the length-only and random baselines on the same rows; how well the predicted
+    probabilities match the split of votes on pairs voted on by several people; with --by,
+    per-group and worst-group accuracy."""
     from prefkit.reward.data import Pairs, pairs_from_table
     from prefkit.reward.evaluate import evaluate_model, position_consistency
     from prefkit.reward.model_dir import read_card
@@ -504,11 +516,28 @@ def eval_cmd(
         fail("--tie-threshold must be >= 0", code=2)
     if group is not None and judge is not None:
         fail("--group does not combine with --judge", code=2)
+    if min_votes < 1:
+        fail("--min-votes must be >= 1", code=2)
     loaded = _load_sources([data])
     try:
-        pairs = Pairs.concat([pairs_from_table(s.table) for s in loaded])
+        parts = [pairs_from_table(s.table) for s in loaded]
+        pairs = Pairs.concat(parts)
     except ValueError as e:
         fail(f"{data}: {e}")
+    labels = None
+    if by is not None:
+        from prefkit.reward.evaluate import NO_GROUP
+        from prefkit.reward.train import _group_labels
+
+        try:
+            lab = _group_labels([(s.name, s.table) for s in loaded], by, flag="--by")
+        except ValueError as e:
+            fail(f"{data}: {e}")
+        labels = [
+            lab.get((s.name, i), NO_GROUP)
+            for s, p in zip(loaded, parts, strict=True)
+            for i in p.ids
+        ]
     if not len(pairs):
         fail(f"{data}: no pair has both response texts ({pairs.skipped})")
     extra: dict[str, Any] = {}
@@ -536,12 +565,19 @@ def eval_cmd(
                 threshold = tie_threshold
             sa = _score_batched(scorer, pairs.prompts, pairs.a, "response_a")
             sb = _score_batched(scorer, pairs.prompts, pairs.b, "response_b")
+            pooled = None
+            if labels is not None and group is None and model != "length":
+                own = _per_group_scores(Path(model), scorer, pairs, labels)
+                if own is not None:
+                    pooled = (sa, sb)
+                    sa, sb = own
             res = evaluate_model(
                 scorer, pairs, threshold, scores=(sa, sb), baseline_thresholds=base_thr
             )
             res["model_name"] = model
             if group is not None:
                 res["group"] = group
+            _split_and_groups(res, pairs, (sa, sb), pooled, labels, by, min_votes, threshold)
             if getattr(scorer, "truncated", 0):
                 extra["truncated_texts"] = int(scorer.truncated)
     except _user_errors() as e:
@@ -562,6 +598,71 @@ def eval_cmd(
         print_json(res)
         return
     _print_table(res)
+
+
+def _per_group_scores(model: Path, scorer: Any, pairs: Any, labels: list[str]) -> Any:
+    """Scores of every row under its own group's personalised head (rows of groups the model
+    does not know keep the pooled head), or None for a model that is not personalised."""
+    import numpy as np
+
+    from prefkit.reward.model_dir import read_card
+    from prefkit.reward.personal import group_model
+
+    card = read_card(model)
+    if card.get("backend") != "features" or not (card.get("personalize") or {}).get("groups"):
+        return None
+    lab = np.array(labels, dtype=object)
+    sa = np.full(len(pairs), np.nan)
+    sb = np.full(len(pairs), np.nan)
+    for g in sorted(set(labels)):
+        rows = np.flatnonzero(lab == g)
+        head = group_model(scorer, card, g) or scorer
+        ps = [pairs.prompts[i] for i in rows.tolist()]
+        sa[rows] = head.score(ps, [pairs.a[i] for i in rows.tolist()])
+        sb[rows] = head.score(ps, [pairs.b[i] for i in rows.tolist()])
+    return sa, sb
+
+
+def _split_and_groups(
+    res: dict[str, Any],
+    pairs: Any,
+    scores: tuple[Any, Any],
+    pooled: tuple[Any, Any] | None,
+    labels: list[str] | None,
+    by: str | None,
+    min_votes: int,
+    threshold: float,
+) -> None:
+    """`vote_split` (model, and the pooled head when rows were scored per group), `groups`
+    (--by: per-group and worst-group accuracy of the model, the pooled head and the length
+    baseline) and `pooled_model` (all metrics of the pooled head)."""
+    import numpy as np
+    from scipy.special import expit
+
+    from prefkit.reward.evaluate import group_accuracy, metrics, vote_split
+
+    split = {"model": vote_split(pairs, expit(scores[0] - scores[1]))}
+    if pooled is not None:
+        split["pooled_model"] = vote_split(pairs, expit(pooled[0] - pooled[1]))
+        res["pooled_model"] = metrics(pairs, pooled[0], pooled[1], threshold)
+    if split["model"] is not None:
+        res["vote_split"] = split
+    if labels is None:
+        return
+    lengths = [np.log1p(np.array([len(t) for t in side], dtype=np.float64))
+               for side in (pairs.a, pairs.b)]  # fmt: skip
+    g = {
+        "by": by,
+        "min_votes": min_votes,
+        "model": group_accuracy(scores[0] - scores[1], pairs.outcome, labels, min_votes),
+        "length_baseline": group_accuracy(
+            lengths[0] - lengths[1], pairs.outcome, labels, min_votes
+        ),  # fmt: skip
+        "personalised": pooled is not None,
+    }
+    if pooled is not None:
+        g["pooled_model"] = group_accuracy(pooled[0] - pooled[1], pairs.outcome, labels, min_votes)
+    res["groups"] = g
 
 
 def _in_sample(model: str, loaded: list[Any]) -> list[str]:
@@ -600,6 +701,27 @@ def _print_table(res: dict[str, Any]) -> None:
 
     out = Console(width=max(120, shutil.get_terminal_size().columns))
     out.print(t)
+    for who, vs in (res.get("vote_split") or {}).items():
+        if vs is not None:
+            out.print(
+                f"vote split ({who}): {vs['pairs']} pairs with {vs['votes']} votes; log-loss "
+                f"{vs['log_loss']:.3f} per vote (floor {vs['log_loss_floor']:.3f}, constant "
+                f"0.5 {vs['log_loss_constant']:.3f}), calibration error "
+                f"{vs['calibration_error']:.3f}"
+            )
+    g = res.get("groups")
+    if g:
+        gt = Table(title=f"accuracy by {g['by']} (ties excluded)")
+        gt.add_column("group")
+        heads = [k for k in ("model", "pooled_model", "length_baseline") if k in g]
+        for k in heads:
+            gt.add_column(k)
+        for name in g["model"]["per_group"]:
+            gt.add_row(name, *(_fmt(g[k]["per_group"].get(name, {})) for k in heads))
+        gt.add_row("worst group", *(
+            f"{w['group']}: {_fmt(w)}" if (w := g[k]["worst_group"]) else "—" for k in heads
+        ))  # fmt: skip
+        out.print(gt)
     if "position_swap" in res:
         out.print(f"position-swap consistency {res['position_swap']['consistency']:.3f}")
 

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit
 
+from prefkit.build.groups import NO_LABEL
 from prefkit.reward.data import Pairs
 
 F64 = NDArray[np.float64]
@@ -191,3 +192,101 @@ def position_consistency(delta_ab: F64, delta_ba: F64) -> dict[str, float | int]
     """Judges: share of pairs whose verdict survives swapping the order (Δ_ab and −Δ_ba agree)."""
     same = np.sign(delta_ab) == -np.sign(delta_ba)
     return {"n": int(delta_ab.size), "consistency": float(same.mean()) if delta_ab.size else 0.0}
+
+
+NO_GROUP = NO_LABEL  # rows without a label under the grouping
+
+
+def group_accuracy(
+    delta: F64, outcome: list[str], labels: list[str], min_votes: int
+) -> dict[str, Any]:
+    """Accuracy (ties excluded) per group label and the worst group's: the group with the
+    lowest accuracy among those with at least `min_votes` decisive rows and a label; the
+    others are listed under `small_groups` (rows without a label under `unlabelled`)."""
+    c, mask = decisive_correct(delta, outcome)
+    lab = np.array(labels, dtype=object)
+    per: dict[str, Any] = {}
+    small: dict[str, int] = {}
+    for g in sorted({str(v) for v in lab[mask]}):
+        sel = mask & (lab == g)
+        acc = accuracy_ci(c[sel])
+        if g == NO_GROUP:
+            continue
+        per[g] = acc
+        if int(acc["n"] or 0) < min_votes:
+            small[g] = int(acc["n"] or 0)
+    ranked = [g for g in per if g not in small]
+    worst = min(ranked, key=lambda g: (float(per[g]["accuracy"]), g)) if ranked else None
+    out: dict[str, Any] = {
+        "per_group": per,
+        "worst_group": {"group": worst, **per[worst]} if worst is not None else None,
+        "small_groups": small,
+    }
+    none = mask & (lab == NO_GROUP)
+    if none.any():
+        out["unlabelled"] = accuracy_ci(c[none])
+    return out
+
+
+def vote_split(pairs: Pairs, p_a: F64, bins: int = 10) -> dict[str, Any] | None:
+    """How well predicted preference probabilities match the split of votes on pairs that
+    several people voted on. A pair is a prompt and an unordered pair of responses; each of
+    its decisive votes counts for one side. The predicted split is the mean over the pair's
+    votes of each vote's P(side) (`p_a` per row: P(response a preferred), e.g. σ(Δ) under the
+    voter's own head for a personalised model). Reports the cross-entropy per vote (the
+    observed split against the predicted one), its floor (the observed split's own entropy:
+    a perfect predictor of the split), the constant 0.5 predictor's (log 2), the mean
+    absolute split error and a calibration error over equal-width bins of the prediction
+    (weighted by votes). None when no pair has two decisive votes."""
+    key_of: dict[tuple[str, str, str], int] = {}
+    idx: list[int] = []
+    p_lo: list[float] = []
+    for_lo: list[float] = []
+    for i, o in enumerate(pairs.outcome):
+        if o not in ("a", "b"):
+            continue
+        a, b = pairs.a[i], pairs.b[i]
+        lo_is_a = a <= b
+        k = (pairs.prompt_ids[i], a if lo_is_a else b, b if lo_is_a else a)
+        idx.append(key_of.setdefault(k, len(key_of)))
+        p_lo.append(float(p_a[i]) if lo_is_a else 1.0 - float(p_a[i]))
+        for_lo.append(1.0 if (o == "a") == lo_is_a else 0.0)
+    if not idx:
+        return None
+    u = np.asarray(idx, dtype=np.int64)
+    n = np.bincount(u)
+    multi = n[u] >= 2
+    if not multi.any():
+        return None
+    u, pl, yl = u[multi], np.asarray(p_lo)[multi], np.asarray(for_lo)[multi]
+    _, u = np.unique(u, return_inverse=True)
+    votes = np.bincount(u).astype(np.float64)
+    pred = np.clip(np.bincount(u, weights=pl) / votes, 1e-12, 1 - 1e-12)
+    obs = np.bincount(u, weights=yl) / votes
+
+    def xent(s: F64, q: F64) -> F64:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t1 = np.where(s > 0, s * np.log(q), 0.0)
+            t2 = np.where(s < 1, (1 - s) * np.log1p(-q), 0.0)
+        return np.asarray(-(t1 + t2), dtype=np.float64)
+
+    w = votes / votes.sum()
+    floor_q = np.clip(obs, 1e-12, 1 - 1e-12)
+    b = np.minimum((pred * bins).astype(int), bins - 1)
+    cal = 0.0
+    for j in range(bins):
+        s = b == j
+        if s.any():
+            cal += float(w[s].sum()) * abs(
+                float(np.average(pred[s], weights=w[s])) - float(np.average(obs[s], weights=w[s]))
+            )
+    return {
+        "pairs": int(votes.size),
+        "votes": int(votes.sum()),
+        "log_loss": float((w * xent(obs, pred)).sum()),
+        "log_loss_floor": float((w * xent(obs, floor_q)).sum()),
+        "log_loss_constant": float(np.log(2.0)),
+        "mean_abs_split_error": float((w * np.abs(obs - pred)).sum()),
+        "calibration_error": cal,
+        "split_unanimous": float(w[(obs == 0) | (obs == 1)].sum()),
+    }

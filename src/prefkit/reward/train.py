@@ -764,7 +764,9 @@ def train(
     return TrainResult(model, card)
 
 
-def _group_labels(sources: list[tuple[str, pa.Table]], by: str) -> dict[tuple[str, str], str]:
+def _group_labels(
+    sources: list[tuple[str, pa.Table]], by: str, flag: str = "--personalize"
+) -> dict[tuple[str, str], str]:
     """(source, row id) → label under the grouping `by` (`prefkit.build.groups`); a grouping
     missing from every source or with one value over all of them is an error."""
     from prefkit.build.groups import NO_LABEL, GroupingError, group_labels
@@ -784,12 +786,16 @@ def _group_labels(sources: list[tuple[str, pa.Table]], by: str) -> dict[tuple[st
                                  f"{out[key]!r} and {lab!r}; ids must be unique")  # fmt: skip
             out[key] = lab
     if not out:
-        raise ValueError(f"--personalize {by}: " + "; ".join(errors))
+        raise ValueError(f"{flag} {by}: " + "; ".join(errors))
     distinct = set(out.values()) - {NO_LABEL}
     if len(distinct) < 2:
         raise ValueError(
-            f"--personalize {by}: {len(distinct)} group(s) ({', '.join(sorted(distinct))}) "
-            "in the training data: there is nothing to personalise"
+            f"{flag} {by}: {len(distinct)} group(s) ({', '.join(sorted(distinct))}) "
+            + (
+                "in the training data: there is nothing to personalise"
+                if flag == "--personalize"
+                else "in the data: there is nothing to compare"
+            )
         )
     return out
 

@@ -125,6 +125,20 @@ def davidson(logit: F64, nu: F64 | float) -> tuple[F64, F64, F64]:
     return ea / tot, eb / tot, nu / tot
 
 
+def vote_loglik(ua: F64, ub: F64, len_a: F64, len_b: F64, outcome: I64, persona: Persona) -> F64:
+    """log P(recorded `outcome` (0 a, 1 b, 2 tie)) of each vote under `persona`'s model
+    (utilities `ua`/`ub` under its weights, its length bias, Davidson ties and flips); for
+    personas without position bias, spam, both_bad or planted preferences."""
+    if persona.spam or persona.position_logit or persona.p_both_bad or persona.feature_weights:
+        raise ValueError(f"persona {persona.persona!r}: no closed-form vote likelihood")
+    logit = persona.beta * (ua - ub) + persona.length_bias * (len_a - len_b) / 100.0
+    pa, pb, pt = davidson(logit, persona.tie_nu)
+    f = persona.flip
+    probs = np.stack([(1 - f) * pa + f * pb, (1 - f) * pb + f * pa, pt], axis=1)
+    picked = probs[np.arange(len(outcome)), np.minimum(outcome, 2)]
+    return np.asarray(np.log(np.maximum(picked, 1e-300)), dtype=np.float64)
+
+
 def outcome_probabilities(ua: F64, ub: F64, persona: Persona) -> tuple[F64, F64, F64]:
     """Expected recorded outcome (a wins, b wins, tie or both_bad) of a `persona` without
     flips, spam, position or length bias (the arena voter) on utilities `ua`, `ub`."""

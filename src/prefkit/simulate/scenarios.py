@@ -22,6 +22,7 @@ from prefkit.simulate.personas import (
     assign_personas,
     judge,
     outcome_probabilities,
+    vote_loglik,
 )
 from prefkit.simulate.world import (
     ATTRIBUTES,
@@ -430,9 +431,36 @@ def _pairwise(
         truth["group_model_strength"] = {
             g: _model_truth(models, weight_vector(p.weights)) for g, p in groups.items()
         }
+        truth["group_loglik"] = _group_loglik(
+            groups, resp, ia[vote_pair], ib[vote_pair], votes.outcome, votes_ann, ann_ids
+        )
     if groups and shares:
         truth |= _group_estimands(groups, shares, personas, ann_ids, models, prompts, rng)
     return Built({Kind.COMPARISONS: table}, truth)
+
+
+def _group_loglik(
+    groups: dict[str, Persona],
+    resp: Responses,
+    ra: I64,
+    rb: I64,
+    outcome: I64,
+    votes_ann: I64,
+    ann_ids: list[str],
+) -> dict[str, dict[str, float]]:
+    """Log-likelihood of each annotator's votes under each group's true model (the responses'
+    true utilities under the group's weights, its length bias, ties and flips): the input of
+    the Bayes classifier of annotators, whose assignment (the argmax) bounds what any method
+    that must estimate the groups can recover."""
+    out = np.zeros((len(ann_ids), len(groups)))
+    for k, p in enumerate(groups.values()):
+        q = resp.utility(weight_vector(p.weights))
+        ll = vote_loglik(q[ra], q[rb], resp.length[ra], resp.length[rb], outcome, p)
+        np.add.at(out[:, k], votes_ann, ll)
+    return {
+        a: {g: round(float(v), 4) for g, v in zip(groups, row, strict=True)}
+        for a, row in zip(ann_ids, out.tolist(), strict=True)
+    }
 
 
 def _group_personas(
