@@ -110,6 +110,40 @@ def run(cmd: list[str], env: dict[str, str], cluster: list[Any]) -> dict[str, fl
     return {"wall": wall, "cpu": cpu, "rss_gib": peak / 2**30}
 
 
+def per_core_rates(n: int, model: Path | None) -> None:
+    """Rows per second of each per-batch function on one core, in this process (the unit the
+    sizing in docs/scale.md multiplies by cores): the audit's `row_stats` and
+    `text_signatures`, rank's `count_batch`, and `rm score`'s `BatchScorer` (features)."""
+    import pyarrow as pa
+
+    from prefkit.audit.frame import Frame
+    from prefkit.audit.rowwise import TEXT_COLUMNS, row_stats, text_signatures
+    from prefkit.engine import map_table
+    from prefkit.rank.data import BATTLE_KEYS, count_batch
+    from prefkit.reward.score import BatchScorer
+    from prefkit.schema import Kind
+    from prefkit.simulate import simulate
+
+    t = simulate("noisy", size=n, seed=0).tables[Kind.COMPARISONS]
+    texts = Frame.of(t).texts
+    arena = simulate("arena", size=n, seed=0).tables[Kind.COMPARISONS].select(BATTLE_KEYS)
+    jobs: list[tuple[str, Any, Any, int]] = [
+        ("audit row_stats (per comparison)", t.select(list(TEXT_COLUMNS)), row_stats, n),
+        ("audit text_signatures (per distinct text)", pa.table({"text": texts}),
+         text_signatures, len(texts)),
+        ("rank count_batch (per battle)", arena, count_batch, n),
+    ]  # fmt: skip
+    if model is not None:
+        k = min(n, 20_000)
+        jobs.append(("rm score features (per comparison)", t.slice(0, k),
+                     BatchScorer(str(model)), k))  # fmt: skip
+    for name, table, fn, rows in jobs:
+        c0, t0 = time.process_time(), time.perf_counter()
+        map_table(table, fn, "local")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"per core: {name}: {rows / cpu:,.0f} rows/CPU-s ({rows:,} rows, {wall:.1f} s wall)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 4_000_000])
@@ -120,7 +154,14 @@ def main() -> None:
     ap.add_argument("--commands", nargs="+", default=["audit", "score"])
     ap.add_argument("--cpus", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--rates", type=int, default=0, help="only the per-core rates of the batch functions"
+    )
+    ap.add_argument("--model", type=Path, default=None, help="--rates: a features model dir")
     args = ap.parse_args()
+    if args.rates:
+        per_core_rates(args.rates, args.model)
+        return
     import psutil
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench_scale_"))
