@@ -389,6 +389,14 @@ def score_cmd(
     except BaseException:
         writer.abort()
         raise
+    if counts["rows"] == 0:  # no row: OUT still gets the columns (and reward columns)
+        import pyarrow.parquet as pq
+
+        from prefkit.reward.models import LengthModel
+
+        empty = source.slice(0, 0) if not isinstance(source, list) else (
+            pq.read_schema(source[0]).empty_table())  # fmt: skip
+        writer.write(BatchScorer(LengthModel())(empty).drop_columns(list(BOOKKEEPING)))
     writer.close()
     for col, k in no_text.items():
         if k:
