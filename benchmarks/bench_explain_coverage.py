@@ -70,7 +70,16 @@ def people(seed: int, annotators: int) -> dict[str, Any]:
     lab = [m["cluster"] for m in p["members"]]
     tr = [sim.truth["annotators"][m["group"]]["params"]["group"] for m in p["members"]]
     votes = float(np.mean([m["votes"] for m in p["members"]]))
-    return {"ari": adjusted_rand_score(tr, lab), "k": p["n_clusters"], "votes_each": votes}
+    # the Bayes classifier (each annotator to the group whose true model makes its votes most
+    # likely; truth `group_loglik`): what the votes allow when every parameter is known
+    gl = sim.truth["group_loglik"]
+    names = sorted(gl)
+    bayes = adjusted_rand_score(
+        [sim.truth["annotators"][a]["params"]["group"] for a in names],
+        [max(gl[a], key=gl[a].get) for a in names],
+    )
+    return {"ari": adjusted_rand_score(tr, lab), "k": p["n_clusters"], "votes_each": votes,
+            "ari_bayes": bayes}  # fmt: skip
 
 
 def _one_thread() -> None:
@@ -111,7 +120,8 @@ def main() -> None:
                 rows.append(r | {"annotators": annotators or "default"})
                 print(
                     f"pluralistic seed {args.seed + k} annotators {annotators or 'default'}: "
-                    f"{r['votes_each']:.0f} votes each, K={r['k']}, ARI {r['ari']:.3f}",
+                    f"{r['votes_each']:.0f} votes each, K={r['k']}, ARI {r['ari']:.3f} "
+                    f"(Bayes classifier {r['ari_bayes']:.3f})",
                     flush=True,
                 )
         summary["people"] = rows

@@ -180,8 +180,8 @@ def test_bad_input_one_line_exit_1(clean_file: Path, tmp_path: Path) -> None:
     assert "nothing to personalise" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "m" / "model.json").exists()
     r = _run("rm", "train", str(clean_file), str(tmp_path / "m"), "--personalize", "annotator",
-             "--backend", "embed")  # fmt: skip
-    assert r.returncode == 2
+             "--backend", "trl", "--base", str(tmp_path))  # fmt: skip
+    assert r.returncode == 2 and "--personalize" in r.stderr
     r = _run("rm", "score", "length", str(clean_file), str(tmp_path / "s.parquet"), "--group", "x")
     assert r.returncode == 2 and "--group" in r.stderr
 
@@ -291,3 +291,47 @@ def test_eval_by_bad_input(clean_file: Path) -> None:
     assert r.returncode == 1 and "nothing to compare" in r.stderr, r.stderr
     r = _run("rm", "eval", "length", str(clean_file), "--by", "annotator", "--min-votes", "0")
     assert r.returncode == 2
+
+
+@pytest.mark.slow
+def test_embed_head_personalised_scores_and_adapts(tmp_path: Path) -> None:
+    """`--backend embed --personalize group`: each group's offset covers the MiniLM weights
+    and the feature column; `rm score --group` equals the encoder's embeddings times the
+    pooled weights plus the offset, recomputed here; `rm adapt` fits a new user on the
+    card's embedding scale."""
+    from prefkit.reward.embed import embed_texts
+    from prefkit.reward.models import FeatureModel, embed_input
+
+    t = with_true_group(simulate("pluralistic3", size=300, seed=3, annotators=6))
+    src = save(t, tmp_path / "v.parquet")
+    cache, model = str(tmp_path / "cache"), tmp_path / "m"
+    _ok("rm", "train", str(src), str(model), "--backend", "embed", "--personalize", "group",
+        "--epochs", "5", "--cache-dir", cache)  # fmt: skip
+    card = json.loads((model / "model.json").read_text())
+    pers = card["personalize"]
+    z = np.load(model / "embed_head.npz")
+    width = len(z["w_emb"]) + len(z["w_feat"])
+    assert len(z["w_emb"]) == 384 and len(pers["scale"]) == width
+    assert {g["name"] for g in pers["groups"]} == {"quality", "plain", "formatted"}
+    assert all(len(g["offset"]) == width for g in pers["groups"])
+    assert all(v == 1.0 for v in pers["scale"][384:])  # features: already standardized
+    off = np.asarray(next(g for g in pers["groups"] if g["name"] == "plain")["offset"])
+    out = tmp_path / "s.parquet"
+    _ok("rm", "score", str(model), str(src), str(out), "--group", "plain")
+    s = pq.read_table(out)
+    prompts = [messages_text(p) for p in s.column("prompt").to_pylist()]
+    resp = [messages_text(r) for r in s.column("response_a").to_pylist()]
+    e = embed_texts([embed_input(p, r) for p, r in zip(prompts, resp, strict=True)],
+                    cache_dir=cache).astype(np.float64)  # fmt: skip
+    x = FeatureModel.load(model).design(prompts, resp)
+    expect = e @ (z["w_emb"] + off[:384]) + x @ (z["w_feat"] + off[384:])
+    np.testing.assert_allclose(s.column("reward_a").to_numpy(), expect, rtol=1e-6, atol=1e-6)
+    # a new user from 20 of one annotator's votes
+    ann = t.column("annotator").to_pylist()
+    who = max(set(ann), key=ann.count)
+    rows = [i for i, a in enumerate(ann) if a == who][:20]
+    votes = save(t.take(pa.array(rows, pa.int64())), tmp_path / "new.parquet")
+    r = _ok("rm", "adapt", str(model), str(votes), str(tmp_path / "m2"), "--json")
+    entry = json.loads(r.stdout)
+    assert entry["name"] == who and entry["rows"] == 20 and len(entry["offset"]) == width
+    assert np.linalg.norm(entry["offset"]) > 0

@@ -133,7 +133,7 @@ def train_cmd(
     personalize: str | None = typer.Option(
         None,
         "--personalize",
-        help="features: per-group offsets from the pooled head, shrunk to it (group | "
+        help="features, embed: per-group offsets from the pooled head, shrunk to it (group | "
         "annotator | a column or meta key; docs/pluralistic.md).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the model card as JSON."),
@@ -156,9 +156,9 @@ def train_cmd(
     if balance not in ("sources", "rows"):
         fail(f"--balance must be sources or rows, got {balance!r}", code=2)
     _check_disentangle(disentangle, backend)
-    if personalize is not None and (backend != "features" or not personalize.strip()):
-        fail("--personalize needs --backend features and a grouping (group, annotator, a "
-             "column or meta key)", code=2)  # fmt: skip
+    if personalize is not None and (backend == "trl" or not personalize.strip()):
+        fail("--personalize needs --backend features or embed and a grouping (group, "
+             "annotator, a column or meta key)", code=2)  # fmt: skip
     if base is not None and not Path(base).is_dir():
         fail(f"--base {base}: not a directory (a local checkpoint is needed; no hub downloads)")
     check_output(out_dir, [*inputs, val], "dir")
@@ -251,7 +251,7 @@ def _load_group(model: str, group: str | None) -> Any:
     from prefkit.reward.personal import group_model
 
     card = read_card(Path(model))
-    own = group_model(scorer, card, group) if card["backend"] == "features" else None
+    own = group_model(scorer, card, group) if card["backend"] in ("features", "embed") else None
     if own is None:
         known = [g["name"] for g in (card.get("personalize") or {}).get("groups", [])]
         why = f"known groups: {', '.join(known)}" if known else "the model is not personalised"
@@ -617,7 +617,9 @@ def _per_group_scores(model: Path, scorer: Any, pairs: Any, labels: list[str]) -
     from prefkit.reward.personal import group_model
 
     card = read_card(model)
-    if card.get("backend") != "features" or not (card.get("personalize") or {}).get("groups"):
+    if card.get("backend") not in ("features", "embed") or not (card.get("personalize") or {}).get(
+        "groups"
+    ):
         return None
     lab = np.array(labels, dtype=object)
     sa = np.full(len(pairs), np.nan)
@@ -951,7 +953,14 @@ def adapt_cmd(
         fail("--group needs a name", code=2)
     check_output(out_dir, [model, votes], "dir")
     try:
-        card = read_card(model, backend="features")
+        from prefkit.reward.model_dir import ModelDirError
+
+        card = read_card(model)
+        if card["backend"] not in ("features", "embed"):
+            raise ModelDirError(
+                f"{model}: model backend is {card['backend']!r}; rm adapt needs a features or "
+                "embed model (a linear head)"
+            )
     except _user_errors() as e:
         fail(str(e))
     fm = _load(str(model))
@@ -971,7 +980,10 @@ def adapt_cmd(
             else set()
         )
         group = next(iter(anns)) if len(anns) == 1 else votes.name.split(".")[0]
-    new, off = adapt_card(fm, card, p, group.strip(), str(votes))
+    try:
+        new, off = adapt_card(fm, card, p, group.strip(), str(votes))
+    except _user_errors() as e:
+        fail(str(e))
     fm.save(out_dir)
     write_card(out_dir, {k: v for k, v in new.items() if k not in ("format", "format_version",
                                                                    "prefkit_version")})  # fmt: skip

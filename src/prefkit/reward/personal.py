@@ -1,8 +1,10 @@
-"""Personalised feature reward models: a pooled Bradley–Terry head plus one offset per group.
+"""Personalised reward models: a pooled Bradley–Terry head plus one offset per group.
 
-`prefkit rm train --personalize group|annotator|KEY` fits the pooled feature head as usual and
-then, for every group (the labels of `prefkit.build.groups.group_labels`), an offset δ_g on the
-same standardized features, the MAP estimate under a Gaussian prior centred on the pooled head:
+`prefkit rm train --personalize group|annotator|KEY` fits the pooled head as usual (the feature
+head, or the MiniLM head with its feature column) and then, for every group (the labels of
+`prefkit.build.groups.group_labels`), an offset δ_g on the same inputs (standardized features;
+for the MiniLM head also the embedding coordinates in units of their SD, see `head_design`),
+the MAP estimate under a Gaussian prior centred on the pooled head:
 
     minimise  Σ_i w_i ℓ(y_i, Δx_i·(β + δ_g)) + τ/2 · |δ_g|²     (w normalised to mean 1)
 
@@ -27,7 +29,7 @@ from scipy.special import expit, log_expit
 
 from prefkit.reward.data import Pairs
 from prefkit.reward.head import fit_lbfgs, one_blas_thread
-from prefkit.reward.models import FeatureModel
+from prefkit.reward.models import EmbedModel, FeatureModel
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -103,8 +105,34 @@ class PersonalFit:
     info: dict[str, Any]
 
 
+def head_design(
+    model: FeatureModel | EmbedModel, p: Pairs, scale: F64 | None = None
+) -> tuple[F64, F64, F64]:
+    """(d, beta, scale) of a linear head: the design of response differences of the rows `p`,
+    the pooled coefficients, and the per-column scale of the space the offsets' prior lives
+    in (offsets are fitted on d / scale, where the pooled head is beta · scale, and stored in
+    the model's own space, divided by scale). Features: the standardized feature differences,
+    β, ones. MiniLM head: the embedding differences and the feature RM's standardized
+    differences, [w_emb, w_feat]; `scale` is each embedding coordinate's SD over `p` (ones for
+    the features) unless given — so one prior strength τ means the same on both blocks."""
+    if isinstance(model, FeatureModel):
+        d = model.design(p.prompts, p.a) - model.design(p.prompts, p.b)
+        return d, model.beta, np.ones(d.shape[1]) if scale is None else scale
+    de = model.embed(p.prompts, p.a) - model.embed(p.prompts, p.b)
+    if model.features is not None and model.w_feat is not None:
+        fd = model.features
+        df = fd.design(p.prompts, p.a) - fd.design(p.prompts, p.b)
+        wf = model.w_feat
+    else:
+        df, wf = np.zeros((len(p), 0)), np.zeros(0)
+    if scale is None:
+        sd = de.std(axis=0) if len(p) > 1 else np.ones(de.shape[1])
+        scale = np.concatenate([np.where(sd > 1e-12, sd, 1.0), np.ones(df.shape[1])])
+    return np.hstack([de, df]), np.concatenate([model.w_emb, wf]), scale
+
+
 def fit_personal(
-    fm: FeatureModel,
+    fm: FeatureModel | EmbedModel,
     p: Pairs,
     labels: list[str],
     lam: float,
@@ -112,9 +140,11 @@ def fit_personal(
     tau: float | None = None,
     no_label: str = "(none)",
 ) -> PersonalFit:
-    """Per-group offsets from the pooled head of `fm` on the usable rows `p` (labels aligned
-    with `p`). Groups with fewer than `MIN_ROWS` rows, and `no_label`, stay pooled."""
-    d = fm.design(p.prompts, p.a) - fm.design(p.prompts, p.b)
+    """Per-group offsets from the pooled head of `fm` (features or MiniLM head) on the usable
+    rows `p` (labels aligned with `p`), in the model's own coefficients. Groups with fewer
+    than `MIN_ROWS` rows, and `no_label`, stay pooled."""
+    raw, beta_raw, scale = head_design(fm, p)
+    d, beta = raw / scale, beta_raw * scale
     sizes: dict[str, int] = {}
     for lab in labels:
         sizes[lab] = sizes.get(lab, 0) + 1
@@ -133,7 +163,7 @@ def fit_personal(
         else:
             path, how = [], "given"
         offsets = {
-            g: fit_offset(d[codes == i], p.y[codes == i], p.weight[codes == i], fm.beta, tau)
+            g: fit_offset(d[codes == i], p.y[codes == i], p.weight[codes == i], beta, tau) / scale
             for i, g in enumerate(names)
         }
     info = {
@@ -147,30 +177,49 @@ def fit_personal(
         ],
         "pooled_only": pooled,
     }
+    if isinstance(fm, EmbedModel):
+        info["scale"] = [float(v) for v in scale]
+        info["offset_space"] = (
+            "[MiniLM head w_emb, feature head w_feat]; the prior acts on offset x scale "
+            "(embedding coordinates in units of their SD over the training rows)"
+        )
     return PersonalFit(tau, offsets, {g: sizes[g] for g in names}, info)
 
 
-def group_model(fm: FeatureModel, card: dict[str, Any], group: str) -> FeatureModel | None:
+def with_offset(model: FeatureModel | EmbedModel, off: F64) -> FeatureModel | EmbedModel:
+    """The model whose linear head is the pooled one plus `off` (in its own coefficients)."""
+    if isinstance(model, FeatureModel):
+        return FeatureModel(model.names, model.mean, model.std, model.beta + off, model.se)
+    dim = len(model.w_emb)
+    wf = model.w_feat + off[dim:] if model.w_feat is not None else None
+    own = EmbedModel(model.w_emb + off[:dim], model.features, wf, cache_dir=model.cache_dir)
+    return own
+
+
+def group_model(
+    fm: FeatureModel | EmbedModel, card: dict[str, Any], group: str
+) -> FeatureModel | EmbedModel | None:
     """The head of `group` (pooled head + its offset) from a card's `personalize` section, or
     None when the card has no such group."""
     for g in (card.get("personalize") or {}).get("groups", []):
         if g["name"] == group:
-            off = np.asarray(g["offset"], dtype=np.float64)
-            return FeatureModel(fm.names, fm.mean, fm.std, fm.beta + off, fm.se)
+            return with_offset(fm, np.asarray(g["offset"], dtype=np.float64))
     return None
 
 
 def adapt_card(
-    fm: FeatureModel, card: dict[str, Any], p: Pairs, name: str, votes: str
+    fm: FeatureModel | EmbedModel, card: dict[str, Any], p: Pairs, name: str, votes: str
 ) -> tuple[dict[str, Any], F64]:
     """A copy of `card` with the group `name` fitted from the usable rows `p` (a new user's
     votes): the offset from the pooled head under the card's prior strength (`DEFAULT_TAU`
-    when the model was not personalised). A group of that name is replaced."""
+    when the model was not personalised) and, for a MiniLM head, the card's embedding scale
+    (else the SD over the votes). A group of that name is replaced."""
     pc = dict(card.get("personalize") or {})
     tau = float(pc.get("tau", DEFAULT_TAU))
-    d = fm.design(p.prompts, p.a) - fm.design(p.prompts, p.b)
+    given = np.asarray(pc["scale"], dtype=np.float64) if pc.get("scale") else None
+    raw, beta, scale = head_design(fm, p, given)
     with one_blas_thread():
-        off = fit_offset(d, p.y, p.weight, fm.beta, tau)
+        off = fit_offset(raw / scale, p.y, p.weight, beta * scale, tau) / scale
     groups = [g for g in pc.get("groups", []) if g["name"] != name]
     groups.append({"name": name, "rows": len(p), "offset": [float(v) for v in off],
                    "adapted_from": votes})  # fmt: skip

@@ -635,7 +635,7 @@ def train(
     on its own, rows are weighted so every source carries the same total weight (`balance`),
     and disentangled heads get one nuisance term per source. `disentangle` is `auto`, `none`
     or a comma list of nuisance groups (`length`, `style`); see `choose_disentangle`.
-    `personalize` (features backend): a grouping (`group`, `annotator` or a meta key) that
+    `personalize` (features and embed backends): a grouping (`group`, `annotator` or a meta key) that
     gets per-group offsets from the pooled head (`prefkit.reward.personal`); `auto`
     disentangling then means none (a group's taste for length or formatting is what the
     offsets are for).
@@ -653,8 +653,8 @@ def train(
     choice: dict[str, Any]
     labels: dict[tuple[str, str], str] = {}
     if personalize is not None:
-        if backend != "features":
-            raise ValueError("--personalize applies to --backend features")
+        if backend not in ("features", "embed"):
+            raise ValueError("--personalize applies to --backend features and embed")
         vsrc = [] if val_table is None else [("validation", val_table)]
         labels = _group_labels(sources + vsrc, personalize)
         if groups is None:
@@ -683,6 +683,8 @@ def train(
         model, info = train_embed(
             tr, va, seed, epochs, cache_dir=cache_dir, groups=groups, balance=balance
         )
+        if personalize is not None:
+            personal = _personalize(model, tr, va, labels, float(info["l2"]), seed)
     elif backend == "trl":
         if base is None:
             raise ValueError("--backend trl needs --base PATH (a local causal LM checkpoint)")
@@ -801,7 +803,7 @@ def _group_labels(
 
 
 def _personalize(
-    fm: FeatureModel,
+    fm: FeatureModel | EmbedModel,
     tr: Pairs,
     va: Pairs,
     labels: dict[tuple[str, str], str],
@@ -809,9 +811,10 @@ def _personalize(
     seed: int,
 ) -> dict[str, Any]:
     """Per-group offsets on the training rows and, per group, validation accuracy of the pooled
-    and the personalised head (the card's `personalize` section)."""
+    and the personalised head (the card's `personalize` section). `lam`: the L2 strength of
+    the pooled head refitted on each fold while τ is chosen."""
     from prefkit.build.groups import NO_LABEL
-    from prefkit.reward.personal import fit_personal
+    from prefkit.reward.personal import fit_personal, head_design
 
     def labs(p: Pairs) -> list[str]:
         return [labels.get((s, i), NO_LABEL) for s, i in zip(p.source, p.ids, strict=True)]
@@ -819,15 +822,15 @@ def _personalize(
     pf = fit_personal(fm, tr, labs(tr), lam, seed)
     by_group: list[dict[str, Any]] = []
     if len(va):
-        d = diff_features(fm, va)
+        d, beta, _ = head_design(fm, va, np.ones(1))
         lv = labs(va)
         for g, off in pf.offsets.items():
             m = np.array([x == g for x in lv])
             outc = [o for o, k in zip(va.outcome, m, strict=True) if k]
             by_group.append({
                 "group": g, "val_rows": int(m.sum()),
-                "pooled_accuracy": decisive_accuracy(d[m] @ fm.beta, outc),
-                "personal_accuracy": decisive_accuracy(d[m] @ (fm.beta + off), outc),
+                "pooled_accuracy": decisive_accuracy(d[m] @ beta, outc),
+                "personal_accuracy": decisive_accuracy(d[m] @ (beta + off), outc),
             })  # fmt: skip
     return {**pf.info, "validation": by_group}
 
