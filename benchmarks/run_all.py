@@ -55,6 +55,8 @@ BENCHMARKS: list[Bench] = [
           "coverage of the default 95% intervals at 50, 1,000, 10,000 items"),
     Bench("audit", "bench_audit.py", ("--sizes", "20000"),
           "all audit checks on comparisons with text"),
+    Bench("scale", "bench_scale.py", ("--sizes", "20000", "--score-sizes", "5000"),
+          "audit and rm score, --engine local vs --engine ray: wall, CPU, peak RSS"),
     Bench("audit_real", "bench_audit_real.py", ("--seeds", "0", "--datasets", "pandalm", "icai"),
           "audit checks on real sets with injected faults vs cleanlab"),
     Bench("noise", "bench_noise.py", ("--seeds", "0", "--size", "5000"),

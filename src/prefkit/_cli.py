@@ -164,3 +164,25 @@ def show_usage_error(e: Any) -> None:
         out.write(f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help.\n")
     out.write(f"error: {e.format_message()}\n")
     out.flush()
+
+
+ENGINE_HELP = (
+    "local | ray: where row-parallel work runs (default: PREFKIT_ENGINE, else local; ray joins "
+    "RAY_ADDRESS, else starts a local cluster). docs/scale.md."
+)
+
+
+def engine_of(flag: str | None, connect: bool = True) -> str:
+    """The engine named by `--engine` or `PREFKIT_ENGINE` (usage error when unknown); Ray is
+    imported and joined only when chosen (and `connect`)."""
+    from prefkit.engine import EngineError, resolve
+
+    try:
+        name = resolve(flag)
+        if name == "ray" and connect:
+            from prefkit.engine import ray_init
+
+            ray_init()
+    except EngineError as e:
+        fail(str(e), code=2)
+    return name

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from prefkit._cli import console, fail, print_json, report_rejects
+from prefkit._cli import ENGINE_HELP, console, engine_of, fail, print_json, report_rejects
 
 
 def audit_cmd(
@@ -40,6 +40,7 @@ def audit_cmd(
         False, "--embeddings", help="Add MiniLM embeddings to the noise model ([train] extra)."
     ),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
+    engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP),
 ) -> None:
     """What is wrong with this feedback data, and what should be dropped or fixed."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -65,7 +66,10 @@ def audit_cmd(
     bad = [c for c in chosen if c not in CHECKS]
     if bad:
         fail(f"--checks: unknown {bad}; known: {', '.join(CHECKS)}", code=2)
-    result = read(src, fmt)
+    from prefkit.io.base import ReadOptions
+
+    eng = engine_of(engine)
+    result = read(src, fmt, ReadOptions(engine=eng))
     report_rejects(src, result.rejects)
     if Kind.COMPARISONS in result.tables:
         table = result.tables[Kind.COMPARISONS]
@@ -104,6 +108,7 @@ def audit_cmd(
             near_dup_threshold=threshold,
             embeddings=embeddings,
             source_name=src.name,
+            engine=eng,
         )
     if fix is not None:
         fixed = apply_fix(table, res, pol)

@@ -56,8 +56,8 @@ def find_degenerate(f: Frame) -> Findings:
     if n == 0:
         return Findings(CHECK, summary={"rows_flagged": 0})
     if f.has_text:
-        ea = _np(pc.equal(pc.utf8_trim_whitespace(f.a), ""))
-        eb = _np(pc.equal(pc.utf8_trim_whitespace(f.b), ""))
+        ea = np.asarray(f.row["empty_a"], dtype=bool)  # audit.rowwise.row_stats
+        eb = np.asarray(f.row["empty_b"], dtype=bool)
         empty = np.flatnonzero(ea | eb)
         flag_rows(
             parts,
@@ -99,13 +99,11 @@ def find_degenerate(f: Frame) -> Findings:
     else:
         summary["empty_response_rows"] = 0
         summary["truncated_rows"] = 0
-    debris = np.zeros(n, dtype=bool)
-    where = np.full(n, "", dtype=object)
-    for name, text in (("prompt", f.prompt), ("response_a", f.a), ("response_b", f.b)):
-        d = _np(pc.match_substring_regex(text, MOJIBAKE))
-        where[d & ~debris] = name
-        debris |= d
-    deb = np.flatnonzero(debris)
+    from prefkit.audit.rowwise import DEBRIS_WHERE
+
+    code = np.asarray(f.row["debris"], dtype=np.int64)
+    where = np.asarray(DEBRIS_WHERE, dtype=object)[code]
+    deb = np.flatnonzero(code > 0)
     flag_rows(
         parts,
         summary,

@@ -24,19 +24,15 @@ REFUSAL = (
 )
 
 
-def _flag(text: pa.Array, pattern: str) -> NDArray[np.bool_]:
-    return np.asarray(pc.fill_null(pc.match_substring_regex(text, pattern), False), dtype=bool)
-
-
 def style(f: Frame, psig: U32 | None = None, tsig: U32 | None = None) -> dict[str, F64]:
     """Length, formatting (list/header/bold), refusal and prompt overlap of each response."""
     out: dict[str, F64] = {
         "len_a": f.len_a.astype(np.float64),
         "len_b": f.len_b.astype(np.float64),
     }
-    for name, pat in (("list", LIST), ("header", HEADER), ("bold", BOLD), ("refusal", REFUSAL)):
-        out[f"{name}_a"] = _flag(f.a, pat).astype(np.float64)
-        out[f"{name}_b"] = _flag(f.b, pat).astype(np.float64)
+    for name in ("list", "header", "bold", "refusal"):  # audit.rowwise.row_stats
+        out[f"{name}_a"] = np.asarray(f.row[f"{name}_a"], dtype=np.float64)
+        out[f"{name}_b"] = np.asarray(f.row[f"{name}_b"], dtype=np.float64)
     if psig is not None and tsig is not None and f.has_text:
         pcode = np.maximum(f.prompt_code, 0)
         out["overlap_a"] = (psig[pcode] == tsig[np.maximum(f.a_code, 0)]).mean(axis=1)

@@ -134,6 +134,7 @@ class Frame:
     prompts: pa.Array  # distinct normalized prompts (index = prompt_code)
     has_text: bool
     extra: dict[str, object] = field(default_factory=dict)
+    stats: dict[str, NDArray[np.generic]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, table: pa.Table) -> Frame:
@@ -198,6 +199,16 @@ class Frame:
         )
 
     # -- derived keys ------------------------------------------------------------------
+
+    @cached_property
+    def row(self) -> dict[str, NDArray[np.generic]]:
+        """Row-wise text statistics and flags (`audit.rowwise.row_stats`): the ones an engine
+        computed (`stats`), else computed here in one call."""
+        if self.stats:
+            return self.stats
+        from prefkit.audit.rowwise import TEXT_COLUMNS, row_stats, stats_arrays
+
+        return stats_arrays(row_stats(self.table.select(list(TEXT_COLUMNS))))
 
     @cached_property
     def model_codes(self) -> tuple[I64, I64]:

@@ -69,12 +69,15 @@ def run_audit(
     embeddings: bool = False,
     workers: int = 2,
     source_name: str = "",
+    engine: str = "local",
 ) -> AuditResult:
     """Audit a canonical comparisons table.
 
     `checks` picks a subset of `CHECKS`; `against` is an evaluation table for leakage;
     `progress(step, done, total)` is called as steps finish. When `out_dir` is given, writes
-    `report.html`, `findings.parquet` and `summary.json` there.
+    `report.html`, `findings.parquet` and `summary.json` there. `engine` (`prefkit.engine`)
+    runs the row-wise work (text statistics and flags, MinHash signatures) batch by batch,
+    here or on a Ray cluster; the result is the same.
     """
     from prefkit.audit.agreement import find_agreement, votes
     from prefkit.audit.annotators import find_annotators
@@ -84,8 +87,15 @@ def run_audit(
     from prefkit.audit.features import style
     from prefkit.audit.frame import Frame
     from prefkit.audit.leakage import find_leakage
-    from prefkit.audit.minhash import signatures
     from prefkit.audit.noise import find_noise, fit_noise
+    from prefkit.audit.rowwise import (
+        TEXT_COLUMNS,
+        row_stats,
+        signature_matrix,
+        stats_arrays,
+        text_signatures,
+    )
+    from prefkit.engine import map_table
 
     unknown = [c for c in checks if c not in CHECKS]
     if unknown:
@@ -119,12 +129,19 @@ def run_audit(
             write_outputs(res, Path(out_dir), f)
         return res
     need_sig = f.has_text and any(c in checks for c in ("duplicates", "leakage", "noise", "bias"))
+    f.stats = stats_arrays(map_table(f.table, row_stats, engine, columns=TEXT_COLUMNS))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         psig: Any = None
         tsig: Any = None
         if need_sig:
-            fp = pool.submit(signatures, f.prompts)
-            ft = pool.submit(signatures, f.texts)
+
+            def sig(texts: pa.Array) -> Any:
+                return signature_matrix(
+                    map_table(pa.table({"text": texts}), text_signatures, engine)
+                )
+
+            fp = pool.submit(sig, f.prompts)
+            ft = pool.submit(sig, f.texts)
             psig, tsig = fp.result(), ft.result()
         else:
             psig, tsig = None, None

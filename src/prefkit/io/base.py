@@ -110,6 +110,7 @@ class ReadOptions:
     value_maps: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # field -> {raw: v}
     source: str | None = None
     kind: Kind | None = None
+    engine: str = "local"  # where the files of a folder or glob are read (`prefkit.engine`)
 
 
 class Reader(Protocol):

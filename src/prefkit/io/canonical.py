@@ -98,6 +98,25 @@ def is_canonical(path: Path) -> bool:
     return META_KIND_KEY in md
 
 
+def canonical_files(path: Path, kind: Kind) -> list[Path] | None:
+    """The canonical Parquet files of `kind` that `path` names — one file, or a folder or glob
+    whose data files all are — for stages that read them batch by batch (`prefkit.engine`);
+    None when `path` is anything else (then it is read with `read`)."""
+    from prefkit.io.detect import dataset_files
+
+    try:
+        files = [f for f, _ in (dataset_files(path) or [])] or [path]
+    except InputError:
+        return None
+    for f in files:
+        if not f.is_file() or not is_canonical(f):
+            return None
+        md = pq.read_schema(f).metadata or {}
+        if md.get(META_KIND_KEY, b"").decode() != kind.value:
+            return None
+    return files
+
+
 class CanonicalReader:
     name = "canonical"
     description = "prefkit canonical Parquet (any kind; schema version in the file metadata)"

@@ -8,8 +8,10 @@ from typing import Any
 import typer
 
 from prefkit._cli import (
+    ENGINE_HELP,
     check_output,
     console,
+    engine_of,
     fail,
     parse_mapping,
     parse_value_maps,
@@ -159,6 +161,7 @@ def convert_cmd(
     list_formats: bool = typer.Option(
         False, "--list-formats", help="List the readers (detection order) and writers, then exit."
     ),
+    engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP),
 ) -> None:
     """Convert any supported feedback file to canonical Parquet or a trainer format."""
     from prefkit.io.base import ReadOptions, write_rejects
@@ -178,7 +181,10 @@ def convert_cmd(
     else:
         check_output(out, src, "file")
     opts = ReadOptions(
-        strict=strict, mapping=parse_mapping(mapping), value_maps=parse_value_maps(value_map)
+        strict=strict,
+        mapping=parse_mapping(mapping),
+        value_maps=parse_value_maps(value_map),
+        engine=engine_of(engine),
     )
     with console.status(f"converting {src} -> {out}"):
         done = convert(src, out, fmt, target, opts, conversational=conversational)

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from prefkit.io.base import READERS, InputError, OptionError, ReadOptions, ReadResult
+from prefkit.io.base import READERS, InputError, OptionError, ReadOptions, ReadResult, Reject
 from prefkit.schema import Kind, conform, from_rows
 
 SAMPLE_ROWS = 20
@@ -41,6 +41,14 @@ def detect(path: Path) -> tuple[str, str, list[str]]:
     if path.is_file() and path.stat().st_size == 0:
         raise InputError(path, "file is empty", line=1)
     _check_gzip(path)
+    if path.is_file() and path.name.lower().endswith(".parquet"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            pq.read_schema(path)
+        except (pa.ArrowInvalid, OSError) as e:  # truncated or corrupt: say so, not "empty"
+            raise InputError(path, f"not a readable Parquet file ({e})") from None
     sample = sample_records(path)
     tried: list[str] = []
     for name, reader in READERS.items():
@@ -177,10 +185,19 @@ def read_dataset(
     from prefkit.io.readers._base import default_source
     from prefkit.io.readers._fast import set_meta
 
-    name, why = pick(files[0][0], fmt, opts)
+    unreadable: list[Reject] = []
+    name, why = _pick_first(files, fmt, opts, unreadable)
     if fmt is None:
         for f, _ in files[1:]:
-            other, _ = pick(f, None, opts)
+            if any(r.file == str(f) for r in unreadable):
+                continue
+            try:
+                other, _ = pick(f, None, opts)
+            except InputError as e:
+                if opts.strict:
+                    raise
+                unreadable.append(_unreadable(f, e))
+                continue
             if other != name:
                 raise InputError(
                     path,
@@ -191,19 +208,20 @@ def read_dataset(
     source = opts.source or f"{name}:{dataset}"
     tables: dict[Kind, list[pa.Table]] = {}
     out = ReadResult({}, reader=name, why=f"{why}; {len(files)} files read as one dataset")
+    out.rejects.extend(unreadable)
+    bad = {r.file for r in unreadable}
+    files = [(f, split) for f, split in files if str(f) not in bad]
 
     def shard_of(f: Path) -> str:
         shard = opts.source or default_source(f, name)
         return f"{source}/{f.name}" if shard == source else shard
 
-    def one(f: Path) -> ReadResult:
-        return READERS[name].read(f, dataclasses.replace(opts, source=shard_of(f)))
+    # one task per file: two local threads (one file's Python work overlaps the other's
+    # decoding and kernels), or Ray tasks on every core of the cluster
+    from prefkit.engine import run_tasks
 
-    # two files at a time: one file's Python work overlaps the other's decoding and kernels
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(one, [f for f, _ in files]))
+    jobs = [(name, f, dataclasses.replace(opts, source=shard_of(f))) for f, _ in files]
+    results = run_tasks(read_shard, jobs, opts.engine)
     for (f, split), got in zip(files, results, strict=True):
         shard = shard_of(f)
         out.rejects.extend(got.rejects)
@@ -225,9 +243,50 @@ def read_dataset(
             tables.setdefault(kind, []).append(conform(t, kind))
     out.tables = {k: pa.concat_tables(v) for k, v in tables.items()}
     if not out.tables:
-        kind = next(iter(READERS[name].read(files[0][0], opts).tables))
+        kinds = [k for got in results for k in got.tables]
+        kind = kinds[0] if kinds else (opts.kind or Kind.COMPARISONS)
         out.tables = {kind: from_rows([], kind)}
     return out
+
+
+def read_shard(job: tuple[str, Path, ReadOptions]) -> ReadResult:
+    """One file of a dataset with reader `name`: its rows, or — when the file cannot be read
+    at all (corrupt, truncated, not the format) — no rows and one reject naming the file and
+    why (with `strict`, the error). Runs in a thread or as a Ray task."""
+    import prefkit.io.readers  # noqa: F401  (registers every reader, also in a Ray worker)
+
+    name, f, opts = job
+    try:
+        return READERS[name].read(f, opts)
+    except OptionError:
+        raise
+    except Exception as e:  # any failure to read this file is the file's, not the run's
+        if opts.strict:
+            raise
+        return ReadResult({}, rejects=[_unreadable(f, e)])
+
+
+def _unreadable(f: Path, e: Exception) -> Reject:
+    reason = e.reason if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
+    return Reject(str(f), None, None, f"unreadable shard, skipped: {reason}"[:500])
+
+
+def _pick_first(
+    files: list[tuple[Path, str | None]], fmt: str | None, opts: ReadOptions, bad: list[Reject]
+) -> tuple[str, str]:
+    """The reader of the first file that detects (files that do not are unreadable shards,
+    added to `bad`); with every file unreadable, the first one's error."""
+    first: InputError | None = None
+    for f, _ in files:
+        try:
+            return pick(f, fmt, opts)
+        except InputError as e:
+            if opts.strict or fmt is not None:
+                raise
+            first = first or e
+            bad.append(_unreadable(f, e))
+    assert first is not None
+    raise first
 
 
 def pick(p: Path, fmt: str | None, opts: ReadOptions) -> tuple[str, str]:

@@ -7,7 +7,15 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import check_output, console, fail, print_json, report_rejects
+from prefkit._cli import (
+    ENGINE_HELP,
+    check_output,
+    console,
+    engine_of,
+    fail,
+    print_json,
+    report_rejects,
+)
 
 
 def _choice(value: str | None, option: str, allowed: tuple[str, ...]) -> None:
@@ -28,6 +36,28 @@ def _read_comparisons(src: Path, fmt: str | None) -> Any:
         kinds = ", ".join(k.value for k in result.tables) or "nothing"
         fail(f"{src}: rank needs pairwise comparisons, the file holds {kinds}")
     return result.tables[Kind.COMPARISONS], len(result.rejects)
+
+
+def _count_ray(src: Path, fmt: str | None) -> Any:
+    """Battle counts with Ray Data: canonical Parquet is read by the workers (only the three
+    columns counting needs), any other format is read here and handed to Ray."""
+    from prefkit.engine import map_table
+    from prefkit.io.canonical import canonical_files
+    from prefkit.rank.data import BATTLE_KEYS, count_batch, counts_from_partials
+    from prefkit.schema import Kind
+
+    files = canonical_files(src, Kind.COMPARISONS) if fmt in (None, "canonical") else None
+    rejected = 0
+    source: Any = files
+    if files is None:
+        source, rejected = _read_comparisons(src, fmt)
+    else:
+        console.print(
+            f"read [bold]{src}[/bold] with Ray Data: {len(files)} canonical Parquet file(s)",
+            soft_wrap=True,
+        )
+    parts = map_table(source, count_batch, "ray", columns=BATTLE_KEYS)
+    return counts_from_partials(parts), rejected
 
 
 def rank_cmd(
@@ -88,6 +118,7 @@ def rank_cmd(
         help="Print only the N best rows (0 = all; default: all in a pipe, 50 on a terminal).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the leaderboard as JSON."),
+    engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP),
 ) -> None:
     """Leaderboard from pairwise battles: Bradley–Terry / Davidson / Rao–Kupper, exact sparse
     Newton fit, bootstrap, one-step or sandwich intervals, rank intervals, optional style
@@ -125,7 +156,7 @@ def rank_cmd(
 
     from prefkit.rank.data import RankInputError
     from prefkit.rank.leaderboard import parse_anchor, write_outputs
-    from prefkit.rank.run import RankOptions, rank_table
+    from prefkit.rank.run import RAY_UNSUPPORTED, RankOptions, rank_counted, rank_table
 
     try:
         anchor_spec = parse_anchor(anchor)
@@ -133,7 +164,20 @@ def rank_cmd(
         fail(str(e), code=2)
     if out is not None:
         check_output(out, src, "dir")
-    table, rejected = _read_comparisons(src, fmt)
+    used = [
+        f
+        for f, on in zip(RAY_UNSUPPORTED, (by, style_control, baselines, weight), strict=True)
+        if on
+    ]
+    eng = engine_of(engine, connect=False)
+    if eng == "ray" and used:
+        fail(
+            f"--engine ray counts battles per pair; {', '.join(used)} need every single "
+            "battle: use --engine local",
+            code=2,
+        )
+    engine_of(engine)
+    table, rejected = (None, 0) if eng == "ray" else _read_comparisons(src, fmt)
     opts = RankOptions(
         model=model,  # type: ignore[arg-type]
         ties=ties,  # type: ignore[arg-type]
@@ -161,7 +205,11 @@ def rank_cmd(
     ) as progress:  # fmt: skip
         task = progress.add_task("fit and interval rounds", total=total or None)
         try:
-            res = rank_table(table, opts, progress=lambda n: progress.advance(task, n))
+            if eng == "ray":
+                counted, rejected = _count_ray(src, fmt)
+                res = rank_counted(counted, opts, progress=lambda n: progress.advance(task, n))
+            else:
+                res = rank_table(table, opts, progress=lambda n: progress.advance(task, n))
         except RankInputError as e:
             fail(f"{src}: {e}")
     summary = res.summary

@@ -212,39 +212,125 @@ def aggregate(b: Battles) -> Counts:
     """Aggregate battles to per-pair counts: one sort of a packed pair key (O(n log n)), or,
     when the items x items table is no larger than a few times the battles, counting straight
     into it (O(n + items^2), no sort)."""
-    k = len(b.items)
-    lo = np.minimum(b.a, b.b)
-    hi = np.maximum(b.a, b.b)
-    swap = b.a > b.b
+    ones = np.ones(b.a.size)
+    return aggregate_grouped(b.items, b.a, b.b, b.outcome, ones, b.weight, b.weight**2)
+
+
+def aggregate_grouped(
+    items: tuple[str, ...], a: I64, b: I64, outcome: I64, count: F64, wsum: F64, w2sum: F64
+) -> Counts:
+    """`aggregate` over rows that each stand for `count` battles (weights summing to `wsum`,
+    squared weights to `w2sum`): single battles, or battles already grouped by
+    (item_a, item_b, outcome) as the Ray engine counts them."""
+    k = len(items)
+    lo = np.minimum(a, b)
+    hi = np.maximum(a, b)
+    swap = a > b
     # outcome relative to (lo, hi): 0 = lo wins, 1 = hi wins, 2 = tie
-    rel = np.where(swap & (b.outcome != TIE), 1 - b.outcome, b.outcome)
+    rel = np.where(swap & (outcome != TIE), 1 - outcome, outcome)
     key = lo * k + hi
     if k * k <= max(4 * key.size, 1 << 16):
         cell = key * 3 + rel
         size = 3 * k * k
-        n_all = np.bincount(cell, minlength=size).reshape(k * k, 3)
+        n_all = np.bincount(cell, weights=count, minlength=size).reshape(k * k, 3)
         uniq = np.flatnonzero(n_all.sum(axis=1))
         n = n_all[uniq]
-        sw = np.bincount(cell, weights=b.weight, minlength=size).reshape(k * k, 3)[uniq]
-        w2 = np.bincount(cell, weights=b.weight**2, minlength=size).reshape(k * k, 3)[uniq]
+        sw = np.bincount(cell, weights=wsum, minlength=size).reshape(k * k, 3)[uniq]
+        w2 = np.bincount(cell, weights=w2sum, minlength=size).reshape(k * k, 3)[uniq]
     else:
         uniq, inv = np.unique(key, return_inverse=True)
         p = uniq.size
         cell = inv * 3 + rel
-        n = np.bincount(cell, minlength=3 * p).reshape(p, 3)
-        sw = np.bincount(cell, weights=b.weight, minlength=3 * p).reshape(p, 3)
-        w2 = np.bincount(cell, weights=b.weight**2, minlength=3 * p).reshape(p, 3)
-    wsum: F64 = np.asarray(sw, np.float64)
+        n = np.bincount(cell, weights=count, minlength=3 * p).reshape(p, 3)
+        sw = np.bincount(cell, weights=wsum, minlength=3 * p).reshape(p, 3)
+        w2 = np.bincount(cell, weights=w2sum, minlength=3 * p).reshape(p, 3)
+    wsum_p: F64 = np.asarray(sw, np.float64)
     return Counts(
-        b.items,
+        items,
         (uniq // k).astype(np.int64),
         (uniq % k).astype(np.int64),
-        wsum[:, 0].copy(),
-        wsum[:, 1].copy(),
-        wsum[:, 2].copy(),
-        n.astype(np.int64),
+        wsum_p[:, 0].copy(),
+        wsum_p[:, 1].copy(),
+        wsum_p[:, 2].copy(),
+        np.rint(n).astype(np.int64),
         np.asarray(w2, np.float64),
     )
+
+
+BATTLE_KEYS = ("model_a", "model_b", "outcome")
+
+
+def count_batch(batch: pa.Table) -> pa.Table:
+    """Partial battle counts of one batch of canonical comparisons: one row per
+    (model_a, model_b, outcome) with its number of rows `n` (nulls kept as groups). The
+    per-batch function of rank's counting (`prefkit.engine.map_batches`)."""
+    cols = {k: batch.column(k).cast(pa.string()) for k in BATTLE_KEYS}
+    t = pa.table(cols)
+    g = t.group_by(list(BATTLE_KEYS), use_threads=False).aggregate([([], "count_all")])
+    return g.rename_columns([*BATTLE_KEYS, "n"])
+
+
+@dataclass(frozen=True)
+class Counted:
+    """Battle counts built from grouped rows (no per-battle arrays): the counts, the number
+    of battles and what was skipped."""
+
+    counts: Counts
+    battles: int
+    skipped: dict[str, int]
+
+
+def counts_from_partials(parts: pa.Table) -> Counted:
+    """Combine `count_batch` outputs into `Counts`, with the checks of `battles_from_table`
+    (errors name the field, the value and how many rows hold it; there is no row number
+    since rows were grouped)."""
+    if parts.num_rows:
+        g = parts.group_by(list(BATTLE_KEYS), use_threads=False).aggregate([("n", "sum")])
+        g = g.rename_columns([*BATTLE_KEYS, "n"])
+    else:
+        g = pa.table(
+            {k: pa.array([], pa.string()) for k in BATTLE_KEYS} | {"n": pa.array([], pa.int64())}
+        )
+    n = np.asarray(g.column("n").to_numpy(zero_copy_only=False), dtype=np.int64)
+    total = int(n.sum())
+    ma, mb, out = (g.column(k).combine_chunks() for k in BATTLE_KEYS)
+    if total and int(n[np.asarray(pc.and_(pc.is_null(ma), pc.is_null(mb)))].sum()) == total:
+        raise RankInputError(
+            "field 'model_a'/'model_b': every row is null (text-only comparisons): rank needs "
+            "the models' names; to combine several annotators' votes per pair use "
+            "'prefkit aggregate'"
+        )
+    null_out = np.asarray(pc.is_null(out))
+    if null_out.any():
+        raise RankInputError(f"field 'outcome': null ({int(n[null_out].sum())} such rows)")
+    idx = pc.index_in(out, value_set=pa.array(list(OUTCOME_CODE), pa.string()))
+    if idx.null_count:
+        badm = np.asarray(pc.is_null(idx))
+        first = out[int(np.flatnonzero(badm)[0])].as_py()
+        raise RankInputError(
+            f"field 'outcome': unknown value {first!r} ({int(n[badm].sum())} such rows); "
+            "expected a, b, tie or both_bad"
+        )
+    code_of = np.array(list(OUTCOME_CODE.values()), dtype=np.int64)
+    codes = code_of[np.asarray(idx.to_numpy(zero_copy_only=False), dtype=np.int64)]
+    missing = np.asarray(pc.or_(pc.is_null(ma), pc.is_null(mb)).to_numpy(zero_copy_only=False))
+    same = np.asarray(pc.fill_null(pc.equal(ma, mb), False).to_numpy(zero_copy_only=False))
+    keep = ~missing & ~same
+    keep_arr = pa.array(keep)
+    ka, kb = pc.filter(ma, keep_arr), pc.filter(mb, keep_arr)
+    names = pc.unique(pa.concat_arrays([ka, kb]))
+    names = names.take(pc.sort_indices(names))
+    ia = np.asarray(pc.index_in(ka, value_set=names).to_numpy(zero_copy_only=False), np.int64)
+    ib = np.asarray(pc.index_in(kb, value_set=names).to_numpy(zero_copy_only=False), np.int64)
+    cnt = n[keep].astype(np.float64)
+    items = tuple(names.to_pylist())
+    counts = aggregate_grouped(items, ia, ib, codes[keep], cnt, cnt, cnt)
+    skipped = {}
+    if int(n[missing].sum()):
+        skipped["missing_item"] = int(n[missing].sum())
+    if int(n[same].sum()):
+        skipped["self_battle"] = int(n[same].sum())
+    return Counted(counts, int(cnt.sum()), skipped)
 
 
 def record(c: Counts) -> tuple[F64, F64, F64, NDArray[np.int64]]:

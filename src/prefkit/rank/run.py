@@ -20,7 +20,14 @@ from prefkit.rank.ci import (
     normal_intervals,
     one_step,
 )
-from prefkit.rank.data import Battles, Counts, RankInputError, aggregate, battles_from_table
+from prefkit.rank.data import (
+    Battles,
+    Counted,
+    Counts,
+    RankInputError,
+    aggregate,
+    battles_from_table,
+)
 from prefkit.rank.groups import GroupsResult, rank_groups
 from prefkit.rank.leaderboard import Leaderboard, Scale, leaderboard
 from prefkit.rank.style import (
@@ -64,7 +71,7 @@ class RankResult:
     fit: Fit
     raw_board: Leaderboard | None
     raw_fit: Fit | None
-    battles: Battles
+    battles: Battles | None  # None when counted by the Ray engine (no per-battle arrays)
     counts: Counts
     groups: GroupsResult | None = None
 
@@ -104,7 +111,44 @@ def rank_table(
     if o.by is not None and o.style_control:
         raise RankInputError("group leaderboards (--by) do not combine with --style-control")
     b = battles_from_table(table, o.weight_key)
-    counts = aggregate(b)
+    return _rank(aggregate(b), len(b), b.skipped, o, progress, table, b)
+
+
+RAY_UNSUPPORTED = ("--by", "--style-control", "--baselines", "--weight")
+
+
+def rank_counted(
+    counted: Counted, o: RankOptions, progress: Callable[[int], None] | None = None
+) -> RankResult:
+    """The leaderboard from battle counts made elsewhere (the Ray engine's grouped counting):
+    the same fit, intervals and summary as `rank_table` on the rows they were counted from.
+    Options that need the single battles (`by`, style control, baselines, weights) raise."""
+    used = [
+        flag
+        for flag, on in zip(
+            RAY_UNSUPPORTED,
+            (o.by is not None, o.style_control, o.baselines, o.weight_key is not None),
+            strict=True,
+        )
+        if on
+    ]
+    if used:
+        raise ValueError(
+            f"{', '.join(used)} need(s) every single battle: use --engine local "
+            "(--engine ray counts battles per pair)"
+        )
+    return _rank(counted.counts, counted.battles, counted.skipped, o, progress, None, None)
+
+
+def _rank(
+    counts: Counts,
+    n_battles: int,
+    skipped: dict[str, int],
+    o: RankOptions,
+    progress: Callable[[int], None] | None,
+    table: pa.Table | None,
+    b: Battles | None,
+) -> RankResult:
     rng = np.random.default_rng(o.seed)
     p = problem(counts, o.config())
     f = fit_problem(p)
@@ -115,6 +159,7 @@ def rank_table(
     raw_fit: Fit | None = None
     style: dict[str, float] | None = None
     if o.style_control:
+        assert table is not None and b is not None
         ta, tb = texts_from_table(table, b.rows.tolist())
         z = style_features(ta, tb)
         sp_ = style_problem(b, z, o.config())
@@ -134,15 +179,15 @@ def rank_table(
         "ci_method_reason": reason,
         "level": o.level,
         "rounds": o.rounds if method in ("bootstrap", "one-step") else 0,
-        "battles": len(b),
+        "battles": n_battles,
         "items": len(f.items),
-        "skipped": dict(b.skipped),
+        "skipped": dict(skipped),
         "dropped_items": list(f.dropped_items),
         "prior": f.prior,
         "tie_parameter": f.tie,
         "loglik": f.loglik,
         "iterations": f.iterations,
-        "notes": list(f.notes) + _skip_notes(b),
+        "notes": list(f.notes) + _skip_notes(skipped),
         "anchor": {"item": o.anchor[0], "score": o.anchor[1]} if o.anchor else None,
         "leaderboard": board.rows,
     }
@@ -151,6 +196,7 @@ def rank_table(
         summary["style_coefficients"] = style
         summary["leaderboard_raw"] = raw_board.rows
     if o.baselines:
+        assert b is not None
         elo = base.elo(b)
         awr = base.average_win_rate(counts)
         summary["baselines"] = {
@@ -159,6 +205,7 @@ def rank_table(
         }
     groups = None
     if o.by is not None:
+        assert table is not None and b is not None
         groups = rank_groups(
             table, b, f.items, o.by, o.config(),
             lambda gp, gf: intervals(gp, gf, o, rng, progress),
@@ -169,13 +216,13 @@ def rank_table(
     return RankResult(summary, board, f, raw_board, raw_fit, b, counts, groups)
 
 
-def _skip_notes(b: Battles) -> list[str]:
+def _skip_notes(skipped: dict[str, int]) -> list[str]:
     out = []
-    if b.skipped.get("self_battle"):
+    if skipped.get("self_battle"):
         out.append(
-            f"{b.skipped['self_battle']} self-battle(s) (the same item on both sides) skipped: "
+            f"{skipped['self_battle']} self-battle(s) (the same item on both sides) skipped: "
             "they say nothing about the ranking"
         )
-    if b.skipped.get("missing_item"):
-        out.append(f"{b.skipped['missing_item']} row(s) without model_a/model_b skipped")
+    if skipped.get("missing_item"):
+        out.append(f"{skipped['missing_item']} row(s) without model_a/model_b skipped")
     return out

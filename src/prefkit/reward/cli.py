@@ -9,7 +9,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperCommand
 
-from prefkit._cli import check_output, console, print_json, report_rejects
+from prefkit._cli import ENGINE_HELP, check_output, console, engine_of, print_json, report_rejects
 from prefkit._cli import fail as _fail
 
 
@@ -334,44 +334,131 @@ def score_cmd(
     group: str | None = typer.Option(
         None, "--group", help="Score with this group's personalised head (rm train --personalize)."
     ),
+    engine: str | None = typer.Option(None, "--engine", help=ENGINE_HELP),
 ) -> None:
     """Add `reward_a`/`reward_b` (comparisons) or `reward` (ratings, binary) columns."""
-    import numpy as np
-    import pyarrow as pa
+    from rich.progress import Progress
 
-    from prefkit.schema import messages_text
+    from prefkit.engine import cluster_gpus, map_batches
+    from prefkit.io.canonical import canonical_files
+    from prefkit.reward.score import BOOKKEEPING, EMPTY, TRUNCATED, BatchScorer, sides, wants_gpu
+    from prefkit.schema import Kind
 
     check_output(out, data, "file")
-    table = _read(data, ("comparisons", "ratings", "binary"))
     if group is not None and judge is not None:
         fail("--group does not combine with --judge", code=2)
-    scorer = _scorer(model, judge, judge_model) if group is None else _load_group(model, group)
-    prompts = [messages_text(p) for p in table.column("prompt").to_pylist()]
-    sides = ["a", "b"] if "response_a" in table.column_names else [""]
+    eng = engine_of(engine, connect=False)
+    if eng == "ray" and (judge is not None or group is not None):
+        fail("--engine ray scores with a model directory or `length`; --judge and --group "
+             "run with --engine local", code=2)  # fmt: skip
+    engine_of(engine)
+    kinds = (Kind.COMPARISONS, Kind.RATINGS, Kind.BINARY)
+    files = next((f for k in kinds if (f := canonical_files(data, k)) is not None), None)
+    source: Any = files if files is not None else _read(data, tuple(k.value for k in kinds))
+    if eng == "ray":
+        scorer: Any = BatchScorer
+        args: tuple[Any, ...] = (model,)
+        try:
+            gpu = 1.0 if wants_gpu(model) and cluster_gpus() else 0.0
+        except _user_errors() as e:
+            fail(str(e))
+    else:
+        scorer = BatchScorer(_scorer(model, judge, judge_model) if group is None
+                             else _load_group(model, group))  # fmt: skip
+        args, gpu = (), 0.0
+    total = _rows(source)
+    counts = {"rows": 0, "empty": 0, "truncated": 0}
+    no_text: dict[str, int] = {}
+    writer = _BatchWriter(out)
     try:
-        for side in sides:
-            col = f"response_{side}" if side else "response"
-            raw = table.column(col).to_pylist()
-            have = [i for i, r in enumerate(raw) if r is not None]
-            resp = [messages_text(raw[i]) for i in have]
-            if len(have) < len(raw):
-                console.print(
-                    f"[yellow]{len(raw) - len(have)} rows have no {col} text: "
-                    f"reward left null[/yellow]"
-                )
-            empty = sum(1 for r in resp if not r.strip())
-            if empty:
-                console.print(f"[yellow]{empty} empty {col} values (scored)[/yellow]")
-            s = _score_batched(scorer, [prompts[i] for i in have], resp, col)
-            full = np.full(len(raw), np.nan)
-            full[have] = s
-            name = f"reward_{side}" if side else "reward"
-            table = table.append_column(name, pa.array(full, pa.float64(), mask=np.isnan(full)))
+        with Progress(console=console, transient=True) as prog:
+            task = prog.add_task(f"scoring ({eng})", total=total)
+            for b in map_batches(source, scorer, eng, fn_args=args, num_gpus=gpu,
+                                 progress=lambda k: prog.advance(task, k)):  # fmt: skip
+                counts["rows"] += b.num_rows
+                counts["empty"] += int(pc_sum(b.column(EMPTY)))
+                counts["truncated"] += int(pc_sum(b.column(TRUNCATED)))
+                for side in sides(b.schema):
+                    name = f"reward_{side}" if side else "reward"
+                    col = f"response_{side}" if side else "response"
+                    no_text[col] = no_text.get(col, 0) + b.column(name).null_count
+                writer.write(b.drop_columns(list(BOOKKEEPING)))
     except _user_errors() as e:
+        writer.abort()
         fail(str(e))
-    _report_truncated(int(getattr(scorer, "truncated", 0)))
-    _write(table, out)
-    console.print(f"wrote {table.num_rows} rows to {out}")
+    except BaseException:
+        writer.abort()
+        raise
+    if counts["rows"] == 0:  # no row: OUT still gets the columns (and reward columns)
+        import pyarrow.parquet as pq
+
+        from prefkit.reward.models import LengthModel
+
+        empty = source.slice(0, 0) if not isinstance(source, list) else (
+            pq.read_schema(source[0]).empty_table())  # fmt: skip
+        writer.write(BatchScorer(LengthModel())(empty).drop_columns(list(BOOKKEEPING)))
+    writer.close()
+    for col, k in no_text.items():
+        if k:
+            console.print(f"[yellow]{k} rows have no {col} text: reward left null[/yellow]")
+    if counts["empty"]:
+        console.print(f"[yellow]{counts['empty']} empty response values (scored)[/yellow]")
+    _report_truncated(int(counts["truncated"]))
+    console.print(f"wrote {counts['rows']} rows to {out}")
+
+
+def pc_sum(col: Any) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(col).as_py() or 0)
+
+
+def _rows(source: Any) -> int:
+    if isinstance(source, list):
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in source)
+    return int(source.num_rows)
+
+
+class _BatchWriter:
+    """Scored batches to `out`: Parquet row group by row group through a partial file that
+    replaces `out` at the end (memory: one batch); JSONL/CSV collect the table first."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.parquet = out.suffix not in (".jsonl", ".json", ".csv")
+        self.partial = out.with_name(f".{out.name}.partial")
+        self.writer: Any = None
+        self.held: list[Any] = []
+
+    def write(self, batch: Any) -> None:
+        if not self.parquet:
+            self.held.append(batch)
+            return
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.partial, batch.schema, compression="zstd")
+        self.writer.write_table(batch.cast(self.writer.schema))
+
+    def close(self) -> None:
+        import pyarrow as pa
+
+        if not self.parquet:
+            _write(pa.concat_tables(self.held) if self.held else pa.table({}), self.out)
+            return
+        if self.writer is None:
+            _write(pa.table({}), self.out)
+            return
+        self.writer.close()
+        self.partial.replace(self.out)
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.partial.unlink(missing_ok=True)
 
 
 def _write(table: Any, out: Path) -> None:

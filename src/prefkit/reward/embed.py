@@ -52,8 +52,9 @@ def model_path() -> Path:
 
 
 @lru_cache(maxsize=2)
-def load_encoder(device: str = "cpu") -> Any:
-    """The sentence-transformers MiniLM encoder, loaded offline (HF_HUB_OFFLINE=1)."""
+def load_encoder(device: str | None = None) -> Any:
+    """The sentence-transformers MiniLM encoder, loaded offline (HF_HUB_OFFLINE=1), on
+    `device` (default: the GPU when torch sees one, e.g. in a Ray GPU worker, else the CPU)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     path = model_path()
@@ -61,6 +62,10 @@ def load_encoder(device: str = "cpu") -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as e:
         raise MissingExtraError(f"sentence-transformers is missing; {EXTRA_HINT}") from e
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     return SentenceTransformer(str(path), device=device)
 
 

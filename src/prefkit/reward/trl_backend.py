@@ -60,6 +60,8 @@ class TrlModel:
 
         texts = [_text(p, r) for p, r in zip(prompts, responses, strict=True)]
         out: list[float] = []
+        if torch.cuda.is_available() and self.model.device.type != "cuda":
+            self.model.to("cuda")  # a GPU worker (rm score --engine ray on a GPU cluster)
         self.model.eval()
         for i in range(0, len(texts), batch_size):
             chunk = texts[i : i + batch_size]
@@ -72,6 +74,7 @@ class TrlModel:
                 padding=True,
                 return_tensors="pt",
             )
+            enc = enc.to(self.model.device)
             with torch.no_grad():
                 logits = self.model(**enc).logits[:, 0]
             out.extend(float(x) for x in logits)
