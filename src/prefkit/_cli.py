@@ -46,11 +46,12 @@ def report_rejects(src: Any, rejects: list[Any], shown: int = 3) -> None:
 
 def print_json(obj: Any) -> None:
     """Machine-readable output: one JSON object on stdout."""
-    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=_default) + "\n")
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, default=json_default) + "\n")
     sys.stdout.flush()
 
 
-def _default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """`json.dumps` fallback: numpy scalars and arrays as Python values, anything else as str."""
     if hasattr(o, "item"):
         return o.item()
     if hasattr(o, "tolist"):

@@ -473,6 +473,7 @@ def write_outputs(out: Path, res: ExplainResult, source: str) -> list[Path]:
 
     import pyarrow.parquet as pq
 
+    from prefkit._cli import json_default
     from prefkit.explain.report import render
 
     out.mkdir(parents=True, exist_ok=True)
@@ -483,7 +484,7 @@ def write_outputs(out: Path, res: ExplainResult, source: str) -> list[Path]:
     summ = out / "summary.json"
     res.summary["source"] = source
     summ.write_text(
-        json.dumps(res.summary, indent=1, ensure_ascii=False, default=_json_default) + "\n",
+        json.dumps(res.summary, indent=1, ensure_ascii=False, default=json_default) + "\n",
         encoding="utf-8",
     )
     paths.append(summ)
@@ -491,14 +492,6 @@ def write_outputs(out: Path, res: ExplainResult, source: str) -> list[Path]:
     rep.write_text(render(res.summary, res.rows, source), encoding="utf-8")
     paths.append(rep)
     return paths
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
 
 
 EFFECT_COLUMNS: list[tuple[str, pa.DataType]] = [

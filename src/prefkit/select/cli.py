@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from prefkit._cli import check_output, console, fail, print_json, report_rejects
+from prefkit._cli import check_output, console, fail, json_default, print_json, report_rejects
 
 PURPOSES = ("train", "annotate")
 
@@ -116,7 +116,7 @@ def select_cmd(
         {"rank": r + 1, "id": i, "reason": why}
         for r, (i, why) in enumerate(zip(_ids(table, sel.rows), sel.reasons, strict=True))
     ]
-    sp.write_text(json.dumps(s, indent=2, ensure_ascii=False, default=_default) + "\n",
+    sp.write_text(json.dumps(s, indent=2, ensure_ascii=False, default=json_default) + "\n",
                   encoding="utf-8")  # fmt: skip
     if as_json:
         print_json({k: v for k, v in s.items() if k != "kept_rows"})
@@ -126,14 +126,6 @@ def select_cmd(
     n_in = s.get("input_rows", s.get("candidates"))
     console.print(f"kept {s['kept']} of {n_in} rows for {purpose}; wrote {out} and {sp}",
                   soft_wrap=True)  # fmt: skip
-
-
-def _default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
 
 
 def _ids(table: Any, rows: Any) -> list[str]:
