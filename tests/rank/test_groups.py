@@ -171,3 +171,26 @@ def test_aggregate_bt_mixture_cli_from_votes_alone(tmp_path: Path) -> None:
     code, err, _ = invoke("aggregate", str(src), str(tmp_path / "h.parquet"), "--method",
                           "bt-mixture", "--groups", "x")  # fmt: skip
     assert code == 2 and "--groups" in err
+
+
+def test_mixture_reports_every_fit_as_a_step() -> None:
+    """`mixture_table(steps=...)` counts each (K, fold) fit of the choice of K and the final
+    fit — what `aggregate`'s progress bar shows — up to len(ks) × folds + 1."""
+    from prefkit.rank.mixture import FOLDS, mixture_table
+    from prefkit.schema import from_rows
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for w in range(6):
+        for _ in range(40):
+            i, j = rng.choice(4, 2, replace=False)
+            win = (i < j) == (w < 3)
+            rows.append({"model_a": f"m{i}", "model_b": f"m{j}", "annotator": f"w{w}",
+                         "outcome": "a" if win else "b"})  # fmt: skip
+    seen: list[tuple[int, int]] = []
+    _, _, _, summary = mixture_table(from_rows(rows, "comparisons"), None, "model", max_groups=2,
+                                     steps=lambda d, t: seen.append((d, t)))  # fmt: skip
+    total = 2 * FOLDS + 1
+    assert [d for d, _ in seen] == list(range(total + 1))
+    assert {t for _, t in seen} == {total}
+    assert len(summary["selection"]) == 2

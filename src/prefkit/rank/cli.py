@@ -460,19 +460,27 @@ def _mixture(
     if max_groups < 1:
         fail("--max-groups must be >= 1", code=2)
     import pyarrow.parquet as pq
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from prefkit.io import save
     from prefkit.rank.data import RankInputError
     from prefkit.rank.mixture import mixture_table
 
     table, rejected = _read_comparisons(src, fmt)
-    try:
-        out, ann, scores, summary = mixture_table(
-            table, k, items, seed=seed, max_groups=max_groups,  # type: ignore[arg-type]
-            progress=lambda m: console.print(f"[dim]{m}[/dim]"),
-        )  # fmt: skip
-    except RankInputError as e:
-        fail(f"{src}: {e}")
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("mixture fits", total=None)
+        try:
+            out, ann, scores, summary = mixture_table(
+                table, k, items, seed=seed, max_groups=max_groups,  # type: ignore[arg-type]
+                progress=lambda m: bar.console.print(f"[dim]{m}[/dim]"),
+                steps=lambda done, total: bar.update(task, completed=done, total=total),
+            )  # fmt: skip
+        except RankInputError as e:
+            bar.stop()
+            fail(f"{src}: {e}")
     dst.parent.mkdir(parents=True, exist_ok=True)
     save(out, dst)
     ann_path = dst.parent / "annotators.parquet"

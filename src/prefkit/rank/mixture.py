@@ -291,9 +291,10 @@ def folds_of(d: MixtureData, folds: int, rng: np.random.Generator) -> I64:
 
 
 def heldout_loglik(d: MixtureData, fold: I64, k: int, rng: np.random.Generator,
-                   n_init: int) -> F64:  # fmt: skip
+                   n_init: int, step: Callable[[int], None] | None = None) -> F64:  # fmt: skip
     """Per annotator: the held-out log-likelihood of its votes summed over folds (each fold's
-    votes scored jointly under the mixture fitted on the other folds)."""
+    votes scored jointly under the mixture fitted on the other folds); `step(1)` after each
+    fold."""
     out = np.zeros(d.n_annotators)
     for f in np.unique(fold).tolist():
         train = fold != f
@@ -305,6 +306,8 @@ def heldout_loglik(d: MixtureData, fold: I64, k: int, rng: np.random.Generator,
         z = ll + np.log(np.maximum(post, 1e-300))
         m = z.max(axis=1, keepdims=True)
         out += m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+        if step is not None:
+            step(1)
     return out
 
 
@@ -318,13 +321,12 @@ def select_groups(
 ) -> tuple[int, list[dict[str, Any]]]:
     """Choose K by held-out likelihood (module docstring): returns (K, one record per K with
     `heldout_loglik` (per vote), `difference` from the best K and its standard error
-    (paired over annotators, total log-likelihood), `chosen`)."""
+    (paired over annotators, total log-likelihood), `chosen`). `progress(1)` after each
+    (K, fold) fit: len(ks) × folds steps."""
     fold = folds_of(d, folds, rng)
     per: dict[int, F64] = {}
     for k in ks:
-        per[k] = heldout_loglik(d, fold, k, rng, n_init)
-        if progress is not None:
-            progress(1)
+        per[k] = heldout_loglik(d, fold, k, rng, n_init, progress)
     totals = {k: float(v.sum()) for k, v in per.items()}
     best = max(totals, key=lambda k: totals[k])
     rows = []
@@ -550,10 +552,12 @@ def mixture_table(
     max_groups: int = MAX_AUTO_GROUPS,
     n_init: int = 8,
     progress: Callable[[str], None] | None = None,
+    steps: Callable[[int, int], None] | None = None,
 ) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]:
     """`prefkit aggregate --method bt-mixture`: (the votes with `meta.group` and
     `meta.group_posterior` added for every row whose annotator was fitted, the annotators
-    table, the per-group scores table, a summary)."""
+    table, the per-group scores table, a summary). `progress` gets status lines; `steps(done,
+    total)` counts the fits (each (K, fold) of the choice of K, then the final fit)."""
     from scipy.stats import norm
 
     from prefkit.schema import Kind, conform
@@ -580,13 +584,26 @@ def mixture_table(
     if groups is None:
         ks = list(range(1, min(max_groups, d.n_annotators) + 1))
         say(f"choosing the number of groups among {ks[0]}..{ks[-1]} by held-out likelihood")
-        k, selection = select_groups(d, ks, rng)
+        total = len(ks) * FOLDS + 1
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if steps is not None:
+                steps(done[0], total)
+
+        if steps is not None:
+            steps(0, total)
+        k, selection = select_groups(d, ks, rng, progress=tick)
     else:
         k = int(groups)
         if k < 1:
             raise RankInputError("--groups must be >= 1")
     say(f"fitting {k} group(s) on {d.n_votes} votes by {d.n_annotators} annotators")
     fit = fit_mixture(d, k, rng, n_init=n_init)
+    if steps is not None:
+        n_fits = 1 if groups is not None else len(ks) * FOLDS + 1
+        steps(n_fits, n_fits)
     covs = coef_covariances(d, fit)
     z = float(norm.ppf(0.5 + level / 2.0))
     gnames = [f"g{q + 1}" for q in range(k)]
