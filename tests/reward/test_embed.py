@@ -40,6 +40,16 @@ def test_embed_cache_and_truncation_counted(tmp_path: Path) -> None:
         _, st3 = embed_with_stats(texts, cache_dir=tmp_path)
     assert st3.cache_hits == 4 and st3.truncated_rows == [1]
     assert np.allclose(embed_texts(texts[:1]), v[:1], atol=1e-5)
+    # every text cached: the encoder is not loaded (a fresh process has no model in memory)
+    from prefkit.reward.embed import load_encoder
+
+    load_encoder.cache_clear()
+    with pytest.warns(UserWarning, match="limit of 256 tokens"):
+        v4, st4 = embed_with_stats(texts, cache_dir=tmp_path)
+    assert load_encoder.cache_info().currsize == 0
+    assert st4.cache_hits == 4 and st4.max_tokens == 256 and np.array_equal(v4, v)
+    v5, _ = embed_with_stats(texts + ["a new sentence"], cache_dir=tmp_path)  # one miss: loads
+    assert load_encoder.cache_info().currsize == 1 and np.array_equal(v5[:4], v)
 
 
 def test_embed_rm_cli_end_to_end_counts_truncation_and_empty(tmp_path: Path) -> None:

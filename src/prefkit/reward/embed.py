@@ -7,6 +7,7 @@ the count is returned in `EmbedStats` and a warning is raised, never silently.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import warnings
@@ -105,6 +106,12 @@ class _Cache:
         self.db.close()
 
 
+def _max_seq_length() -> int:
+    """The encoder's token limit, from the bundled model's configuration (no torch needed)."""
+    cfg = json.loads((model_path() / "sentence_bert_config.json").read_text())
+    return int(cfg["max_seq_length"])
+
+
 def count_truncated(texts: list[str], encoder: Any) -> tuple[list[int], int]:
     """Rows whose token count exceeds the encoder limit, and the limit."""
     limit = int(encoder.max_seq_length)
@@ -124,22 +131,29 @@ def embed_with_stats(
     cache_dir: str | Path | None = None,
     progress: bool = False,
 ) -> tuple[NDArray[np.float32], EmbedStats]:
-    """Embed texts (L2-normalized MiniLM vectors, shape (n, 384)) and report what happened."""
+    """Embed texts (L2-normalized MiniLM vectors, shape (n, 384)) and report what happened.
+    When every text is in the cache, the encoder (and torch) is not loaded at all."""
     stats = EmbedStats(n_texts=len(texts))
-    encoder = load_encoder()
-    dim = int(
-        (
-            getattr(encoder, "get_embedding_dimension", None)
-            or encoder.get_sentence_embedding_dimension
-        )()
-    )
+    keys = [text_key(t) for t in texts]
+    cache = _Cache(Path(cache_dir)) if cache_dir is not None and texts else None
+    found = cache.get(sorted(set(keys))) if cache is not None else {}
+    dims = {v.shape[0] for v, _ in found.values()}
+    encoder: Any = None
+    if texts and len(found) == len(set(keys)) and len(dims) == 1:
+        dim = dims.pop()  # all cached: no encoder needed
+        limit = _max_seq_length()
+    else:
+        encoder = load_encoder()
+        dim = int(
+            (
+                getattr(encoder, "get_embedding_dimension", None)
+                or encoder.get_sentence_embedding_dimension
+            )()
+        )
+        limit = int(encoder.max_seq_length)
     out = np.zeros((len(texts), dim), dtype=np.float32)
     if not texts:
         return out, stats
-    keys = [text_key(t) for t in texts]
-    cache = _Cache(Path(cache_dir)) if cache_dir is not None else None
-    found = cache.get(sorted(set(keys))) if cache is not None else {}
-    limit = int(encoder.max_seq_length)
     stats.max_tokens = limit
     truncated = np.zeros(len(texts), dtype=bool)
     todo_idx: list[int] = []
@@ -157,6 +171,8 @@ def embed_with_stats(
     firsts = list(uniq.values())
     todo_texts = [texts[i] for i in firsts]
     if todo_texts:
+        if encoder is None:
+            encoder = load_encoder()
         trunc, _ = count_truncated(todo_texts, encoder)
         trunc_keys = {keys[firsts[j]] for j in trunc}
         for i in todo_idx:
