@@ -28,16 +28,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.audit.features import F64, design, ngram_matrix, style
+from prefkit.audit.features import F64, design, style
 from prefkit.audit.findings import Findings, make_rows
 from prefkit.audit.frame import Frame
-from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin, sparse_logit_predictor
+from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin, sparse_logit_coef
 
 CHECK = "noise"
 I64 = NDArray[np.int64]
 TARGET_PRECISION = 0.8
+FIT_ROWS = 125_000  # decisive rows the n-gram feature model trains on (its 5 folds: ≤ 100k)
+VOCAB_TEXTS = 250_000  # distinct responses the n-gram vocabulary is built from
+SCORE_BATCH = 32_768  # distinct responses per n-gram scoring batch
 
 
 @dataclass(frozen=True)
@@ -105,10 +109,13 @@ def fit_noise(
     ngram_l2: float = 1e-2,
     p_a: F64 | None = None,
     max_train: int = 100_000,
+    max_fit: int = FIT_ROWS,
 ) -> NoiseModel:
     """Fit the label-noise model (module docstring). `p_a`: precomputed out-of-fold
     P(a wins) per row (e.g. from a reward model) used instead of the feature model's.
-    Each fold's feature model is fitted on at most `max_train` rows (a seeded subset)."""
+    Each fold's feature model is fitted on at most `max_train` rows (a seeded subset); with
+    n-grams, the folds train on a seeded sample of at most `max_fit` decisive rows, and the
+    n-gram vocabulary comes from at most `VOCAB_TEXTS` distinct responses (`_ngram_folds`)."""
     st = st if st is not None else style(f)
     given = p_a
     x, names = design(f, st)
@@ -126,39 +133,21 @@ def fit_noise(
     fold_of = rng.integers(0, folds, size=ug.size)[ginv]
     p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
     l2 = 1e-3 if x.shape[1] < 50 else 1e-2
-    xs: Any = x
-    if ngrams and f.has_text and given is None:
-        from scipy.sparse import csr_matrix, hstack
-
-        tm = ngram_matrix(f.texts)
-        diff = tm[np.maximum(f.a_code, 0)] - tm[np.maximum(f.b_code, 0)]
-        xs = hstack([csr_matrix(x), diff, _model_diff(f)], format="csr")
-    # the same rows with the display position removed: a prior for the pair, not the vote
-    pos_col = names.index("shown_first_a")
-    x0 = x.copy()
-    x0[:, pos_col] = 0.0
-    xs0: Any = x0
-    if xs is not x:
-        from scipy.sparse import csr_matrix as _csr
-        from scipy.sparse import hstack as _hstack
-
-        xs0 = _hstack([_csr(x0), xs[:, x.shape[1] :]], format="csr")
     p_pair = p_a.copy()
-    for k in range(folds if given is None else 0):
-        test = fold_of == k
-        train = d & ~test
-        if train.sum() > max_train:  # a random subset bounds the cost on large tables
-            keep = np.flatnonzero(train)
-            train = np.zeros(f.n, dtype=bool)
-            train[rng.choice(keep, size=max_train, replace=False)] = True
-        if not test.any() or train.sum() < 20:
-            continue
-        if xs is x:
+    if given is None and ngrams and f.has_text:
+        _ngram_folds(f, x, y, d, fold_of, rng, p_a, p_pair, names.index("shown_first_a"),
+                     ngram_l2, max_train, max_fit)  # fmt: skip
+    elif given is None:
+        # the same rows with the display position removed: a prior for the pair, not the vote
+        x0 = x.copy()
+        x0[:, names.index("shown_first_a")] = 0.0
+        for k in range(folds):
+            test = fold_of == k
+            train = _subset(d & ~test, max_train, rng)
+            if not test.any() or train.sum() < 20:
+                continue
             m = logit_fit(x[train], y[train], l2=l2)
             p_a[test], p_pair[test] = m.predict(x[test]), m.predict(x0[test])
-        else:
-            pred = sparse_logit_predictor(xs[train], y[train], l2=ngram_l2)
-            p_a[test], p_pair[test] = pred(xs[test]), pred(xs0[test])
     full = logit_fit(x[d], y[d], l2=l2) if d.sum() >= 20 else None
     coef = (
         {n: float(c) for n, c in zip(["intercept", *names[: x.shape[1]]], full.coef, strict=False)}
@@ -253,6 +242,88 @@ def fit_noise(
             "rates, grades)"
         )
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
+
+
+def _subset(mask: NDArray[np.bool_], size: int, rng: np.random.Generator) -> NDArray[np.bool_]:
+    """`mask`, or a seeded random `size` of its rows when it has more."""
+    if mask.sum() <= size:
+        return mask
+    out = np.zeros(mask.size, dtype=bool)
+    out[rng.choice(np.flatnonzero(mask), size=size, replace=False)] = True
+    return out
+
+
+def _ngram_folds(
+    f: Frame,
+    x: F64,
+    y: F64,
+    d: NDArray[np.bool_],
+    fold_of: I64,
+    rng: np.random.Generator,
+    p_a: F64,
+    p_pair: F64,
+    pos_col: int,
+    l2: float,
+    max_train: int,
+    max_fit: int,
+) -> None:
+    """Out-of-fold P(a wins) of the n-gram feature model into `p_a` (and into `p_pair`, the
+    same without the display position), in bounded memory: the vocabulary comes from the
+    distinct responses (a sample of `VOCAB_TEXTS` of those of the fit rows when there are
+    more), each fold trains on its share of a sample of `max_fit` decisive rows, and then every
+    distinct response is scored batch by batch with each fold's n-gram weights — the model is
+    linear, so a row's logit is its dense and model terms plus score(a) − score(b). Tables with
+    ≤ `max_fit` decisive rows and ≤ `VOCAB_TEXTS` responses use every row and response."""
+    from scipy.sparse import csr_matrix, hstack
+    from scipy.special import expit
+
+    from prefkit.audit.features import ngram_matrix, ngram_vocab
+
+    fit = _subset(d, max_fit, rng)
+    a, b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
+    fit_texts = np.flatnonzero(
+        np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.texts))
+    )
+    if len(f.texts) <= VOCAB_TEXTS:
+        vocab = ngram_vocab(f.texts)
+    else:
+        pick = np.sort(rng.choice(fit_texts, size=min(VOCAB_TEXTS, fit_texts.size), replace=False))
+        vocab = ngram_vocab(f.texts.take(pa.array(pick)))
+    tm = ngram_matrix(f.texts.take(pa.array(fit_texts)), vocab=vocab)
+    loc = np.zeros(len(f.texts), dtype=np.int64)
+    loc[fit_texts] = np.arange(fit_texts.size)
+    md = _model_diff(f)
+    nx, nv = x.shape[1], tm.shape[1]
+    betas: dict[int, F64] = {}
+    for k in range(int(fold_of.max(initial=-1)) + 1):
+        test = fold_of == k
+        train = _subset(fit & ~test, max_train, rng)
+        if not test.any() or train.sum() < 20:
+            continue
+        tr = np.flatnonzero(train)
+        xs = hstack([csr_matrix(x[tr]), tm[loc[a[tr]]] - tm[loc[b[tr]]], md[tr]], format="csr")
+        betas[k] = sparse_logit_coef(xs, y[tr], l2=l2)
+    del tm
+    if not betas:
+        return
+    folds = sorted(betas)
+    w = np.column_stack([betas[k][1 + nx : 1 + nx + nv] for k in folds])
+    score = np.zeros((len(f.texts), len(folds)))
+    for start in range(0, len(f.texts), SCORE_BATCH):
+        part = f.texts.slice(start, SCORE_BATCH)
+        score[start : start + len(part)] = ngram_matrix(part, vocab=vocab) @ w
+    for j, k in enumerate(folds):
+        beta = betas[k]
+        rows = np.flatnonzero(fold_of == k)
+        z = (
+            beta[0]
+            + x[rows] @ beta[1 : 1 + nx]
+            + score[a[rows], j]
+            - score[b[rows], j]
+            + np.asarray(md[rows] @ beta[1 + nx + nv :]).ravel()
+        )
+        p_a[rows] = expit(z)
+        p_pair[rows] = expit(z - x[rows, pos_col] * beta[1 + pos_col])
 
 
 N_GRADES = 4

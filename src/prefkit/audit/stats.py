@@ -3,7 +3,6 @@ and the one-coin Dawid–Skene model that turns several votes into a posterior p
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -342,11 +341,9 @@ def lapse_model(
     )  # fmt: skip
 
 
-def sparse_logit_predictor(
-    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100
-) -> Callable[[Any], F64]:
+def sparse_logit_coef(x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100) -> F64:
     """Ridge logistic regression (intercept unpenalised) on a scipy sparse or dense design,
-    L-BFGS; returns a function x -> P(y = 1)."""
+    L-BFGS; returns (intercept, coefficients...)."""
     n = x.shape[0]
 
     def fun(beta: F64) -> tuple[float, F64]:
@@ -359,9 +356,4 @@ def sparse_logit_predictor(
     res = minimize(
         fun, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
     )
-    beta = np.asarray(res.x, dtype=np.float64)
-
-    def predict(xt: Any) -> F64:
-        return np.asarray(expit(np.asarray(xt @ beta[1:]).ravel() + beta[0]), dtype=np.float64)
-
-    return predict
+    return np.asarray(res.x, dtype=np.float64)
