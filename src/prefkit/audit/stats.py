@@ -3,7 +3,7 @@ and the one-coin Dawid–Skene model that turns several votes into a posterior p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -188,7 +188,8 @@ def lapse_model(
     pooled rate has a Beta(`lapse_prior`) prior), γ_r has a N(0, `position_sd`²) prior
     (Newton steps on the expected log-likelihood of the sides). With more than `max_votes`
     votes the parameters are fitted on a random subset of items (`seed`) and every vote is
-    then scored with them (one E-step); `init` starts from a fitted model's parameters.
+    then scored with them (one E-step, about `max_votes` votes' worth of items at a time);
+    `init` starts from a fitted model's parameters.
 
     `tie` marks votes that answered "tie" (their `y` is ignored): an annotator says tie with
     probability ν_r / (2·cosh(L/2) + ν_r) (Davidson), so ties tell close pairs from clear
@@ -215,7 +216,28 @@ def lapse_model(
             iters, step, max_margin, lapse_prior, lapse_shrink, position_sd, tol, 0,
             robust=robust, tie=None if tie is None else tie[sel],
         )  # fmt: skip
-        init, iters = sub, 0
+        # every vote scored with the fitted parameters (one E-step; items are independent
+        # given them), `max_votes` votes' worth of items at a time: memory stays bounded
+        chunk = np.cumsum(np.bincount(item, minlength=n_items)) // max_votes
+        p_flip = np.zeros(v)
+        post_a = np.zeros(n_items)
+        ll = 0.0
+        for c in range(int(chunk[-1]) + 1 if n_items else 0):
+            its = chunk == c
+            if not its.any():
+                continue
+            rows = np.flatnonzero(its[item])
+            ids = (np.cumsum(its) - 1).astype(np.int64)
+            part = lapse_model(
+                ids[item[rows]], annotator[rows], grade[rows], y[rows], first[rows],
+                int(its.sum()), n_annotators, n_grades,
+                None if prior_a is None else prior_a[its],
+                0, step, max_margin, lapse_prior, lapse_shrink, position_sd, tol, 0,
+                init=sub, robust=robust, tie=None if tie is None else tie[rows],
+            )  # fmt: skip
+            p_flip[rows], post_a[its] = part.p_flip, part.posterior_a
+            ll += part.loglik
+        return replace(sub, p_flip=p_flip, posterior_a=post_a, loglik=ll)
     grid = np.arange(-max_margin, max_margin + step / 2, step)
     n_g = grid.size
     n_bins = int(np.ceil((max_margin + 4.0) / step)) + 1
