@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from prefkit.audit.frame import Frame
-from prefkit.audit.minhash import U32
+from prefkit.audit.minhash import U32, distinct, similarity
 
 F64 = NDArray[np.float64]
 
@@ -35,8 +35,8 @@ def style(f: Frame, psig: U32 | None = None, tsig: U32 | None = None) -> dict[st
         out[f"{name}_b"] = np.asarray(f.row[f"{name}_b"], dtype=np.float64)
     if psig is not None and tsig is not None and f.has_text:
         pcode = np.maximum(f.prompt_code, 0)
-        out["overlap_a"] = (psig[pcode] == tsig[np.maximum(f.a_code, 0)]).mean(axis=1)
-        out["overlap_b"] = (psig[pcode] == tsig[np.maximum(f.b_code, 0)]).mean(axis=1)
+        out["overlap_a"] = similarity(psig, pcode, np.maximum(f.a_code, 0), tsig)
+        out["overlap_b"] = similarity(psig, pcode, np.maximum(f.b_code, 0), tsig)
     else:
         out["overlap_a"] = np.zeros(f.n)
         out["overlap_b"] = np.zeros(f.n)
@@ -101,15 +101,8 @@ def _presence(doc: NDArray[np.int64], col: NDArray[np.int64], shape: tuple[int, 
     return m
 
 
-def _distinct(x: U64) -> U64:
-    """Sorted distinct values (a sort: numpy 2.4's hash-based `np.unique` is far slower on
-    millions of 64-bit keys)."""
-    s = np.sort(x)
-    return s[np.concatenate([[True], s[1:] != s[:-1]])] if s.size else s
-
-
 def _vocab(doc: NDArray[np.int64], key: U64, n_docs: int, min_df: int, max_df: float) -> U64:
-    uniq = _distinct(key)
+    uniq = np.asarray(distinct(key), dtype=np.uint64)
     if uniq.size == 0:
         return uniq
     inv = np.searchsorted(uniq, key).astype(np.int64)

@@ -222,8 +222,8 @@ def lapse_model(
         p_flip = np.zeros(v)
         post_a = np.zeros(n_items)
         ll = 0.0
-        for c in range(int(chunk[-1]) + 1 if n_items else 0):
-            its = chunk == c
+        for part_no in range(int(chunk[-1]) + 1 if n_items else 0):
+            its = chunk == part_no
             if not its.any():
                 continue
             rows = np.flatnonzero(its[item])
