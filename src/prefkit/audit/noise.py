@@ -12,6 +12,10 @@
    position bias and a tie rate (ties mark close pairs), confidence grades from `strength`,
    and the feature model's logit as a noisy (robust, with several votes per pair)
    measurement of the margin. Suspicion of a vote = P(recorded reversed | all votes on the pair, features).
+   With several votes per pair the feature model is first refitted on what the votes say
+   (learning from crowds): its targets are the lapse model's votes-only posterior P(a is
+   better) per pair (lapses, grades, position and ties accounted for, spammers left out)
+   instead of the raw votes, still out of fold; that refit is the prior.
    (A one-coin Dawid–Skene consensus with the feature-model prior is kept in the model for
    the annotators check's accuracy estimates.)
 
@@ -288,6 +292,8 @@ def fit_noise(
             "lapse model (item margins, annotator lapse rates, position biases and tie "
             "rates, grades)"
         )
+        if several and given is None:
+            method += "; feature model refitted on the votes-only posterior of the pairs"
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
 
 
