@@ -59,3 +59,5 @@ def test_lapse_rates_and_position_biases_are_recovered() -> None:
     assert np.allclose(sub.p_flip, whole.p_flip, atol=1e-12)
     assert np.allclose(sub.posterior_a, whole.posterior_a, atol=1e-12)
     assert abs(sub.loglik - whole.loglik) < 1e-6 * abs(whole.loglik)
+    assert sub.margin is not None and whole.margin is not None
+    assert np.allclose(sub.margin, whole.margin, atol=1e-12)

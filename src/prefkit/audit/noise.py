@@ -12,6 +12,10 @@
    position bias and a tie rate (ties mark close pairs), confidence grades from `strength`,
    and the feature model's logit as a noisy (robust, with several votes per pair)
    measurement of the margin. Suspicion of a vote = P(recorded reversed | all votes on the pair, features).
+   With several votes per pair the feature model is first refitted on what the votes say
+   (learning from crowds): its targets are the lapse model's votes-only posterior P(a is
+   better) per pair (lapses, grades, position and ties accounted for, spammers left out)
+   instead of the raw votes, still out of fold; that refit is the prior.
    (A one-coin Dawid–Skene consensus with the feature-model prior is kept in the model for
    the annotators check's accuracy estimates.)
 
@@ -115,7 +119,7 @@ def fit_noise(
     P(a wins) per row (e.g. from a reward model) used instead of the feature model's.
     Each fold's feature model is fitted on at most `max_train` rows (a seeded subset); with
     n-grams, the folds train on a seeded sample of at most `max_fit` decisive rows, and the
-    n-gram vocabulary comes from at most `VOCAB_TEXTS` distinct responses (`_ngram_folds`)."""
+    n-gram vocabulary comes from at most `VOCAB_TEXTS` distinct responses (`_NgramFolds`)."""
     st = st if st is not None else style(f)
     given = p_a
     x, names = design(f, st)
@@ -134,20 +138,36 @@ def fit_noise(
     p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
     l2 = 1e-3 if x.shape[1] < 50 else 1e-2
     p_pair = p_a.copy()
-    if given is None and ngrams and f.has_text:
-        _ngram_folds(f, x, y, d, fold_of, rng, p_a, p_pair, names.index("shown_first_a"),
-                     ngram_l2, max_train, max_fit)  # fmt: skip
-    elif given is None:
-        # the same rows with the display position removed: a prior for the pair, not the vote
-        x0 = x.copy()
-        x0[:, names.index("shown_first_a")] = 0.0
+    ng = (
+        _NgramFolds(f, x, fold_of, rng, names.index("shown_first_a"), ngram_l2, max_train, max_fit)
+        if given is None and ngrams and f.has_text
+        else None
+    )
+    x0: F64 | None = None
+
+    def fit_folds(usable: NDArray[np.bool_], target: F64, first: bool) -> None:
+        """Out-of-fold feature model on the `usable` rows against `target` (P(a wins) per
+        row, hard or soft); fills p_pair (and, on the first pass, p_a)."""
+        nonlocal x0
+        if ng is not None:
+            ng.fit(usable, target, p_a if first else None, p_pair)
+            return
+        if x0 is None:
+            # the same rows with the display position removed: a prior for the pair, not the vote
+            x0 = x.copy()
+            x0[:, names.index("shown_first_a")] = 0.0
         for k in range(folds):
             test = fold_of == k
-            train = _subset(d & ~test, max_train, rng)
+            train = _subset(usable & ~test, max_train, rng)
             if not test.any() or train.sum() < 20:
                 continue
-            m = logit_fit(x[train], y[train], l2=l2)
-            p_a[test], p_pair[test] = m.predict(x[test]), m.predict(x0[test])
+            m = logit_fit(x[train], target[train], l2=l2)
+            p_pair[test] = m.predict(x0[test])
+            if first:
+                p_a[test] = m.predict(x[test])
+
+    if given is None:
+        fit_folds(d, y, first=True)
     full = logit_fit(x[d], y[d], l2=l2) if d.sum() >= 20 else None
     coef = (
         {n: float(c) for n, c in zip(["intercept", *names[: x.shape[1]]], full.coef, strict=False)}
@@ -211,7 +231,10 @@ def fit_noise(
         )
         s_row = np.where(f.shown_first == 0, 1.0, np.where(f.shown_first == 1, -1.0, 0.0))
         s_can = np.where(f.swapped, -s_row, s_row)
-        lm = lapse_model(
+        # with one vote per pair a wrong feature prediction and a flipped vote explain the
+        # same disagreement: the outlier share is only identifiable with more votes
+        several = rows.size >= 1.5 * n_it
+        lapse_args = (
             it.astype(np.int64),
             ann[rows],
             np.where(tie, 0, _grades(f))[rows],
@@ -220,12 +243,24 @@ def fit_noise(
             n_it,
             len(f.annotators) + 1,
             N_GRADES,
-            prior_a=qrow,
-            # with one vote per pair a wrong feature prediction and a flipped vote explain
-            # the same disagreement: the outlier share is only identifiable with more votes
-            robust=rows.size >= 1.5 * n_it,
-            tie=tie[rows],
         )
+        if several and given is None:
+            # learning from crowds: the feature model is refitted on what the pairs' votes
+            # say once lapses, spammers and grades are accounted for (the lapse model on the
+            # votes alone, P(a is better) per pair) instead of on the raw votes; still out of
+            # fold, so a pair's own votes never inform its prior
+            alone = lapse_model(*lapse_args, robust=True, tie=tie[rows])
+            post = np.full(f.n, 0.5)
+            post[rows] = alone.posterior_a[it]
+            post = np.where(f.swapped, 1.0 - post, post)
+            usable = np.zeros(f.n, dtype=bool)
+            usable[rows] = True
+            fit_folds(usable, post, first=False)
+            q = np.where(f.swapped, 1 - p_pair, p_pair)
+            qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
+                np.bincount(it, minlength=n_it), 1
+            )
+        lm = lapse_model(*lapse_args, prior_a=qrow, robust=several, tie=tie[rows])
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
         susp[rows] = lm.p_flip
         grp = f.duplicate_group
@@ -241,6 +276,8 @@ def fit_noise(
             "lapse model (item margins, annotator lapse rates, position biases and tie "
             "rates, grades)"
         )
+        if several and given is None:
+            method += "; feature model refitted on the votes-only posterior of the pairs"
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
 
 
@@ -253,77 +290,99 @@ def _subset(mask: NDArray[np.bool_], size: int, rng: np.random.Generator) -> NDA
     return out
 
 
-def _ngram_folds(
-    f: Frame,
-    x: F64,
-    y: F64,
-    d: NDArray[np.bool_],
-    fold_of: I64,
-    rng: np.random.Generator,
-    p_a: F64,
-    p_pair: F64,
-    pos_col: int,
-    l2: float,
-    max_train: int,
-    max_fit: int,
-) -> None:
-    """Out-of-fold P(a wins) of the n-gram feature model into `p_a` (and into `p_pair`, the
-    same without the display position), in bounded memory: the vocabulary comes from the
-    distinct responses (a sample of `VOCAB_TEXTS` of those of the fit rows when there are
-    more), each fold trains on its share of a sample of `max_fit` decisive rows, and then every
-    distinct response is scored batch by batch with each fold's n-gram weights — the model is
-    linear, so a row's logit is its dense and model terms plus score(a) − score(b). Tables with
-    ≤ `max_fit` decisive rows and ≤ `VOCAB_TEXTS` responses use every row and response."""
-    from scipy.sparse import csr_matrix, hstack
-    from scipy.special import expit
+class _NgramFolds:
+    """The n-gram feature model's out-of-fold fits, in bounded memory. The vocabulary comes
+    from the distinct responses of the first fit's rows (a sample of `VOCAB_TEXTS` of them
+    when there are more) and is kept for later fits, whose folds start from the previous
+    fit's coefficients; each fit trains its folds on their share of a sample of `max_fit`
+    usable rows, then every distinct response is scored batch by batch with each fold's
+    n-gram weights — the model is linear, so a row's logit is its dense and model terms plus
+    score(a) − score(b). Tables with ≤ `max_fit` usable rows and ≤ `VOCAB_TEXTS` responses
+    use every row and response."""
 
-    from prefkit.audit.features import ngram_matrix, ngram_vocab
+    def __init__(
+        self,
+        f: Frame,
+        x: F64,
+        fold_of: I64,
+        rng: np.random.Generator,
+        pos_col: int,
+        l2: float,
+        max_train: int,
+        max_fit: int,
+    ) -> None:
+        self.f, self.x, self.fold_of, self.rng = f, x, fold_of, rng
+        self.pos_col, self.l2, self.max_train, self.max_fit = pos_col, l2, max_train, max_fit
+        self.a, self.b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
+        self.md = _model_diff(f)
+        self.vocab: NDArray[np.uint64] | None = None
+        self.betas: dict[int, F64] = {}
+        self.nv = 0
 
-    fit = _subset(d, max_fit, rng)
-    a, b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
-    fit_texts = np.flatnonzero(
-        np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.texts))
-    )
-    if len(f.texts) <= VOCAB_TEXTS:
-        vocab = ngram_vocab(f.texts)
-    else:
-        pick = np.sort(rng.choice(fit_texts, size=min(VOCAB_TEXTS, fit_texts.size), replace=False))
-        vocab = ngram_vocab(f.texts.take(pa.array(pick)))
-    tm = ngram_matrix(f.texts.take(pa.array(fit_texts)), vocab=vocab)
-    loc = np.zeros(len(f.texts), dtype=np.int64)
-    loc[fit_texts] = np.arange(fit_texts.size)
-    md = _model_diff(f)
-    nx, nv = x.shape[1], tm.shape[1]
-    betas: dict[int, F64] = {}
-    for k in range(int(fold_of.max(initial=-1)) + 1):
-        test = fold_of == k
-        train = _subset(fit & ~test, max_train, rng)
-        if not test.any() or train.sum() < 20:
-            continue
-        tr = np.flatnonzero(train)
-        xs = hstack([csr_matrix(x[tr]), tm[loc[a[tr]]] - tm[loc[b[tr]]], md[tr]], format="csr")
-        betas[k] = sparse_logit_coef(xs, y[tr], l2=l2)
-    del tm
-    if not betas:
-        return
-    folds = sorted(betas)
-    w = np.column_stack([betas[k][1 + nx : 1 + nx + nv] for k in folds])
-    score = np.zeros((len(f.texts), len(folds)))
-    for start in range(0, len(f.texts), SCORE_BATCH):
-        part = f.texts.slice(start, SCORE_BATCH)
-        score[start : start + len(part)] = ngram_matrix(part, vocab=vocab) @ w
-    for j, k in enumerate(folds):
-        beta = betas[k]
-        rows = np.flatnonzero(fold_of == k)
-        z = (
-            beta[0]
-            + x[rows] @ beta[1 : 1 + nx]
-            + score[a[rows], j]
-            - score[b[rows], j]
-            + np.asarray(md[rows] @ beta[1 + nx + nv :]).ravel()
+    def fit(self, usable: NDArray[np.bool_], target: F64, p_a: F64 | None, p_pair: F64) -> None:
+        """Fit each fold on `usable` rows against `target` (P(a wins), hard or soft); write
+        the out-of-fold P(a wins) into `p_a` (when given) and, without the display position,
+        into `p_pair`."""
+        from scipy.sparse import csr_matrix, hstack
+
+        from prefkit.audit.features import ngram_matrix, ngram_vocab
+
+        f, x, a, b, rng = self.f, self.x, self.a, self.b, self.rng
+        fit = _subset(usable, self.max_fit, rng)
+        fit_texts = np.flatnonzero(
+            np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.texts))
         )
-        p_a[rows] = expit(z)
-        p_pair[rows] = expit(z - x[rows, pos_col] * beta[1 + pos_col])
+        if self.vocab is None:
+            if len(f.texts) <= VOCAB_TEXTS:
+                self.vocab = ngram_vocab(f.texts)
+            else:
+                size = min(VOCAB_TEXTS, fit_texts.size)
+                pick = np.sort(rng.choice(fit_texts, size=size, replace=False))
+                self.vocab = ngram_vocab(f.texts.take(pa.array(pick)))
+        tm = ngram_matrix(f.texts.take(pa.array(fit_texts)), vocab=self.vocab)
+        self.nv = int(tm.shape[1])  # one empty column when the vocabulary is empty
+        loc = np.zeros(len(f.texts), dtype=np.int64)
+        loc[fit_texts] = np.arange(fit_texts.size)
+        for k in range(int(self.fold_of.max(initial=-1)) + 1):
+            test = self.fold_of == k
+            train = _subset(fit & ~test, self.max_train, rng)
+            if not test.any() or train.sum() < 20:
+                continue
+            tr = np.flatnonzero(train)
+            xs = hstack(
+                [csr_matrix(x[tr]), tm[loc[a[tr]]] - tm[loc[b[tr]]], self.md[tr]], format="csr"
+            )
+            self.betas[k] = sparse_logit_coef(xs, target[tr], l2=self.l2, init=self.betas.get(k))
+        del tm
+        if self.betas:
+            self._predict(p_a, p_pair)
+
+    def _predict(self, p_a: F64 | None, p_pair: F64) -> None:
+        from scipy.special import expit
+
+        from prefkit.audit.features import ngram_matrix
+
+        f, x, a, b, md = self.f, self.x, self.a, self.b, self.md
+        nx, nv = x.shape[1], self.nv
+        folds = sorted(self.betas)
+        w = np.column_stack([self.betas[k][1 + nx : 1 + nx + nv] for k in folds])
+        score = np.zeros((len(f.texts), len(folds)))
+        for start in range(0, len(f.texts), SCORE_BATCH):
+            part = f.texts.slice(start, SCORE_BATCH)
+            score[start : start + len(part)] = ngram_matrix(part, vocab=self.vocab) @ w
+        for j, k in enumerate(folds):
+            beta = self.betas[k]
+            rows = np.flatnonzero(self.fold_of == k)
+            z = (
+                beta[0]
+                + x[rows] @ beta[1 : 1 + nx]
+                + score[a[rows], j]
+                - score[b[rows], j]
+                + np.asarray(md[rows] @ beta[1 + nx + nv :]).ravel()
+            )
+            if p_a is not None:
+                p_a[rows] = expit(z)
+            p_pair[rows] = expit(z - x[rows, self.pos_col] * beta[1 + self.pos_col])
 
 
 N_GRADES = 4

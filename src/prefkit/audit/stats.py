@@ -142,6 +142,7 @@ class LapseModel:
     measurement: tuple[float, float] = (0.0, 1.0)  # (b, τ²) of the feature logit
     outlier: float = 0.0  # share of items whose feature logit says nothing (robust mode)
     tie_weight: F64 | None = None  # per annotator: Davidson ν (P(tie) = ν / (2cosh(L/2) + ν))
+    margin: F64 | None = None  # per item: posterior mean of the margin
 
 
 def lapse_model(
@@ -221,6 +222,7 @@ def lapse_model(
         chunk = np.cumsum(np.bincount(item, minlength=n_items)) // max_votes
         p_flip = np.zeros(v)
         post_a = np.zeros(n_items)
+        margin = np.zeros(n_items)
         ll = 0.0
         for part_no in range(int(chunk[-1]) + 1 if n_items else 0):
             its = chunk == part_no
@@ -236,8 +238,10 @@ def lapse_model(
                 init=sub, robust=robust, tie=None if tie is None else tie[rows],
             )  # fmt: skip
             p_flip[rows], post_a[its] = part.p_flip, part.posterior_a
+            if part.margin is not None:
+                margin[its] = part.margin
             ll += part.loglik
-        return replace(sub, p_flip=p_flip, posterior_a=post_a, loglik=ll)
+        return replace(sub, p_flip=p_flip, posterior_a=post_a, loglik=ll, margin=margin)
     grid = np.arange(-max_margin, max_margin + step / 2, step)
     n_g = grid.size
     n_bins = int(np.ceil((max_margin + 4.0) / step)) + 1
@@ -264,12 +268,26 @@ def lapse_model(
         t = np.logaddexp(c1, c2)
         return t, np.exp(c1 - t)
 
-    agg = csr_matrix((np.ones(v), (item, np.arange(v))), shape=(n_items, v))
     is_tie = np.zeros(v, dtype=bool) if tie is None else np.asarray(tie, dtype=bool)
-    dec = ~is_tie
-    n_r = np.bincount(annotator[dec], minlength=n_annotators).astype(np.float64)
+    dec_v = ~is_tie
+    n_r = np.bincount(annotator[dec_v], minlength=n_annotators).astype(np.float64)
     t_r = np.bincount(annotator[is_tie], minlength=n_annotators).astype(np.float64)
     nu = np.where(t_r > 0, t_r / np.maximum(n_r, 1.0), 0.0)
+    # A vote's likelihood depends on the item only through the margin: votes of the same
+    # type (annotator, side, display order, grade, tie) share it, so the E- and M-steps run
+    # over the distinct types (a few thousand) and the items see them through `cnt_it`
+    # (items x types, vote counts); the result is the same as per vote.
+    side_code = np.where(first > 0, 2, np.where(first < 0, 0, 1))
+    code = (((annotator * 2 + (sgn > 0)) * 3 + side_code) * n_grades + grade) * 2 + is_tie
+    _, k_first, key = np.unique(code, return_index=True, return_inverse=True)
+    key = key.ravel()
+    n_k = k_first.size
+    annotator_k, grade_k = annotator[k_first], grade[k_first]
+    sgn_k, first_k = sgn[k_first], first[k_first]
+    is_tie_k = is_tie[k_first]
+    dec = ~is_tie_k
+    cnt_it = csr_matrix((np.ones(v), (item, key)), shape=(n_items, n_k))
+    cnt_it_t = cnt_it.T.tocsr()
     a0, b0 = lapse_prior
     pi = np.exp(-0.5 * (grid / 3.0) ** 2)
     pi /= pi.sum()
@@ -289,24 +307,27 @@ def lapse_model(
     def estep(
         f: F64, gam: F64, tab: F64, pi: F64, nu: F64
     ) -> tuple[F64, F64, F64, F64, F64, I64, float, F64]:
-        u = sgn[:, None] * (grid[None, :] + (gam[annotator] * first)[:, None])  # s·L
+        """Posterior over the margin grid per item, and per vote type: h, f, P(recorded
+        side), the summed posterior weight of its votes, grade bins, Davidson c."""
+        u = sgn_k[:, None] * (grid[None, :] + (gam[annotator_k] * first_k)[:, None])  # s·L
         h = np.asarray(sig(u), dtype=np.float64)  # honest P(the recorded side)
-        fv = f[annotator][:, None]
+        fv = f[annotator_k][:, None]
         py = np.clip(fv + (1 - 2 * fv) * h, 1e-12, 1.0)
         b = np.minimum(np.rint(np.abs(u) / step).astype(np.int64), n_bins - 1)
-        lv = np.log(py) + np.log(tab[b, grade[:, None]])
+        lv = np.log(py) + np.log(tab)[b, grade_k[:, None]]
         c = np.empty(0)
         if is_tie.any():  # Davidson: P(tie) = ν / (c + ν), c = 2·cosh(L/2)
             c = 2.0 * np.cosh(np.clip(u, -60, 60) / 2.0)
-            nv = nu[annotator][:, None]
+            nv = nu[annotator_k][:, None]
             log_cn = np.log(c + nv)
             lv = np.where(
                 dec[:, None], lv + np.log(c) - log_cn, np.log(np.maximum(nv, 1e-12)) - log_cn
             )
-        lp = np.log(pi)[None, :] + tilt + np.asarray(agg @ lv)
+        lp = np.log(pi)[None, :] + tilt + np.asarray(cnt_it @ lv)
         norm = logsumexp(lp, axis=1)
         post = np.exp(lp - norm[:, None])
-        return post, h, fv, py, post[item], b, float(norm.sum()), c
+        w = np.asarray(cnt_it_t @ post)  # per type: the posterior summed over its votes
+        return post, h, fv, py, w, b, float(norm.sum()), c
 
     prev = -np.inf
     done = 0
@@ -333,39 +354,51 @@ def lapse_model(
             # ν_r: fixed point of Σ ties / ν = Σ_votes E[1 / (c + ν)], with 2 pseudo-votes
             # at the pooled value
             s_r = np.bincount(
-                annotator, weights=(w / (c + nu[annotator][:, None])).sum(1), minlength=n_annotators
+                annotator_k,
+                weights=(w / (c + nu[annotator_k][:, None])).sum(1),
+                minlength=n_annotators,
             )
             pooled = float(t_r.sum()) / max(float(s_r.sum()), 1e-12)
             nu = (t_r + 2.0 * pooled) / (s_r + 2.0)
             nu[t_r == 0] = 0.0
         w = w * dec[:, None]  # grades, lapses and position come from decisive votes
         cnt = np.bincount(
-            (b * n_grades + grade[:, None]).ravel(), weights=w.ravel(), minlength=n_bins * n_grades
+            (b * n_grades + grade_k[:, None]).ravel(),
+            weights=w.ravel(),
+            minlength=n_bins * n_grades,
         ).reshape(n_bins, n_grades)
         tab = (cnt + 0.5) / (cnt + 0.5).sum(1, keepdims=True)
         e_flip = (w * fv * (1 - h) / py).sum(1)
-        e_r = np.bincount(annotator, weights=e_flip, minlength=n_annotators)
+        e_r = np.bincount(annotator_k, weights=e_flip, minlength=n_annotators)
         # empirical Bayes: shrink each annotator's lapse rate towards the pooled rate
         f_bar = (float(e_r.sum()) + a0 - 1) / (float(n_r.sum()) + a0 + b0 - 2)
         f = np.clip((e_r + lapse_shrink * f_bar) / (n_r + lapse_shrink), 1e-4, 0.49)
         d1 = (1 - 2 * fv) * h * (1 - h) / py
         d2 = (1 - 2 * fv) * h * (1 - h) * (1 - 2 * h) / py - d1 * d1
-        g1 = np.bincount(annotator, weights=(w * d1).sum(1) * sgn * first, minlength=n_annotators)
-        g2 = np.bincount(annotator, weights=(w * d2).sum(1) * first * first, minlength=n_annotators)
+        g1 = np.bincount(
+            annotator_k, weights=(w * d1).sum(1) * sgn_k * first_k, minlength=n_annotators
+        )
+        g2 = np.bincount(
+            annotator_k, weights=(w * d2).sum(1) * first_k * first_k, minlength=n_annotators
+        )
         prec = 1.0 / position_sd**2
         gam = np.clip(gam - (g1 - prec * gam) / np.minimum(g2 - prec, -1e-9), -4.0, 4.0)
     post, h, fv, py, w, b, ll_total, c = estep(f, gam, tab, pi, nu)
-    p_flip = np.where(dec, (w * fv * (1 - h) / py).sum(1), 0.0)
+    flip_k = fv * (1 - h) / py  # per type and margin: P(reversed | margin)
+    p_flip = np.where(dec_v, (post[item] * flip_k[key]).sum(1), 0.0)
     post_a = (post * (grid > 0)).sum(1) + 0.5 * (post * (grid == 0)).sum(1)
     return LapseModel(
         np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done, (zb, tau2), eps,
-        nu if is_tie.any() else None,
+        nu if is_tie.any() else None, post @ grid,
     )  # fmt: skip
 
 
-def sparse_logit_coef(x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100) -> F64:
+def sparse_logit_coef(
+    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100, init: F64 | None = None
+) -> F64:
     """Ridge logistic regression (intercept unpenalised) on a scipy sparse or dense design,
-    L-BFGS; returns (intercept, coefficients...)."""
+    L-BFGS; `y` may be soft (probabilities); `init` warm-starts the coefficients. Returns
+    the coefficients, intercept first."""
     n = x.shape[0]
 
     def fun(beta: F64) -> tuple[float, F64]:
@@ -375,7 +408,11 @@ def sparse_logit_coef(x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100) -> F
         g = np.concatenate([[r.sum()], np.asarray(x.T @ r).ravel() + l2 * beta[1:]])
         return float(-ll.mean() + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
 
-    res = minimize(
-        fun, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
-    )
+    start = np.zeros(x.shape[1] + 1) if init is None else init
+    res = minimize(fun, start, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
     return np.asarray(res.x, dtype=np.float64)
+
+
+def logit_predict(beta: F64, x: Any) -> F64:
+    """P(y = 1) under coefficients `beta` (intercept first) for a sparse or dense design."""
+    return np.asarray(expit(np.asarray(x @ beta[1:]).ravel() + beta[0]), dtype=np.float64)
