@@ -73,3 +73,31 @@ def test_noise_model_fitted_on_a_sample_scores_every_row_out_of_fold(
     # the suspicion scores agree: the lapse model sees the same votes
     rs = float(np.corrcoef(small.suspicion, full.suspicion)[0, 1])
     assert rs > 0.9, rs
+
+
+def test_pair_logit_equals_the_logit_on_the_explicit_difference_design() -> None:
+    """The n-gram folds fit without building tm[a] − tm[b]: same coefficients as the ridge
+    logit on the explicit design [x | tm[a] − tm[b] | md] (simulated `noisy` text)."""
+    from scipy.sparse import csr_matrix, hstack
+
+    from prefkit.audit import noise
+    from prefkit.audit.features import design, ngram_matrix, style
+    from prefkit.audit.stats import sparse_logit_coef
+    from prefkit.simulate import simulate
+
+    f = Frame.of(simulate("noisy", size=1500, seed=2).tables[Kind.COMPARISONS])
+    x, _ = design(f, style(f))
+    tm = ngram_matrix(f.texts)
+    md = noise._model_diff(f)
+    a, b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
+    rows = np.flatnonzero(f.decisive)[:900]
+    y = (f.outcome[rows] == 0).astype(np.float64)
+    assert tm.shape[1] > 100 and tm.nnz > 0
+    explicit = hstack([csr_matrix(x[rows]), tm[a[rows]] - tm[b[rows]], md[rows]], format="csr")
+    ref = sparse_logit_coef(explicit, y, l2=1e-2)
+    got = noise.pair_logit_coef(x[rows], tm, a[rows], b[rows], md[rows], y, 1e-2)
+    assert got.shape == ref.shape
+    assert np.allclose(got, ref, atol=1e-6), float(np.abs(got - ref).max())
+    # and warm-started from its own solution it stays there
+    again = noise.pair_logit_coef(x[rows], tm, a[rows], b[rows], md[rows], y, 1e-2, init=got)
+    assert np.allclose(again, got, atol=1e-6)

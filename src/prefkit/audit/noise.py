@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 from prefkit.audit.features import F64, design, style
 from prefkit.audit.findings import Findings, make_rows
 from prefkit.audit.frame import Frame
-from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin, sparse_logit_coef
+from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin
 
 CHECK = "noise"
 I64 = NDArray[np.int64]
@@ -290,6 +290,39 @@ def _subset(mask: NDArray[np.bool_], size: int, rng: np.random.Generator) -> NDA
     return out
 
 
+def pair_logit_coef(
+    x: F64, tm: Any, ia: I64, ib: I64, md: Any, y: F64, l2: float, maxiter: int = 100,
+    init: F64 | None = None,
+) -> F64:  # fmt: skip
+    """`stats.sparse_logit_coef` on the design [x | tm[ia] − tm[ib] | md] (rows: dense
+    features, the n-gram difference of responses a and b, the model difference) without
+    building its n-gram block: the model is linear, so that block's logit is
+    s[ia] − s[ib] with s = tm·β, and its gradient is tmᵀ·(Σ r over rows with a = t − Σ r over
+    rows with b = t). Memory: `tm` (one row per distinct response) and per-row vectors."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    n, nx, nt = x.shape[0], x.shape[1], tm.shape[0]
+    nv = tm.shape[1]
+
+    def fun(beta: F64) -> tuple[float, F64]:
+        s = np.asarray(tm @ beta[1 + nx : 1 + nx + nv]).ravel()
+        z = beta[0] + x @ beta[1 : 1 + nx] + s[ia] - s[ib]
+        z = z + np.asarray(md @ beta[1 + nx + nv :]).ravel()
+        ll = y * log_expit(z) + (1 - y) * log_expit(-z)
+        r = (np.asarray(expit(z)) - y) / n
+        rt = np.bincount(ia, weights=r, minlength=nt) - np.bincount(ib, weights=r, minlength=nt)
+        g = np.concatenate(
+            [[r.sum()], x.T @ r, np.asarray(tm.T @ rt).ravel(), np.asarray(md.T @ r).ravel()]
+        )
+        g[1:] += l2 * beta[1:]
+        return float(-ll.mean() + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
+
+    start = np.zeros(1 + nx + nv + md.shape[1]) if init is None else init
+    res = minimize(fun, start, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    return np.asarray(res.x, dtype=np.float64)
+
+
 class _NgramFolds:
     """The n-gram feature model's out-of-fold fits, in bounded memory. The vocabulary comes
     from the distinct responses of the first fit's rows (a sample of `VOCAB_TEXTS` of them
@@ -323,8 +356,6 @@ class _NgramFolds:
         """Fit each fold on `usable` rows against `target` (P(a wins), hard or soft); write
         the out-of-fold P(a wins) into `p_a` (when given) and, without the display position,
         into `p_pair`."""
-        from scipy.sparse import csr_matrix, hstack
-
         from prefkit.audit.features import ngram_matrix, ngram_vocab
 
         f, x, a, b, rng = self.f, self.x, self.a, self.b, self.rng
@@ -349,10 +380,10 @@ class _NgramFolds:
             if not test.any() or train.sum() < 20:
                 continue
             tr = np.flatnonzero(train)
-            xs = hstack(
-                [csr_matrix(x[tr]), tm[loc[a[tr]]] - tm[loc[b[tr]]], self.md[tr]], format="csr"
-            )
-            self.betas[k] = sparse_logit_coef(xs, target[tr], l2=self.l2, init=self.betas.get(k))
+            self.betas[k] = pair_logit_coef(
+                x[tr], tm, loc[a[tr]], loc[b[tr]], self.md[tr], target[tr], self.l2,
+                init=self.betas.get(k),
+            )  # fmt: skip
         del tm
         if self.betas:
             self._predict(p_a, p_pair)
