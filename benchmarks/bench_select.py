@@ -8,7 +8,9 @@
   difference selected − random with its t interval.
 - `arena`: votes until the BT fit's Spearman correlation with the true model order reaches
   0.9 on the `arena` scenario, active (`prefkit.select.active`) vs uniform assignment, over
-  seeds; ratio of mean votes (uniform / active) with a bootstrap interval.
+  seeds, both arms on the same vote grid up to `--run-to`: the first crossing, the votes
+  from which it stays above, and the crossing of the mean curve; ratios of mean votes
+  (uniform / active) with bootstrap intervals.
 - `curve`: a feature reward model trained from scratch, labels added 50 at a time by the
   information a label adds about the model (`select`'s criterion for text pairs), by pure
   outcome uncertainty, or at random (`noisy` scenario), held-out accuracy vs labels.
@@ -16,7 +18,7 @@
   (whole command, subprocess), with the k-NN graph by faiss vs exact numpy on the same pool.
 
     python -m benchmarks.bench_select [--only train,arena,curve,speed] [--seeds 5]
-        [--sim-size 6000] [--arena-seeds 20] [--rows 1000000] [--keep 10000]
+        [--sim-size 6000] [--arena-seeds 20] [--run-to 600] [--rows 1000000] [--keep 10000]
 """
 
 from __future__ import annotations
@@ -89,43 +91,57 @@ def bench_train(seeds: int, sim_size: int, datasets: list[str], cache: str) -> N
         _emit(out)
 
 
-def bench_arena(seeds: int, target: float, batch: int) -> None:
-    from prefkit.select.evaluate import arena_votes_to_target
-
-    res: dict[str, list[int]] = {"uniform": [], "active": []}
-    reached = {"uniform": 0, "active": 0}
-    for s in range(seeds):
-        for policy in ("uniform", "active"):
-            r = arena_votes_to_target(s, policy, target=target, batch=batch)
-            res[policy].append(int(r["votes"]))
-            reached[policy] += int(r["reached"])
-            _emit({"bench": "arena", **r})
-    # information per vote p(1 - p) of a uniformly drawn model pair under the scenario's BT
-    # estimand, against 0.25 for an even pair: how much any assignment can gain per vote
-    from prefkit.simulate import simulate
-
-    info = []
-    for s in range(min(seeds, 5)):
-        th = np.array(list(simulate("arena", size=200, seed=s, text=False)
-                           .truth["model_bt_strength"].values()))  # fmt: skip
-        i, j = np.triu_indices(th.size, 1)
-        p = 1 / (1 + np.exp(-(th[i] - th[j])))
-        info.append(float(np.mean(p * (1 - p))))
-    u, a = np.array(res["uniform"], float), np.array(res["active"], float)
+def _ratio_ci(u: np.ndarray, a: np.ndarray, seeds: int) -> list[float]:
     rng = np.random.default_rng(0)
     boots = []
     for _ in range(2000):
         i = rng.integers(0, seeds, seeds)
         boots.append(u[i].mean() / a[i].mean())
-    _emit({
-        "bench": "arena_summary", "seeds": seeds, "target_spearman": target, "batch": batch,
-        "uniform_mean_votes": float(u.mean()), "active_mean_votes": float(a.mean()),
-        "uniform_median_votes": float(np.median(u)), "active_median_votes": float(np.median(a)),
-        "ratio_uniform_over_active": float(u.mean() / a.mean()),
-        "ratio_ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
-        "reached": reached,
-        "uniform_info_per_vote": float(np.mean(info)), "max_info_per_vote": 0.25,
-    })  # fmt: skip
+    return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
+
+
+def bench_arena(seeds: int, target: float, batch: int, run_to: int) -> None:
+    """Both arms vote to `run_to` on the same grid (a refit every `batch` votes); per seed:
+    the first crossing of the target, and the votes from which Spearman stays at or above it
+    up to `run_to` (not reached: counted as `run_to` + `batch`, and said); across seeds, the
+    crossing of the mean Spearman curve."""
+    from prefkit.select.evaluate import arena_votes_to_target
+
+    res: dict[str, dict[str, list[float]]] = {
+        p: {"first": [], "sustained": []} for p in ("uniform", "active")
+    }
+    curves: dict[str, list[list[float]]] = {"uniform": [], "active": []}
+    censored = {"uniform": 0, "active": 0}
+    for s in range(seeds):
+        for policy in ("uniform", "active"):
+            r = arena_votes_to_target(s, policy, target=target, batch=batch, run_to=run_to)
+            first = r["votes"] if r["reached"] else run_to + batch
+            sus = r["sustained_votes"]
+            censored[policy] += int(sus is None)
+            res[policy]["first"].append(float(first))
+            res[policy]["sustained"].append(float(run_to + batch if sus is None else sus))
+            curves[policy].append(r.pop("curve"))
+            _emit({"bench": "arena", **r})
+    out: dict[str, Any] = {"bench": "arena_summary", "seeds": seeds, "target_spearman": target,
+                           "batch": batch, "run_to": run_to, "not_sustained_by_run_to": censored}  # fmt: skip
+    for kind in ("first", "sustained"):
+        u, a = np.array(res["uniform"][kind]), np.array(res["active"][kind])
+        out[kind] = {
+            "uniform_mean_votes": float(u.mean()), "active_mean_votes": float(a.mean()),
+            "uniform_median_votes": float(np.median(u)), "active_median_votes": float(np.median(a)),
+            "ratio_uniform_over_active": float(u.mean() / a.mean()),
+            "ratio_ci95": _ratio_ci(u, a, seeds),
+        }  # fmt: skip
+    grid = [(n + 1) * batch for n in range(run_to // batch)]
+    cross = {}
+    for policy, cs in curves.items():
+        m = np.array(cs).mean(axis=0)
+        hit = np.flatnonzero(m >= target)
+        cross[policy] = grid[int(hit[0])] if hit.size else None
+        out[f"{policy}_mean_spearman"] = {str(v): round(float(m[v // batch - 1]), 4)
+                                          for v in (100, 200, 300, 400, 600) if v <= run_to}  # fmt: skip
+    out["mean_curve_crossing"] = cross
+    _emit(out)
 
 
 def bench_curve(seeds: int, sim_size: int) -> None:
@@ -266,6 +282,7 @@ def main() -> None:
     ap.add_argument("--arena-seeds", type=int, default=20)
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--run-to", type=int, default=600)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keep", type=int, default=10_000)
     ap.add_argument("--prompts", type=int, default=200_000)
@@ -277,7 +294,7 @@ def main() -> None:
     if "train" in only:
         bench_train(a.seeds, a.sim_size, a.datasets.split(","), a.cache)
     if "arena" in only:
-        bench_arena(a.arena_seeds, a.target, a.batch)
+        bench_arena(a.arena_seeds, a.target, a.batch, a.run_to)
     if "curve" in only:
         bench_curve(a.seeds, a.sim_size)
     if "speed" in only:

@@ -39,8 +39,13 @@ def arena_votes_to_target(
     max_votes: int = 6000,
     size: int = 30000,
     plan_prior: float = 1.0,
+    run_to: int | None = None,
 ) -> dict[str, Any]:
-    """Votes needed (in batches of `batch`) until Spearman(BT fit, true strength) ≥ target."""
+    """Votes needed (in batches of `batch`) until Spearman(BT fit, true strength) ≥ target
+    (`votes`: the first time). With `run_to`, voting goes on to that many votes and the result
+    also has the Spearman after every batch (`curve`) and `sustained_votes`: the votes from
+    which Spearman stays ≥ target up to `run_to` (None when it is below at the end) — a
+    first crossing can be a lucky excursion of a noisy fit."""
     from prefkit.simulate import simulate
 
     sim = simulate("arena", size=size, seed=seed, text=False)
@@ -66,7 +71,10 @@ def arena_votes_to_target(
     ca, cb = ca.astype(np.int64), cb.astype(np.int64)
     theta = np.zeros(k)
     reused = 0
-    while len(out) < max_votes:
+    curve: list[float] = []
+    first: int | None = None
+    limit = max_votes if run_to is None else run_to
+    while len(out) < limit:
         if policy == "active":
             ia = np.array([idx[m] for m in ma], dtype=np.int64)
             ib = np.array([idx[m] for m in mb], dtype=np.int64)
@@ -90,11 +98,21 @@ def arena_votes_to_target(
             out.append(o)
         theta = bt_scores(ma, mb, out, names)
         rho = _spearman(theta, true)
-        if rho >= target:
-            return {"seed": seed, "policy": policy, "votes": len(out), "spearman": rho,
-                    "reused_battles": reused, "reached": True}  # fmt: skip
-    return {"seed": seed, "policy": policy, "votes": len(out), "spearman": _spearman(theta, true),
-            "reused_battles": reused, "reached": False}  # fmt: skip
+        curve.append(rho)
+        if rho >= target and first is None:
+            first = len(out)
+            if run_to is None:
+                break
+    res: dict[str, Any] = {
+        "seed": seed, "policy": policy, "votes": first if first is not None else len(out),
+        "spearman": curve[-1], "reused_battles": reused, "reached": first is not None,
+    }  # fmt: skip
+    if run_to is not None:
+        below = [n for n, r in enumerate(curve) if r < target]
+        last = below[-1] + 1 if below else 0
+        res["curve"] = [round(r, 4) for r in curve]
+        res["sustained_votes"] = (last + 1) * batch if last < len(curve) else None
+    return res
 
 
 def feature_diffs(table: pa.Table) -> tuple[F64, F64, list[str]]:
