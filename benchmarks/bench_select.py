@@ -18,7 +18,7 @@
   (whole command, subprocess), with the k-NN graph by faiss vs exact numpy on the same pool.
 
     python -m benchmarks.bench_select [--only train,arena,curve,speed] [--seeds 5]
-        [--sim-size 6000] [--arena-seeds 20] [--run-to 600] [--rows 1000000] [--keep 10000]
+        [--sim-size 6000] [--random-draws 5] [--arena-seeds 20] [--run-to 600] [--rows 1000000] [--keep 10000]
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def _emit(obj: dict[str, Any]) -> None:
     print(json.dumps(obj), flush=True)
 
 
-def bench_train(seeds: int, sim_size: int, datasets: list[str], cache: str) -> None:
+def bench_train(
+    seeds: int, sim_size: int, datasets: list[str], cache: str, random_draws: int
+) -> None:
     import prefkit
     from prefkit.reward.train import split_by_prompt
     from prefkit.select.evaluate import train_subset_accuracy
@@ -75,7 +77,7 @@ def bench_train(seeds: int, sim_size: int, datasets: list[str], cache: str) -> N
             else:
                 table = prefkit.read(PANDALM).table
             train, test = split_by_prompt(table, val=0.2, seed=s)
-            r = train_subset_accuracy(train, test, 0.25, s, cache_dir=cache)
+            r = train_subset_accuracy(train, test, 0.25, s, cache_dir=cache, random_draws=random_draws)
             r["seconds"] = round(time.perf_counter() - t0, 1)
             runs.append(r)
             _emit({"bench": "train", "data": name} | r)
@@ -85,9 +87,13 @@ def bench_train(seeds: int, sim_size: int, datasets: list[str], cache: str) -> N
             out[side] = {"mean": float(np.mean(v)), "ci95": _t_interval(v)}
         diff = [r["selected"] - r["random"] for r in runs]
         out["selected_minus_random"] = {"mean": float(np.mean(diff)), "ci95": _t_interval(diff)}
+        # the proper test is the paired one (same split and test set per seed): the interval
+        # of the per-seed difference above 0; the unpaired flag compares the two intervals
+        out["selection_beats_random_paired"] = bool(out["selected_minus_random"]["ci95"][0] > 0)
         out["selection_beats_random_outside_intervals"] = bool(
             out["selected"]["ci95"][0] > out["random"]["ci95"][1]
         )
+        out["random_draws_per_seed"] = random_draws
         _emit(out)
 
 
@@ -279,6 +285,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sim-size", type=int, default=6000)
     ap.add_argument("--datasets", default="noisy,hh,pandalm")
+    ap.add_argument("--random-draws", type=int, default=5)
     ap.add_argument("--arena-seeds", type=int, default=20)
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--batch", type=int, default=10)
@@ -292,7 +299,7 @@ def main() -> None:
     _emit({"bench": "machine", "cpus": os.cpu_count(), "python": platform.python_version(),
            "load": os.getloadavg()})  # fmt: skip
     if "train" in only:
-        bench_train(a.seeds, a.sim_size, a.datasets.split(","), a.cache)
+        bench_train(a.seeds, a.sim_size, a.datasets.split(","), a.cache, a.random_draws)
     if "arena" in only:
         bench_arena(a.arena_seeds, a.target, a.batch, a.run_to)
     if "curve" in only:

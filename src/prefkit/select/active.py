@@ -113,7 +113,8 @@ class IntervalPlan:
 def neighbour_gains(theta: F64, cov: F64, ca: I64, cb: I64, rng: np.random.Generator) -> F64:
     """Value of one more battle on each candidate model pair (ca, cb): for the pairs adjacent
     in one ranking drawn from the posterior N(theta, cov), the chance the fit misorders them,
-    Phi(-|theta_a - theta_b| / sd_ab); 0 for every other pair (module doc)."""
+    Phi(-|theta_a - theta_b| / sd_ab) (plus 1e-9 sd_ab^2, so equal chances go to the pair
+    known least); 0 for every other pair (module doc)."""
     from scipy.stats import norm
 
     k = theta.size
@@ -124,7 +125,8 @@ def neighbour_gains(theta: F64, cov: F64, ca: I64, cb: I64, rng: np.random.Gener
     adjacent = np.abs(pos[ca] - pos[cb]) == 1
     var = cov[ca, ca] + cov[cb, cb] - 2 * cov[ca, cb]
     sd = np.sqrt(np.maximum(var, 1e-12))
-    mis = norm.cdf(-np.abs(theta[ca] - theta[cb]) / sd)
+    # equal chances (e.g. before any vote, when every chance is 1/2) go to the pair known least
+    mis = norm.cdf(-np.abs(theta[ca] - theta[cb]) / sd) + 1e-9 * var
     return np.asarray(np.where(adjacent & (ca != cb), mis, 0.0), dtype=np.float64)
 
 

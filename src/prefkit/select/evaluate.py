@@ -220,10 +220,13 @@ def train_subset_accuracy(
     weights: dict[str, float] | None = None,
     cache_dir: str | None = None,
     band: tuple[float, float] | None = None,
+    random_draws: int = 1,
 ) -> dict[str, Any]:
     """Held-out accuracy (against `_truth_of(test)`) of a feature reward model
     (`prefkit.reward.train.fit_features`, its default L2 by cross-validation) trained on the
-    rows `select_train` keeps (default criteria), on as many rows drawn at random, and on all."""
+    rows `select_train` keeps (default criteria), on as many rows drawn at random (`random`:
+    the mean over `random_draws` independent draws, each in `random_each`, so the paired
+    difference selected − random is not dominated by the luck of one draw), and on all."""
     from pathlib import Path
 
     from prefkit.reward.data import pairs_from_table
@@ -239,7 +242,7 @@ def train_subset_accuracy(
         band=DEFAULT_BAND if band is None else band,
     )  # fmt: skip
     rng = np.random.default_rng([seed, 3])
-    rand = rng.choice(train.num_rows, size=k, replace=False)
+    rands = [rng.choice(train.num_rows, size=k, replace=False) for _ in range(random_draws)]
     p = pairs_from_table(train)
     xa, _ = response_features(p.prompts, p.a)
     xb, _ = response_features(p.prompts, p.b)
@@ -263,7 +266,8 @@ def train_subset_accuracy(
         "kept": k,
         "test_pairs": int(ok.sum()),
         "selected": acc(np.sort(sel.rows)),
-        "random": acc(np.sort(rand.astype(np.int64))),
+        "random": float(np.mean(each := [acc(np.sort(r.astype(np.int64))) for r in rands])),
+        "random_each": each,
         "all": acc(np.arange(train.num_rows, dtype=np.int64)),
         "audit_dropped": sel.summary["criteria"].get("audit", {}).get("dropped_rows"),
     }
