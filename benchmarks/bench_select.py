@@ -11,13 +11,15 @@
   seeds, both arms on the same vote grid up to `--run-to`: the first crossing, the votes
   from which it stays above, and the crossing of the mean curve; ratios of mean votes
   (uniform / active) with bootstrap intervals.
+- `ceiling`: how much any assignment can save on `arena` to first order (the best fixed
+  allocation of votes over model pairs, with the true strengths known, against uniform).
 - `curve`: a feature reward model trained from scratch, labels added 50 at a time by the
   information a label adds about the model (`select`'s criterion for text pairs), by pure
   outcome uncertainty, or at random (`noisy` scenario), held-out accuracy vs labels.
 - `speed`: `prefkit select --for train` choosing 10k of 1M pairs with cached prompt embeddings
   (whole command, subprocess), with the k-NN graph by faiss vs exact numpy on the same pool.
 
-    python -m benchmarks.bench_select [--only train,arena,curve,speed] [--seeds 5]
+    python -m benchmarks.bench_select [--only train,arena,ceiling,curve,speed] [--seeds 5]
         [--sim-size 6000] [--random-draws 5] [--arena-seeds 20] [--run-to 600] [--rows 1000000] [--keep 10000]
 """
 
@@ -77,7 +79,9 @@ def bench_train(
             else:
                 table = prefkit.read(PANDALM).table
             train, test = split_by_prompt(table, val=0.2, seed=s)
-            r = train_subset_accuracy(train, test, 0.25, s, cache_dir=cache, random_draws=random_draws)
+            r = train_subset_accuracy(
+                train, test, 0.25, s, cache_dir=cache, random_draws=random_draws
+            )
             r["seconds"] = round(time.perf_counter() - t0, 1)
             runs.append(r)
             _emit({"bench": "train", "data": name} | r)
@@ -148,6 +152,73 @@ def bench_arena(seeds: int, target: float, batch: int, run_to: int) -> None:
                                           for v in (100, 200, 300, 400, 600) if v <= run_to}  # fmt: skip
     out["mean_curve_crossing"] = cross
     _emit(out)
+
+
+def bench_ceiling(seeds: int, votes: int) -> None:
+    """How much any assignment can save on `arena`, to first order: with the true strengths
+    known, the expected number of misordered model pairs after N votes is
+    sum_ab Phi(-|d_ab| / sd_ab); around uniform assignment's operating point it changes by
+    sum_ab omega_ab dVar_ab with omega = dPhi/dVar. Var scales as 1/N for every allocation of
+    votes over pairs, so the votes the best fixed allocation needs to match uniform's
+    objective are N / (objective(uniform) / min objective). An adaptive policy ends with some
+    allocation, so (to first order) it cannot save more. The optimum over allocations is
+    found by the multiplicative algorithm for A-type optimal designs."""
+    from prefkit.simulate import simulate
+
+    ratios = []
+    for s in range(seeds):
+        th = np.array(list(simulate("arena", size=200, seed=s, text=False)
+                           .truth["model_bt_strength"].values()))  # fmt: skip
+        ratio, lam = _design_ceiling(th, votes)
+        ratios.append(ratio)
+        gap = np.abs(th[:, None] - th[None, :])[np.triu_indices(th.size, 1)]
+        _emit({"bench": "ceiling", "seed": s, "votes": votes, "saving_factor": round(ratio, 4),
+               "optimal_top_pair_share": round(float(lam.max()), 4),
+               "mean_gap_optimal": round(float((lam * gap).sum()), 3),
+               "mean_gap_uniform": round(float(gap.mean()), 3)})  # fmt: skip
+    _emit({"bench": "ceiling_summary", "seeds": seeds, "votes": votes,
+           "saving_factor_mean": float(np.mean(ratios)), "saving_factor_max": float(np.max(ratios))})  # fmt: skip
+
+
+def _design_ceiling(th: np.ndarray, votes: int, iters: int = 3000) -> tuple[float, np.ndarray]:
+    """(objective(uniform) / objective(best allocation), the best allocation over pairs)."""
+    from scipy.stats import norm
+
+    k = th.size
+    ca, cb = np.triu_indices(k, 1)
+    p = 1 / (1 + np.exp(-(th[ca] - th[cb])))
+    w = p * (1 - p)
+    centre = np.ones((k, k)) / k  # gauge: strengths centred
+
+    def cov(lam: np.ndarray) -> np.ndarray:
+        return np.asarray(np.linalg.inv(_laplacian(k, ca, cb, votes * lam * w) + centre))
+
+    def var(c: np.ndarray) -> np.ndarray:
+        return np.asarray(c[ca, ca] + c[cb, cb] - 2 * c[ca, cb])
+
+    uni = np.full(ca.size, 1.0 / ca.size)
+    v0 = var(cov(uni))
+    x = np.abs(th[ca] - th[cb]) / np.sqrt(v0)
+    omega = norm.pdf(x) * x / (2 * v0)  # d Phi(-x) / d Var at uniform's operating point
+    wm = _laplacian(k, ca, cb, omega)
+    lam = uni.copy()
+    for _ in range(iters):
+        c = cov(lam)
+        m = c @ wm @ c
+        g = w * var(m)
+        lam = lam * np.sqrt(g / float(lam @ g))
+        lam /= lam.sum()
+    ratio = float((omega * v0).sum() / (omega * var(cov(lam))).sum())
+    return ratio, lam
+
+
+def _laplacian(k: int, ca: np.ndarray, cb: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    h = np.zeros((k, k))
+    np.add.at(h, (ca, ca), wt)
+    np.add.at(h, (cb, cb), wt)
+    np.add.at(h, (ca, cb), -wt)
+    np.add.at(h, (cb, ca), -wt)
+    return h
 
 
 def bench_curve(seeds: int, sim_size: int) -> None:
@@ -281,7 +352,7 @@ def bench_speed(rows: int, keep: int, prompts: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="train,arena,curve,speed")
+    ap.add_argument("--only", default="train,arena,ceiling,curve,speed")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sim-size", type=int, default=6000)
     ap.add_argument("--datasets", default="noisy,hh,pandalm")
@@ -290,6 +361,7 @@ def main() -> None:
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--batch", type=int, default=10)
     ap.add_argument("--run-to", type=int, default=600)
+    ap.add_argument("--ceiling-votes", type=int, default=400)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keep", type=int, default=10_000)
     ap.add_argument("--prompts", type=int, default=200_000)
@@ -304,6 +376,8 @@ def main() -> None:
         bench_arena(a.arena_seeds, a.target, a.batch, a.run_to)
     if "curve" in only:
         bench_curve(a.seeds, a.sim_size)
+    if "ceiling" in only:
+        bench_ceiling(a.arena_seeds, a.ceiling_votes)
     if "speed" in only:
         bench_speed(a.rows, a.keep, min(a.prompts, a.rows))
     _emit({"bench": "done", "load": os.getloadavg()})

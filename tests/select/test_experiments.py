@@ -41,7 +41,9 @@ def test_planned_batch_resolves_neighbours_better_than_uniform() -> None:
     for _ in range(20):
         ua, ub = uniform_plan(k, 60, rng)
         uniform.append(
-            _neighbour_misorder(theta, np.linalg.inv(fisher(theta, np.r_[ia, ua], np.r_[ib, ub], 1.0)))
+            _neighbour_misorder(
+                theta, np.linalg.inv(fisher(theta, np.r_[ia, ua], np.r_[ib, ub], 1.0))
+            )
         )
     assert planned < min(uniform)
     gap = np.abs(theta[plan.a] - theta[plan.b]).mean()
