@@ -5,10 +5,8 @@ Criteria, each a per-row score in 0..1 (higher = keep), combined by their weight
 - `audit`: a hard filter — rows the audit flags with severity error or warning are dropped
   (info findings are kept), counted per issue.
 - `margin`: the sweet spot of the label's reward margin ``m = r(preferred) - r(other)``:
-  inside the band of quantiles [lo, hi] of m (default 0.25..0.95: not contradicted by the
-  reward model, not trivially easy) the score rises with the margin from 0.5 to 1 (a firmer
-  margin, a likelier right label), below lo and above hi it falls linearly in quantile to
-  0; ties 0.5.
+  1 inside the band of quantiles [lo, hi] of m (default 0.25..0.95: not contradicted by the
+  reward model, not trivially easy), falling off linearly in quantile outside it; ties 0.5.
   The reward comes from `reward_a`/`reward_b` columns (`prefkit rm score`), else a given
   reward model, else the audit's cross-fitted feature model (out-of-fold P(a wins)).
 - `agreement`: share of the pair's votes that agree with the row's outcome (pairs with one
@@ -75,11 +73,8 @@ def signed_margin(delta: F64, outcome: list[Any]) -> F64:
 
 
 def band_score(m: F64, lo: float, hi: float) -> tuple[F64, tuple[float, float]]:
-    """The sweet-spot score of each finite margin by its quantile q among them: inside the
-    band [lo, hi] it rises from 0.5 to 1 (the larger the margin, the likelier the label is
-    right: a reward model that agrees more firmly), below lo it falls from 0.5 to 0
-    (contradicted labels), above hi from 1 to 0 (too easy to teach anything); 0.5 where the
-    margin is undefined. Returns (scores, the margins at the lo and hi quantiles)."""
+    """1 inside the [lo, hi] quantile band of the finite margins, falling off linearly in
+    quantile outside it (0 at the far end); 0.5 where the margin is undefined."""
     ok = np.isfinite(m)
     out = np.full(m.size, 0.5)
     if not ok.any():
@@ -88,11 +83,9 @@ def band_score(m: F64, lo: float, hi: float) -> tuple[F64, tuple[float, float]]:
 
     q = np.zeros(m.size)
     q[ok] = (rankdata(m[ok]) - 0.5) / ok.sum()
-    below = 0.5 * np.clip(q / lo, 0, 1) if lo > 0 else np.full(m.size, 0.5)
-    inside = 0.5 + 0.5 * np.clip((q - lo) / (hi - lo), 0, 1) if hi > lo else np.ones(m.size)
+    below = np.clip(q / lo, 0, 1) if lo > 0 else np.ones(m.size)
     above = np.clip((1 - q) / (1 - hi), 0, 1) if hi < 1 else np.ones(m.size)
-    score = np.where(q < lo, below, np.where(q <= hi, inside, above))
-    out[ok] = score[ok]
+    out[ok] = np.minimum(below, above)[ok]
     edges = np.quantile(m[ok], [lo, hi])
     return out, (float(edges[0]), float(edges[1]))
 
@@ -210,13 +203,12 @@ def select_train(
         m = signed_margin(delta, outcome)
         s, edges = band_score(np.where(eligible, m, np.nan), band[0], band[1])
         scores["margin"] = s
-        in_band = eligible & (m >= edges[0]) & (m <= edges[1])
         crit["margin"] = {
             "weight": weights["margin"],
             "basis": basis,
             "band_quantiles": list(band),
             "band": list(edges),
-            "rows_in_band": int(in_band.sum()),
+            "rows_in_band": int(((s >= 1.0) & eligible).sum()),
             "contradicted_rows": int(((m < 0) & eligible).sum()),
         }
     if "agreement" in weights:
@@ -385,7 +377,7 @@ def _reasons(
             parts.append("no audit error/warning")
         if "margin" in scores:
             s = scores["margin"][i]
-            parts.append(f"margin score {s:.2f}")
+            parts.append("margin in band" if s >= 1 else f"margin band score {s:.2f}")
         if "agreement" in scores:
             parts.append(f"vote agreement {scores['agreement'][i]:.2f}")
         if div_w > 0:
