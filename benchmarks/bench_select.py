@@ -6,6 +6,9 @@
   the simulator's latent quality on `noisy`, the held-out labels on HH harmless, the majority
   of the three annotators on PandaLM). Mean over seeds with a t interval, and the paired
   difference selected − random with its t interval.
+- `labels`: what clean labels can buy that reward model on `noisy` (a random 25% with the
+  recorded labels vs with every label set to the latent truth): the ceiling of any selection
+  that only removes wrong labels.
 - `arena`: votes until the BT fit's Spearman correlation with the true model order reaches
   0.9 on the `arena` scenario, active (`prefkit.select.active`) vs uniform assignment, over
   seeds, both arms on the same vote grid up to `--run-to`: the first crossing, the votes
@@ -19,7 +22,7 @@
 - `speed`: `prefkit select --for train` choosing 10k of 1M pairs with cached prompt embeddings
   (whole command, subprocess), with the k-NN graph by faiss vs exact numpy on the same pool.
 
-    python -m benchmarks.bench_select [--only train,arena,ceiling,curve,speed] [--seeds 5]
+    python -m benchmarks.bench_select [--only train,labels,arena,ceiling,curve,speed] [--seeds 5]
         [--sim-size 6000] [--random-draws 5] [--arena-seeds 20] [--run-to 600] [--rows 1000000] [--keep 10000]
 """
 
@@ -108,6 +111,59 @@ def _ratio_ci(u: np.ndarray, a: np.ndarray, seeds: int) -> list[float]:
         i = rng.integers(0, seeds, seeds)
         boots.append(u[i].mean() / a[i].mean())
     return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
+
+
+def bench_labels(seeds: int, sim_size: int, draws: int) -> None:
+    """How much clean labels can buy the feature reward model on `noisy` (the ceiling of any
+    selection that only removes wrong labels): a random 25% with its recorded labels vs the
+    same kind of draw with every label replaced by the latent truth (ties kept), and all rows
+    both ways; `draws` random draws per seed, paired interval over seeds."""
+    import dataclasses
+
+    from prefkit.reward.data import pairs_from_table
+    from prefkit.reward.features import response_features
+    from prefkit.reward.train import fit_features, split_by_prompt, usable
+    from prefkit.select.evaluate import _truth_of
+    from prefkit.simulate import simulate
+
+    diffs = []
+    for s in range(seeds):
+        sim = simulate("noisy", size=sim_size, seed=s)
+        train, test = split_by_prompt(sim.tables[next(iter(sim.tables))], val=0.2, seed=s)
+        p = pairs_from_table(train)
+        xa, _ = response_features(p.prompts, p.a)
+        xb, _ = response_features(p.prompts, p.b)
+        pt = pairs_from_table(test)
+        ta, _ = response_features(pt.prompts, pt.a)
+        tb, _ = response_features(pt.prompts, pt.b)
+        truth, true_train = _truth_of(test), _truth_of(train)
+        ok = truth != 0.5
+
+        def acc(rows: np.ndarray, clean: bool, p: Any = p, xa: Any = xa, xb: Any = xb,
+                ta: Any = ta, tb: Any = tb, truth: Any = truth, ok: Any = ok,
+                true_train: Any = true_train, s: int = s) -> float:  # fmt: skip
+            sub = p.take(rows)
+            if clean:
+                y = true_train[rows]
+                sub = dataclasses.replace(sub, y=np.where(y == 0.5, sub.y, y))
+            u = usable(sub)
+            m = fit_features(sub.take(u), seed=s, features=(xa[rows][u], xb[rows][u])).model
+            sc = ((ta - m.mean) / m.std - (tb - m.mean) / m.std) @ m.beta
+            return float(np.mean((sc[ok] > 0) == (truth[ok] > 0.5)))
+
+        rng = np.random.default_rng([s, 3])
+        k = round(0.25 * train.num_rows)
+        noisy = [acc(np.sort(rng.choice(train.num_rows, k, replace=False)), False)
+                 for _ in range(draws)]  # fmt: skip
+        clean = [acc(np.sort(rng.choice(train.num_rows, k, replace=False)), True)
+                 for _ in range(draws)]  # fmt: skip
+        every = np.arange(train.num_rows)
+        r = {"random_noisy": float(np.mean(noisy)), "random_clean_labels": float(np.mean(clean)),
+             "all_noisy": acc(every, False), "all_clean_labels": acc(every, True)}  # fmt: skip
+        diffs.append(r["random_clean_labels"] - r["random_noisy"])
+        _emit({"bench": "labels", "seed": s, **r})
+    _emit({"bench": "labels_summary", "seeds": seeds, "draws": draws,
+           "clean_minus_noisy": {"mean": float(np.mean(diffs)), "ci95": _t_interval(diffs)}})  # fmt: skip
 
 
 def bench_arena(seeds: int, target: float, batch: int, run_to: int) -> None:
@@ -352,7 +408,7 @@ def bench_speed(rows: int, keep: int, prompts: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="train,arena,ceiling,curve,speed")
+    ap.add_argument("--only", default="train,labels,arena,ceiling,curve,speed")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sim-size", type=int, default=6000)
     ap.add_argument("--datasets", default="noisy,hh,pandalm")
@@ -372,6 +428,8 @@ def main() -> None:
            "load": os.getloadavg()})  # fmt: skip
     if "train" in only:
         bench_train(a.seeds, a.sim_size, a.datasets.split(","), a.cache, a.random_draws)
+    if "labels" in only:
+        bench_labels(a.seeds, a.sim_size, a.random_draws)
     if "arena" in only:
         bench_arena(a.arena_seeds, a.target, a.batch, a.run_to)
     if "curve" in only:
