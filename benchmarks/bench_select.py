@@ -16,13 +16,15 @@
   (uniform / active) with bootstrap intervals.
 - `ceiling`: how much any assignment can save on `arena` to first order (the best fixed
   allocation of votes over model pairs, with the true strengths known, against uniform).
+- `oracle`: the empirical check of that ceiling: the `arena` count with battles drawn from
+  that best fixed allocation (`--ceiling-votes` sets its operating point) vs uniform.
 - `curve`: a feature reward model trained from scratch, labels added 50 at a time by the
   information a label adds about the model (`select`'s criterion for text pairs), by pure
   outcome uncertainty, or at random (`noisy` scenario), held-out accuracy vs labels.
 - `speed`: `prefkit select --for train` choosing 10k of 1M pairs with cached prompt embeddings
   (whole command, subprocess), with the k-NN graph by faiss vs exact numpy on the same pool.
 
-    python -m benchmarks.bench_select [--only train,labels,arena,ceiling,curve,speed] [--seeds 5]
+    python -m benchmarks.bench_select [--only train,labels,arena,oracle,ceiling,curve,speed] [--seeds 5]
         [--sim-size 6000] [--random-draws 5] [--arena-seeds 20] [--run-to 600] [--rows 1000000] [--keep 10000]
 """
 
@@ -166,46 +168,69 @@ def bench_labels(seeds: int, sim_size: int, draws: int) -> None:
            "clean_minus_noisy": {"mean": float(np.mean(diffs)), "ci95": _t_interval(diffs)}})  # fmt: skip
 
 
-def bench_arena(seeds: int, target: float, batch: int, run_to: int) -> None:
+def bench_arena(
+    seeds: int,
+    target: float,
+    batch: int,
+    run_to: int,
+    arms: tuple[str, ...] = ("uniform", "active"),
+    design_votes: int = 400,
+) -> None:
     """Both arms vote to `run_to` on the same grid (a refit every `batch` votes); per seed:
     the first crossing of the target, and the votes from which Spearman stays at or above it
     up to `run_to` (not reached: counted as `run_to` + `batch`, and said); across seeds, the
-    crossing of the mean Spearman curve."""
+    crossing of the mean Spearman curve. Arm `oracle`: battles drawn from the best fixed
+    allocation with the true strengths known (`ceiling`'s design at `design_votes`), the
+    empirical check of the ceiling."""
     from prefkit.select.evaluate import arena_votes_to_target
+    from prefkit.simulate import simulate
 
-    res: dict[str, dict[str, list[float]]] = {
-        p: {"first": [], "sustained": []} for p in ("uniform", "active")
-    }
-    curves: dict[str, list[list[float]]] = {"uniform": [], "active": []}
-    censored = {"uniform": 0, "active": 0}
+    res: dict[str, dict[str, list[float]]] = {p: {"first": [], "sustained": []} for p in arms}
+    curves: dict[str, list[list[float]]] = {p: [] for p in arms}
+    censored = dict.fromkeys(arms, 0)
     for s in range(seeds):
-        for policy in ("uniform", "active"):
-            r = arena_votes_to_target(s, policy, target=target, batch=batch, run_to=run_to)
+        for arm in arms:
+            kw: dict[str, Any] = {}
+            policy = arm
+            if arm == "oracle":
+                bt = simulate("arena", size=200, seed=s, text=False).truth["model_bt_strength"]
+                th = np.array([bt[m] for m in sorted(bt)])
+                kw["pair_weights"] = _design_ceiling(th, design_votes)[1]
+                policy = "fixed"
+            r = arena_votes_to_target(s, policy, target=target, batch=batch, run_to=run_to, **kw)
             first = r["votes"] if r["reached"] else run_to + batch
             sus = r["sustained_votes"]
-            censored[policy] += int(sus is None)
-            res[policy]["first"].append(float(first))
-            res[policy]["sustained"].append(float(run_to + batch if sus is None else sus))
-            curves[policy].append(r.pop("curve"))
-            _emit({"bench": "arena", **r})
+            censored[arm] += int(sus is None)
+            res[arm]["first"].append(float(first))
+            res[arm]["sustained"].append(float(run_to + batch if sus is None else sus))
+            curves[arm].append(r.pop("curve"))
+            _emit({"bench": "arena", "arm": arm, **r})
     out: dict[str, Any] = {"bench": "arena_summary", "seeds": seeds, "target_spearman": target,
-                           "batch": batch, "run_to": run_to, "not_sustained_by_run_to": censored}  # fmt: skip
+                           "batch": batch, "run_to": run_to, "arms": list(arms),
+                           "not_sustained_by_run_to": censored}  # fmt: skip
+    if "oracle" in arms:
+        out["oracle_design_votes"] = design_votes
     for kind in ("first", "sustained"):
-        u, a = np.array(res["uniform"][kind]), np.array(res["active"][kind])
+        u = np.array(res["uniform"][kind])
         out[kind] = {
-            "uniform_mean_votes": float(u.mean()), "active_mean_votes": float(a.mean()),
-            "uniform_median_votes": float(np.median(u)), "active_median_votes": float(np.median(a)),
-            "ratio_uniform_over_active": float(u.mean() / a.mean()),
-            "ratio_ci95": _ratio_ci(u, a, seeds),
-        }  # fmt: skip
+            "uniform_mean_votes": float(u.mean()),
+            "uniform_median_votes": float(np.median(u)),
+        }
+        for arm in arms[1:]:
+            a = np.array(res[arm][kind])
+            out[kind] |= {
+                f"{arm}_mean_votes": float(a.mean()), f"{arm}_median_votes": float(np.median(a)),
+                f"ratio_uniform_over_{arm}": float(u.mean() / a.mean()),
+                f"ratio_uniform_over_{arm}_ci95": _ratio_ci(u, a, seeds),
+            }  # fmt: skip
     grid = [(n + 1) * batch for n in range(run_to // batch)]
     cross = {}
-    for policy, cs in curves.items():
+    for arm, cs in curves.items():
         m = np.array(cs).mean(axis=0)
         hit = np.flatnonzero(m >= target)
-        cross[policy] = grid[int(hit[0])] if hit.size else None
-        out[f"{policy}_mean_spearman"] = {str(v): round(float(m[v // batch - 1]), 4)
-                                          for v in (100, 200, 300, 400, 600) if v <= run_to}  # fmt: skip
+        cross[arm] = grid[int(hit[0])] if hit.size else None
+        out[f"{arm}_mean_spearman"] = {str(v): round(float(m[v // batch - 1]), 4)
+                                       for v in (100, 200, 300, 400, 600) if v <= run_to}  # fmt: skip
     out["mean_curve_crossing"] = cross
     _emit(out)
 
@@ -408,7 +433,7 @@ def bench_speed(rows: int, keep: int, prompts: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="train,labels,arena,ceiling,curve,speed")
+    ap.add_argument("--only", default="train,labels,arena,oracle,ceiling,curve,speed")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sim-size", type=int, default=6000)
     ap.add_argument("--datasets", default="noisy,hh,pandalm")
@@ -432,6 +457,9 @@ def main() -> None:
         bench_labels(a.seeds, a.sim_size, a.random_draws)
     if "arena" in only:
         bench_arena(a.arena_seeds, a.target, a.batch, a.run_to)
+    if "oracle" in only:
+        bench_arena(a.arena_seeds, a.target, a.batch, a.run_to, ("uniform", "oracle"),
+                    a.ceiling_votes)  # fmt: skip
     if "curve" in only:
         bench_curve(a.seeds, a.sim_size)
     if "ceiling" in only:

@@ -59,6 +59,22 @@ def test_arena_active_and_uniform_reach_the_target() -> None:
         assert r["reached"] and r["spearman"] >= 0.9 and r["votes"] <= 2000
 
 
+def test_fixed_allocation_votes_only_where_its_weights_are() -> None:
+    """Policy `fixed` draws battles from the given allocation over model pairs: with all the
+    weight on the first pair only two models are ever compared, so the other 14 keep the
+    same (average) strength and Spearman with the true order stays far below 0.9; without
+    weights it refuses."""
+    from prefkit.select.evaluate import arena_votes_to_target
+
+    k = 16
+    w = np.zeros(k * (k - 1) // 2)
+    w[0] = 1.0
+    r = arena_votes_to_target(0, "fixed", batch=20, size=3000, run_to=100, pair_weights=w)
+    assert not r["reached"] and max(r["curve"]) < 0.5
+    with pytest.raises(ValueError, match="pair_weights"):
+        arena_votes_to_target(0, "fixed", batch=20, size=3000, run_to=40)
+
+
 @pytest.mark.slow
 def test_selected_quarter_has_cleaner_labels_than_a_random_quarter_on_noisy() -> None:
     """Simulator `noisy` (flipped labels, spammers): the 25% `select` keeps (audit, margin,

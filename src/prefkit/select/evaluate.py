@@ -40,9 +40,13 @@ def arena_votes_to_target(
     size: int = 30000,
     plan_prior: float = 1.0,
     run_to: int | None = None,
+    pair_weights: F64 | None = None,
 ) -> dict[str, Any]:
     """Votes needed (in batches of `batch`) until Spearman(BT fit, true strength) ≥ target
-    (`votes`: the first time). With `run_to`, voting goes on to that many votes and the result
+    (`votes`: the first time). `policy`: `uniform`, `active` (`plan_battles`), or `fixed`:
+    battles drawn from `pair_weights`, a fixed allocation over the model pairs
+    `np.triu_indices(k, 1)` of the sorted model names (e.g. the best design with the true
+    strengths known, `benchmarks/bench_select.py --only oracle`). With `run_to`, voting goes on to that many votes and the result
     also has the Spearman after every batch (`curve`) and `sustained_votes`: the votes from
     which Spearman stays ≥ target up to `run_to` (None when it is below at the end) — a
     first crossing can be a lucky excursion of a noisy fit."""
@@ -63,7 +67,7 @@ def arena_votes_to_target(
             o = {"a": "b", "b": "a"}.get(o, o)
         pool.setdefault((i, j), []).append(o)
     used: dict[tuple[int, int], int] = {}
-    rng = np.random.default_rng([seed, 11 if policy == "active" else 13])
+    rng = np.random.default_rng([seed, {"active": 11, "fixed": 17}.get(policy, 13)])
     ma: list[str] = []
     mb: list[str] = []
     out: list[str] = []
@@ -81,6 +85,11 @@ def arena_votes_to_target(
             th = bt_scores(ma, mb, out, names, prior=plan_prior) if out else theta
             plan = plan_battles(th, fisher(th, ia, ib, plan_prior), batch, ca, cb, rng)
             pa_, pb_ = plan.a, plan.b
+        elif policy == "fixed":
+            if pair_weights is None or pair_weights.size != ca.size:
+                raise ValueError("policy 'fixed' needs pair_weights over every model pair")
+            pick = rng.choice(ca.size, size=batch, p=pair_weights / pair_weights.sum())
+            pa_, pb_ = ca[pick], cb[pick]
         else:
             pa_, pb_ = uniform_plan(k, batch, rng)
         for i, j in zip(pa_.tolist(), pb_.tolist(), strict=True):
