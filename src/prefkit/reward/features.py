@@ -161,10 +161,6 @@ def _count(text: pa.Array, regex: str) -> F64:
     return np.asarray(pc.count_substring_regex(text, regex), dtype=np.float64)
 
 
-def _count_plain(text: pa.Array, needle: str) -> F64:
-    return np.asarray(pc.count_substring(text, needle), dtype=np.float64)
-
-
 def _buffers(text: pa.LargeStringArray) -> tuple[I64, NDArray[np.uint8]]:
     """Byte offsets of each text (from 0) and the UTF-8 bytes they index."""
     n = len(text)
@@ -185,6 +181,33 @@ def _per_row_sum(flag: NDArray[np.bool_], rel: I64) -> I64:
     return np.bincount(rows, minlength=rel.size - 1).astype(np.int64)
 
 
+def _byte_counts(rel: I64, data: NDArray[np.uint8], chars: str) -> dict[str, I64]:
+    """Per text, `text.count(c)` of ASCII characters (an ASCII byte is never part of a longer
+    UTF-8 sequence), and for `*` and backtick the non-overlapping counts of `**` and three
+    backticks, found from the runs of that character: `sum(len(run) // k)`."""
+    table = np.zeros(256, dtype=bool)
+    table[[ord(c) for c in chars]] = True
+    pos = np.flatnonzero(table[data])
+    byte = data[pos]
+    row = np.searchsorted(rel, pos, side="right") - 1
+    n = rel.size - 1
+    out: dict[str, I64] = {}
+    for c in chars:
+        at = byte == ord(c)
+        p, r = pos[at], row[at]
+        out[c] = np.bincount(r, minlength=n).astype(np.int64)
+        if c in "*`" and p.size:
+            new = np.ones(p.size, dtype=bool)
+            new[1:] = (p[1:] != p[:-1] + 1) | (r[1:] != r[:-1])
+            run = np.cumsum(new) - 1
+            length = np.bincount(run)
+            k = 2 if c == "*" else 3
+            out[c * k] = np.bincount(r[new], weights=length // k, minlength=n).astype(np.int64)
+        elif c in "*`":
+            out[c * (2 if c == "*" else 3)] = np.zeros(n, dtype=np.int64)
+    return out
+
+
 def lower(text: pa.Array) -> pa.LargeStringArray:
     """`str.lower` as far as ASCII is concerned: Arrow lowers 'İ' to 'i', Python to 'i̇'."""
     low = pc.utf8_lower(pc.replace_substring(text, "\u0130", "i\u0307"))
@@ -196,12 +219,10 @@ for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'":
     _WORD_BYTE[_c] = True
 
 
-def _words(low: pa.LargeStringArray) -> tuple[pa.Array, I64]:
-    """The words of each lower-cased text (`lower`) as one flat string array and the row of
-    each word: maximal runs of [A-Za-z0-9'] (`_WORD.findall(text.lower())`), found in the
-    UTF-8 buffer with numpy (a regex split is ~20x slower)."""
-    rel, data = _buffers(low)
-    word = _WORD_BYTE[data]
+def _runs(rel: I64, data: NDArray[np.uint8], table: NDArray[np.bool_]) -> tuple[pa.Array, I64]:
+    """Maximal runs of the bytes marked in `table` inside each text (runs never cross texts):
+    one flat string array and each run's first byte position."""
+    word = table[data]
     row_start = np.zeros(data.size + 1, dtype=bool)
     row_start[rel[:-1]] = True
     first = word.copy()
@@ -210,13 +231,21 @@ def _words(low: pa.LargeStringArray) -> tuple[pa.Array, I64]:
     last[:-1] &= ~word[1:] | row_start[1:-1]
     starts = np.flatnonzero(first)
     ends = np.flatnonzero(last) + 1
-    rows = np.searchsorted(rel, starts, side="right") - 1
     offsets = np.zeros(starts.size + 1, dtype=np.int64)
     np.cumsum(ends - starts, out=offsets[1:])
     words = pa.LargeStringArray.from_buffers(
         starts.size, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data[word]))
     )
-    return words, rows.astype(np.int64)
+    return words, starts.astype(np.int64)
+
+
+def _words(low: pa.LargeStringArray) -> tuple[pa.Array, I64]:
+    """The words of each lower-cased text (`lower`) as one flat string array and the row of
+    each word: maximal runs of [A-Za-z0-9'] (`_WORD.findall(text.lower())`), found in the
+    UTF-8 buffer with numpy (a regex split is ~20x slower)."""
+    rel, data = _buffers(low)
+    words, starts = _runs(rel, data, _WORD_BYTE)
+    return words, (np.searchsorted(rel, starts, side="right") - 1).astype(np.int64)
 
 
 @dataclass(frozen=True)
@@ -311,16 +340,36 @@ def _shared_per_row(
     with multiplicity) are among the other side's tuples of the same row. Rows non-decreasing."""
     if not row.size or not prow.size:
         return np.zeros(n, dtype=np.int64)
-    m = row.size
-    both = [np.concatenate([a, b]) for a, b in zip([row, *cols], [prow, *pcols], strict=True)]
-    keys = _pack(both)
-    mine, rows = keys[:m], row
+    mine, other = [row, *cols], [prow, *pcols]
+    widths = [max(int(a.max()), int(b.max())) + 1 for a, b in zip(mine, other, strict=True)]
+    j, span = 1, widths[0]  # the leading columns that pack into one int64 without re-ranking
+    while j < len(widths) and span * widths[j] < _KEY_LIMIT:
+        span *= widths[j]
+        j += 1
+
+    def prefix(c: list[I64]) -> I64:
+        key = c[0].copy()
+        for col, w in zip(c[1:j], widths[1:j], strict=True):
+            key = key * w + col
+        return key
+
+    km, ko = prefix(mine), prefix(other)
+    if j < len(widths):  # only tuples whose leading columns match can match: pack those
+        keep = _member(km, _distinct(ko))
+        okeep = _member(ko, _distinct(km[keep]))
+        mine = [c[keep] for c in mine]
+        other = [c[okeep] for c in other]
+        m = mine[0].size
+        both = [np.concatenate([a, b]) for a, b in zip(mine, other, strict=True)]
+        keys = _pack(both)
+        km, ko = keys[:m], keys[m:]
+    rows = mine[0]
     if distinct:  # sorted keys keep the (non-decreasing) rows in order
-        mine = np.sort(mine)
-        new = np.ones(m, dtype=bool)
-        new[1:] = mine[1:] != mine[:-1]
-        mine, rows = mine[new], row[new]
-    return np.bincount(rows[_member(mine, _distinct(keys[m:]))], minlength=n).astype(np.int64)
+        km = np.sort(km)
+        new = np.ones(km.size, dtype=bool)
+        new[1:] = km[1:] != km[:-1]
+        km, rows = km[new], rows[new]
+    return np.bincount(rows[_member(km, _distinct(ko))], minlength=n).astype(np.int64)
 
 
 def _member(a: I64, sorted_set: I64) -> NDArray[np.bool_]:
@@ -336,8 +385,8 @@ def _grams(tok_code: I64, tok_row: I64, k: int) -> tuple[I64, list[I64]]:
     if tok_code.size < k:
         return np.zeros(0, dtype=np.int64), [np.zeros(0, dtype=np.int64)] * k
     m = tok_code.size - k + 1
-    ok = tok_row[:m] == tok_row[k - 1 :]
-    return tok_row[:m][ok], [tok_code[j : j + m][ok] for j in range(k)]
+    at = np.flatnonzero(tok_row[:m] == tok_row[k - 1 :])
+    return tok_row[at], [tok_code[at + j] for j in range(k)]
 
 
 def _ratio(num: F64, den: F64) -> F64:
@@ -376,31 +425,8 @@ def _unfinished(end_text: pa.Array) -> F64:
     return verdict[idx] if verdict.size else np.zeros(len(end_text))
 
 
-_TRIM_SET = False
-
-
-def _keep_freed_heap() -> None:
-    """Ask glibc to keep freed heap memory (up to 64 MiB) instead of returning it at once:
-    each `zlib.compress` allocates and frees ~256 KiB of deflate state, and returning it to
-    the kernel every call turns into page faults that cost ~10x the compression of a short
-    text. A no-op where malloc is not glibc's."""
-    global _TRIM_SET
-    if _TRIM_SET:
-        return
-    _TRIM_SET = True
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(-1, 64 * 2**20)  # M_TRIM_THRESHOLD
-
-
 def _compression(text: pa.LargeStringArray) -> F64:
     """`len(zlib.compress(raw)) / len(raw)` of the UTF-8 bytes, 1.0 up to 20 bytes."""
-    _keep_freed_heap()
     rel, data = _buffers(text)
     mv = memoryview(data.data)
     lens = np.diff(rel)
@@ -419,36 +445,22 @@ for _c in b"abcdefghijklmnopqrstuvwxyz'":
 
 def _repeated_lines(low: pa.LargeStringArray, n: int) -> F64:
     """Share of repeated non-empty lines, lines compared as their words without digits:
-    `" ".join(_WORD.findall(_DIGITS.sub(" ", line.lower())))` for `line in text.split("\n")`,
-    built from the lower-cased texts' UTF-8 bytes (after lower-casing and removing digits the
-    word characters left are [a-z'], and every other character separates words)."""
+    `" ".join(_WORD.findall(_DIGITS.sub(" ", line.lower())))` for `line in text.split("\\n")`.
+    After lower-casing and removing digits the word characters left are [a-z'] and every other
+    character separates words: the runs of [a-z'] of each line, joined by spaces."""
     rel, data = _buffers(low)
-    size = data.size
-    line_start = np.zeros(size + 1, dtype=bool)
-    line_start[rel[:-1]] = True
-    line_start[np.flatnonzero(data == 10) + 1] = True
-    line_id = np.cumsum(line_start[:size], dtype=np.int32 if size < 2**31 else np.int64) - 1
-    wb = _LINE_BYTE[data]
-    run_start = wb.copy()
-    run_start[1:] &= ~wb[:-1] | line_start[1:size]
-    k = np.flatnonzero(wb)
-    if not k.size:
+    words, starts = _runs(rel, data, _LINE_BYTE)
+    if not starts.size:
         return np.zeros(n)
-    k_line = line_id[k]
-    first_in_line = np.ones(k.size, dtype=bool)
-    first_in_line[1:] = k_line[1:] != k_line[:-1]
-    # a space before every word that is not the first of its line
-    space = (run_start[k] & ~first_in_line).astype(np.int64)
-    at = np.cumsum(space)  # where each kept byte lands: its index plus the spaces before it
-    at += np.arange(k.size)
-    chars = np.full(k.size + int(at[-1]) - k.size + 1, ord(" "), dtype=np.uint8)
-    chars[at] = data[k]
-    offsets = np.append(at[first_in_line], chars.size).astype(np.int64)
-    norm = pa.LargeStringArray.from_buffers(
-        offsets.size - 1, pa.py_buffer(offsets), pa.py_buffer(chars)
-    )
+    bounds = np.sort(np.concatenate([rel[:-1], np.flatnonzero(data == 10) + 1]))
+    line = np.searchsorted(bounds, starts, side="right")
+    first = np.ones(starts.size, dtype=bool)
+    first[1:] = line[1:] != line[:-1]
+    at = np.flatnonzero(first)
+    lists = pa.LargeListArray.from_arrays(pa.array(np.append(at, starts.size)), words)
+    norm = pc.binary_join(lists, pa.scalar(" ", pa.large_string()))
     codes = np.asarray(pc.dictionary_encode(norm).indices, dtype=np.int64)
-    rows = (np.searchsorted(rel, k[first_in_line], side="right") - 1).astype(np.int64)
+    rows = (np.searchsorted(rel, starts[at], side="right") - 1).astype(np.int64)
     total = np.bincount(rows, minlength=n).astype(np.float64)
     distinct = _distinct_per_row(rows, [codes], n).astype(np.float64)
     return np.where(total > 0, 1.0 - _ratio(distinct, total), 0.0)
@@ -498,15 +510,17 @@ def feature_columns(
     cols: dict[str, F64] = {}
     n_chars = np.asarray(pc.utf8_length(rs), dtype=np.float64)
     cols["log_chars"] = np.log1p(n_chars)
+    rel, data = _buffers(rs)
+    counted = _byte_counts(rel, data, "\n?!*`")
     simple: dict[str, Callable[[], F64]] = {
-        "n_lines": lambda: np.log1p(_count_plain(rs, "\n")),
+        "n_lines": lambda: np.log1p(counted["\n"]),
         "bullets": lambda: np.log1p(_count(rs, re2(_BULLET))),
         "headers": lambda: np.log1p(_count(rs, re2(_HEADER))),
-        "code_blocks": lambda: (np.floor_divide(_count_plain(rs, "```"), 2) > 0).astype(np.float64),
-        "bold": lambda: np.log1p(np.floor_divide(_count_plain(rs, "**"), 2)),
+        "code_blocks": lambda: (counted["```"] // 2 > 0).astype(np.float64),
+        "bold": lambda: np.log1p(counted["**"] // 2),
         "numbers": lambda: np.log1p(_count(rs, re2(_DIGITS))),
-        "question_marks": lambda: np.log1p(_count_plain(rs, "?")),
-        "exclamations": lambda: np.log1p(_count_plain(rs, "!")),
+        "question_marks": lambda: np.log1p(counted["?"]),
+        "exclamations": lambda: np.log1p(counted["!"]),
         "compression_ratio": lambda: _compression(rs),
     }
     for f, fn in simple.items():
@@ -526,7 +540,6 @@ def feature_columns(
         cols["empty"] = np.asarray(pc.equal(pc.binary_length(end), 0), dtype=np.float64)
         cols["unfinished"] = _unfinished(end)
     if "non_ascii" in w:
-        rel, data = _buffers(rs)
         lead = _per_row_sum(data >= 0xC0, rel).astype(np.float64)
         cols["non_ascii"] = _ratio(lead, n_chars)
     word_feats = {
