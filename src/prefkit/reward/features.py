@@ -1,15 +1,16 @@
 """Interpretable features of a (prompt, response) pair: the torch-free reward model's inputs.
 
 Every feature is computed for a whole column of texts at once — Arrow's RE2 kernels for the
-patterns, numpy over the UTF-8 buffer for the words, polars for per-row n-gram sets, and one
-`zlib.compress` call per text (the only per-text Python step) — and is defined as the value
-of the per-text Python expression in each feature's comment below (`words` is
-`re.findall(r"[A-Za-z0-9']+", text.lower())`; regular expressions have Python's Unicode
-meaning). Where RE2 and Python's `re` could disagree, the translation is exact: `\\s`, `\\S`,
-`\\d` and `\\D` become classes built from Python's own `str.isspace` / `str.isdecimal`, and
-the three patterns with `\\b` (refusal, hedging, apology: RE2's `\\b` is ASCII-only) are
-re-evaluated with Python's `re` on the rows that hold a non-ASCII word character. A test checks
-equality with a plain per-text implementation on real data sets and generated Unicode text.
+patterns, numpy over the UTF-8 bytes for words, lines and character counts, sorted int64 keys
+for the per-row sets of words and n-grams, and one `zlib.compress` call per text (the only
+per-text Python step). Each feature's definition is the per-text Python expression this code
+replaced (`words` = `_WORD.findall(text.lower())`, regular expressions with Python's Unicode
+meaning; the docstrings below quote them, and tests/reward/per_row_features.py keeps that code
+as the tests' reference), so models trained before score the same. Where RE2 and Python's `re`
+could disagree the translation is exact: `\\s`, `\\S`, `\\d` and `\\D` become classes built
+from Python's own `str.isspace` / `str.isdecimal`, and the three patterns with `\\b` (refusal,
+hedging, apology: RE2's `\\b` is ASCII-only) are re-evaluated with `re` on the rows that hold a
+non-ASCII word character.
 """
 
 from __future__ import annotations
