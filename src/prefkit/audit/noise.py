@@ -249,7 +249,7 @@ def fit_noise(
             # say once lapses, spammers and grades are accounted for (the lapse model on the
             # votes alone, P(a is better) per pair) instead of on the raw votes; still out of
             # fold, so a pair's own votes never inform its prior
-            alone = lapse_model(*lapse_args, robust=True, tie=tie[rows])
+            alone = lapse_model(*lapse_args, robust=True, tie=tie[rows], lapse_shrink=None)
             post = np.full(f.n, 0.5)
             post[rows] = alone.posterior_a[it]
             post = np.where(f.swapped, 1.0 - post, post)
@@ -260,7 +260,9 @@ def fit_noise(
             qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
                 np.bincount(it, minlength=n_it), 1
             )
-        lm = lapse_model(*lapse_args, prior_a=qrow, robust=several, tie=tie[rows])
+        lm = lapse_model(
+            *lapse_args, prior_a=qrow, robust=several, tie=tie[rows], lapse_shrink=None
+        )
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
         susp[rows] = lm.p_flip
         grp = f.duplicate_group

@@ -126,6 +126,9 @@ def one_coin(
     return Consensus(post, acc, votes)
 
 
+MAX_PSEUDO_VOTES = 1e6  # a pooled lapse rate: the estimated shrinkage at its cap
+
+
 @dataclass(frozen=True)
 class LapseModel:
     """Fitted vote-lapse model (see `lapse_model`)."""
@@ -143,6 +146,7 @@ class LapseModel:
     outlier: float = 0.0  # share of items whose feature logit says nothing (robust mode)
     tie_weight: F64 | None = None  # per annotator: Davidson ν (P(tie) = ν / (2cosh(L/2) + ν))
     margin: F64 | None = None  # per item: posterior mean of the margin
+    pseudo_votes: float = 0.0  # the lapse rates' shrinkage (pseudo-votes at the pooled rate)
 
 
 def lapse_model(
@@ -159,7 +163,7 @@ def lapse_model(
     step: float = 0.5,
     max_margin: float = 6.0,
     lapse_prior: tuple[float, float] = (1.0, 9.0),
-    lapse_shrink: float = 30.0,
+    lapse_shrink: float | None = 30.0,
     position_sd: float = 1.0,
     tol: float = 1e-6,
     max_votes: int = 200_000,
@@ -186,7 +190,9 @@ def lapse_model(
     the scores overconfident exactly there). Returns P(flipped | all votes) per vote.
 
     f_r is shrunk towards the pooled rate (empirical Bayes, `lapse_shrink` pseudo-votes; the
-    pooled rate has a Beta(`lapse_prior`) prior), γ_r has a N(0, `position_sd`²) prior
+    pooled rate has a Beta(`lapse_prior`) prior; `lapse_shrink=None` estimates the
+    pseudo-votes from the data each M-step, `lapse_pseudo_votes`: as many as the spread of
+    the annotators' rates beyond their binomial noise allows, so equal rates pool fully), γ_r has a N(0, `position_sd`²) prior
     (Newton steps on the expected log-likelihood of the sides). With more than `max_votes`
     votes the parameters are fitted on a random subset of items (`seed`) and every vote is
     then scored with them (one E-step, about `max_votes` votes' worth of items at a time);
@@ -303,6 +309,9 @@ def lapse_model(
         if prior_a is not None:
             tilt = measure(zb, tau2, eps)[0]
     ll_total = -np.inf
+    kappa = lapse_shrink if lapse_shrink is not None else MAX_PSEUDO_VOTES
+    if init is not None and lapse_shrink is None:
+        kappa = init.pseudo_votes
 
     def estep(
         f: F64, gam: F64, tab: F64, pi: F64, nu: F64
@@ -372,7 +381,12 @@ def lapse_model(
         e_r = np.bincount(annotator_k, weights=e_flip, minlength=n_annotators)
         # empirical Bayes: shrink each annotator's lapse rate towards the pooled rate
         f_bar = (float(e_r.sum()) + a0 - 1) / (float(n_r.sum()) + a0 + b0 - 2)
-        f = np.clip((e_r + lapse_shrink * f_bar) / (n_r + lapse_shrink), 1e-4, 0.49)
+        kappa = (
+            lapse_shrink
+            if lapse_shrink is not None
+            else lapse_pseudo_votes(e_r.astype(np.float64), n_r, f_bar)
+        )
+        f = np.clip((e_r + kappa * f_bar) / (n_r + kappa), 1e-4, 0.49)
         d1 = (1 - 2 * fv) * h * (1 - h) / py
         d2 = (1 - 2 * fv) * h * (1 - h) * (1 - 2 * h) / py - d1 * d1
         g1 = np.bincount(
@@ -389,8 +403,25 @@ def lapse_model(
     post_a = (post * (grid > 0)).sum(1) + 0.5 * (post * (grid == 0)).sum(1)
     return LapseModel(
         np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done, (zb, tau2), eps,
-        nu if is_tie.any() else None, post @ grid,
+        nu if is_tie.any() else None, post @ grid, float(kappa),
     )  # fmt: skip
+
+
+def lapse_pseudo_votes(e_r: F64, n_r: F64, f_bar: float, min_votes: float = 5.0) -> float:
+    """Pseudo-votes of the Beta prior that shrinks each annotator's lapse rate towards the
+    pooled rate `f_bar`, by the method of moments (beta-binomial): the rates' spread across
+    annotators (with ≥ `min_votes` decisive votes) minus what their binomial noise alone
+    gives is the between-annotator variance s²; κ = f̄(1 − f̄)/s² − 1. No spread beyond
+    the noise: one pooled rate (κ = MAX_PSEUDO_VOTES)."""
+    ok = n_r >= min_votes
+    if int(ok.sum()) < 2 or not 0.0 < f_bar < 1.0:
+        return MAX_PSEUDO_VOTES
+    rate = e_r[ok] / n_r[ok]
+    noise = float(np.mean(f_bar * (1 - f_bar) / n_r[ok]))
+    between = float(np.mean((rate - f_bar) ** 2)) - noise
+    if between <= f_bar * (1 - f_bar) / (MAX_PSEUDO_VOTES + 1):
+        return MAX_PSEUDO_VOTES
+    return float(max(f_bar * (1 - f_bar) / between - 1.0, 1.0))
 
 
 def sparse_logit_coef(
