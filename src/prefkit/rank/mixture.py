@@ -11,7 +11,11 @@ predictor eta = x · beta_g, where x is the unit's design row:
   plus a linear function of its features (the torch-free reward features: length, formatting,
   refusal and hedging markers, ...), so x = [e_model(a) − e_model(b), phi(a) − phi(b)] with
   the feature differences standardised; a response's strength thereby carries over to every
-  pair it resembles, which is what lets groups be told apart when every pair is new.
+  pair it resembles, which is what lets groups be told apart when every pair is new;
+- **with prompt context** (`--context N`, opt-in): the effect of chosen features may depend on
+  the prompt: x gains the columns phi_f(a) − phi_f(b) times each of the N leading principal
+  components of the prompts' MiniLM embeddings (`prompt_context`), so a group can like a
+  refusal on one kind of prompt and dislike it on another (L2 prior `CONTEXT_PRIOR`).
 
 The E-step computes each annotator's posterior over groups from all of its votes jointly; the
 M-step refits every group's model on the posterior-weighted votes (Newton steps with an L2
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +49,8 @@ MixtureModel = Literal["bt", "davidson"]
 ITEM_PRIOR = 0.1
 FEATURE_PRIOR = 1.0
 TIE_PRIOR = 0.01  # on log nu around the pooled value (a group without ties stays finite)
+CONTEXT_PRIOR = 1.0  # on the feature x prompt-context interactions (standardised like features)
+CONTEXT_FEATURES = ("refusal",)  # default features whose effect may depend on the prompt
 MAX_AUTO_GROUPS = 6
 FOLDS = 5
 DENSE_MAX_CELLS = 20_000_000  # the design is a dense array up to this many cells
@@ -438,10 +445,15 @@ def design_responses(
     model: MixtureModel = "bt",
     ties: str = "half",
     progress: Callable[[str], None] | None = None,
+    context: int = 0,
+    context_features: Sequence[str] = CONTEXT_FEATURES,
+    embed_cache: str | Path | None = None,
 ) -> Design:
     """With text: units are the compared pairs of responses (`meta.pair_id`, else prompt and
     the two texts), the design is the models' one-hot difference (when named) and the
-    standardised difference of the responses' features (`prefkit.reward.features`)."""
+    standardised difference of the responses' features (`prefkit.reward.features`); with
+    `context` > 0, also those features' differences (`context_features`, or ("all",)) times
+    the prompts' leading embedding components (`context_columns`)."""
     from prefkit.build.pairs import orient, vote_groups
     from prefkit.reward.features import response_features
     from prefkit.schema import messages_text
@@ -498,10 +510,69 @@ def design_responses(
     )
     x = np.hstack([np.asarray(mx.todense()), diff])
     pen = np.concatenate([np.full(len(names), ITEM_PRIOR), np.full(len(feats), FEATURE_PRIOR)])
+    if context > 0:
+        context_names(feats, context_features)  # bad names fail before the encoder loads
+        if progress is not None:
+            progress(f"prompt context: {context} component(s) of the prompt embeddings")
+        inter, inames = context_columns(
+            diff, feats, prompt_context(prompts, context, embed_cache), context_features
+        )
+        x = np.hstack([x, inter])
+        pen = np.concatenate([pen, np.full(len(inames), CONTEXT_PRIOR)])
+        feats = feats + inames
     out = ori.column("outcome").to_pylist()
     rel = np.array([_REL[str(o)] for o in out], dtype=np.int64)
     return _design(table, ann, rows, unit, rel, x, pen, tuple(names), feats, "response", model,
                    ties, skipped)  # fmt: skip
+
+
+def prompt_context(
+    prompts: Sequence[str], components: int, cache_dir: str | Path | None = None
+) -> F64:
+    """(len(prompts), c): every prompt's coordinates on the c = min(`components`, distinct
+    prompts − 1) leading principal components of the distinct prompts' MiniLM embeddings,
+    each scaled to unit standard deviation over the distinct prompts."""
+    from prefkit.reward.embed import embed_texts
+
+    uniq = sorted(set(prompts))
+    if len(uniq) < 2:
+        raise RankInputError("--context needs at least two distinct prompts")
+    e = np.asarray(embed_texts(uniq, cache_dir=cache_dir), dtype=np.float64)
+    e -= e.mean(axis=0)
+    u, s, _ = np.linalg.svd(e, full_matrices=False)
+    c = min(components, len(uniq) - 1, int((s > 1e-9 * s[0]).sum()))
+    z = u[:, :c] * s[:c]
+    z /= z.std(axis=0)
+    idx = {p: q for q, p in enumerate(uniq)}
+    return np.asarray(z[[idx[p] for p in prompts]], dtype=np.float64)
+
+
+def context_names(feats: Sequence[str], chosen: Sequence[str]) -> list[str]:
+    """The features named by `chosen` (("all",) = every one), checked against `feats`."""
+    names = list(feats) if tuple(chosen) == ("all",) else list(chosen)
+    missing = [f for f in names if f not in feats]
+    if missing:
+        raise RankInputError(
+            f"--context-features: {', '.join(missing)} not among the features that vary in "
+            f"this data ({', '.join(feats)})"
+        )
+    return names
+
+
+def context_columns(
+    diff: F64, feats: Sequence[str], z: F64, chosen: Sequence[str]
+) -> tuple[F64, tuple[str, ...]]:
+    """Interaction columns diff[:, f] * z[:, j] for every chosen feature f (names in `feats`,
+    or ("all",)) and context component j, each standardised, and their names `f*ctx{j+1}`."""
+    names = context_names(feats, chosen)
+    cols = [feats.index(f) for f in names]
+    inter = (diff[:, cols, None] * z[:, None, :]).reshape(diff.shape[0], -1)
+    sd = inter.std(axis=0)
+    keep = sd > 1e-12
+    labels = [f"{f}*ctx{j + 1}" for f in names for j in range(z.shape[1])]
+    return inter[:, keep] / sd[keep], tuple(
+        n for n, k in zip(labels, keep.tolist(), strict=True) if k
+    )
 
 
 def _design(
@@ -553,6 +624,9 @@ def mixture_table(
     n_init: int = 8,
     progress: Callable[[str], None] | None = None,
     steps: Callable[[int, int], None] | None = None,
+    context: int = 0,
+    context_features: Sequence[str] = CONTEXT_FEATURES,
+    embed_cache: str | Path | None = None,
 ) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]:
     """`prefkit aggregate --method bt-mixture`: (the votes with `meta.group` and
     `meta.group_posterior` added for every row whose annotator was fitted, the annotators
@@ -572,11 +646,15 @@ def mixture_table(
         items = "response" if has_text else "model"
     if items not in ("model", "response"):
         raise RankInputError(f"unknown items {items!r}: auto, model or response")
+    if context < 0:
+        raise RankInputError("--context must be >= 0")
+    if context and items == "model":
+        raise RankInputError("--context needs response text (--items response)")
     say = progress or (lambda _m: None)
     des = (
         design_models(table, model, ties)
         if items == "model"
-        else design_responses(table, model, ties, say)
+        else design_responses(table, model, ties, say, context, context_features, embed_cache)
     )
     d = des.data
     rng = np.random.default_rng(seed)
@@ -685,7 +763,11 @@ def mixture_table(
         "features": list(des.features),
         "top_items": top,
         "level": level,
-        "priors": {"items": ITEM_PRIOR, "features": FEATURE_PRIOR},
+        "priors": {"items": ITEM_PRIOR, "features": FEATURE_PRIOR, "context": CONTEXT_PRIOR},
+        "context": {
+            "components": context,
+            "features": [f for f in des.features if "*ctx" in f],
+        },
     }
     return out, ann_table, scores, summary
 
