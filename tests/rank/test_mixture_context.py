@@ -60,12 +60,14 @@ def test_context_recovers_groups_that_differ_only_by_prompt(tmp_path: Path) -> N
     pq.write_table(table, src)
     code, err, stdout = invoke(
         "aggregate", str(src), str(tmp_path / "g.parquet"), "--method", "bt-mixture",
-        "--groups", "2", "--context", "2", "--context-features", "refusal",
+        "--groups", "2", "--context", "auto", "--context-features", "refusal",
         "--cache-dir", str(tmp_path / "cache"), "--json",
     )  # fmt: skip
     assert code == 0, err
-    summary = json.loads(stdout.strip().splitlines()[-1])
-    assert summary["context"] == {"components": 2, "features": ["refusal*ctx1", "refusal*ctx2"]}
+    ctx = json.loads(stdout.strip().splitlines()[-1])["context"]
+    # held-out likelihood prefers the context columns over none
+    assert ctx["components"] > 0 and not ctx["selection"][0]["chosen"]
+    assert ctx["features"] == [f"refusal*ctx{j + 1}" for j in range(ctx["components"])]
     ann = pq.read_table(tmp_path / "annotators.parquet").to_pydict()
     ari = adjusted_rand_score([camp_of[a] for a in ann["annotator"]], ann["group"])
     assert ari == 1.0 and ari_plain < 0.5, (ari, ari_plain)
