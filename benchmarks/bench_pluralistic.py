@@ -108,13 +108,16 @@ def mean_ci(v: list[float]) -> dict[str, float]:
             "ci_high": round(float(a.mean()) + half, 3)}  # fmt: skip
 
 
-def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_size: int) -> None:
+def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_size: int,
+                  scenarios: tuple[str, ...] = ("pluralistic", "pluralistic3", "clean")) -> None:  # fmt: skip
     """`--context` over fresh worlds (seeds seed0..seed0+worlds-1): ARI of bt-mixture with the
     true K on `pluralistic` (context 0, 4, 8, auto) and `pluralistic3` (0, auto), and the
     false-group rate on `clean` (`--groups auto --max-groups 3` finds more than one group;
     context 0 and auto). One JSON line per world, then the means with 95% t-intervals."""
     plan = {"pluralistic": (0, 4, 8, "auto"), "pluralistic3": (0, "auto")}
     for scen, contexts in plan.items():
+        if scen not in scenarios:
+            continue
         aris: dict[str, list[float]] = {str(c): [] for c in contexts}
         chosen: list[int] = []
         for seed in range(seed0, seed0 + worlds):
@@ -134,7 +137,7 @@ def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_siz
                           "ari": {c: mean_ci(v) for c, v in aris.items()},
                           "auto_chose": chosen}), flush=True)  # fmt: skip
     false_groups: dict[str, list[float]] = {"0": [], "auto": []}
-    for seed in range(seed0, seed0 + worlds):
+    for seed in range(seed0, seed0 + worlds) if "clean" in scenarios else ():
         sim = simulate("clean", size=clean_size, seed=seed)
         t = sim.tables[Kind.COMPARISONS]
         row = {"scenario": "clean", "seed": seed}
@@ -145,6 +148,8 @@ def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_siz
             row[f"k_context_{c}"] = s["groups"]
             row[f"components_context_{c}"] = s["context"]["components"]
         print(json.dumps(row), flush=True)
+    if "clean" not in scenarios:
+        return
     print(json.dumps({"scenario": "clean", "worlds": worlds, "size": clean_size,
                       "max_groups": 3, "false_group_rate": {c: float(np.mean(v))
                                                             for c, v in false_groups.items()}}),
@@ -238,10 +243,13 @@ def main() -> None:
         help="Only the prompt-context study (`context_study`) over this many worlds.",
     )
     ap.add_argument("--context-seed", type=int, default=100, help="First seed of that study.")
+    ap.add_argument("--context-scenarios", default="pluralistic,pluralistic3,clean",
+                    help="Which parts of that study to run (comma-separated).")  # fmt: skip
     a = ap.parse_args()
     size = a.votes_per_annotator * a.annotators
     if a.context_worlds:
-        context_study(a.context_worlds, a.context_seed, size, a.annotators, a.level_size)
+        context_study(a.context_worlds, a.context_seed, size, a.annotators, a.level_size,
+                      tuple(a.context_scenarios.split(",")))  # fmt: skip
         return
     for scen in () if a.only_level else ("pluralistic", "pluralistic3"):
         sim = ensure_group_members(simulate(scen, size=size, seed=0, annotators=a.annotators))
