@@ -295,6 +295,13 @@ def inject(
         untouched -= truth[k]
     for r in extra:
         origin.setdefault(r["id"], r["id"].rsplit(":", 1)[0])  # :dup, :near, :leak copies
+    # a spam vote copies its pair's row as it is after the cuts: a copy that carries a cut
+    # response verbatim is a truncated row too
+    cut = {r["id"]: r for r in rows if r["id"] in truth["truncated"]}
+    for r in extra:
+        o = cut.get(origin[r["id"]])
+        if o is not None and all(_text(r[s]) == _text(o[s]) for s in ("response_a", "response_b")):
+            truth["truncated"].add(r["id"])
     return out, truth, untouched, origin
 
 
