@@ -63,7 +63,9 @@ def one(seed: int, size: int) -> dict[str, Any]:
     return out
 
 
-def people(seed: int, annotators: int, context: int = 0) -> dict[str, Any]:
+def people(
+    seed: int, annotators: int, context: int = 0, cache: Path = EMBED_CACHE
+) -> dict[str, Any]:
     from sklearn.metrics import adjusted_rand_score
 
     from prefkit.explain.run import ExplainOptions, explain_table
@@ -72,7 +74,7 @@ def people(seed: int, annotators: int, context: int = 0) -> dict[str, Any]:
     sim = simulate("pluralistic", seed=seed, **kw)
     # the basis and clusters use the point estimates only: fewer bootstrap rounds and
     # stability pairs than explain's defaults leave them unchanged and save most of the time
-    opts = ExplainOptions(directions=0, context=context, embed_cache=EMBED_CACHE,
+    opts = ExplainOptions(directions=0, context=context, embed_cache=cache,
                           effects=EffectOptions(rounds=2, stability_pairs=2))  # fmt: skip
     res = explain_table(sim.tables[Kind.COMPARISONS], opts)
     p = res.summary["people"]
@@ -111,6 +113,8 @@ def main() -> None:
                     "(prompt-context columns), beside the plain one")  # fmt: skip
     ap.add_argument("--people-seed", type=int, default=None,
                     help="first seed of the --people worlds (default: --seed)")  # fmt: skip
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help=f"MiniLM embedding cache of the prompts (default {EMBED_CACHE}).")  # fmt: skip
     ap.add_argument("--workers", type=int, default=1, help="data sets fitted in parallel")
     args = ap.parse_args()
 
@@ -136,7 +140,7 @@ def main() -> None:
         runs_p = [(0, 0), (0, ctx_n)] if ctx_n else [(0, 0), (24, 0)]
         for annotators, ctx in runs_p:
             for k in range(args.people):
-                r = people(s0 + k, annotators, ctx)
+                r = people(s0 + k, annotators, ctx, args.cache_dir or EMBED_CACHE)
                 rows.append(r | {"annotators": annotators or "default"})
                 print(
                     f"pluralistic seed {s0 + k} annotators {annotators or 'default'} context "

@@ -81,12 +81,12 @@ def groups_and_test(sim: Simulation, permutations: int) -> dict[str, Any]:
 
 
 def mixture_ari(sim: Simulation, k: int | None, context: int | str = 0,
-                max_groups: int = 6) -> dict[str, Any]:  # fmt: skip
+                max_groups: int = 6, cache: str = EMBED_CACHE) -> dict[str, Any]:  # fmt: skip
     truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
     t0 = time.perf_counter()
     _, ann, _, summary = mixture_table(sim.tables[Kind.COMPARISONS], groups=k, items="response",
                                        context=context, max_groups=max_groups,  # type: ignore[arg-type]
-                                       embed_cache=EMBED_CACHE)  # fmt: skip
+                                       embed_cache=cache)  # fmt: skip
     labels = ann.column("group").to_pylist()
     ari = adjusted_rand_score([truth[a] for a in ann.column("annotator").to_pylist()], labels)
     return {"k_requested": k or "auto", "k": summary["groups"], "ari": ari,
@@ -109,25 +109,32 @@ def mean_ci(v: list[float]) -> dict[str, float]:
 
 
 def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_size: int,
-                  scenarios: tuple[str, ...] = ("pluralistic", "pluralistic3", "clean")) -> None:  # fmt: skip
+                  scenarios: tuple[str, ...] = ("pluralistic", "pluralistic3", "clean"),
+                  cache: str = EMBED_CACHE,
+                  contexts: tuple[int | str, ...] | None = None) -> None:  # fmt: skip
     """`--context` over fresh worlds (seeds seed0..seed0+worlds-1): ARI of bt-mixture with the
     true K on `pluralistic` (context 0, 4, 8, auto) and `pluralistic3` (0, auto), and the
     false-group rate on `clean` (`--groups auto --max-groups 3` finds more than one group;
     context 0 and auto). One JSON line per world, then the means with 95% t-intervals."""
     plan = {"pluralistic": (0, 4, 8, "auto"), "pluralistic3": (0, "auto")}
-    for scen, contexts in plan.items():
+    if contexts is not None:
+        plan = {scen: contexts for scen in plan}
+    for scen, ctxs in plan.items():
         if scen not in scenarios:
             continue
-        aris: dict[str, list[float]] = {str(c): [] for c in contexts}
+        aris: dict[str, list[float]] = {str(c): [] for c in ctxs}
         chosen: list[int] = []
         for seed in range(seed0, seed0 + worlds):
             sim = ensure_group_members(simulate(scen, size=size, seed=seed, annotators=annotators))
             k_true = len(sim.truth["group_members"])
             row: dict[str, Any] = {"scenario": scen, "seed": seed}
-            for c in contexts:
-                r = mixture_ari(sim, k_true, c)
+            for c in ctxs:
+                r = mixture_ari(sim, k_true, c, cache=cache)
                 aris[str(c)].append(r["ari"])
                 row[f"ari_context_{c}"] = round(r["ari"], 3)
+                print(json.dumps({"scenario": scen, "seed": seed, "context": c,
+                                  "chose": r["context"], "ari": round(r["ari"], 3),
+                                  "seconds": r["seconds"]}), flush=True)  # fmt: skip
                 if c == "auto":
                     chosen.append(r["context"])
                     row["auto_chose"] = r["context"]
@@ -143,7 +150,7 @@ def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_siz
         row = {"scenario": "clean", "seed": seed}
         for c in (0, "auto"):
             _, _, _, s = mixture_table(t, None, "response", context=c, max_groups=3,  # type: ignore[arg-type]
-                                       embed_cache=EMBED_CACHE)  # fmt: skip
+                                       embed_cache=cache)  # fmt: skip
             false_groups[str(c)].append(float(s["groups"] > 1))
             row[f"k_context_{c}"] = s["groups"]
             row[f"components_context_{c}"] = s["context"]["components"]
@@ -243,13 +250,20 @@ def main() -> None:
         help="Only the prompt-context study (`context_study`) over this many worlds.",
     )
     ap.add_argument("--context-seed", type=int, default=100, help="First seed of that study.")
+    ap.add_argument("--cache-dir", default=None,
+                    help=f"MiniLM embedding cache of the prompts (default {EMBED_CACHE}).")  # fmt: skip
+    ap.add_argument("--contexts", default=None,
+                    help="Context settings of that study, e.g. 0,8,auto (default: 0,4,8,auto on "
+                    "pluralistic, 0,auto on pluralistic3).")  # fmt: skip
     ap.add_argument("--context-scenarios", default="pluralistic,pluralistic3,clean",
                     help="Which parts of that study to run (comma-separated).")  # fmt: skip
     a = ap.parse_args()
     size = a.votes_per_annotator * a.annotators
     if a.context_worlds:
         context_study(a.context_worlds, a.context_seed, size, a.annotators, a.level_size,
-                      tuple(a.context_scenarios.split(",")))  # fmt: skip
+                      tuple(a.context_scenarios.split(",")), a.cache_dir or EMBED_CACHE,
+                      None if a.contexts is None else tuple(
+                          c if c == "auto" else int(c) for c in a.contexts.split(",")))  # fmt: skip
         return
     for scen in () if a.only_level else ("pluralistic", "pluralistic3"):
         sim = ensure_group_members(simulate(scen, size=size, seed=0, annotators=a.annotators))
