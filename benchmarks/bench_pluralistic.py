@@ -81,12 +81,13 @@ def groups_and_test(sim: Simulation, permutations: int) -> dict[str, Any]:
 
 
 def mixture_ari(sim: Simulation, k: int | None, context: int | str = 0,
-                max_groups: int = 6, cache: str = EMBED_CACHE) -> dict[str, Any]:  # fmt: skip
+                max_groups: int = 6, cache: str = EMBED_CACHE,
+                features: tuple[str, ...] = ("refusal",)) -> dict[str, Any]:  # fmt: skip
     truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
     t0 = time.perf_counter()
     _, ann, _, summary = mixture_table(sim.tables[Kind.COMPARISONS], groups=k, items="response",
                                        context=context, max_groups=max_groups,  # type: ignore[arg-type]
-                                       embed_cache=cache)  # fmt: skip
+                                       embed_cache=cache, context_features=features)  # fmt: skip
     labels = ann.column("group").to_pylist()
     ari = adjusted_rand_score([truth[a] for a in ann.column("annotator").to_pylist()], labels)
     return {"k_requested": k or "auto", "k": summary["groups"], "ari": ari,
@@ -111,7 +112,8 @@ def mean_ci(v: list[float]) -> dict[str, float]:
 def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_size: int,
                   scenarios: tuple[str, ...] = ("pluralistic", "pluralistic3", "clean"),
                   cache: str = EMBED_CACHE,
-                  contexts: tuple[int | str, ...] | None = None) -> None:  # fmt: skip
+                  contexts: tuple[int | str, ...] | None = None,
+                  features: tuple[str, ...] = ("refusal",)) -> None:  # fmt: skip
     """`--context` over fresh worlds (seeds seed0..seed0+worlds-1): ARI of bt-mixture with the
     true K on `pluralistic` (context 0, 4, 8, auto) and `pluralistic3` (0, auto), and the
     false-group rate on `clean` (`--groups auto --max-groups 3` finds more than one group;
@@ -129,10 +131,10 @@ def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_siz
             k_true = len(sim.truth["group_members"])
             row: dict[str, Any] = {"scenario": scen, "seed": seed}
             for c in ctxs:
-                r = mixture_ari(sim, k_true, c, cache=cache)
+                r = mixture_ari(sim, k_true, c, cache=cache, features=features)
                 aris[str(c)].append(r["ari"])
                 row[f"ari_context_{c}"] = round(r["ari"], 3)
-                print(json.dumps({"scenario": scen, "seed": seed, "context": c,
+                print(json.dumps({"scenario": scen, "seed": seed, "context": c, "features": features,
                                   "chose": r["context"], "ari": round(r["ari"], 3),
                                   "seconds": r["seconds"]}), flush=True)  # fmt: skip
                 if c == "auto":
@@ -150,7 +152,7 @@ def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_siz
         row = {"scenario": "clean", "seed": seed}
         for c in (0, "auto"):
             _, _, _, s = mixture_table(t, None, "response", context=c, max_groups=3,  # type: ignore[arg-type]
-                                       embed_cache=cache)  # fmt: skip
+                                       embed_cache=cache, context_features=features)  # fmt: skip
             false_groups[str(c)].append(float(s["groups"] > 1))
             row[f"k_context_{c}"] = s["groups"]
             row[f"components_context_{c}"] = s["context"]["components"]
@@ -255,6 +257,8 @@ def main() -> None:
     ap.add_argument("--contexts", default=None,
                     help="Context settings of that study, e.g. 0,8,auto (default: 0,4,8,auto on "
                     "pluralistic, 0,auto on pluralistic3).")  # fmt: skip
+    ap.add_argument("--context-features", default="refusal",
+                    help="Features whose effect may depend on the prompt (or all).")  # fmt: skip
     ap.add_argument("--context-scenarios", default="pluralistic,pluralistic3,clean",
                     help="Which parts of that study to run (comma-separated).")  # fmt: skip
     a = ap.parse_args()
@@ -263,7 +267,8 @@ def main() -> None:
         context_study(a.context_worlds, a.context_seed, size, a.annotators, a.level_size,
                       tuple(a.context_scenarios.split(",")), a.cache_dir or EMBED_CACHE,
                       None if a.contexts is None else tuple(
-                          c if c == "auto" else int(c) for c in a.contexts.split(",")))  # fmt: skip
+                          c if c == "auto" else int(c) for c in a.contexts.split(",")),
+                      tuple(a.context_features.split(",")))  # fmt: skip
         return
     for scen in () if a.only_level else ("pluralistic", "pluralistic3"):
         sim = ensure_group_members(simulate(scen, size=size, seed=0, annotators=a.annotators))
