@@ -7,6 +7,8 @@ groups). Prints one JSON line per measurement.
     python -m benchmarks.bench_pluralistic [--votes-per-annotator 200] [--annotators 30]
         [--level-runs 200] [--permutations 199] [--skip-mixture] [--ceiling-seeds 5]
     python -m benchmarks.bench_pluralistic --context-worlds 10 [--context-seed 100]
+        [--contexts 0,8,auto] [--context-features refusal] [--context-scenarios pluralistic]
+        [--cache-dir DIR]
 """
 
 from __future__ import annotations
