@@ -110,6 +110,51 @@ def run(cmd: list[str], env: dict[str, str], cluster: list[Any]) -> dict[str, fl
     return {"wall": wall, "cpu": cpu, "rss_gib": peak / 2**30}
 
 
+SHARD = 1_000_000
+
+
+def simulated(work: Path, n: int, env: dict[str, str], repeat: bool = False) -> Path:
+    """`work/noisy_{n}/comparisons.parquet`: the `noisy` scenario with `n` rows (seed 0). Above
+    SHARD rows (the simulator holds its whole output in memory: ~3.6 GB per million rows) it
+    is SHARD-row simulations with seeds 0, 1, ... streamed into one file, batch by batch; with
+    `repeat` (`noisy_{n}_repeated`) the seed-0 simulation is repeated instead — enough for
+    `rm score`, whose work and memory per row do not depend on other rows."""
+    name = f"noisy_{n}_repeated" if repeat and n > SHARD else f"noisy_{n}"
+    out = work / name / "comparisons.parquet"
+    if out.exists():
+        return out
+    py = sys.executable
+    if n <= SHARD:
+        subprocess.run([py, "-m", "prefkit.cli", "simulate", "noisy", str(out.parent),
+                        "--size", str(n), "--seed", "0"], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        return out
+    import pyarrow.parquet as pq
+
+    shards = [simulated(work, SHARD, env)]
+    for seed in range(1, -(-n // SHARD)):
+        if repeat:
+            shards.append(shards[0])
+            continue
+        d = work / f"noisy_{SHARD}_seed{seed}"
+        if not (d / "comparisons.parquet").exists():
+            subprocess.run([py, "-m", "prefkit.cli", "simulate", "noisy", str(d), "--size",
+                            str(SHARD), "--seed", str(seed)], env=env, check=True,
+                           capture_output=True)  # fmt: skip
+        shards.append(d / "comparisons.parquet")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    left = n
+    with pq.ParquetWriter(out, pq.read_schema(shards[0])) as w:
+        for f in shards:
+            for b in pq.ParquetFile(f).iter_batches(batch_size=65_536):
+                if left <= 0:
+                    break
+                b = b.slice(0, left)
+                w.write_batch(b)
+                left -= b.num_rows
+    return out
+
+
 def per_core_rates(n: int, model: Path | None) -> None:
     """Rows per second of each per-batch function on one core, in this process (the unit the
     sizing in docs/scale.md multiplies by cores): the audit's `row_stats` and
@@ -134,9 +179,20 @@ def per_core_rates(n: int, model: Path | None) -> None:
         ("rank count_batch (per battle)", arena, count_batch, n),
     ]  # fmt: skip
     if model is not None:
-        k = min(n, 20_000)
+        k = min(n, 100_000)
         jobs.append(("rm score features (per comparison)", t.slice(0, k),
                      BatchScorer(str(model)), k))  # fmt: skip
+
+        def features(batch: pa.Table) -> pa.Table:
+            from prefkit.audit.frame import joined_text
+            from prefkit.reward.features import response_features
+
+            x, _ = response_features(
+                joined_text(batch.column("prompt")), joined_text(batch.column("response_a"))
+            )
+            return pa.table({"x0": x[:, 0]})
+
+        jobs.append(("reward features alone (per response)", t.slice(0, k), features, k))
     for name, table, fn, rows in jobs:
         c0, t0 = time.process_time(), time.perf_counter()
         map_table(table, fn, "local")
@@ -199,14 +255,9 @@ def main() -> None:
         plan += [("score", n) for n in (args.score_sizes or args.sizes)]
     results: list[dict[str, Any]] = []
     for command, n in plan:
-        data_dir = work / f"noisy_{n}"
-        data = data_dir / "comparisons.parquet"
-        if not data.exists():
-            t0 = time.perf_counter()
-            subprocess.run([py, "-m", "prefkit.cli", "simulate", "noisy", str(data_dir),
-                            "--size", str(n), "--seed", "0"], env=env, check=True,
-                           capture_output=True)  # fmt: skip
-            print(f"simulated {n:,} rows in {time.perf_counter() - t0:.1f} s")
+        t0 = time.perf_counter()
+        data = simulated(work, n, env, repeat=command == "score")
+        print(f"data: {data} ({n:,} rows, {time.perf_counter() - t0:.1f} s)", flush=True)
         for engine in args.engines:
             out = work / f"{command}_{n}_{engine}"
             if command == "audit":

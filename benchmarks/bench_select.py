@@ -6,17 +6,26 @@
   the simulator's latent quality on `noisy`, the held-out labels on HH harmless, the majority
   of the three annotators on PandaLM). Mean over seeds with a t interval, and the paired
   difference selected − random with its t interval.
+- `labels`: what clean labels can buy that reward model on `noisy` (a random 25% with the
+  recorded labels vs with every label set to the latent truth): the ceiling of any selection
+  that only removes wrong labels.
 - `arena`: votes until the BT fit's Spearman correlation with the true model order reaches
   0.9 on the `arena` scenario, active (`prefkit.select.active`) vs uniform assignment, over
-  seeds; ratio of mean votes (uniform / active) with a bootstrap interval.
+  seeds, both arms on the same vote grid up to `--run-to`: the first crossing, the votes
+  from which it stays above, and the crossing of the mean curve; ratios of mean votes
+  (uniform / active) with bootstrap intervals.
+- `ceiling`: how much any assignment can save on `arena` to first order (the best fixed
+  allocation of votes over model pairs, with the true strengths known, against uniform).
+- `oracle`: the empirical check of that ceiling: the `arena` count with battles drawn from
+  that best fixed allocation (`--ceiling-votes` sets its operating point) vs uniform.
 - `curve`: a feature reward model trained from scratch, labels added 50 at a time by the
   information a label adds about the model (`select`'s criterion for text pairs), by pure
   outcome uncertainty, or at random (`noisy` scenario), held-out accuracy vs labels.
 - `speed`: `prefkit select --for train` choosing 10k of 1M pairs with cached prompt embeddings
   (whole command, subprocess), with the k-NN graph by faiss vs exact numpy on the same pool.
 
-    python -m benchmarks.bench_select [--only train,arena,curve,speed] [--seeds 5]
-        [--sim-size 6000] [--arena-seeds 20] [--rows 1000000] [--keep 10000]
+    python -m benchmarks.bench_select [--only train,labels,arena,oracle,ceiling,curve,speed] [--seeds 5]
+        [--sim-size 6000] [--random-draws 5] [--arena-seeds 20] [--run-to 600] [--rows 1000000] [--keep 10000]
 """
 
 from __future__ import annotations
@@ -55,7 +64,9 @@ def _emit(obj: dict[str, Any]) -> None:
     print(json.dumps(obj), flush=True)
 
 
-def bench_train(seeds: int, sim_size: int, datasets: list[str], cache: str) -> None:
+def bench_train(
+    seeds: int, sim_size: int, datasets: list[str], cache: str, random_draws: int
+) -> None:
     import prefkit
     from prefkit.reward.train import split_by_prompt
     from prefkit.select.evaluate import train_subset_accuracy
@@ -73,7 +84,9 @@ def bench_train(seeds: int, sim_size: int, datasets: list[str], cache: str) -> N
             else:
                 table = prefkit.read(PANDALM).table
             train, test = split_by_prompt(table, val=0.2, seed=s)
-            r = train_subset_accuracy(train, test, 0.25, s, cache_dir=cache)
+            r = train_subset_accuracy(
+                train, test, 0.25, s, cache_dir=cache, random_draws=random_draws
+            )
             r["seconds"] = round(time.perf_counter() - t0, 1)
             runs.append(r)
             _emit({"bench": "train", "data": name} | r)
@@ -83,49 +96,210 @@ def bench_train(seeds: int, sim_size: int, datasets: list[str], cache: str) -> N
             out[side] = {"mean": float(np.mean(v)), "ci95": _t_interval(v)}
         diff = [r["selected"] - r["random"] for r in runs]
         out["selected_minus_random"] = {"mean": float(np.mean(diff)), "ci95": _t_interval(diff)}
+        # the proper test is the paired one (same split and test set per seed): the interval
+        # of the per-seed difference above 0; the unpaired flag compares the two intervals
+        out["selection_beats_random_paired"] = bool(out["selected_minus_random"]["ci95"][0] > 0)
         out["selection_beats_random_outside_intervals"] = bool(
             out["selected"]["ci95"][0] > out["random"]["ci95"][1]
         )
+        out["random_draws_per_seed"] = random_draws
         _emit(out)
 
 
-def bench_arena(seeds: int, target: float, batch: int) -> None:
-    from prefkit.select.evaluate import arena_votes_to_target
-
-    res: dict[str, list[int]] = {"uniform": [], "active": []}
-    reached = {"uniform": 0, "active": 0}
-    for s in range(seeds):
-        for policy in ("uniform", "active"):
-            r = arena_votes_to_target(s, policy, target=target, batch=batch)
-            res[policy].append(int(r["votes"]))
-            reached[policy] += int(r["reached"])
-            _emit({"bench": "arena", **r})
-    # information per vote p(1 - p) of a uniformly drawn model pair under the scenario's BT
-    # estimand, against 0.25 for an even pair: how much any assignment can gain per vote
-    from prefkit.simulate import simulate
-
-    info = []
-    for s in range(min(seeds, 5)):
-        th = np.array(list(simulate("arena", size=200, seed=s, text=False)
-                           .truth["model_bt_strength"].values()))  # fmt: skip
-        i, j = np.triu_indices(th.size, 1)
-        p = 1 / (1 + np.exp(-(th[i] - th[j])))
-        info.append(float(np.mean(p * (1 - p))))
-    u, a = np.array(res["uniform"], float), np.array(res["active"], float)
+def _ratio_ci(u: np.ndarray, a: np.ndarray, seeds: int) -> list[float]:
     rng = np.random.default_rng(0)
     boots = []
     for _ in range(2000):
         i = rng.integers(0, seeds, seeds)
         boots.append(u[i].mean() / a[i].mean())
-    _emit({
-        "bench": "arena_summary", "seeds": seeds, "target_spearman": target, "batch": batch,
-        "uniform_mean_votes": float(u.mean()), "active_mean_votes": float(a.mean()),
-        "uniform_median_votes": float(np.median(u)), "active_median_votes": float(np.median(a)),
-        "ratio_uniform_over_active": float(u.mean() / a.mean()),
-        "ratio_ci95": [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))],
-        "reached": reached,
-        "uniform_info_per_vote": float(np.mean(info)), "max_info_per_vote": 0.25,
-    })  # fmt: skip
+    return [float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))]
+
+
+def bench_labels(seeds: int, sim_size: int, draws: int) -> None:
+    """How much clean labels can buy the feature reward model on `noisy` (the ceiling of any
+    selection that only removes wrong labels): a random 25% with its recorded labels vs the
+    same kind of draw with every label replaced by the latent truth (ties kept), and all rows
+    both ways; `draws` random draws per seed, paired interval over seeds."""
+    import dataclasses
+
+    from prefkit.reward.data import pairs_from_table
+    from prefkit.reward.features import response_features
+    from prefkit.reward.train import fit_features, split_by_prompt, usable
+    from prefkit.select.evaluate import _truth_of
+    from prefkit.simulate import simulate
+
+    diffs = []
+    for s in range(seeds):
+        sim = simulate("noisy", size=sim_size, seed=s)
+        train, test = split_by_prompt(sim.tables[next(iter(sim.tables))], val=0.2, seed=s)
+        p = pairs_from_table(train)
+        xa, _ = response_features(p.prompts, p.a)
+        xb, _ = response_features(p.prompts, p.b)
+        pt = pairs_from_table(test)
+        ta, _ = response_features(pt.prompts, pt.a)
+        tb, _ = response_features(pt.prompts, pt.b)
+        truth, true_train = _truth_of(test), _truth_of(train)
+        ok = truth != 0.5
+
+        def acc(rows: np.ndarray, clean: bool, p: Any = p, xa: Any = xa, xb: Any = xb,
+                ta: Any = ta, tb: Any = tb, truth: Any = truth, ok: Any = ok,
+                true_train: Any = true_train, s: int = s) -> float:  # fmt: skip
+            sub = p.take(rows)
+            if clean:
+                y = true_train[rows]
+                sub = dataclasses.replace(sub, y=np.where(y == 0.5, sub.y, y))
+            u = usable(sub)
+            m = fit_features(sub.take(u), seed=s, features=(xa[rows][u], xb[rows][u])).model
+            sc = ((ta - m.mean) / m.std - (tb - m.mean) / m.std) @ m.beta
+            return float(np.mean((sc[ok] > 0) == (truth[ok] > 0.5)))
+
+        rng = np.random.default_rng([s, 3])
+        k = round(0.25 * train.num_rows)
+        noisy = [acc(np.sort(rng.choice(train.num_rows, k, replace=False)), False)
+                 for _ in range(draws)]  # fmt: skip
+        clean = [acc(np.sort(rng.choice(train.num_rows, k, replace=False)), True)
+                 for _ in range(draws)]  # fmt: skip
+        every = np.arange(train.num_rows)
+        r = {"random_noisy": float(np.mean(noisy)), "random_clean_labels": float(np.mean(clean)),
+             "all_noisy": acc(every, False), "all_clean_labels": acc(every, True)}  # fmt: skip
+        diffs.append(r["random_clean_labels"] - r["random_noisy"])
+        _emit({"bench": "labels", "seed": s, **r})
+    _emit({"bench": "labels_summary", "seeds": seeds, "draws": draws,
+           "clean_minus_noisy": {"mean": float(np.mean(diffs)), "ci95": _t_interval(diffs)}})  # fmt: skip
+
+
+def bench_arena(
+    seeds: int,
+    target: float,
+    batch: int,
+    run_to: int,
+    arms: tuple[str, ...] = ("uniform", "active"),
+    design_votes: int = 400,
+) -> None:
+    """Both arms vote to `run_to` on the same grid (a refit every `batch` votes); per seed:
+    the first crossing of the target, and the votes from which Spearman stays at or above it
+    up to `run_to` (not reached: counted as `run_to` + `batch`, and said); across seeds, the
+    crossing of the mean Spearman curve. Arm `oracle`: battles drawn from the best fixed
+    allocation with the true strengths known (`ceiling`'s design at `design_votes`), the
+    empirical check of the ceiling."""
+    from prefkit.select.evaluate import arena_votes_to_target
+    from prefkit.simulate import simulate
+
+    res: dict[str, dict[str, list[float]]] = {p: {"first": [], "sustained": []} for p in arms}
+    curves: dict[str, list[list[float]]] = {p: [] for p in arms}
+    censored = dict.fromkeys(arms, 0)
+    for s in range(seeds):
+        for arm in arms:
+            kw: dict[str, Any] = {}
+            policy = arm
+            if arm == "oracle":
+                bt = simulate("arena", size=200, seed=s, text=False).truth["model_bt_strength"]
+                th = np.array([bt[m] for m in sorted(bt)])
+                kw["pair_weights"] = _design_ceiling(th, design_votes)[1]
+                policy = "fixed"
+            r = arena_votes_to_target(s, policy, target=target, batch=batch, run_to=run_to, **kw)
+            first = r["votes"] if r["reached"] else run_to + batch
+            sus = r["sustained_votes"]
+            censored[arm] += int(sus is None)
+            res[arm]["first"].append(float(first))
+            res[arm]["sustained"].append(float(run_to + batch if sus is None else sus))
+            curves[arm].append(r.pop("curve"))
+            _emit({"bench": "arena", "arm": arm, **r})
+    out: dict[str, Any] = {"bench": "arena_summary", "seeds": seeds, "target_spearman": target,
+                           "batch": batch, "run_to": run_to, "arms": list(arms),
+                           "not_sustained_by_run_to": censored}  # fmt: skip
+    if "oracle" in arms:
+        out["oracle_design_votes"] = design_votes
+    for kind in ("first", "sustained"):
+        u = np.array(res["uniform"][kind])
+        out[kind] = {
+            "uniform_mean_votes": float(u.mean()),
+            "uniform_median_votes": float(np.median(u)),
+        }
+        for arm in arms[1:]:
+            a = np.array(res[arm][kind])
+            out[kind] |= {
+                f"{arm}_mean_votes": float(a.mean()), f"{arm}_median_votes": float(np.median(a)),
+                f"ratio_uniform_over_{arm}": float(u.mean() / a.mean()),
+                f"ratio_uniform_over_{arm}_ci95": _ratio_ci(u, a, seeds),
+            }  # fmt: skip
+    grid = [(n + 1) * batch for n in range(run_to // batch)]
+    cross = {}
+    for arm, cs in curves.items():
+        m = np.array(cs).mean(axis=0)
+        hit = np.flatnonzero(m >= target)
+        cross[arm] = grid[int(hit[0])] if hit.size else None
+        out[f"{arm}_mean_spearman"] = {str(v): round(float(m[v // batch - 1]), 4)
+                                       for v in (100, 200, 300, 400, 600) if v <= run_to}  # fmt: skip
+    out["mean_curve_crossing"] = cross
+    _emit(out)
+
+
+def bench_ceiling(seeds: int, votes: int) -> None:
+    """How much any assignment can save on `arena`, to first order: with the true strengths
+    known, the expected number of misordered model pairs after N votes is
+    sum_ab Phi(-|d_ab| / sd_ab); around uniform assignment's operating point it changes by
+    sum_ab omega_ab dVar_ab with omega = dPhi/dVar. Var scales as 1/N for every allocation of
+    votes over pairs, so the votes the best fixed allocation needs to match uniform's
+    objective are N / (objective(uniform) / min objective). An adaptive policy ends with some
+    allocation, so (to first order) it cannot save more. The optimum over allocations is
+    found by the multiplicative algorithm for A-type optimal designs."""
+    from prefkit.simulate import simulate
+
+    ratios = []
+    for s in range(seeds):
+        th = np.array(list(simulate("arena", size=200, seed=s, text=False)
+                           .truth["model_bt_strength"].values()))  # fmt: skip
+        ratio, lam = _design_ceiling(th, votes)
+        ratios.append(ratio)
+        gap = np.abs(th[:, None] - th[None, :])[np.triu_indices(th.size, 1)]
+        _emit({"bench": "ceiling", "seed": s, "votes": votes, "saving_factor": round(ratio, 4),
+               "optimal_top_pair_share": round(float(lam.max()), 4),
+               "mean_gap_optimal": round(float((lam * gap).sum()), 3),
+               "mean_gap_uniform": round(float(gap.mean()), 3)})  # fmt: skip
+    _emit({"bench": "ceiling_summary", "seeds": seeds, "votes": votes,
+           "saving_factor_mean": float(np.mean(ratios)), "saving_factor_max": float(np.max(ratios))})  # fmt: skip
+
+
+def _design_ceiling(th: np.ndarray, votes: int, iters: int = 3000) -> tuple[float, np.ndarray]:
+    """(objective(uniform) / objective(best allocation), the best allocation over pairs)."""
+    from scipy.stats import norm
+
+    k = th.size
+    ca, cb = np.triu_indices(k, 1)
+    p = 1 / (1 + np.exp(-(th[ca] - th[cb])))
+    w = p * (1 - p)
+    centre = np.ones((k, k)) / k  # gauge: strengths centred
+
+    def cov(lam: np.ndarray) -> np.ndarray:
+        return np.asarray(np.linalg.inv(_laplacian(k, ca, cb, votes * lam * w) + centre))
+
+    def var(c: np.ndarray) -> np.ndarray:
+        return np.asarray(c[ca, ca] + c[cb, cb] - 2 * c[ca, cb])
+
+    uni = np.full(ca.size, 1.0 / ca.size)
+    v0 = var(cov(uni))
+    x = np.abs(th[ca] - th[cb]) / np.sqrt(v0)
+    omega = norm.pdf(x) * x / (2 * v0)  # d Phi(-x) / d Var at uniform's operating point
+    wm = _laplacian(k, ca, cb, omega)
+    lam = uni.copy()
+    for _ in range(iters):
+        c = cov(lam)
+        m = c @ wm @ c
+        g = w * var(m)
+        lam = lam * np.sqrt(g / float(lam @ g))
+        lam /= lam.sum()
+    ratio = float((omega * v0).sum() / (omega * var(cov(lam))).sum())
+    return ratio, lam
+
+
+def _laplacian(k: int, ca: np.ndarray, cb: np.ndarray, wt: np.ndarray) -> np.ndarray:
+    h = np.zeros((k, k))
+    np.add.at(h, (ca, ca), wt)
+    np.add.at(h, (cb, cb), wt)
+    np.add.at(h, (ca, cb), -wt)
+    np.add.at(h, (cb, ca), -wt)
+    return h
 
 
 def bench_curve(seeds: int, sim_size: int) -> None:
@@ -259,13 +433,16 @@ def bench_speed(rows: int, keep: int, prompts: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="train,arena,curve,speed")
+    ap.add_argument("--only", default="train,labels,arena,oracle,ceiling,curve,speed")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--sim-size", type=int, default=6000)
     ap.add_argument("--datasets", default="noisy,hh,pandalm")
+    ap.add_argument("--random-draws", type=int, default=5)
     ap.add_argument("--arena-seeds", type=int, default=20)
     ap.add_argument("--target", type=float, default=0.9)
     ap.add_argument("--batch", type=int, default=10)
+    ap.add_argument("--run-to", type=int, default=600)
+    ap.add_argument("--ceiling-votes", type=int, default=400)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--keep", type=int, default=10_000)
     ap.add_argument("--prompts", type=int, default=200_000)
@@ -275,11 +452,18 @@ def main() -> None:
     _emit({"bench": "machine", "cpus": os.cpu_count(), "python": platform.python_version(),
            "load": os.getloadavg()})  # fmt: skip
     if "train" in only:
-        bench_train(a.seeds, a.sim_size, a.datasets.split(","), a.cache)
+        bench_train(a.seeds, a.sim_size, a.datasets.split(","), a.cache, a.random_draws)
+    if "labels" in only:
+        bench_labels(a.seeds, a.sim_size, a.random_draws)
     if "arena" in only:
-        bench_arena(a.arena_seeds, a.target, a.batch)
+        bench_arena(a.arena_seeds, a.target, a.batch, a.run_to)
+    if "oracle" in only:
+        bench_arena(a.arena_seeds, a.target, a.batch, a.run_to, ("uniform", "oracle"),
+                    a.ceiling_votes)  # fmt: skip
     if "curve" in only:
         bench_curve(a.seeds, a.sim_size)
+    if "ceiling" in only:
+        bench_ceiling(a.arena_seeds, a.ceiling_votes)
     if "speed" in only:
         bench_speed(a.rows, a.keep, min(a.prompts, a.rows))
     _emit({"bench": "done", "load": os.getloadavg()})

@@ -57,6 +57,8 @@ BENCHMARKS: list[Bench] = [
           "all audit checks on comparisons with text"),
     Bench("scale", "bench_scale.py", ("--sizes", "20000", "--score-sizes", "5000"),
           "audit and rm score, --engine local vs --engine ray: wall, CPU, peak RSS"),
+    Bench("stream", "bench_stream.py", ("--sizes", "5000", "20000", "--commands", "inspect", "pairs"),
+          "inspect and pairs on canonical Parquet, batch by batch: wall, CPU, peak RSS at two sizes"),
     Bench("audit_real", "bench_audit_real.py", ("--seeds", "0", "--datasets", "pandalm", "icai"),
           "audit checks on real sets with injected faults vs cleanlab"),
     Bench("noise", "bench_noise.py", ("--seeds", "0", "--size", "5000"),

@@ -1,5 +1,6 @@
-"""Explain's column-wise features equal the reward stage's per-response features on real data,
-and the two explain-only features count what they say."""
+"""Explain's features equal the per-text definition of the reward features (the reference in
+tests/reward/per_row_features.py) on real data, and the two explain-only features count what
+they say."""
 
 from __future__ import annotations
 
@@ -10,16 +11,14 @@ import numpy as np
 import pytest
 
 from prefkit.audit.frame import joined_text
-from prefkit.explain.features import EXPLAIN_ONLY, FEATURE_NAMES, re2, text_features
+from prefkit.explain.features import EXPLAIN_ONLY, FEATURE_NAMES, text_features
 from prefkit.io.detect import read
-from prefkit.reward import features as rf
+from prefkit.reward.features import re2
 from prefkit.schema import Kind
+from tests.reward.per_row_features import per_row_features
 
-REAL = [
-    "hh_rlhf_harmless_base_test/harmless-base/test.jsonl.gz",
-    "pandalm_testset/data/testset-v1.json",
-    "llmbar/Dataset/LLMBar/Natural/dataset.json",
-]
+# HH-RLHF and PandaLM are compared column by column in tests/reward/test_features_columnar.py
+REAL = ["llmbar/Dataset/LLMBar/Natural/dataset.json"]
 
 
 @pytest.mark.parametrize("rel", REAL)
@@ -27,7 +26,7 @@ def test_shared_features_equal_reward_features(data_dir: Path, rel: str) -> None
     t = read(data_dir / rel).tables[Kind.COMPARISONS]
     prompts, resp = joined_text(t.column("prompt")), joined_text(t.column("response_b"))
     x, names = text_features(prompts, resp)
-    ref, ref_names = rf.response_features(prompts.to_pylist(), resp.to_pylist())
+    ref, ref_names = per_row_features(prompts.to_pylist(), resp.to_pylist())
     assert names == list(FEATURE_NAMES)
     shared = [n for n in names if n not in EXPLAIN_ONLY]
     assert set(shared) <= set(ref_names)
@@ -47,7 +46,7 @@ def test_edge_texts_match_reward() -> None:
         "ok ok ok ok ok ok ok word word word 1 2 3 end without stop",
     ]
     x, names = text_features(prompts, texts)
-    ref, ref_names = rf.response_features(prompts, texts)
+    ref, ref_names = per_row_features(prompts, texts)
     for n in names:
         if n in EXPLAIN_ONLY:
             continue
@@ -77,3 +76,8 @@ def test_re2_translation_keeps_python_meaning() -> None:
     want = [len(pat.findall(t)) for t in texts]
     got = pc.count_substring_regex(pa.array(texts), re2(pat)).to_pylist()
     assert got == want == [3, 0]
+    # \S is Python's too: a no-break space is whitespace, so "# \u00a0" is no heading
+    head = re.compile(r"^\s*#{1,6}\s+\S", re.M)
+    texts = ["# \u00a0", "# x", "#\u2003y"]
+    got = pc.count_substring_regex(pa.array(texts), re2(head)).to_pylist()
+    assert got == [len(head.findall(t)) for t in texts] == [0, 1, 1]

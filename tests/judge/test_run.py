@@ -480,3 +480,43 @@ def test_ctrl_c_keeps_what_was_paid_and_resumes(pairs_file: Path, tmp_path: Path
         assert len(srv.requests()) == sent + s["calls"]["made"]
     finally:
         srv.stop()
+
+
+def test_chunked_judging_equals_one_chunk(
+    server: Server, pairs_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pairs judged CHUNK_ITEMS at a time (memory: one chunk's prompts and answers) give the
+    votes, rejects and counts of judging all at once, with two judges (one malformed: asked
+    again, rejects); a budget holds across chunks."""
+    import prefkit.judge.run as jr
+    from prefkit.judge.cache import Cache
+    from prefkit.judge.client import Budget, Client, Endpoint
+    from prefkit.judge.templates import load_template
+
+    table = load(pairs_file)
+    url = server.url
+    judges = [
+        jr.Judge(Endpoint(url, m), load_template("pairwise")) for m in ("malformed", "longer")
+    ]
+
+    def run(chunk: int, cache: str, calls: int | None = None) -> jr.JudgeOutput:
+        monkeypatch.setattr(jr, "CHUNK_ITEMS", chunk)
+        client = Client(cache=Cache(tmp_path / cache), concurrency=1, budget=Budget(calls))
+        return jr.judge_table(table, judges, client, jr.Options(), "pairs.parquet")
+
+    def rows(t: pa.Table) -> list[dict[str, object]]:  # latency_s: measured, differs per run
+        out = t.to_pylist()
+        for r in out:
+            r["meta"] = {k: v for k, v in (r["meta"] or []) if k != "latency_s"}
+        return out
+
+    whole, chunked = run(10_000, "c1"), run(7, "c2")
+    assert rows(chunked.table) == rows(whole.table) and whole.table.num_rows > N_PAIRS
+    assert chunked.rejects == whole.rejects and len(whole.rejects) > 0
+    for k in ("pairs", "outcomes", "consistent", "inconsistent", "unparseable", "rows_out",
+              "unparseable_first_answer", "with_strength", "rejected"):  # fmt: skip
+        assert chunked.summary[k] == whole.summary[k], k
+    # --max-calls covers every chunk (and the asking-again rounds) together
+    short = run(7, "c4", 50)
+    assert not short.complete and short.summary["budget_reached"]
+    assert short.summary["calls"]["made"] == 50 and 0 < short.table.num_rows < whole.table.num_rows

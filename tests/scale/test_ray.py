@@ -102,9 +102,9 @@ def test_200k_simulated_rank_score_and_audit_rows(ray_address: str, tmp_path: Pa
     assert map_table(texts, text_signatures, "local").equals(
         map_table(texts, text_signatures, "ray")
     )
-    # rm score, one model per Ray worker: a trained features model on 5k of the rows (its
-    # Python feature code scores ~1k rows/s per core; tests/scale/test_engine.py checks the
-    # batch-by-batch scoring against whole-table scoring)
+    # rm score, one model per Ray worker: a trained features model on 5k of the rows (kept
+    # small for the test's time; tests/scale/test_engine.py checks the batch-by-batch scoring
+    # against whole-table scoring, benchmarks/bench_scale.py scores 1M rows on both engines)
     model = tmp_path / "rm"
     small = tmp_path / "small.parquet"
     save(sim.slice(0, 5_000), small)

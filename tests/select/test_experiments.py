@@ -11,39 +11,43 @@ from prefkit.schema import Kind
 from prefkit.simulate import simulate
 
 
-def _objective(theta: np.ndarray, cov: np.ndarray) -> float:
-    """Misorder-weighted sum of the standard errors of all differences (what `interval`
-    lowers), computed directly."""
+def _neighbour_misorder(theta: np.ndarray, cov: np.ndarray) -> float:
+    """Summed posterior chance that the fit orders two neighbours (in the true order) wrongly,
+    Phi(-|theta_a - theta_b| / sd_ab), computed directly."""
     from scipy.stats import norm
 
-    from prefkit.select.active import OMEGA_FLOOR
-
-    ta, tb = np.triu_indices(theta.size, 1)
-    sd = np.sqrt(cov[ta, ta] + cov[tb, tb] - 2 * cov[ta, tb])
-    x = np.abs(theta[ta] - theta[tb]) / sd
-    return float((norm.pdf(x) * (x + OMEGA_FLOOR) / sd * sd).sum())
+    o = np.argsort(-theta)
+    a, b = o[:-1], o[1:]
+    sd = np.sqrt(cov[a, a] + cov[b, b] - 2 * cov[a, b])
+    return float(norm.cdf(-np.abs(theta[a] - theta[b]) / sd).sum())
 
 
-def test_planned_batch_lowers_interval_width_more_than_uniform() -> None:
-    """After 100 uniform battles among 12 models, 60 more planned by `plan_battles` leave
-    smaller misorder-weighted standard errors than 60 more drawn uniformly (20 draws)."""
+def test_planned_batch_resolves_neighbours_better_than_uniform() -> None:
+    """After 100 uniform battles among 12 models, 60 more planned by `plan_battles` (Thompson
+    sampling of the ranking) leave a smaller chance of misordering neighbours than each of 20
+    uniform batches of 60, and they go to closer pairs than uniform ones do."""
     from prefkit.select.active import fisher, plan_battles, uniform_plan
 
     rng = np.random.default_rng(0)
     k = 12
     theta = np.linspace(-1.2, 1.2, k)
     ia, ib = uniform_plan(k, 100, rng)
-    h = fisher(theta, ia, ib)
+    h = fisher(theta, ia, ib, 1.0)
     ca, cb = np.triu_indices(k, 1)
     plan = plan_battles(theta, h, 60, ca.astype(np.int64), cb.astype(np.int64), rng)
-    planned = _objective(theta, np.linalg.inv(fisher(theta, np.r_[ia, plan.a], np.r_[ib, plan.b])))
+    cov = np.linalg.inv(fisher(theta, np.r_[ia, plan.a], np.r_[ib, plan.b], 1.0))
+    planned = _neighbour_misorder(theta, cov)
     uniform = []
     for _ in range(20):
         ua, ub = uniform_plan(k, 60, rng)
         uniform.append(
-            _objective(theta, np.linalg.inv(fisher(theta, np.r_[ia, ua], np.r_[ib, ub])))
+            _neighbour_misorder(
+                theta, np.linalg.inv(fisher(theta, np.r_[ia, ua], np.r_[ib, ub], 1.0))
+            )
         )
     assert planned < min(uniform)
+    gap = np.abs(theta[plan.a] - theta[plan.b]).mean()
+    assert gap < 0.6 * np.abs(theta[ca] - theta[cb]).mean()
 
 
 @pytest.mark.slow
@@ -53,6 +57,22 @@ def test_arena_active_and_uniform_reach_the_target() -> None:
     for policy in ("uniform", "active"):
         r = arena_votes_to_target(0, policy, target=0.9, batch=20, size=6000)
         assert r["reached"] and r["spearman"] >= 0.9 and r["votes"] <= 2000
+
+
+def test_fixed_allocation_votes_only_where_its_weights_are() -> None:
+    """Policy `fixed` draws battles from the given allocation over model pairs: with all the
+    weight on the first pair only two models are ever compared, so the other 14 keep the
+    same (average) strength and Spearman with the true order stays far below 0.9; without
+    weights it refuses."""
+    from prefkit.select.evaluate import arena_votes_to_target
+
+    k = 16
+    w = np.zeros(k * (k - 1) // 2)
+    w[0] = 1.0
+    r = arena_votes_to_target(0, "fixed", batch=20, size=3000, run_to=100, pair_weights=w)
+    assert not r["reached"] and max(r["curve"]) < 0.5
+    with pytest.raises(ValueError, match="pair_weights"):
+        arena_votes_to_target(0, "fixed", batch=20, size=3000, run_to=40)
 
 
 @pytest.mark.slow

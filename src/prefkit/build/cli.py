@@ -143,6 +143,39 @@ def pairs_cmd(
             parse_aspect_weights(aspect_weights)
         except ValueError as e:
             fail(f"--aspect-weights: {e}", code=2)
+
+    def run_build(t: Any) -> Any:
+        return build_pairs(
+            t,
+            strat,
+            ties,  # type: ignore[arg-type]
+            min_margin,
+            min_agreement,
+            aspect_weights,
+            curriculum,
+            np.random.default_rng(seed),
+            margin,  # type: ignore[arg-type]
+        )
+
+    from prefkit.build.stream import STREAMED
+    from prefkit.io.canonical import single_canonical
+
+    one = single_canonical(src) if fmt in (None, "canonical") else None
+    if (
+        one in STREAMED
+        and condition is None
+        and not curriculum
+        and to != "kto"
+        and (strat is None or BUILDER_OF_STRATEGY[strat] is one)
+    ):
+        assert one is not None
+        _note_unused(one, min_agreement, aspect_weights)
+        streamed = _pairs_streamed(src, out, one, run_build, to, conversational)
+        if as_json:
+            print_json(streamed)
+            return
+        _print_report(streamed, out, Path(str(out) + ".build.json"))
+        return
     with console.status(f"reading {src}"):
         result = read(src, fmt)
     console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
@@ -160,29 +193,9 @@ def pairs_cmd(
         if not usable:
             fail(f"{src}: no table pairs can be built from ({', '.join(result.tables)})")
         table = result.tables[usable[0]]
-    from prefkit.schema import Kind, kind_of
+    from prefkit.schema import kind_of
 
-    kind = kind_of(table)
-    for flag, given, applies in (
-        ("--min-agreement", min_agreement > 0, kind is Kind.COMPARISONS),
-        ("--aspect-weights", aspect_weights is not None, kind is Kind.RATINGS),
-    ):
-        if given and not applies:
-            console.print(f"[yellow]note:[/yellow] {flag} does not apply to {kind.value}; ignored")
-
-    def run_build(t: Any) -> Any:
-        return build_pairs(
-            t,
-            strat,
-            ties,  # type: ignore[arg-type]
-            min_margin,
-            min_agreement,
-            aspect_weights,
-            curriculum,
-            np.random.default_rng(seed),
-            margin,  # type: ignore[arg-type]
-        )
-
+    _note_unused(kind_of(table), min_agreement, aspect_weights)
     described = None
     if personas is not None:
         from prefkit.build.groups import read_personas
@@ -210,17 +223,8 @@ def pairs_cmd(
             "to": to,
         }
     )
-    warnings = []
     n_tie = built.table.column("tie").to_pylist().count(True)
-    if to == "trl" and ties == "keep" and n_tie:
-        warnings.append(
-            f"{n_tie} pair(s) are ties (tie = true): a plain DPOTrainer reads every row as chosen "
-            "preferred over rejected; train them with a tie-aware loss (prefkit align train "
-            "--loss dpo_davidson or dpo_rao_kupper) or build with --ties drop|half"
-        )
-    report["warnings"] = warnings
-    for w in warnings:
-        console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)
+    _warn(report, to, ties, n_tie)
     report_path = Path(str(out) + ".build.json")
     conv = True if conversational else None
     unpaired = None
@@ -253,6 +257,124 @@ def pairs_cmd(
         print_json(report)
         return
     _print_report(report, written, report_path)
+
+
+def _note_unused(kind: Any, min_agreement: float, aspect_weights: str | None) -> None:
+    from prefkit.schema import Kind
+
+    for flag, given, applies in (
+        ("--min-agreement", min_agreement > 0, kind is Kind.COMPARISONS),
+        ("--aspect-weights", aspect_weights is not None, kind is Kind.RATINGS),
+    ):
+        if given and not applies:
+            console.print(f"[yellow]note:[/yellow] {flag} does not apply to {kind.value}; ignored")
+
+
+def _warn(report: dict[str, Any], to: str, ties: str, n_tie: int) -> None:
+    warnings = []
+    if to == "trl" and ties == "keep" and n_tie:
+        warnings.append(
+            f"{n_tie} pair(s) are ties (tie = true): a plain DPOTrainer reads every row as chosen "
+            "preferred over rejected; train them with a tie-aware loss (prefkit align train "
+            "--loss dpo_davidson or dpo_rao_kupper) or build with --ties drop|half"
+        )
+    report["warnings"] = warnings
+    for w in warnings:
+        console.print(f"[yellow]warning:[/yellow] {w}", soft_wrap=True)
+
+
+def _pairs_streamed(
+    src: Path, out: Path, kind: Any, run_build: Any, to: str, conversational: bool
+) -> dict[str, Any]:
+    """`pairs` on one canonical Parquet file, batch by batch (build/stream.py): the same
+    OUT and report as the whole-table path, without holding the file's text."""
+    from rich.progress import Progress
+
+    from prefkit.build.export import TableWriter, is_conversational, to_trl
+    from prefkit.build.result import PAIRS_SCHEMA
+    from prefkit.build.stream import light_table, rankings_batches, restore
+    from prefkit.io.canonical import canonical_rows
+    from prefkit.schema import Kind
+
+    console.print(
+        f"read [bold]{src}[/bold] as [cyan]canonical[/cyan]: Parquet file with prefkit schema "
+        "metadata (streamed)"
+    )
+    total = canonical_rows(src)
+    report_path = Path(str(out) + ".build.json")
+    # canonical pairs first; --to trl converts them afterwards (its string/messages choice
+    # depends on every pair)
+    pairs_out = out if to == "canonical" else out.with_name(f".{out.name}.pairs.parquet")
+    writer = TableWriter(pairs_out)
+    try:
+        with Progress(console=console, transient=True) as prog:
+            if kind is Kind.RANKINGS:
+                task = prog.add_task("building pairs", total=total)
+                batches, rep = rankings_batches(src, run_build, lambda k: prog.advance(task, k))
+            else:
+                task = prog.add_task("reading (ids and response hashes)", total=total)
+                light = light_table(src, kind, lambda k: prog.advance(task, k))
+                built = run_build(light.table)
+                rep = built.report
+                task = prog.add_task("writing pairs", total=total)
+                batches = restore(src, kind, light, built, lambda k: prog.advance(task, k))
+            n_tie = 0
+            for b in batches:
+                n_tie += b.column("tie").to_pylist().count(True)
+                if b.num_rows:
+                    writer.write(b)
+    except ValueError as e:
+        writer.abort()
+        fail(str(e))
+    except BaseException:
+        writer.abort()
+        raise
+    report: dict[str, Any] = dict(rep)
+    report.update(
+        {"input": str(src), "reader": "canonical", "rejected_on_read": 0, "output": str(out),
+         "to": to}
+    )  # fmt: skip
+    _warn(report, to, report["ties"], n_tie)
+    report["rows_written"] = report["rows_out"]
+    if report["rows_written"] == 0:
+        writer.abort()
+        report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+        reasons = {k: v for k, v in report["dropped"].items() if v}
+        reasons.update({f"unused: {k}": v for k, v in report["rows_unused"].items() if v})
+        why = ", ".join(f"{k} {v}" for k, v in reasons.items()) or "no candidate pair"
+        fail(
+            f"{src}: no pair to write ({report['rows_in']} rows in, {report['candidates']} "
+            f"candidates; {why}); nothing written but {report_path}"
+        )
+    writer.close(PAIRS_SCHEMA)
+    if to == "trl":
+        try:
+            conv = True if conversational else None
+            if conv is None:
+                conv = any(
+                    is_conversational(b, ("prompt", "chosen", "rejected"))
+                    for b in _batches(pairs_out)
+                )
+            trl = TableWriter(out)
+            try:
+                for b in _batches(pairs_out):
+                    trl.write(to_trl(b, conv))
+            except BaseException:
+                trl.abort()
+                raise
+            trl.close(to_trl(PAIRS_SCHEMA.empty_table(), conv).schema)
+        finally:
+            pairs_out.unlink(missing_ok=True)
+    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return report
+
+
+def _batches(path: Path) -> Any:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for b in pq.ParquetFile(path).iter_batches(batch_size=1 << 14):
+        yield pa.Table.from_batches([b])
 
 
 def _print_report(report: dict[str, Any], written: Path, report_path: Path) -> None:

@@ -67,7 +67,7 @@ def to_trl(pairs: pa.Table, conversational: bool | None = None) -> pa.Table:
             "rejected": [_text(r, False) for r in rejected],
         }
     for name in ("margin", "weight", "tie", "id", "prompt_id"):
-        data[name] = pairs.column(name).to_pylist()
+        data[name] = pairs.column(name)  # typed as in the pairs table, also when all null
     return pa.table(data)
 
 
@@ -99,14 +99,63 @@ def write_table(table: pa.Table, path: str | Path) -> Path:
     if p.suffix == ".parquet":
         pq.write_table(table, p, compression="zstd")
         return p
-    maps = [f.name for f in table.schema if pa.types.is_map(f.type)]
     with p.open("w", encoding="utf-8") as fh:
-        for row in table.to_pylist():
-            for m in maps:
-                if row[m] is not None:
-                    row[m] = dict(row[m])
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        _write_jsonl(table, fh)
     return p
+
+
+def _write_jsonl(table: pa.Table, fh: Any) -> None:
+    maps = [f.name for f in table.schema if pa.types.is_map(f.type)]
+    for row in table.to_pylist():
+        for m in maps:
+            if row[m] is not None:
+                row[m] = dict(row[m])
+        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+class TableWriter:
+    """Batches of one schema to Parquet (row group by row group) or JSON lines, through a
+    partial file beside `path` that `close` moves into place (`abort` removes it): memory is
+    one batch, and a failed run leaves no half-written output."""
+
+    def __init__(self, path: Path) -> None:
+        if path.suffix not in EXTENSIONS:
+            raise InputError(path, f"output must end in {' or '.join(EXTENSIONS)}")
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.parquet: Any = None
+        self.fh: Any = None
+        self.rows = 0
+
+    def write(self, batch: pa.Table) -> None:
+        self.rows += batch.num_rows
+        if self.path.suffix == ".parquet":
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(self.partial, batch.schema, compression="zstd")
+            self.parquet.write_table(batch)
+            return
+        if self.fh is None:
+            self.fh = self.partial.open("w", encoding="utf-8")
+        _write_jsonl(batch, self.fh)
+
+    def _finish(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        if self.fh is not None:
+            self.fh.close()
+
+    def close(self, empty: pa.Schema) -> Path:
+        """Move the output into place (a file with schema `empty` when nothing was written)."""
+        self._finish()
+        if self.parquet is None and self.fh is None:
+            return write_table(empty.empty_table(), self.path)
+        self.partial.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._finish()
+        self.partial.unlink(missing_ok=True)
 
 
 def read_build_output(path: str | Path) -> pa.Table | None:

@@ -114,10 +114,11 @@ def explain_cmd(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from prefkit.explain.data import ExplainInputError
+    from prefkit.explain.data import ExplainInputError, table_batches
     from prefkit.explain.effects import EffectOptions
     from prefkit.explain.llm import LLMError
-    from prefkit.explain.run import ExplainOptions, JudgeSpec, explain_table, write_outputs
+    from prefkit.explain.run import ExplainOptions, JudgeSpec, explain_batches, write_outputs
+    from prefkit.io.canonical import iter_canonical, single_canonical
     from prefkit.io.detect import read
     from prefkit.judge.cache import default_cache_dir
     from prefkit.schema import Kind
@@ -126,13 +127,26 @@ def explain_cmd(
     if not feats:
         fail("--context-features must name at least one feature (or all)", code=2)
     check_output(out, src, "dir")
-    result = read(src, fmt)
-    console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
-    report_rejects(src, result.rejects)
-    if Kind.COMPARISONS not in result.tables:
-        kinds = ", ".join(k.value for k in result.tables) or "nothing"
-        fail(f"{src}: explain needs pairwise comparisons, the file holds {kinds}")
-    table = result.tables[Kind.COMPARISONS]
+    one = single_canonical(src) if fmt in (None, "canonical") else None
+    if one is not None:  # one canonical Parquet file: the feature pass reads it batch by batch
+        console.print(
+            f"read [bold]{src}[/bold] as [cyan]canonical[/cyan]: Parquet file with prefkit "
+            "schema metadata (streamed)"
+        )
+        if one is not Kind.COMPARISONS:
+            fail(f"{src}: explain needs pairwise comparisons, the file holds {one.value}")
+        rejected = 0
+        batches: Any = iter_canonical(src, one)
+    else:
+        result = read(src, fmt)
+        console.print(f"read [bold]{src}[/bold] as [cyan]{result.reader}[/cyan]: {result.why}")
+        report_rejects(src, result.rejects)
+        if Kind.COMPARISONS not in result.tables:
+            kinds = ", ".join(k.value for k in result.tables) or "nothing"
+            fail(f"{src}: explain needs pairwise comparisons, the file holds {kinds}")
+        rejected = len(result.rejects)
+        batches = table_batches(result.tables[Kind.COMPARISONS])
+        del result
     judge = None
     if endpoint is not None and model is not None:
         judge = JudgeSpec(
@@ -162,13 +176,13 @@ def explain_cmd(
             return lambda k: progress.advance(task, k)
 
         try:
-            res = explain_table(table, opts, status)
+            res = explain_batches(batches, opts, status)
         except ExplainInputError as e:
             fail(f"{src}: {e}")
         except LLMError as e:
             fail(str(e))
     summary = res.summary
-    summary["rejected_rows"] = len(result.rejects)
+    summary["rejected_rows"] = rejected
     paths = write_outputs(out, res, str(src))
     summary["files"] = [str(p) for p in paths]
     for note in summary["notes"]:

@@ -35,7 +35,7 @@ from scipy import stats
 
 from prefkit.explain import model as M
 from prefkit.explain.data import Votes
-from prefkit.explain.features import BY_NAME, LENGTH_FEATURES, text_features
+from prefkit.explain.features import BY_NAME, FEATURE_NAMES, LENGTH_FEATURES, text_features
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
@@ -68,8 +68,9 @@ class Design:
 
 
 def design(v: Votes) -> Design:
-    xa, names = text_features(v.prompt, v.a)
-    xb, _ = text_features(v.prompt, v.b)
+    names = list(FEATURE_NAMES)
+    xa = v.xa if v.xa is not None else text_features(v.prompt, v.a)[0]
+    xb = v.xb if v.xb is not None else text_features(v.prompt, v.b)[0]
     sd = np.vstack([xa, xb]).std(axis=0)
     keep = sd > 1e-12
     kept = [n for n, k in zip(names, keep.tolist(), strict=True) if k]

@@ -9,7 +9,7 @@ LLM endpoint). A part that cannot run says why in `summary["notes"]` and in its 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,13 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.explain.data import BY_CHOICES, ExplainInputError, Votes, votes_from_table
+from prefkit.explain.data import (
+    BY_CHOICES,
+    ExplainInputError,
+    Votes,
+    table_batches,
+    votes_from_batches,
+)
 from prefkit.explain.effects import Design, EffectOptions, design, feature_effects, group_ids
 
 F64 = NDArray[np.float64]
@@ -85,21 +91,35 @@ def _people_groups(v: Votes, opts: ExplainOptions) -> tuple[str | None, str | No
 
 def explain_table(table: pa.Table, opts: ExplainOptions, status: Status = _noop) -> ExplainResult:
     """All parts of explain on a canonical comparisons table (see module doc)."""
+    return explain_batches(table_batches(table), opts, status)
+
+
+def needs_text(opts: ExplainOptions) -> bool:
+    """Whether a part after the feature pass reads the texts (directions, principles)."""
+    return opts.directions > 0 or opts.judge is not None
+
+
+def explain_batches(
+    batches: Iterable[pa.Table], opts: ExplainOptions, status: Status = _noop
+) -> ExplainResult:
+    """`explain_table` on the batches of one comparisons table (a canonical Parquet file read
+    batch by batch): the feature pass runs per batch and, unless `needs_text`, each batch's
+    text is dropped after it (memory: the feature matrices, not the text)."""
     from threadpoolctl import threadpool_limits
 
     # the matrices are small (p <= a few dozen): threaded BLAS costs more than it saves,
     # many times more on a busy machine
     with threadpool_limits(1):
-        return _explain(table, opts, status)
+        return _explain(batches, opts, status)
 
 
-def _explain(table: pa.Table, opts: ExplainOptions, status: Status) -> ExplainResult:
+def _explain(batches: Iterable[pa.Table], opts: ExplainOptions, status: Status) -> ExplainResult:
     if opts.by is not None and opts.by not in BY_CHOICES:
         raise ExplainInputError(f"--by must be one of {', '.join(BY_CHOICES)}")
     timings: dict[str, float] = {}
     notes: list[str] = []
     t0 = time.perf_counter()
-    v = votes_from_table(table, opts.group_key)
+    v = votes_from_batches(batches, opts.group_key, needs_text(opts))
     if v.skipped.get("missing_text"):
         notes.append(
             f"{v.skipped['missing_text']} rows without response text left out (identity-only)"
@@ -130,7 +150,7 @@ def _explain(table: pa.Table, opts: ExplainOptions, status: Status) -> ExplainRe
     rows = [r | {"type": "feature"} for r in eff.rows]
     summary: dict[str, Any] = {
         "input": {
-            "rows": table.num_rows,
+            "rows": v.rows_in,
             "votes_used": v.n,
             "skipped": v.skipped,
             "annotators": len({a for a in v.by["annotator"] if a is not None}),

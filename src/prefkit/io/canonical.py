@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -133,3 +133,44 @@ class CanonicalReader:
 
 
 register_reader(CanonicalReader())
+
+
+def single_canonical(path: Path) -> Kind | None:
+    """The kind of `path` when it is one canonical Parquet file of this schema version (read
+    batch by batch by `iter_canonical`); None for anything else (read it with `read`)."""
+    if not path.is_file() or not is_canonical(path):
+        return None
+    md = pq.read_schema(path).metadata or {}
+    version = md.get(META_VERSION_KEY)
+    if version is not None and version.decode() != SCHEMA_VERSION:
+        return None  # `load` says why
+    try:
+        return Kind(md[META_KIND_KEY].decode())
+    except ValueError:
+        return None
+
+
+def iter_canonical(path: Path, kind: Kind, batch_rows: int = 1 << 14) -> Iterator[pa.Table]:
+    """The rows of one canonical Parquet file, conformed and validated batch by batch (memory:
+    one batch). A row that breaks the data model raises the same `InputError` as `load`, its
+    row number counted from the start of the file."""
+    offset = 0
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        for b in batches:
+            t = pa.Table.from_batches([b])
+            try:
+                t = conform(t, kind)
+                validate(t, kind)
+            except SchemaError as e:
+                row = None if e.row is None else offset + e.row
+                raise InputError(path, e.reason, line=row, field=e.column) from e
+            offset += t.num_rows
+            yield t
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(path, f"not a readable Parquet file ({e})") from e
+
+
+def canonical_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer."""
+    return int(pq.ParquetFile(path).metadata.num_rows)

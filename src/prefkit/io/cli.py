@@ -35,6 +35,20 @@ def inspect_cmd(
     from prefkit.io.stats import describe
 
     opts = ReadOptions(mapping=parse_mapping(mapping), value_maps=parse_value_maps(value_map))
+    streamed = fmt in (None, "canonical") and not mapping and not value_map
+    if streamed and (summary := _describe_canonical(path)) is not None:
+        if as_json:
+            print_json(summary)
+            return
+        from rich.markup import escape
+
+        console.print(
+            f"[bold]{escape(str(path))}[/bold]  read as [cyan]canonical[/cyan] "
+            f"({escape(CANONICAL_WHY)}; streamed)",
+            soft_wrap=True,
+        )
+        console.print(summary_table(summary))
+        return
     with console.status(f"reading {path}"):
         result = read(path, fmt, opts)
     if not result.tables or all(t.num_rows == 0 for t in result.tables.values()):
@@ -59,6 +73,34 @@ def inspect_cmd(
     )
     console.print(summary_table(summary))
     report_rejects(path, result.rejects)
+
+
+CANONICAL_WHY = "Parquet file with prefkit schema metadata"
+
+
+def _describe_canonical(path: Path) -> dict[str, Any] | None:
+    """`inspect`'s summary of one canonical Parquet file, read batch by batch (memory: one
+    batch plus the summary's statistics, docs/scale.md); None when `path` is not one."""
+    from rich.progress import Progress
+
+    from prefkit.io.canonical import canonical_rows, iter_canonical, single_canonical
+    from prefkit.io.stats import Describer
+
+    kind = single_canonical(path)
+    if kind is None:
+        return None
+    d = Describer(kind)
+    with Progress(console=console, transient=True) as prog:
+        task = prog.add_task(f"reading {path.name}", total=canonical_rows(path))
+        for batch in iter_canonical(path, kind):
+            d.add(batch)
+            prog.advance(task, batch.num_rows)
+    if d.rows == 0:
+        fail(f"{path}: no valid row (0 rejected)")
+    summary = d.result()
+    summary["reader"] = "canonical"
+    summary["rejected"] = 0
+    return summary
 
 
 def _num(v: Any) -> str:

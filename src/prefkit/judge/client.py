@@ -302,6 +302,9 @@ class Client:
         self.max_retry_after = max_retry_after
         self._rng = random.Random()
         self._no_logprobs: set[str] = set()  # endpoints that refused logprobs
+        # spent by earlier `run`s of this client: the budget covers every run together
+        self._spent_calls = 0
+        self._spent_cost = 0.0
 
     # -- public ---------------------------------------------------------------------------
     def run(self, calls: Sequence[Call]) -> Run:
@@ -334,6 +337,8 @@ class Client:
                 error = JudgeError(str(e))
         stats.skipped = len([i for i in todo if keys[i] not in answers])
         stats.elapsed_s = time.perf_counter() - t0
+        self._spent_calls += stats.made
+        self._spent_cost += stats.cost
         results: list[Result | Failure | None] = [answers.get(k) for k in keys]
         if self.progress:
             self.progress(stats)
@@ -397,15 +402,17 @@ class Client:
         st, b = self._state, self.budget
         if st.budget_hit:
             return False
-        if b.max_calls is not None and st.stats.made + st.inflight >= b.max_calls:
+        made = self._spent_calls + st.stats.made
+        if b.max_calls is not None and made + st.inflight >= b.max_calls:
             st.budget_hit = f"--max-calls {b.max_calls}"
             return False
         if b.max_cost is not None:
             ep = call.endpoint
             chars = sum(len(c) for _, c in call.messages)
             est = ep.cost(chars // 4 + 8, call.max_tokens or 256)
-            per = st.stats.cost / st.stats.made if st.stats.made else est
-            if st.stats.cost + st.inflight * per + max(est, per) > b.max_cost:
+            cost = self._spent_cost + st.stats.cost
+            per = cost / made if made else est
+            if cost + st.inflight * per + max(est, per) > b.max_cost:
                 st.budget_hit = f"--max-cost {b.max_cost:g}"
                 return False
         return True

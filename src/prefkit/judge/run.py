@@ -278,12 +278,9 @@ def _sum_stats(stats: list[Stats]) -> dict[str, Any]:
 # pairwise and reference
 
 
-def _pairwise(table: pa.Table, r: _Runner) -> JudgeOutput:
+def _items(heads: list[int], rows: list[dict[str, Any]], r: _Runner) -> list[dict[str, Any]]:
+    """The pairs to judge among the rows `heads` (rows without text or reference: rejects)."""
     o = r.opts
-    if "response_a" not in table.column_names:
-        raise ValueError("pairwise judging needs comparisons (response_a/response_b)")
-    heads, sizes = _pairs(table)
-    rows = table.take(pa.array(heads, pa.int64())).to_pylist() if heads else []
     items: list[dict[str, Any]] = []
     for h, row in zip(heads, rows, strict=True):
         ta, tb = row.get("response_a"), row.get("response_b")
@@ -302,6 +299,20 @@ def _pairwise(table: pa.Table, r: _Runner) -> JudgeOutput:
             {"row": row, "line": h + 1, "meta": meta, "prompt": conversation_text(row["prompt"]),
              "a": messages_text(ta), "b": messages_text(tb), "reference": ref}
         )  # fmt: skip
+    return items
+
+
+def _judge_chunk(
+    items: list[dict[str, Any]],
+    r: _Runner,
+    late: dict[int, list[Reject]],
+    out_rows: dict[int, list[dict[str, Any]]],
+    counts: Counter[str],
+) -> tuple[int, int]:
+    """Judge one chunk of pairs: their votes go to `out_rows` (per judge), rejects of the
+    answers to `late` (per judge), outcome counts to `counts`. Returns (answers that were
+    unparseable at first, answers unparseable after asking again)."""
+    o = r.opts
     orders = (0, 1) if o.swap else (0,)
     tasks: list[_Task] = []
     for ji, j in enumerate(r.judges):
@@ -343,11 +354,12 @@ def _pairwise(table: pa.Table, r: _Runner) -> JudgeOutput:
         if k in verdicts:
             by.setdefault((t.judge, t.item), {})[t.order] = (t, verdicts[k])
         elif t.failure is not None:
-            r.reject(it["line"], tag, f"no answer: {t.failure}")
+            late[t.judge].append(Reject(r.file, it["line"], tag, f"no answer: {t.failure}"))
         elif len(t.calls) >= 2:
-            r.reject(it["line"], tag, "no verdict in the answer (asked twice)", t.text[:4000])
-    out_rows: list[dict[str, Any]] = []
-    counts: Counter[str] = Counter()
+            late[t.judge].append(
+                Reject(r.file, it["line"], tag, "no verdict in the answer (asked twice)",
+                       t.text[:4000])
+            )  # fmt: skip
     for (ji, ii), got in sorted(by.items()):
         it, j = items[ii], r.judges[ji]
         base = it["row"]
@@ -372,7 +384,7 @@ def _pairwise(table: pa.Table, r: _Runner) -> JudgeOutput:
         if o.keep_both or not o.swap:
             for od, (oc, s, t) in sorted(ab.items()):
                 counts[oc] += 1
-                out_rows.append(
+                out_rows[ji].append(
                     common | {
                         "id": f"{base.get('id')}:{j.annotator}" + (f":{'ab' if od == 0 else 'ba'}" if o.swap else ""),
                         "outcome": oc, "strength": s, "shown_first": "a" if od == 0 else "b",
@@ -401,17 +413,53 @@ def _pairwise(table: pa.Table, r: _Runner) -> JudgeOutput:
             extra = {key: outcome, "consistent": "single" if o.swap else "n/a"}
         counts[outcome] += 1
         strength = sum(strengths) / len(strengths) if strengths and outcome != "both_bad" else None
-        out_rows.append(
+        out_rows[ji].append(
             common | {
                 "id": f"{base.get('id')}:{j.annotator}", "outcome": outcome, "strength": strength,
                 "shown_first": None, "rationale": rationale,
                 "meta": meta | extra | _usage(ts) | {"asked_again": str(any(t.nudged for t in ts)).lower()},
             }
         )  # fmt: skip
-    table_out = from_rows(out_rows, Kind.COMPARISONS)
+    unparseable = sum(1 for k in again if k not in verdicts and len(tasks[k].calls) >= 2)
+    return n_unparsed, unparseable
+
+
+CHUNK_ITEMS = 1024  # pairs judged per round of calls: memory holds one chunk's prompts/answers
+
+
+def _pairwise(table: pa.Table, r: _Runner) -> JudgeOutput:
+    """Every distinct pair of `table`, judged `CHUNK_ITEMS` pairs at a time (the rendered
+    prompts and answers of one chunk in memory); votes, rejects and counts in the order of
+    judging everything at once (judge by judge, pair by pair)."""
+    o = r.opts
+    if "response_a" not in table.column_names:
+        raise ValueError("pairwise judging needs comparisons (response_a/response_b)")
+    heads, sizes = _pairs(table)
+    early: list[Reject] = []  # rows without text or reference, in input order
+    late: dict[int, list[Reject]] = {ji: [] for ji in range(len(r.judges))}
+    parts: dict[int, list[pa.Table]] = {ji: [] for ji in range(len(r.judges))}
+    counts: Counter[str] = Counter()
+    n_items = n_unparsed = unparseable = 0
+    before, r.rejects = r.rejects, early
+    for start in range(0, len(heads), CHUNK_ITEMS):
+        chunk = heads[start : start + CHUNK_ITEMS]
+        items = _items(chunk, table.take(pa.array(chunk, pa.int64())).to_pylist(), r)
+        n_items += len(items)
+        if r.error is not None:  # a fatal error or the budget: no more calls
+            continue
+        out_rows: dict[int, list[dict[str, Any]]] = {ji: [] for ji in parts}
+        first, again = _judge_chunk(items, r, late, out_rows, counts)
+        n_unparsed += first
+        unparseable += again
+        for ji, rows in out_rows.items():
+            if rows:
+                parts[ji].append(from_rows(rows, Kind.COMPARISONS))
+    r.rejects = before + early + [x for ji in sorted(late) for x in late[ji]]
+    tables = [t for ji in sorted(parts) for t in parts[ji]]
+    table_out = pa.concat_tables(tables) if tables else from_rows([], Kind.COMPARISONS)
     summary = {
         "rows_in": table.num_rows,
-        "pairs": len(items),
+        "pairs": n_items,
         "votes_per_pair_in": dict(Counter(sizes)) if sizes else {},
         "rows_out": table_out.num_rows,
         "outcomes": {k: counts.get(k, 0) for k in ("a", "b", "tie", "both_bad")},
@@ -421,7 +469,7 @@ def _pairwise(table: pa.Table, r: _Runner) -> JudgeOutput:
         "inconsistent": counts.get("inconsistent", 0),
         "single_order": counts.get("single_order", 0),
         "unparseable_first_answer": n_unparsed,
-        "unparseable": sum(1 for k in again if k not in verdicts and len(tasks[k].calls) >= 2),
+        "unparseable": unparseable,
         "with_strength": int(table_out.column("strength").drop_null().__len__()),
     }
     return JudgeOutput(Kind.COMPARISONS, table_out, [], summary)

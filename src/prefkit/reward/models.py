@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from prefkit.reward.features import response_features
+from prefkit.reward.features import Texts, response_features
 from prefkit.reward.model_dir import ModelDirError, read_card
 
 F64 = NDArray[np.float64]
@@ -37,7 +37,7 @@ class FeatureModel:
     def __init__(self, names: list[str], mean: F64, std: F64, beta: F64, se: F64) -> None:
         self.names, self.mean, self.std, self.beta, self.se = names, mean, std, beta, se
 
-    def design(self, prompts: list[str], responses: list[str]) -> F64:
+    def design(self, prompts: Texts, responses: Texts) -> F64:
         """Standardized features in the model's own order (a model saved with fewer or other
         features than this version computes still scores with exactly its own)."""
         x, names = response_features(prompts, responses)
@@ -52,7 +52,7 @@ class FeatureModel:
             x = x[:, [col[n] for n in self.names]]
         return (x - self.mean) / self.std
 
-    def score(self, prompts: list[str], responses: list[str], batch_size: int = 64) -> F64:
+    def score(self, prompts: Texts, responses: Texts, batch_size: int = 64) -> F64:
         return np.asarray(self.design(prompts, responses) @ self.beta, dtype=np.float64)
 
     def coefficients(self) -> list[dict[str, float | str]]:

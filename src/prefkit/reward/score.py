@@ -38,24 +38,34 @@ class BatchScorer:
         self.model = model
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        from prefkit.schema import messages_text
+        import pyarrow.compute as pc
+
+        from prefkit.audit.frame import joined_text
+        from prefkit.reward.features import feature_columns
 
         n = batch.num_rows
-        prompts = [messages_text(p) for p in batch.column("prompt").to_pylist()]
+        prompts = joined_text(batch.column("prompt"))
+        columnar = getattr(self.model, "backend", "") == "features"  # scores Arrow columns
         empty = np.zeros(n, dtype=np.int64)
         before = int(getattr(self.model, "truncated", 0))
         out = batch
         for side in sides(batch.schema):
             col = f"response_{side}" if side else "response"
-            raw = batch.column(col).to_pylist()
-            have = [i for i, r in enumerate(raw) if r is not None]
-            resp = [messages_text(raw[i]) for i in have]
-            empty[[i for i, r in zip(have, resp, strict=True) if not r.strip()]] += 1
+            raw = batch.column(col)
+            valid = np.asarray(pc.is_valid(raw), dtype=bool)
+            have = np.flatnonzero(valid)
+            mask = pa.array(valid)
+            resp = joined_text(raw.filter(mask))
+            pr = prompts.filter(mask)
+            empty[have[feature_columns(pr, resp, ["empty"])["empty"] > 0]] += 1
             full = np.full(n, np.nan)
-            if have:
+            if have.size:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", UserWarning)  # truncation: counted below
-                    full[have] = self.model.score([prompts[i] for i in have], resp)
+                    if columnar:
+                        full[have] = self.model.score(pr, resp)
+                    else:
+                        full[have] = self.model.score(pr.to_pylist(), resp.to_pylist())
             name = f"reward_{side}" if side else "reward"
             out = out.append_column(name, pa.array(full, pa.float64(), mask=np.isnan(full)))
         truncated = np.zeros(n, dtype=np.int64)

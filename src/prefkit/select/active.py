@@ -1,15 +1,18 @@
 """Which pairs to send to annotators next (active selection; docs/select.md).
 
-- `interval` (arenas: pairs with model names): the expected reduction of rank-interval width.
-  The current Bradley–Terry fit (`prefkit.rank`) gives strengths theta and, from its Fisher
-  information H = sum p(1-p) u u^T (+ a small ridge), the covariance C = H^-1. One more battle
-  between models i and j adds w = p_ij (1 - p_ij) along u = e_i - e_j; by Sherman–Morrison the
-  variance of every difference theta_a - theta_b drops by w (d^T C u)^2 / (1 + w u^T C u). The
-  score of (i, j) is the sum over model pairs (a, b) of that drop converted to standard error
-  (divided by 2 sd_ab), weighted by how fast the chance that the two are ordered wrongly,
-  Phi(-x) with x = |theta_a - theta_b| / sd_ab, falls as sd_ab shrinks: phi(x) (x + 0.5) / sd_ab
-  (the 0.5 keeps pairs the fit believes tied in play): the pairs whose intervals overlap are
-  the ones whose ranks are uncertain. A batch of N battles is chosen greedily, updating C after each pick.
+- `interval` (arenas: pairs with model names): shrink the uncertainty of the leaderboard's
+  order where it is in doubt, by Thompson sampling of the ranking. The current Bradley–Terry
+  fit (`prefkit.rank`) gives strengths theta and, from its Fisher information
+  H = sum p(1-p) u u^T (+ a prior precision), the covariance C = H^-1. One draw
+  z ~ N(theta, C) is a plausible ranking; the pairs of models adjacent in it are the pairs
+  whose order decides that ranking, and among them a vote goes where the posterior chance
+  that the fit orders the two wrongly, Phi(-|theta_a - theta_b| / sd_ab), is largest. Early
+  on the draws are near random orders, so votes spread like uniform assignment; as the fit
+  firms up they go to neighbours whose intervals overlap (Chatbot Arena's aim of shrinking
+  the overlap of neighbours' intervals), not to pairs whose order is already certain. A
+  batch of N battles is chosen greedily: after each pick C is updated (Sherman–Morrison) and
+  a new ranking drawn. (Greedy expected reduction of misordering over all pairs, tried on
+  other seeds, kept re-voting the same near-ties and did worse than uniform.)
 - `uncertainty`: 1 - |2p - 1| with p = P(a wins) under the current model (BT for arenas, a
   feature reward model fitted on the votes so far for text pairs; 1 without votes).
 - `disagreement`: share of judge votes on the pair that disagree with the judges' majority.
@@ -27,10 +30,8 @@ from numpy.typing import NDArray
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
-RIDGE = 0.05
-# added to |theta_a - theta_b| / sd in the misorder weight: without it a pair the current fit
-# believes exactly tied gets no weight, although that belief is itself uncertain
-OMEGA_FLOOR = 0.5  # prior precision on log-strengths: keeps H invertible before every model played
+RIDGE = 0.05  # prior precision on log-strengths: keeps H invertible before every model played
+PLAN_PRIOR = 1.0  # the prior precision of the fit that plans battles (select, serve, benchmark)
 
 
 def bt_scores(
@@ -41,23 +42,39 @@ def bt_scores(
     prior: float | None = None,
 ) -> F64:
     """Bradley–Terry log-strengths of `names` from battles (`outcomes`: a, b, tie, both_bad)
-    by `prefkit.rank` with its defaults (or an L2 `prior` precision), on the largest connected
-    part of the comparison graph. Models without a usable battle, or outside that part, get 0
-    (the average)."""
+    by `prefkit.rank`. With its defaults (`prior` None): the largest connected part of the
+    comparison graph; models outside it, or without a usable battle, get 0 (the average).
+    With an L2 `prior` precision > 0: the posterior mode of every model, each connected part
+    fitted on its own (with a Gaussian prior the joint posterior factorises over the parts,
+    so this is the exact joint fit); a model without battles keeps the prior mean 0."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     from prefkit.rank.bt import RankConfig, fit
     from prefkit.rank.data import RankInputError, aggregate, battles
 
     out = np.zeros(len(names))
     if not outcomes:
         return out
-    try:
-        b = battles(list(model_a), list(model_b), list(outcomes), items=list(names))
-        f = fit(aggregate(b), RankConfig(prior=prior, components="largest"))
-    except RankInputError:  # fewer than two models with a battle: nothing to rank yet
-        return out
     index = {m: i for i, m in enumerate(names)}
-    for name, theta in zip(f.items, f.theta.tolist(), strict=True):
-        out[index[name]] = theta
+    ma, mb, oc = list(model_a), list(model_b), list(outcomes)
+    if prior:
+        ia = np.array([index[m] for m in ma])
+        ib = np.array([index[m] for m in mb])
+        g = coo_matrix((np.ones(ia.size), (ia, ib)), shape=(len(names), len(names)))
+        _, label = connected_components(g, directed=False)
+        parts = [np.flatnonzero(label[ia] == c) for c in np.unique(label[ia])]
+    else:
+        parts = [np.arange(len(oc))]
+    for rows in parts:
+        try:
+            b = battles([ma[r] for r in rows], [mb[r] for r in rows], [oc[r] for r in rows],
+                        items=list(names))  # fmt: skip
+            f = fit(aggregate(b), RankConfig(prior=prior, components="largest"))
+        except RankInputError:  # fewer than two models with a battle: nothing to rank yet
+            continue
+        for name, theta in zip(f.items, f.theta.tolist(), strict=True):
+            out[index[name]] = theta
     return out
 
 
@@ -93,47 +110,53 @@ class IntervalPlan:
     gain: F64
 
 
-def interval_gains(theta: F64, cov: F64, ca: I64, cb: I64) -> F64:
-    """Expected reduction of the summed standard errors of theta_a − theta_b, weighted by
-    the chance each pair is misordered, from one battle on each candidate (ca, cb)."""
+def neighbour_gains(theta: F64, cov: F64, ca: I64, cb: I64, rng: np.random.Generator) -> F64:
+    """Value of one more battle on each candidate model pair (ca, cb): for the pairs adjacent
+    in one ranking drawn from the posterior N(theta, cov), the chance the fit misorders them,
+    Phi(-|theta_a - theta_b| / sd_ab) (plus 1e-9 sd_ab^2, so equal chances go to the pair
+    known least); 0 for every other pair (module doc)."""
     from scipy.stats import norm
 
     k = theta.size
-    ta, tb = np.triu_indices(k, 1)
-    var = cov[ta, ta] + cov[tb, tb] - 2 * cov[ta, tb]
+    lo = np.linalg.cholesky(cov + 1e-12 * np.eye(k))
+    z = theta + lo @ rng.standard_normal(k)
+    pos = np.empty(k, dtype=np.int64)
+    pos[np.argsort(-z, kind="stable")] = np.arange(k)
+    adjacent = np.abs(pos[ca] - pos[cb]) == 1
+    var = cov[ca, ca] + cov[cb, cb] - 2 * cov[ca, cb]
     sd = np.sqrt(np.maximum(var, 1e-12))
-    x = np.abs(theta[ta] - theta[tb]) / sd
-    # d/d sd of P(misordered) = Phi(-x): the misorder chance a smaller sd removes
-    omega = norm.pdf(x) * (x + OMEGA_FLOOR) / sd / (2 * sd)
-    m = cov[ta, :] - cov[tb, :]  # (pairs, k): d^T C
-    mu = m[:, ca] - m[:, cb]  # (pairs, cand): d^T C u
-    uu = cov[ca, ca] + cov[cb, cb] - 2 * cov[ca, cb]
-    w = _sig(theta[ca] - theta[cb])
-    w = w * (1 - w)
-    return np.asarray((omega[:, None] * mu**2).sum(axis=0) * w / (1 + w * uu), dtype=np.float64)
+    # equal chances (e.g. before any vote, when every chance is 1/2) go to the pair known least
+    mis = norm.cdf(-np.abs(theta[ca] - theta[cb]) / sd) + 1e-9 * var
+    return np.asarray(np.where(adjacent & (ca != cb), mis, 0.0), dtype=np.float64)
+
+
+def vote_update(theta: F64, cov: F64, i: int, j: int) -> F64:
+    """The covariance after one more battle between models i and j (Sherman–Morrison)."""
+    u = np.zeros(theta.size)
+    u[i], u[j] = 1.0, -1.0
+    p = float(_sig(np.array([theta[i] - theta[j]]))[0])
+    w = p * (1 - p)
+    cu = cov @ u
+    return np.asarray(cov - np.outer(cu, cu) * (w / (1 + w * float(u @ cu))), dtype=np.float64)
 
 
 def plan_battles(
     theta: F64, info: F64, n: int, ca: I64, cb: I64, rng: np.random.Generator
 ) -> IntervalPlan:
     """Greedy batch of `n` battles among candidate model pairs (ca, cb) (repeats allowed),
-    by `interval_gains`, updating the covariance after each pick (Sherman–Morrison)."""
+    by `neighbour_gains`, updating the covariance (and drawing a new ranking) after each
+    pick."""
     cov = np.asarray(np.linalg.inv(info), dtype=np.float64)
     out_a, out_b, gains = [], [], []
     jitter = rng.random(ca.size) * 1e-12
     for _ in range(n):
-        g = interval_gains(theta, cov, ca, cb) + jitter
+        g = neighbour_gains(theta, cov, ca, cb, rng) + jitter
         j = int(np.argmax(g))
         i1, i2 = int(ca[j]), int(cb[j])
         out_a.append(i1)
         out_b.append(i2)
         gains.append(float(g[j]))
-        u = np.zeros(theta.size)
-        u[i1], u[i2] = 1.0, -1.0
-        p = float(_sig(np.array([theta[i1] - theta[i2]]))[0])
-        w = p * (1 - p)
-        cu = cov @ u
-        cov = cov - np.outer(cu, cu) * (w / (1 + w * float(u @ cu)))
+        cov = vote_update(theta, cov, i1, i2)
     return IntervalPlan(np.array(out_a, np.int64), np.array(out_b, np.int64), np.array(gains))
 
 
@@ -146,14 +169,18 @@ def arena_item_gains(
     cand_b: I64,
 ) -> tuple[F64, F64]:
     """(interval gain, outcome uncertainty) of one more battle on each candidate pair, given
-    the battles so far — what `prefkit serve` uses for live assignment in arena campaigns."""
-    theta = bt_scores(model_a, model_b, outcomes, names)
+    the battles so far — what `prefkit serve` uses for live assignment in arena campaigns.
+    The ranking is drawn with a seed set by the number of battles, so the same votes give
+    the same gains."""
+    theta = bt_scores(model_a, model_b, outcomes, names, prior=PLAN_PRIOR)
     idx = {m: i for i, m in enumerate(names)}
     ia = np.array([idx[m] for m in model_a], dtype=np.int64)
     ib = np.array([idx[m] for m in model_b], dtype=np.int64)
     keep = ia != ib
-    cov = np.asarray(np.linalg.inv(fisher(theta, ia[keep], ib[keep])), dtype=np.float64)
-    return interval_gains(theta, cov, cand_a, cand_b), uncertainty(cand_a, cand_b, theta)
+    cov = np.asarray(np.linalg.inv(fisher(theta, ia[keep], ib[keep], PLAN_PRIOR)), dtype=np.float64)
+    rng = np.random.default_rng([len(outcomes), 24])
+    gains = neighbour_gains(theta, cov, cand_a, cand_b, rng)
+    return gains, uncertainty(cand_a, cand_b, theta)
 
 
 def uniform_plan(k: int, n: int, rng: np.random.Generator) -> tuple[I64, I64]:

@@ -127,7 +127,14 @@ def select_annotate(
 ) -> Selection:
     """Choose `budget` of the candidate `items` (a `prefkit serve` items table with two
     responses each) to label next (module doc)."""
-    from prefkit.select.active import bt_scores, fisher, interval_gains, uncertainty
+    from prefkit.select.active import (
+        PLAN_PRIOR,
+        bt_scores,
+        fisher,
+        neighbour_gains,
+        uncertainty,
+        vote_update,
+    )
     from prefkit.select.criteria import prompt_vectors
     from prefkit.select.diversity import knn_graph
 
@@ -163,10 +170,10 @@ def select_annotate(
                     vm[1].append(b)
                     vm[2].append(str(o))
         idx = {m: i for i, m in enumerate(names)}
-        theta = bt_scores(*vm, names, prior=1.0)
+        theta = bt_scores(*vm, names, prior=PLAN_PRIOR)
         ia = np.array([idx[a] for a in vm[0]], dtype=np.int64)
         ib = np.array([idx[b] for b in vm[1]], dtype=np.int64)
-        cov = np.asarray(np.linalg.inv(fisher(theta, ia, ib, 1.0)), dtype=np.float64)
+        cov = np.asarray(np.linalg.inv(fisher(theta, ia, ib, PLAN_PRIOR)), dtype=np.float64)
         ca = np.array([idx[m[0]] for m in models], dtype=np.int64)
         cb = np.array([idx[m[1]] for m in models], dtype=np.int64)
         crit["arena"] = {"models": len(names), "battles_so_far": len(vm[0])}
@@ -224,7 +231,7 @@ def select_annotate(
         val = static.copy()
         g_int = np.zeros(n)
         if w_int > 0 and theta is not None and cov is not None:
-            g_int = interval_gains(theta, cov, ca, cb)
+            g_int = neighbour_gains(theta, cov, ca, cb, rng)
             mx = float(g_int.max())
             g_int = g_int / mx if mx > 0 else g_int
             val += w_int * g_int
@@ -249,15 +256,11 @@ def select_annotate(
             nbi = graph.idx[i][ok]
             cover[nbi] = np.maximum(cover[nbi], graph.sim[i][ok])
         if w_int > 0 and theta is not None and cov is not None:
-            u_vec = np.zeros(theta.size)
-            u_vec[ca[i]], u_vec[cb[i]] = 1.0, -1.0
-            p = 1.0 / (1.0 + np.exp(-(theta[ca[i]] - theta[cb[i]])))
-            w = p * (1 - p)
-            cu = cov @ u_vec
-            cov = cov - np.outer(cu, cu) * (w / (1 + w * float(u_vec @ cu)))
+            cov = vote_update(theta, cov, int(ca[i]), int(cb[i]))
     if w_int > 0:
-        crit["interval"] = {"weight": w_int, "method": "expected reduction of rank-interval "
-                            "width (Fisher information of the BT fit, Sherman–Morrison)"}  # fmt: skip
+        crit["interval"] = {"weight": w_int, "method": "chance of misordering neighbours in a "
+                            "ranking drawn from the BT fit's posterior (Thompson sampling; "
+                            "Sherman–Morrison update and a new draw after each pick)"}  # fmt: skip
     reasons = []
     for r, (i, pt) in enumerate(zip(chosen, parts, strict=True)):
         bits = [f"score {pt['score']:.3f}"]

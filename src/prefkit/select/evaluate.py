@@ -39,8 +39,17 @@ def arena_votes_to_target(
     max_votes: int = 6000,
     size: int = 30000,
     plan_prior: float = 1.0,
+    run_to: int | None = None,
+    pair_weights: F64 | None = None,
 ) -> dict[str, Any]:
-    """Votes needed (in batches of `batch`) until Spearman(BT fit, true strength) ≥ target."""
+    """Votes needed (in batches of `batch`) until Spearman(BT fit, true strength) ≥ target
+    (`votes`: the first time). `policy`: `uniform`, `active` (`plan_battles`), or `fixed`:
+    battles drawn from `pair_weights`, a fixed allocation over the model pairs
+    `np.triu_indices(k, 1)` of the sorted model names (e.g. the best design with the true
+    strengths known, `benchmarks/bench_select.py --only oracle`). With `run_to`, voting goes on to that many votes and the result
+    also has the Spearman after every batch (`curve`) and `sustained_votes`: the votes from
+    which Spearman stays ≥ target up to `run_to` (None when it is below at the end) — a
+    first crossing can be a lucky excursion of a noisy fit."""
     from prefkit.simulate import simulate
 
     sim = simulate("arena", size=size, seed=seed, text=False)
@@ -58,7 +67,7 @@ def arena_votes_to_target(
             o = {"a": "b", "b": "a"}.get(o, o)
         pool.setdefault((i, j), []).append(o)
     used: dict[tuple[int, int], int] = {}
-    rng = np.random.default_rng([seed, 11 if policy == "active" else 13])
+    rng = np.random.default_rng([seed, {"active": 11, "fixed": 17}.get(policy, 13)])
     ma: list[str] = []
     mb: list[str] = []
     out: list[str] = []
@@ -66,13 +75,21 @@ def arena_votes_to_target(
     ca, cb = ca.astype(np.int64), cb.astype(np.int64)
     theta = np.zeros(k)
     reused = 0
-    while len(out) < max_votes:
+    curve: list[float] = []
+    first: int | None = None
+    limit = max_votes if run_to is None else run_to
+    while len(out) < limit:
         if policy == "active":
             ia = np.array([idx[m] for m in ma], dtype=np.int64)
             ib = np.array([idx[m] for m in mb], dtype=np.int64)
             th = bt_scores(ma, mb, out, names, prior=plan_prior) if out else theta
             plan = plan_battles(th, fisher(th, ia, ib, plan_prior), batch, ca, cb, rng)
             pa_, pb_ = plan.a, plan.b
+        elif policy == "fixed":
+            if pair_weights is None or pair_weights.size != ca.size:
+                raise ValueError("policy 'fixed' needs pair_weights over every model pair")
+            pick = rng.choice(ca.size, size=batch, p=pair_weights / pair_weights.sum())
+            pa_, pb_ = ca[pick], cb[pick]
         else:
             pa_, pb_ = uniform_plan(k, batch, rng)
         for i, j in zip(pa_.tolist(), pb_.tolist(), strict=True):
@@ -90,11 +107,21 @@ def arena_votes_to_target(
             out.append(o)
         theta = bt_scores(ma, mb, out, names)
         rho = _spearman(theta, true)
-        if rho >= target:
-            return {"seed": seed, "policy": policy, "votes": len(out), "spearman": rho,
-                    "reused_battles": reused, "reached": True}  # fmt: skip
-    return {"seed": seed, "policy": policy, "votes": len(out), "spearman": _spearman(theta, true),
-            "reused_battles": reused, "reached": False}  # fmt: skip
+        curve.append(rho)
+        if rho >= target and first is None:
+            first = len(out)
+            if run_to is None:
+                break
+    res: dict[str, Any] = {
+        "seed": seed, "policy": policy, "votes": first if first is not None else len(out),
+        "spearman": curve[-1], "reused_battles": reused, "reached": first is not None,
+    }  # fmt: skip
+    if run_to is not None:
+        below = [n for n, r in enumerate(curve) if r < target]
+        last = below[-1] + 1 if below else 0
+        res["curve"] = [round(r, 4) for r in curve]
+        res["sustained_votes"] = (last + 1) * batch if last < len(curve) else None
+    return res
 
 
 def feature_diffs(table: pa.Table) -> tuple[F64, F64, list[str]]:
@@ -202,10 +229,13 @@ def train_subset_accuracy(
     weights: dict[str, float] | None = None,
     cache_dir: str | None = None,
     band: tuple[float, float] | None = None,
+    random_draws: int = 1,
 ) -> dict[str, Any]:
     """Held-out accuracy (against `_truth_of(test)`) of a feature reward model
     (`prefkit.reward.train.fit_features`, its default L2 by cross-validation) trained on the
-    rows `select_train` keeps (default criteria), on as many rows drawn at random, and on all."""
+    rows `select_train` keeps (default criteria), on as many rows drawn at random (`random`:
+    the mean over `random_draws` independent draws, each in `random_each`, so the paired
+    difference selected − random is not dominated by the luck of one draw), and on all."""
     from pathlib import Path
 
     from prefkit.reward.data import pairs_from_table
@@ -221,7 +251,7 @@ def train_subset_accuracy(
         band=DEFAULT_BAND if band is None else band,
     )  # fmt: skip
     rng = np.random.default_rng([seed, 3])
-    rand = rng.choice(train.num_rows, size=k, replace=False)
+    rands = [rng.choice(train.num_rows, size=k, replace=False) for _ in range(random_draws)]
     p = pairs_from_table(train)
     xa, _ = response_features(p.prompts, p.a)
     xb, _ = response_features(p.prompts, p.b)
@@ -245,7 +275,8 @@ def train_subset_accuracy(
         "kept": k,
         "test_pairs": int(ok.sum()),
         "selected": acc(np.sort(sel.rows)),
-        "random": acc(np.sort(rand.astype(np.int64))),
+        "random": float(np.mean(each := [acc(np.sort(r.astype(np.int64))) for r in rands])),
+        "random_each": each,
         "all": acc(np.arange(train.num_rows, dtype=np.int64)),
         "audit_dropped": sel.summary["criteria"].get("audit", {}).get("dropped_rows"),
     }

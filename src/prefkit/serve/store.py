@@ -322,9 +322,9 @@ def _uncertainty(
     session: Session, camp: Campaign, items: list[Any], cands: list[Any]
 ) -> list[float]:
     """Value of one more vote on each candidate: for arena campaigns `prefkit select`'s
-    active criterion (expected reduction of rank-interval width under the Bradley–Terry fit of
-    the votes so far, outcome uncertainty as tie-break), else the pair's own vote split
-    (Laplace)."""
+    active criterion (`interval`: the chance of misordering neighbours in a ranking drawn from
+    the Bradley–Terry posterior of the votes so far, outcome uncertainty as tie-break), else
+    the pair's own vote split (Laplace)."""
     votes = _latest_votes(session, camp.id)
     if camp.arena:
         names = sorted({m for it in items for m in it.models[:2] if m is not None})
@@ -338,7 +338,7 @@ def _uncertainty(
         pb_ = np.array([idx.get(it.models[1], 0) for it in cands], dtype=np.int64)
         gain, unc = arena_item_gains(names, ma, mb, res, pa_, pb_)
         top = float(gain.max()) if gain.size else 0.0
-        # the rank-interval gain decides; the outcome uncertainty breaks near-ties
+        # the interval gain decides; the outcome uncertainty breaks near-ties
         return [
             float(g / top if top > 0 else 0.0) + 1e-3 * float(u)
             for g, u in zip(gain, unc, strict=True)
