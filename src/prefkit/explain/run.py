@@ -95,8 +95,9 @@ def explain_table(table: pa.Table, opts: ExplainOptions, status: Status = _noop)
 
 
 def needs_text(opts: ExplainOptions) -> bool:
-    """Whether a part after the feature pass reads the texts (directions, principles)."""
-    return opts.directions > 0 or opts.judge is not None
+    """Whether a part after the feature pass reads the texts (directions, principles, the
+    prompts of the annotator basis's `--context`)."""
+    return opts.directions > 0 or opts.judge is not None or opts.context > 0
 
 
 def explain_batches(
