@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefkit.audit.stats import lapse_model
+from prefkit.audit.stats import MAX_PSEUDO_VOTES, lapse_model
 
 
 def _planted(seed: int = 0) -> dict[str, np.ndarray]:
@@ -53,3 +53,28 @@ def test_lapse_rates_and_position_biases_are_recovered() -> None:
     # fitting on a subset of the items and scoring every vote gives nearly the same scores
     sub = lapse_model(*args, max_votes=4000)
     assert np.corrcoef(sub.p_flip, m.p_flip)[0, 1] > 0.95
+
+
+def test_lapse_shrinkage_estimated_from_the_spread_of_the_rates() -> None:
+    """`lapse_shrink=None`: the pseudo-votes come from the rates' spread beyond binomial
+    noise. Equal planted rates pool into one rate; unequal ones (0.05 / 0.25) keep apart,
+    shrunk less than by the fixed 30 pseudo-votes."""
+    d = _planted()
+    args = (d["item"], d["ann"], d["grade"], d["y"], d["first"], 3000, 40, 4)
+    fixed = lapse_model(*args)
+    est = lapse_model(*args, lapse_shrink=None)
+    assert 1.0 <= est.pseudo_votes < 30.0, est.pseudo_votes
+    assert est.lapse[20:].mean() - est.lapse[:20].mean() > (
+        fixed.lapse[20:].mean() - fixed.lapse[:20].mean()
+    )
+    # every annotator with the same rate: a coin decides who lapses; the spread of the
+    # estimated rates is binomial noise, so they pool
+    rng = np.random.default_rng(1)
+    judged_a = (d["y"] == 0) != d["flipped"]  # the honest judgements
+    lapsed = rng.random(d["y"].size) < 0.12  # re-drawn: every annotator lapses at 0.12
+    y = np.where(judged_a != lapsed, 0, 1).astype(np.int64)
+    pooled = lapse_model(d["item"], d["ann"], d["grade"], y, d["first"], 3000, 40, 4,
+                         lapse_shrink=None)  # fmt: skip
+    assert pooled.pseudo_votes == MAX_PSEUDO_VOTES
+    assert float(np.ptp(pooled.lapse[:40])) < 1e-3
+    assert abs(float(pooled.lapse[:40].mean()) - 0.12) < 0.03

@@ -48,16 +48,16 @@ def noise_audited(seed: int) -> tuple[AuditResult, dict[str, Any]]:
     return run_audit(sim.tables[Kind.COMPARISONS], checks=("annotators", "noise")), sim.truth
 
 
-# Measured (docs/audit.md, RESULTS.md): on half of the seeds the flagged rows miss the target
-# by a hair — recall 0.588-0.599 at precision 0.79-0.84; the feature model is the limit
-# (P@R0.6 0.79-0.84 on these seeds against 0.85 with the true qualities as the prior on
-# seed 6). Strict: the test fails as soon as one of them passes, so this list stays true.
+# Measured at commit bbb0bf6 (docs/audit.md, RESULTS.md "Label noise"): on four seeds the
+# flagged rows still miss the target — recall 0.572-0.597 at precision 0.82-0.86; on seed 6
+# the ranking itself is short (P@R0.6 0.785). No threshold rule on these scores passes every
+# development seed (10-19) either: the feature model and the scores' calibration are the limit.
+# Strict: the test fails as soon as one of them passes, so this list stays true.
 MISSES = {
-    3: "measured P 0.843, R 0.598",
-    5: "measured P 0.836, R 0.595",
-    6: "measured P 0.808, R 0.588",
-    7: "measured P 0.793, R 0.598",
-    8: "measured P 0.824, R 0.599",
+    5: "measured P 0.862, R 0.588, P@R0.6 0.849",
+    6: "measured P 0.822, R 0.572, P@R0.6 0.785",
+    7: "measured P 0.827, R 0.596, P@R0.6 0.825",
+    8: "measured P 0.842, R 0.597, P@R0.6 0.839",
 }
 NOISE_SEEDS = [
     pytest.param(

@@ -12,6 +12,10 @@
    position bias and a tie rate (ties mark close pairs), confidence grades from `strength`,
    and the feature model's logit as a noisy (robust, with several votes per pair)
    measurement of the margin. Suspicion of a vote = P(recorded reversed | all votes on the pair, features).
+   With several votes per pair the feature model is first refitted on what the votes say
+   (learning from crowds): its targets are the lapse model's votes-only posterior P(a is
+   better) per pair (lapses, grades, position and ties accounted for, spammers left out)
+   instead of the raw votes, still out of fold; that refit is the prior.
    (A one-coin Dawid–Skene consensus with the feature-model prior is kept in the model for
    the annotators check's accuracy estimates.)
 
@@ -33,7 +37,14 @@ from numpy.typing import NDArray
 from prefkit.audit.features import F64, design, ngram_matrix, style
 from prefkit.audit.findings import Findings, make_rows
 from prefkit.audit.frame import Frame
-from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin, sparse_logit_predictor
+from prefkit.audit.stats import (
+    Consensus,
+    lapse_model,
+    logit_fit,
+    logit_predict,
+    one_coin,
+    sparse_logit_coef,
+)
 
 CHECK = "noise"
 I64 = NDArray[np.int64]
@@ -144,21 +155,35 @@ def fit_noise(
 
         xs0 = _hstack([_csr(x0), xs[:, x.shape[1] :]], format="csr")
     p_pair = p_a.copy()
-    for k in range(folds if given is None else 0):
-        test = fold_of == k
-        train = d & ~test
-        if train.sum() > max_train:  # a random subset bounds the cost on large tables
-            keep = np.flatnonzero(train)
-            train = np.zeros(f.n, dtype=bool)
-            train[rng.choice(keep, size=max_train, replace=False)] = True
-        if not test.any() or train.sum() < 20:
-            continue
-        if xs is x:
-            m = logit_fit(x[train], y[train], l2=l2)
-            p_a[test], p_pair[test] = m.predict(x[test]), m.predict(x0[test])
-        else:
-            pred = sparse_logit_predictor(xs[train], y[train], l2=ngram_l2)
-            p_a[test], p_pair[test] = pred(xs[test]), pred(xs0[test])
+    betas: dict[int, F64] = {}
+
+    def fit_folds(usable: NDArray[np.bool_], target: F64, first: bool) -> None:
+        """Out-of-fold feature model on the `usable` rows against `target` (P(a wins) per
+        row, hard or soft); fills p_pair (and, on the first pass, p_a)."""
+        for k in range(folds):
+            test = fold_of == k
+            train = usable & ~test
+            if train.sum() > max_train:  # a random subset bounds the cost on large tables
+                keep = np.flatnonzero(train)
+                train = np.zeros(f.n, dtype=bool)
+                train[rng.choice(keep, size=max_train, replace=False)] = True
+            if not test.any() or train.sum() < 20:
+                continue
+            if xs is x:
+                m = logit_fit(x[train], target[train], l2=l2)
+                p_pair[test] = m.predict(x0[test])
+                if first:
+                    p_a[test] = m.predict(x[test])
+            else:
+                # the second pass starts from the first pass's coefficients
+                beta = sparse_logit_coef(xs[train], target[train], l2=ngram_l2, init=betas.get(k))
+                betas[k] = beta
+                p_pair[test] = logit_predict(beta, xs0[test])
+                if first:
+                    p_a[test] = logit_predict(beta, xs[test])
+
+    if given is None:
+        fit_folds(d, y, first=True)
     full = logit_fit(x[d], y[d], l2=l2) if d.sum() >= 20 else None
     coef = (
         {n: float(c) for n, c in zip(["intercept", *names[: x.shape[1]]], full.coef, strict=False)}
@@ -222,7 +247,10 @@ def fit_noise(
         )
         s_row = np.where(f.shown_first == 0, 1.0, np.where(f.shown_first == 1, -1.0, 0.0))
         s_can = np.where(f.swapped, -s_row, s_row)
-        lm = lapse_model(
+        # with one vote per pair a wrong feature prediction and a flipped vote explain the
+        # same disagreement: the outlier share is only identifiable with more votes
+        several = rows.size >= 1.5 * n_it
+        lapse_args = (
             it.astype(np.int64),
             ann[rows],
             np.where(tie, 0, _grades(f))[rows],
@@ -231,11 +259,25 @@ def fit_noise(
             n_it,
             len(f.annotators) + 1,
             N_GRADES,
-            prior_a=qrow,
-            # with one vote per pair a wrong feature prediction and a flipped vote explain
-            # the same disagreement: the outlier share is only identifiable with more votes
-            robust=rows.size >= 1.5 * n_it,
-            tie=tie[rows],
+        )
+        if several and given is None:
+            # learning from crowds: the feature model is refitted on what the pairs' votes
+            # say once lapses, spammers and grades are accounted for (the lapse model on the
+            # votes alone, P(a is better) per pair) instead of on the raw votes; still out of
+            # fold, so a pair's own votes never inform its prior
+            alone = lapse_model(*lapse_args, robust=True, tie=tie[rows], lapse_shrink=None)
+            post = np.full(f.n, 0.5)
+            post[rows] = alone.posterior_a[it]
+            post = np.where(f.swapped, 1.0 - post, post)
+            usable = np.zeros(f.n, dtype=bool)
+            usable[rows] = True
+            fit_folds(usable, post, first=False)
+            q = np.where(f.swapped, 1 - p_pair, p_pair)
+            qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
+                np.bincount(it, minlength=n_it), 1
+            )
+        lm = lapse_model(
+            *lapse_args, prior_a=qrow, robust=several, tie=tie[rows], lapse_shrink=None
         )
         susp = np.zeros(f.n)  # ties and both_bad cannot be flipped; see agreement
         susp[rows] = lm.p_flip
@@ -252,6 +294,8 @@ def fit_noise(
             "lapse model (item margins, annotator lapse rates, position biases and tie "
             "rates, grades)"
         )
+        if several and given is None:
+            method += "; feature model refitted on the votes-only posterior of the pairs"
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
 
 

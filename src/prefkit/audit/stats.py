@@ -127,6 +127,9 @@ def one_coin(
     return Consensus(post, acc, votes)
 
 
+MAX_PSEUDO_VOTES = 1e6  # a pooled lapse rate: the estimated shrinkage at its cap
+
+
 @dataclass(frozen=True)
 class LapseModel:
     """Fitted vote-lapse model (see `lapse_model`)."""
@@ -143,6 +146,8 @@ class LapseModel:
     measurement: tuple[float, float] = (0.0, 1.0)  # (b, τ²) of the feature logit
     outlier: float = 0.0  # share of items whose feature logit says nothing (robust mode)
     tie_weight: F64 | None = None  # per annotator: Davidson ν (P(tie) = ν / (2cosh(L/2) + ν))
+    margin: F64 | None = None  # per item: posterior mean of the margin
+    pseudo_votes: float = 0.0  # the lapse rates' shrinkage (pseudo-votes at the pooled rate)
 
 
 def lapse_model(
@@ -159,7 +164,7 @@ def lapse_model(
     step: float = 0.5,
     max_margin: float = 6.0,
     lapse_prior: tuple[float, float] = (1.0, 9.0),
-    lapse_shrink: float = 30.0,
+    lapse_shrink: float | None = 30.0,
     position_sd: float = 1.0,
     tol: float = 1e-6,
     max_votes: int = 200_000,
@@ -186,7 +191,9 @@ def lapse_model(
     the scores overconfident exactly there). Returns P(flipped | all votes) per vote.
 
     f_r is shrunk towards the pooled rate (empirical Bayes, `lapse_shrink` pseudo-votes; the
-    pooled rate has a Beta(`lapse_prior`) prior), γ_r has a N(0, `position_sd`²) prior
+    pooled rate has a Beta(`lapse_prior`) prior; `lapse_shrink=None` estimates the
+    pseudo-votes from the data each M-step, `lapse_pseudo_votes`: as many as the spread of
+    the annotators' rates beyond their binomial noise allows, so equal rates pool fully), γ_r has a N(0, `position_sd`²) prior
     (Newton steps on the expected log-likelihood of the sides). With more than `max_votes`
     votes the parameters are fitted on a random subset of items (`seed`) and every vote is
     then scored with them (one E-step); `init` starts from a fitted model's parameters.
@@ -243,12 +250,26 @@ def lapse_model(
         t = np.logaddexp(c1, c2)
         return t, np.exp(c1 - t)
 
-    agg = csr_matrix((np.ones(v), (item, np.arange(v))), shape=(n_items, v))
     is_tie = np.zeros(v, dtype=bool) if tie is None else np.asarray(tie, dtype=bool)
-    dec = ~is_tie
-    n_r = np.bincount(annotator[dec], minlength=n_annotators).astype(np.float64)
+    dec_v = ~is_tie
+    n_r = np.bincount(annotator[dec_v], minlength=n_annotators).astype(np.float64)
     t_r = np.bincount(annotator[is_tie], minlength=n_annotators).astype(np.float64)
     nu = np.where(t_r > 0, t_r / np.maximum(n_r, 1.0), 0.0)
+    # A vote's likelihood depends on the item only through the margin: votes of the same
+    # type (annotator, side, display order, grade, tie) share it, so the E- and M-steps run
+    # over the distinct types (a few thousand) and the items see them through `cnt_it`
+    # (items x types, vote counts); the result is the same as per vote.
+    side_code = np.where(first > 0, 2, np.where(first < 0, 0, 1))
+    code = (((annotator * 2 + (sgn > 0)) * 3 + side_code) * n_grades + grade) * 2 + is_tie
+    _, k_first, key = np.unique(code, return_index=True, return_inverse=True)
+    key = key.ravel()
+    n_k = k_first.size
+    annotator_k, grade_k = annotator[k_first], grade[k_first]
+    sgn_k, first_k = sgn[k_first], first[k_first]
+    is_tie_k = is_tie[k_first]
+    dec = ~is_tie_k
+    cnt_it = csr_matrix((np.ones(v), (item, key)), shape=(n_items, n_k))
+    cnt_it_t = cnt_it.T.tocsr()
     a0, b0 = lapse_prior
     pi = np.exp(-0.5 * (grid / 3.0) ** 2)
     pi /= pi.sum()
@@ -264,28 +285,34 @@ def lapse_model(
         if prior_a is not None:
             tilt = measure(zb, tau2, eps)[0]
     ll_total = -np.inf
+    kappa = lapse_shrink if lapse_shrink is not None else MAX_PSEUDO_VOTES
+    if init is not None and lapse_shrink is None:
+        kappa = init.pseudo_votes
 
     def estep(
         f: F64, gam: F64, tab: F64, pi: F64, nu: F64
     ) -> tuple[F64, F64, F64, F64, F64, I64, float, F64]:
-        u = sgn[:, None] * (grid[None, :] + (gam[annotator] * first)[:, None])  # s·L
+        """Posterior over the margin grid per item, and per vote type: h, f, P(recorded
+        side), the summed posterior weight of its votes, grade bins, Davidson c."""
+        u = sgn_k[:, None] * (grid[None, :] + (gam[annotator_k] * first_k)[:, None])  # s·L
         h = np.asarray(sig(u), dtype=np.float64)  # honest P(the recorded side)
-        fv = f[annotator][:, None]
+        fv = f[annotator_k][:, None]
         py = np.clip(fv + (1 - 2 * fv) * h, 1e-12, 1.0)
         b = np.minimum(np.rint(np.abs(u) / step).astype(np.int64), n_bins - 1)
-        lv = np.log(py) + np.log(tab[b, grade[:, None]])
+        lv = np.log(py) + np.log(tab)[b, grade_k[:, None]]
         c = np.empty(0)
         if is_tie.any():  # Davidson: P(tie) = ν / (c + ν), c = 2·cosh(L/2)
             c = 2.0 * np.cosh(np.clip(u, -60, 60) / 2.0)
-            nv = nu[annotator][:, None]
+            nv = nu[annotator_k][:, None]
             log_cn = np.log(c + nv)
             lv = np.where(
                 dec[:, None], lv + np.log(c) - log_cn, np.log(np.maximum(nv, 1e-12)) - log_cn
             )
-        lp = np.log(pi)[None, :] + tilt + np.asarray(agg @ lv)
+        lp = np.log(pi)[None, :] + tilt + np.asarray(cnt_it @ lv)
         norm = logsumexp(lp, axis=1)
         post = np.exp(lp - norm[:, None])
-        return post, h, fv, py, post[item], b, float(norm.sum()), c
+        w = np.asarray(cnt_it_t @ post)  # per type: the posterior summed over its votes
+        return post, h, fv, py, w, b, float(norm.sum()), c
 
     prev = -np.inf
     done = 0
@@ -312,41 +339,73 @@ def lapse_model(
             # ν_r: fixed point of Σ ties / ν = Σ_votes E[1 / (c + ν)], with 2 pseudo-votes
             # at the pooled value
             s_r = np.bincount(
-                annotator, weights=(w / (c + nu[annotator][:, None])).sum(1), minlength=n_annotators
+                annotator_k,
+                weights=(w / (c + nu[annotator_k][:, None])).sum(1),
+                minlength=n_annotators,
             )
             pooled = float(t_r.sum()) / max(float(s_r.sum()), 1e-12)
             nu = (t_r + 2.0 * pooled) / (s_r + 2.0)
             nu[t_r == 0] = 0.0
         w = w * dec[:, None]  # grades, lapses and position come from decisive votes
         cnt = np.bincount(
-            (b * n_grades + grade[:, None]).ravel(), weights=w.ravel(), minlength=n_bins * n_grades
+            (b * n_grades + grade_k[:, None]).ravel(),
+            weights=w.ravel(),
+            minlength=n_bins * n_grades,
         ).reshape(n_bins, n_grades)
         tab = (cnt + 0.5) / (cnt + 0.5).sum(1, keepdims=True)
         e_flip = (w * fv * (1 - h) / py).sum(1)
-        e_r = np.bincount(annotator, weights=e_flip, minlength=n_annotators)
+        e_r = np.bincount(annotator_k, weights=e_flip, minlength=n_annotators)
         # empirical Bayes: shrink each annotator's lapse rate towards the pooled rate
         f_bar = (float(e_r.sum()) + a0 - 1) / (float(n_r.sum()) + a0 + b0 - 2)
-        f = np.clip((e_r + lapse_shrink * f_bar) / (n_r + lapse_shrink), 1e-4, 0.49)
+        kappa = (
+            lapse_shrink
+            if lapse_shrink is not None
+            else lapse_pseudo_votes(e_r.astype(np.float64), n_r, f_bar)
+        )
+        f = np.clip((e_r + kappa * f_bar) / (n_r + kappa), 1e-4, 0.49)
         d1 = (1 - 2 * fv) * h * (1 - h) / py
         d2 = (1 - 2 * fv) * h * (1 - h) * (1 - 2 * h) / py - d1 * d1
-        g1 = np.bincount(annotator, weights=(w * d1).sum(1) * sgn * first, minlength=n_annotators)
-        g2 = np.bincount(annotator, weights=(w * d2).sum(1) * first * first, minlength=n_annotators)
+        g1 = np.bincount(
+            annotator_k, weights=(w * d1).sum(1) * sgn_k * first_k, minlength=n_annotators
+        )
+        g2 = np.bincount(
+            annotator_k, weights=(w * d2).sum(1) * first_k * first_k, minlength=n_annotators
+        )
         prec = 1.0 / position_sd**2
         gam = np.clip(gam - (g1 - prec * gam) / np.minimum(g2 - prec, -1e-9), -4.0, 4.0)
     post, h, fv, py, w, b, ll_total, c = estep(f, gam, tab, pi, nu)
-    p_flip = np.where(dec, (w * fv * (1 - h) / py).sum(1), 0.0)
+    flip_k = fv * (1 - h) / py  # per type and margin: P(reversed | margin)
+    p_flip = np.where(dec_v, (post[item] * flip_k[key]).sum(1), 0.0)
     post_a = (post * (grid > 0)).sum(1) + 0.5 * (post * (grid == 0)).sum(1)
     return LapseModel(
         np.clip(p_flip, 0.0, 1.0), post_a, f, gam, grid, pi, tab, ll_total, done, (zb, tau2), eps,
-        nu if is_tie.any() else None,
+        nu if is_tie.any() else None, post @ grid, float(kappa),
     )  # fmt: skip
 
 
-def sparse_logit_predictor(
-    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100
-) -> Callable[[Any], F64]:
+def lapse_pseudo_votes(e_r: F64, n_r: F64, f_bar: float, min_votes: float = 5.0) -> float:
+    """Pseudo-votes of the Beta prior that shrinks each annotator's lapse rate towards the
+    pooled rate `f_bar`, by the method of moments (beta-binomial): the rates' spread across
+    annotators (with ≥ `min_votes` decisive votes) minus what their binomial noise alone
+    gives is the between-annotator variance s²; κ = f̄(1 − f̄)/s² − 1. No spread beyond
+    the noise: one pooled rate (κ = MAX_PSEUDO_VOTES)."""
+    ok = n_r >= min_votes
+    if int(ok.sum()) < 2 or not 0.0 < f_bar < 1.0:
+        return MAX_PSEUDO_VOTES
+    rate = e_r[ok] / n_r[ok]
+    noise = float(np.mean(f_bar * (1 - f_bar) / n_r[ok]))
+    between = float(np.mean((rate - f_bar) ** 2)) - noise
+    if between <= f_bar * (1 - f_bar) / (MAX_PSEUDO_VOTES + 1):
+        return MAX_PSEUDO_VOTES
+    return float(max(f_bar * (1 - f_bar) / between - 1.0, 1.0))
+
+
+def sparse_logit_coef(
+    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100, init: F64 | None = None
+) -> F64:
     """Ridge logistic regression (intercept unpenalised) on a scipy sparse or dense design,
-    L-BFGS; returns a function x -> P(y = 1)."""
+    L-BFGS; `y` may be soft (probabilities); `init` warm-starts the coefficients. Returns
+    the coefficients, intercept first."""
     n = x.shape[0]
 
     def fun(beta: F64) -> tuple[float, F64]:
@@ -356,12 +415,19 @@ def sparse_logit_predictor(
         g = np.concatenate([[r.sum()], np.asarray(x.T @ r).ravel() + l2 * beta[1:]])
         return float(-ll.mean() + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
 
-    res = minimize(
-        fun, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", options={"maxiter": maxiter}
-    )
-    beta = np.asarray(res.x, dtype=np.float64)
+    start = np.zeros(x.shape[1] + 1) if init is None else init
+    res = minimize(fun, start, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    return np.asarray(res.x, dtype=np.float64)
 
-    def predict(xt: Any) -> F64:
-        return np.asarray(expit(np.asarray(xt @ beta[1:]).ravel() + beta[0]), dtype=np.float64)
 
-    return predict
+def logit_predict(beta: F64, x: Any) -> F64:
+    """P(y = 1) under coefficients `beta` (intercept first) for a sparse or dense design."""
+    return np.asarray(expit(np.asarray(x @ beta[1:]).ravel() + beta[0]), dtype=np.float64)
+
+
+def sparse_logit_predictor(
+    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100
+) -> Callable[[Any], F64]:
+    """`sparse_logit_coef` as a function x -> P(y = 1)."""
+    beta = sparse_logit_coef(x, y, l2, maxiter)
+    return lambda xt: logit_predict(beta, xt)
