@@ -17,7 +17,9 @@ one in more than 5% of runs).
 
 With `--people N`, also runs the annotator basis on N `pluralistic` data sets at two densities
 (the default ~150 votes per annotator, and 24 annotators: ~420 votes each) and prints the
-adjusted Rand index between the clusters and the true groups.
+adjusted Rand index between the clusters and the true groups; with `--people-context C`, at
+the default density without and with explain's `--context C` instead (`--people-seed S`: the
+first world's seed; `--datasets 0` skips the coverage part).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,8 @@ from prefkit.explain.data import votes_from_table
 from prefkit.explain.effects import EffectOptions, design, feature_effects
 from prefkit.schema import Kind
 from prefkit.simulate import simulate
+
+EMBED_CACHE = Path("benchmarks/.cache/embeddings")  # MiniLM vectors of the prompts (--context)
 
 
 def one(seed: int, size: int) -> dict[str, Any]:
@@ -58,14 +63,20 @@ def one(seed: int, size: int) -> dict[str, Any]:
     return out
 
 
-def people(seed: int, annotators: int) -> dict[str, Any]:
+def people(
+    seed: int, annotators: int, context: int = 0, cache: Path = EMBED_CACHE
+) -> dict[str, Any]:
     from sklearn.metrics import adjusted_rand_score
 
     from prefkit.explain.run import ExplainOptions, explain_table
 
     kw = {"annotators": annotators} if annotators else {}
     sim = simulate("pluralistic", seed=seed, **kw)
-    res = explain_table(sim.tables[Kind.COMPARISONS], ExplainOptions(directions=0))
+    # the basis and clusters use the point estimates only: fewer bootstrap rounds and
+    # stability pairs than explain's defaults leave them unchanged and save most of the time
+    opts = ExplainOptions(directions=0, context=context, embed_cache=cache,
+                          effects=EffectOptions(rounds=2, stability_pairs=2))  # fmt: skip
+    res = explain_table(sim.tables[Kind.COMPARISONS], opts)
     p = res.summary["people"]
     lab = [m["cluster"] for m in p["members"]]
     tr = [sim.truth["annotators"][m["group"]]["params"]["group"] for m in p["members"]]
@@ -79,7 +90,7 @@ def people(seed: int, annotators: int) -> dict[str, Any]:
         [max(gl[a], key=gl[a].get) for a in names],
     )
     return {"ari": adjusted_rand_score(tr, lab), "k": p["n_clusters"], "votes_each": votes,
-            "ari_bayes": bayes}  # fmt: skip
+            "ari_bayes": bayes, "context": context}  # fmt: skip
 
 
 def _one_thread() -> None:
@@ -97,6 +108,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=5000)
     ap.add_argument("--people", type=int, default=0)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--people-context", type=int, default=0,
+                    help="with --people: the basis at the default density also with --context N "
+                    "(prompt-context columns), beside the plain one")  # fmt: skip
+    ap.add_argument("--people-seed", type=int, default=None,
+                    help="first seed of the --people worlds (default: --seed)")  # fmt: skip
+    ap.add_argument("--cache-dir", type=Path, default=None,
+                    help=f"MiniLM embedding cache of the prompts (default {EMBED_CACHE}).")  # fmt: skip
     ap.add_argument("--workers", type=int, default=1, help="data sets fitted in parallel")
     args = ap.parse_args()
 
@@ -113,17 +131,29 @@ def main() -> None:
     if runs:
         report(runs, args, summary, t0)
     if args.people:
+        from scipy.stats import t as student
+
         rows = []
-        for annotators in (0, 24):
+        s0 = args.seed if args.people_seed is None else args.people_seed
+        # with --people-context: the default density, plain and with context; else both densities
+        ctx_n = args.people_context
+        runs_p = [(0, 0), (0, ctx_n)] if ctx_n else [(0, 0), (24, 0)]
+        for annotators, ctx in runs_p:
             for k in range(args.people):
-                r = people(args.seed + k, annotators)
+                r = people(s0 + k, annotators, ctx, args.cache_dir or EMBED_CACHE)
                 rows.append(r | {"annotators": annotators or "default"})
                 print(
-                    f"pluralistic seed {args.seed + k} annotators {annotators or 'default'}: "
-                    f"{r['votes_each']:.0f} votes each, K={r['k']}, ARI {r['ari']:.3f} "
+                    f"pluralistic seed {s0 + k} annotators {annotators or 'default'} context "
+                    f"{ctx}: {r['votes_each']:.0f} votes each, K={r['k']}, ARI {r['ari']:.3f} "
                     f"(Bayes classifier {r['ari_bayes']:.3f})",
                     flush=True,
                 )
+            aris = np.array([r["ari"] for r in rows[-args.people :]])
+            half = float(student.ppf(0.975, max(aris.size - 1, 1)) * aris.std(ddof=1)
+                         / np.sqrt(aris.size)) if aris.size > 1 else 0.0  # fmt: skip
+            print(f"annotators {annotators or 'default'} context {ctx}: mean ARI "
+                  f"{aris.mean():.3f} [{aris.mean() - half:.3f}, {aris.mean() + half:.3f}]",
+                  flush=True)  # fmt: skip
         summary["people"] = rows
     summary["seconds"] = time.perf_counter() - t0
     if args.json:

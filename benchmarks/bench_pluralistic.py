@@ -6,6 +6,9 @@ groups). Prints one JSON line per measurement.
 
     python -m benchmarks.bench_pluralistic [--votes-per-annotator 200] [--annotators 30]
         [--level-runs 200] [--permutations 199] [--skip-mixture] [--ceiling-seeds 5]
+    python -m benchmarks.bench_pluralistic --context-worlds 10 [--context-seed 100]
+        [--contexts 0,8,auto] [--context-features refusal] [--context-scenarios pluralistic]
+        [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from prefkit.rank.mixture import mixture_table
 from prefkit.rank.run import RankOptions, rank_table
 from prefkit.schema import Kind
 from prefkit.simulate import Simulation, simulate
+
+EMBED_CACHE = "benchmarks/.cache/embeddings"  # MiniLM vectors of the prompts (--context)
 
 
 def with_true_group(sim: Simulation) -> pa.Table:
@@ -77,14 +82,89 @@ def groups_and_test(sim: Simulation, permutations: int) -> dict[str, Any]:
     }
 
 
-def mixture_ari(sim: Simulation, k: int | None) -> dict[str, Any]:
+def mixture_ari(sim: Simulation, k: int | None, context: int | str = 0,
+                max_groups: int = 6, cache: str = EMBED_CACHE,
+                features: tuple[str, ...] = ("refusal",)) -> dict[str, Any]:  # fmt: skip
     truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
     t0 = time.perf_counter()
-    _, ann, _, summary = mixture_table(sim.tables[Kind.COMPARISONS], groups=k, items="response")
+    _, ann, _, summary = mixture_table(sim.tables[Kind.COMPARISONS], groups=k, items="response",
+                                       context=context, max_groups=max_groups,  # type: ignore[arg-type]
+                                       embed_cache=cache, context_features=features)  # fmt: skip
     labels = ann.column("group").to_pylist()
     ari = adjusted_rand_score([truth[a] for a in ann.column("annotator").to_pylist()], labels)
     return {"k_requested": k or "auto", "k": summary["groups"], "ari": ari,
+            "context": summary["context"]["components"],
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def mean_ci(v: list[float]) -> dict[str, float]:
+    """Mean and its 95% t-interval over worlds."""
+    from scipy.stats import t as student
+
+    a = np.asarray(v, dtype=np.float64)
+    half = (
+        float(student.ppf(0.975, a.size - 1) * a.std(ddof=1) / np.sqrt(a.size))
+        if a.size > 1
+        else 0.0
+    )
+    return {"mean": round(float(a.mean()), 3), "ci_low": round(float(a.mean()) - half, 3),
+            "ci_high": round(float(a.mean()) + half, 3)}  # fmt: skip
+
+
+def context_study(worlds: int, seed0: int, size: int, annotators: int, clean_size: int,
+                  scenarios: tuple[str, ...] = ("pluralistic", "pluralistic3", "clean"),
+                  cache: str = EMBED_CACHE,
+                  contexts: tuple[int | str, ...] | None = None,
+                  features: tuple[str, ...] = ("refusal",)) -> None:  # fmt: skip
+    """`--context` over fresh worlds (seeds seed0..seed0+worlds-1): ARI of bt-mixture with the
+    true K on `pluralistic` (context 0, 4, 8, auto) and `pluralistic3` (0, auto), and the
+    false-group rate on `clean` (`--groups auto --max-groups 3` finds more than one group;
+    context 0 and auto). One JSON line per world, then the means with 95% t-intervals."""
+    plan = {"pluralistic": (0, 4, 8, "auto"), "pluralistic3": (0, "auto")}
+    if contexts is not None:
+        plan = {scen: contexts for scen in plan}
+    for scen, ctxs in plan.items():
+        if scen not in scenarios:
+            continue
+        aris: dict[str, list[float]] = {str(c): [] for c in ctxs}
+        chosen: list[int] = []
+        for seed in range(seed0, seed0 + worlds):
+            sim = ensure_group_members(simulate(scen, size=size, seed=seed, annotators=annotators))
+            k_true = len(sim.truth["group_members"])
+            row: dict[str, Any] = {"scenario": scen, "seed": seed}
+            for c in ctxs:
+                r = mixture_ari(sim, k_true, c, cache=cache, features=features)
+                aris[str(c)].append(r["ari"])
+                row[f"ari_context_{c}"] = round(r["ari"], 3)
+                print(json.dumps({"scenario": scen, "seed": seed, "context": c, "features": features,
+                                  "chose": r["context"], "ari": round(r["ari"], 3),
+                                  "seconds": r["seconds"]}), flush=True)  # fmt: skip
+                if c == "auto":
+                    chosen.append(r["context"])
+                    row["auto_chose"] = r["context"]
+            print(json.dumps(row), flush=True)
+        print(json.dumps({"scenario": scen, "worlds": worlds, "seeds": [seed0, seed0 + worlds - 1],
+                          "votes": size, "annotators": annotators, "k": "true",
+                          "ari": {c: mean_ci(v) for c, v in aris.items()},
+                          "auto_chose": chosen}), flush=True)  # fmt: skip
+    false_groups: dict[str, list[float]] = {"0": [], "auto": []}
+    for seed in range(seed0, seed0 + worlds) if "clean" in scenarios else ():
+        sim = simulate("clean", size=clean_size, seed=seed)
+        t = sim.tables[Kind.COMPARISONS]
+        row = {"scenario": "clean", "seed": seed}
+        for c in (0, "auto"):
+            _, _, _, s = mixture_table(t, None, "response", context=c, max_groups=3,  # type: ignore[arg-type]
+                                       embed_cache=cache, context_features=features)  # fmt: skip
+            false_groups[str(c)].append(float(s["groups"] > 1))
+            row[f"k_context_{c}"] = s["groups"]
+            row[f"components_context_{c}"] = s["context"]["components"]
+        print(json.dumps(row), flush=True)
+    if "clean" not in scenarios:
+        return
+    print(json.dumps({"scenario": "clean", "worlds": worlds, "size": clean_size,
+                      "max_groups": 3, "false_group_rate": {c: float(np.mean(v))
+                                                            for c, v in false_groups.items()}}),
+          flush=True)  # fmt: skip
 
 
 def bayes_oracle_ari(sim: Simulation) -> float:
@@ -167,8 +247,31 @@ def main() -> None:
                     help="Also measure ARI of the mixture, the Bayes classifier and the "
                     "known-group feature ceiling over this many worlds per scenario.")  # fmt: skip
     ap.add_argument("--only-level", action="store_true", help="Only the level runs on clean.")
+    ap.add_argument(
+        "--context-worlds",
+        type=int,
+        default=0,
+        help="Only the prompt-context study (`context_study`) over this many worlds.",
+    )
+    ap.add_argument("--context-seed", type=int, default=100, help="First seed of that study.")
+    ap.add_argument("--cache-dir", default=None,
+                    help=f"MiniLM embedding cache of the prompts (default {EMBED_CACHE}).")  # fmt: skip
+    ap.add_argument("--contexts", default=None,
+                    help="Context settings of that study, e.g. 0,8,auto (default: 0,4,8,auto on "
+                    "pluralistic, 0,auto on pluralistic3).")  # fmt: skip
+    ap.add_argument("--context-features", default="refusal",
+                    help="Features whose effect may depend on the prompt (or all).")  # fmt: skip
+    ap.add_argument("--context-scenarios", default="pluralistic,pluralistic3,clean",
+                    help="Which parts of that study to run (comma-separated).")  # fmt: skip
     a = ap.parse_args()
     size = a.votes_per_annotator * a.annotators
+    if a.context_worlds:
+        context_study(a.context_worlds, a.context_seed, size, a.annotators, a.level_size,
+                      tuple(a.context_scenarios.split(",")), a.cache_dir or EMBED_CACHE,
+                      None if a.contexts is None else tuple(
+                          c if c == "auto" else int(c) for c in a.contexts.split(",")),
+                      tuple(a.context_features.split(",")))  # fmt: skip
+        return
     for scen in () if a.only_level else ("pluralistic", "pluralistic3"):
         sim = ensure_group_members(simulate(scen, size=size, seed=0, annotators=a.annotators))
         if "group_model_bt_strength" not in sim.truth:  # only the order matters (Spearman)

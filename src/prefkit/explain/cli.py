@@ -54,6 +54,19 @@ def explain_cmd(
     max_calls: int | None = typer.Option(
         None, "--max-calls", help="Stop before more than N paid LLM calls."
     ),
+    context: int = typer.Option(
+        0,
+        "--context",
+        min=0,
+        help="Annotator basis: N leading components of the prompts' MiniLM embeddings; the "
+        "--context-features' effects may depend on them (0 = off).",
+    ),
+    context_features: str = typer.Option(
+        "refusal",
+        "--context-features",
+        help="With --context: comma-separated features (or all) whose effect may depend on "
+        "the prompt.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of folds, bootstrap and dictionary."),
     fmt: str | None = typer.Option(None, "--from", help="Reader to use instead of detection."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
@@ -110,6 +123,9 @@ def explain_cmd(
     from prefkit.judge.cache import default_cache_dir
     from prefkit.schema import Kind
 
+    feats = tuple(f.strip() for f in context_features.split(",") if f.strip())
+    if not feats:
+        fail("--context-features must name at least one feature (or all)", code=2)
     check_output(out, src, "dir")
     one = single_canonical(src) if fmt in (None, "canonical") else None
     if one is not None:  # one canonical Parquet file: the feature pass reads it batch by batch
@@ -147,6 +163,8 @@ def explain_cmd(
         principles=cands,
         propose=propose,
         judge=judge,
+        context=context,
+        context_features=feats,
     )
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,

@@ -59,6 +59,8 @@ class ExplainOptions:
     propose: int = 0
     judge: JudgeSpec | None = None
     examples: int = 3
+    context: int = 0  # prompt-embedding components for the per-annotator basis (0 = off)
+    context_features: tuple[str, ...] = ("refusal",)
 
 
 Status = Callable[[str, int], Callable[[int], None]]  # (description, total) -> advance
@@ -93,8 +95,9 @@ def explain_table(table: pa.Table, opts: ExplainOptions, status: Status = _noop)
 
 
 def needs_text(opts: ExplainOptions) -> bool:
-    """Whether a part after the feature pass reads the texts (directions, principles)."""
-    return opts.directions > 0 or opts.judge is not None
+    """Whether a part after the feature pass reads the texts (directions, principles, the
+    prompts of the annotator basis's `--context`)."""
+    return opts.directions > 0 or opts.judge is not None or opts.context > 0
 
 
 def explain_batches(
@@ -314,9 +317,25 @@ def _people(
         notes.append(why)
         return {"skipped": why}
     sel = gid >= 0
-    x, y, g = d.x[sel], v.y[sel], gid[sel]
+    cols = list(d.names)
+    xall, pooled = d.x, eff.full
+    if opts.context > 0:
+        from prefkit.explain.model import fit
+        from prefkit.rank.data import RankInputError
+        from prefkit.rank.mixture import context_columns, context_names, prompt_context
+
+        try:
+            context_names(cols, opts.context_features)
+            z = prompt_context(v.prompt.to_pylist(), opts.context, opts.embed_cache)
+            inter, inames = context_columns(d.x, cols, z, opts.context_features)
+        except RankInputError as e:
+            raise ExplainInputError(str(e)) from e
+        xall = np.hstack([d.x, inter])
+        cols += list(inames)
+        pooled = fit(xall, v.y, eff.model)
+    x, y, g = xall[sel], v.y[sel], gid[sel]
     tick = status(f"{who} basis and clusters", 2)
-    h = hierarchical(x, y, g, names, eff.model, eff.full)
+    h = hierarchical(x, y, g, names, eff.model, pooled)
     b = basis((h.beta - h.mu) / h.tau)
     tick(1)
     mix = mixture(
@@ -325,13 +344,12 @@ def _people(
         g,
         len(names),
         eff.model,
-        eff.full,
+        pooled,
         b.coords[:, : min(5, b.coords.shape[1])],
         seed=opts.effects.seed,
     )
     tick(1)
     notes.extend(f"how people differ: {n}" for n in mix.notes)
-    cols = list(d.names)
     n_axes = min(3, len(b.explained))
     axes = []
     for k in range(n_axes):
@@ -358,7 +376,7 @@ def _people(
     ]
     clusters = []
     for c in range(mix.k):
-        diff = mix.beta[c] - eff.full.beta
+        diff = mix.beta[c] - pooled.beta
         top = np.argsort(-np.abs(diff))[:4]
         clusters.append(
             {
@@ -382,6 +400,7 @@ def _people(
         "aic": {str(k): a for k, a in mix.aic.items()},
         "criterion": "latent-class mixture of vote models over groups (EM); K in 1..6 by AIC "
         "+ 2 x classification entropy",
+        "context": {"components": opts.context, "columns": cols[len(d.names) :]},
         "population": dict(zip(cols, h.mu.tolist(), strict=True)),
         "between_group_sd": dict(zip(cols, h.tau.tolist(), strict=True)),
         "clusters": clusters,

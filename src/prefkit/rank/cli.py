@@ -386,6 +386,24 @@ def aggregate_cmd(
     seed: int = typer.Option(
         0, "--seed", min=0, help="bt-mixture: seed of the EM starts and folds."
     ),
+    context: str = typer.Option(
+        "0",
+        "--context",
+        help="bt-mixture with text: N leading components of the prompts' MiniLM embeddings; "
+        "the --context-features' effects may depend on them (0 = off; auto: 0, 4 or 8 by "
+        "held-out likelihood).",
+    ),
+    context_features: str = typer.Option(
+        "refusal",
+        "--context-features",
+        help="bt-mixture --context: comma-separated response features (or all) whose effect "
+        "may depend on the prompt.",
+    ),
+    cache_dir: Path | None = typer.Option(
+        None,
+        "--cache-dir",
+        help="bt-mixture --context: embedding cache (default ~/.cache/prefkit/embeddings).",
+    ),
     gold: Path | None = typer.Option(
         None, "--gold", help="CSV/JSONL with pair_id,outcome of pairs whose answer is known."
     ),
@@ -402,7 +420,19 @@ def aggregate_cmd(
         fail(f"{dst}: OUT must end in .parquet", code=2)
     check_output(dst, [src, gold], "file")
     if method == "bt-mixture":
-        _mixture(src, dst, groups, items, max_groups, seed, fmt, as_json)
+        feats = tuple(f.strip() for f in context_features.split(",") if f.strip())
+        n_ctx: int | str = context
+        if context != "auto":
+            try:
+                n_ctx = int(context)
+            except ValueError:
+                fail(f"--context must be a number or auto, not {context!r}", code=2)
+            if int(n_ctx) < 0:
+                fail("--context must be >= 0", code=2)
+        if not feats:
+            fail("--context-features must name at least one feature (or all)", code=2)
+        ctx = (n_ctx, feats, cache_dir)
+        _mixture(src, dst, groups, items, max_groups, seed, fmt, as_json, ctx)
         return
     gold_map = _read_gold(gold) if gold is not None else None
     import pyarrow.parquet as pq
@@ -445,6 +475,7 @@ def _mixture(
     seed: int,
     fmt: str | None,
     as_json: bool,
+    ctx: tuple[int | str, tuple[str, ...], Path | None],
 ) -> None:
     """`aggregate --method bt-mixture`: OUT keeps every vote with meta.group added;
     annotators.parquet (posterior group per annotator) and group_scores.parquet next to it."""
@@ -463,9 +494,11 @@ def _mixture(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from prefkit.io import save
+    from prefkit.judge.cache import default_cache_dir
     from prefkit.rank.data import RankInputError
     from prefkit.rank.mixture import mixture_table
 
+    cache = ctx[2] or (default_cache_dir().parent / "embeddings")
     table, rejected = _read_comparisons(src, fmt)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -477,6 +510,7 @@ def _mixture(
                 table, k, items, seed=seed, max_groups=max_groups,  # type: ignore[arg-type]
                 progress=lambda m: bar.console.print(f"[dim]{m}[/dim]"),
                 steps=lambda done, total: bar.update(task, completed=done, total=total),
+                context=ctx[0], context_features=ctx[1], embed_cache=cache,  # type: ignore[arg-type]
             )  # fmt: skip
         except RankInputError as e:
             bar.stop()

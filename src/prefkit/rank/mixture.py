@@ -11,7 +11,11 @@ predictor eta = x · beta_g, where x is the unit's design row:
   plus a linear function of its features (the torch-free reward features: length, formatting,
   refusal and hedging markers, ...), so x = [e_model(a) − e_model(b), phi(a) − phi(b)] with
   the feature differences standardised; a response's strength thereby carries over to every
-  pair it resembles, which is what lets groups be told apart when every pair is new.
+  pair it resembles, which is what lets groups be told apart when every pair is new;
+- **with prompt context** (`--context N`, opt-in): the effect of chosen features may depend on
+  the prompt: x gains the columns phi_f(a) − phi_f(b) times each of the N leading principal
+  components of the prompts' MiniLM embeddings (`prompt_context`), so a group can like a
+  refusal on one kind of prompt and dislike it on another (L2 prior `CONTEXT_PRIOR`).
 
 The E-step computes each annotator's posterior over groups from all of its votes jointly; the
 M-step refits every group's model on the posterior-weighted votes (Newton steps with an L2
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +49,9 @@ MixtureModel = Literal["bt", "davidson"]
 ITEM_PRIOR = 0.1
 FEATURE_PRIOR = 1.0
 TIE_PRIOR = 0.01  # on log nu around the pooled value (a group without ties stays finite)
+CONTEXT_PRIOR = 1.0  # on the feature x prompt-context interactions (standardised like features)
+CONTEXT_FEATURES = ("refusal",)  # default features whose effect may depend on the prompt
+CONTEXT_AUTO = (0, 4, 8)  # components `--context auto` chooses among (held-out likelihood)
 MAX_AUTO_GROUPS = 6
 FOLDS = 5
 DENSE_MAX_CELLS = 20_000_000  # the design is a dense array up to this many cells
@@ -327,30 +335,45 @@ def select_groups(
     per: dict[int, F64] = {}
     for k in ks:
         per[k] = heldout_loglik(d, fold, k, rng, n_init, progress)
-    totals = {k: float(v.sum()) for k, v in per.items()}
-    best = max(totals, key=lambda k: totals[k])
+    return one_se_choice(per, d.n_votes, "k")
+
+
+def one_se_choice(per: dict[int, F64], n_votes: int, key: str) -> tuple[int, list[dict[str, Any]]]:
+    """Of candidates ordered simplest first, each with its per-annotator held-out
+    log-likelihoods, the first within one standard error (paired over annotators) of the best
+    total: (choice, one record per candidate)."""
+    totals = {c: float(v.sum()) for c, v in per.items()}
+    best = max(totals, key=lambda c: totals[c])
     rows = []
-    n_ann = d.n_annotators
-    chosen = best
-    for k in ks:
-        diff = per[k] - per[best]
-        se = float(diff.std(ddof=1) * np.sqrt(n_ann)) if n_ann > 1 else 0.0
+    for c, v in per.items():
+        diff = v - per[best]
+        se = float(diff.std(ddof=1) * np.sqrt(diff.size)) if diff.size > 1 else 0.0
         rows.append(
             {
-                "k": k,
-                "heldout_loglik": totals[k] / d.n_votes,
-                "heldout_loglik_total": totals[k],
-                "difference": totals[k] - totals[best],
+                key: c,
+                "heldout_loglik": totals[c] / n_votes,
+                "heldout_loglik_total": totals[c],
+                "difference": totals[c] - totals[best],
                 "se": se,
             }
         )
-    for r in rows:  # smallest K within one standard error of the best
-        if r["difference"] >= -r["se"]:
-            chosen = int(r["k"])
-            break
+    chosen = next(int(r[key]) for r in rows if r["difference"] >= -r["se"])
     for r in rows:
-        r["chosen"] = r["k"] == chosen
+        r["chosen"] = r[key] == chosen
     return chosen, rows
+
+
+def with_context(des: Design, components: int) -> Design:
+    """The design keeping only the first `components` prompt-context components (0: none)."""
+    keep_f = [
+        f for f in des.features if "*ctx" not in f or int(f.rsplit("*ctx", 1)[1]) <= components
+    ]
+    n_items = len(des.item_names)
+    cols = list(range(n_items)) + [n_items + des.features.index(f) for f in keep_f]
+    d = des.data
+    data = replace(d, x=d.x[:, cols], penalty=d.penalty[cols],
+                   names=tuple(d.names[q] for q in cols))  # fmt: skip
+    return replace(des, data=data, features=tuple(keep_f))
 
 
 def coef_covariances(d: MixtureData, fit: MixtureFit) -> list[F64]:
@@ -438,10 +461,15 @@ def design_responses(
     model: MixtureModel = "bt",
     ties: str = "half",
     progress: Callable[[str], None] | None = None,
+    context: int = 0,
+    context_features: Sequence[str] = CONTEXT_FEATURES,
+    embed_cache: str | Path | None = None,
 ) -> Design:
     """With text: units are the compared pairs of responses (`meta.pair_id`, else prompt and
     the two texts), the design is the models' one-hot difference (when named) and the
-    standardised difference of the responses' features (`prefkit.reward.features`)."""
+    standardised difference of the responses' features (`prefkit.reward.features`); with
+    `context` > 0, also those features' differences (`context_features`, or ("all",)) times
+    the prompts' leading embedding components (`context_columns`)."""
     from prefkit.build.pairs import orient, vote_groups
     from prefkit.reward.features import response_features
     from prefkit.schema import messages_text
@@ -498,10 +526,69 @@ def design_responses(
     )
     x = np.hstack([np.asarray(mx.todense()), diff])
     pen = np.concatenate([np.full(len(names), ITEM_PRIOR), np.full(len(feats), FEATURE_PRIOR)])
+    if context > 0:
+        context_names(feats, context_features)  # bad names fail before the encoder loads
+        if progress is not None:
+            progress(f"prompt context: {context} component(s) of the prompt embeddings")
+        inter, inames = context_columns(
+            diff, feats, prompt_context(prompts, context, embed_cache), context_features
+        )
+        x = np.hstack([x, inter])
+        pen = np.concatenate([pen, np.full(len(inames), CONTEXT_PRIOR)])
+        feats = feats + inames
     out = ori.column("outcome").to_pylist()
     rel = np.array([_REL[str(o)] for o in out], dtype=np.int64)
     return _design(table, ann, rows, unit, rel, x, pen, tuple(names), feats, "response", model,
                    ties, skipped)  # fmt: skip
+
+
+def prompt_context(
+    prompts: Sequence[str], components: int, cache_dir: str | Path | None = None
+) -> F64:
+    """(len(prompts), c): every prompt's coordinates on the c = min(`components`, distinct
+    prompts − 1) leading principal components of the distinct prompts' MiniLM embeddings,
+    each scaled to unit standard deviation over the distinct prompts."""
+    from prefkit.reward.embed import embed_texts
+
+    uniq = sorted(set(prompts))
+    if len(uniq) < 2:
+        raise RankInputError("--context needs at least two distinct prompts")
+    e = np.asarray(embed_texts(uniq, cache_dir=cache_dir), dtype=np.float64)
+    e -= e.mean(axis=0)
+    u, s, _ = np.linalg.svd(e, full_matrices=False)
+    c = min(components, len(uniq) - 1, int((s > 1e-9 * s[0]).sum()))
+    z = u[:, :c] * s[:c]
+    z /= z.std(axis=0)
+    idx = {p: q for q, p in enumerate(uniq)}
+    return np.asarray(z[[idx[p] for p in prompts]], dtype=np.float64)
+
+
+def context_names(feats: Sequence[str], chosen: Sequence[str]) -> list[str]:
+    """The features named by `chosen` (("all",) = every one), checked against `feats`."""
+    names = list(feats) if tuple(chosen) == ("all",) else list(chosen)
+    missing = [f for f in names if f not in feats]
+    if missing:
+        raise RankInputError(
+            f"--context-features: {', '.join(missing)} not among the features that vary in "
+            f"this data ({', '.join(feats)})"
+        )
+    return names
+
+
+def context_columns(
+    diff: F64, feats: Sequence[str], z: F64, chosen: Sequence[str]
+) -> tuple[F64, tuple[str, ...]]:
+    """Interaction columns diff[:, f] * z[:, j] for every chosen feature f (names in `feats`,
+    or ("all",)) and context component j, each standardised, and their names `f*ctx{j+1}`."""
+    names = context_names(feats, chosen)
+    cols = [feats.index(f) for f in names]
+    inter = (diff[:, cols, None] * z[:, None, :]).reshape(diff.shape[0], -1)
+    sd = inter.std(axis=0)
+    keep = sd > 1e-12
+    labels = [f"{f}*ctx{j + 1}" for f in names for j in range(z.shape[1])]
+    return inter[:, keep] / sd[keep], tuple(
+        n for n, k in zip(labels, keep.tolist(), strict=True) if k
+    )
 
 
 def _design(
@@ -553,6 +640,9 @@ def mixture_table(
     n_init: int = 8,
     progress: Callable[[str], None] | None = None,
     steps: Callable[[int, int], None] | None = None,
+    context: int | Literal["auto"] = 0,
+    context_features: Sequence[str] = CONTEXT_FEATURES,
+    embed_cache: str | Path | None = None,
 ) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]:
     """`prefkit aggregate --method bt-mixture`: (the votes with `meta.group` and
     `meta.group_posterior` added for every row whose annotator was fitted, the annotators
@@ -572,38 +662,56 @@ def mixture_table(
         items = "response" if has_text else "model"
     if items not in ("model", "response"):
         raise RankInputError(f"unknown items {items!r}: auto, model or response")
+    auto_ctx = context == "auto"
+    n_ctx = max(CONTEXT_AUTO) if auto_ctx else int(context)
+    if n_ctx < 0:
+        raise RankInputError("--context must be >= 0")
+    if n_ctx and items == "model":
+        raise RankInputError("--context needs response text (--items response)")
     say = progress or (lambda _m: None)
-    des = (
+    full = (
         design_models(table, model, ties)
         if items == "model"
-        else design_responses(table, model, ties, say)
+        else design_responses(table, model, ties, say, n_ctx, context_features, embed_cache)
     )
+    # with --context auto, K is chosen without the context columns, then the context at K
+    des = with_context(full, 0) if auto_ctx else full
     d = des.data
     rng = np.random.default_rng(seed)
     selection = None
-    if groups is None:
-        ks = list(range(1, min(max_groups, d.n_annotators) + 1))
-        say(f"choosing the number of groups among {ks[0]}..{ks[-1]} by held-out likelihood")
-        total = len(ks) * FOLDS + 1
-        done = [0]
+    context_selection = None
+    ks = list(range(1, min(max_groups, d.n_annotators) + 1)) if groups is None else []
+    total = (len(ks) + (len(CONTEXT_AUTO) if auto_ctx else 0)) * FOLDS + 1
+    done = [0]
 
-        def tick(n: int) -> None:
-            done[0] += n
-            if steps is not None:
-                steps(done[0], total)
-
+    def tick(n: int) -> None:
+        done[0] += n
         if steps is not None:
-            steps(0, total)
+            steps(done[0], total)
+
+    if steps is not None:
+        steps(0, total)
+    if groups is None:
+        say(f"choosing the number of groups among {ks[0]}..{ks[-1]} by held-out likelihood")
         k, selection = select_groups(d, ks, rng, progress=tick)
     else:
         k = int(groups)
         if k < 1:
             raise RankInputError("--groups must be >= 1")
+    if auto_ctx:
+        say(f"choosing the prompt context among {CONTEXT_AUTO} component(s) at K = {k}")
+        fold = folds_of(d, FOLDS, rng)
+        per = {
+            c: heldout_loglik(with_context(full, c).data, fold, k, rng, 4, tick)
+            for c in CONTEXT_AUTO
+        }
+        n_ctx, context_selection = one_se_choice(per, d.n_votes, "components")
+        des = with_context(full, n_ctx)
+        d = des.data
     say(f"fitting {k} group(s) on {d.n_votes} votes by {d.n_annotators} annotators")
     fit = fit_mixture(d, k, rng, n_init=n_init)
     if steps is not None:
-        n_fits = 1 if groups is not None else len(ks) * FOLDS + 1
-        steps(n_fits, n_fits)
+        steps(total, total)
     covs = coef_covariances(d, fit)
     z = float(norm.ppf(0.5 + level / 2.0))
     gnames = [f"g{q + 1}" for q in range(k)]
@@ -685,7 +793,13 @@ def mixture_table(
         "features": list(des.features),
         "top_items": top,
         "level": level,
-        "priors": {"items": ITEM_PRIOR, "features": FEATURE_PRIOR},
+        "priors": {"items": ITEM_PRIOR, "features": FEATURE_PRIOR, "context": CONTEXT_PRIOR},
+        "context": {
+            "components": n_ctx,
+            "requested": context,
+            "features": [f for f in des.features if "*ctx" in f],
+            "selection": context_selection,
+        },
     }
     return out, ann_table, scores, summary
 
