@@ -53,6 +53,14 @@ def test_lapse_rates_and_position_biases_are_recovered() -> None:
     # fitting on a subset of the items and scoring every vote gives nearly the same scores
     sub = lapse_model(*args, max_votes=4000)
     assert np.corrcoef(sub.p_flip, m.p_flip)[0, 1] > 0.95
+    # ... scored a chunk of items at a time (bounded memory): the same as one E-step over
+    # every vote with the fitted parameters
+    whole = lapse_model(*args, init=sub, iters=0, max_votes=0)
+    assert np.allclose(sub.p_flip, whole.p_flip, atol=1e-12)
+    assert np.allclose(sub.posterior_a, whole.posterior_a, atol=1e-12)
+    assert abs(sub.loglik - whole.loglik) < 1e-6 * abs(whole.loglik)
+    assert sub.margin is not None and whole.margin is not None
+    assert np.allclose(sub.margin, whole.margin, atol=1e-12)
 
 
 def test_lapse_shrinkage_estimated_from_the_spread_of_the_rates() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -66,28 +67,23 @@ def audit_cmd(
     bad = [c for c in chosen if c not in CHECKS]
     if bad:
         fail(f"--checks: unknown {bad}; known: {', '.join(CHECKS)}", code=2)
-    from prefkit.io.base import ReadOptions
+    from prefkit.io.canonical import canonical_files
 
     eng = engine_of(engine)
-    result = read(src, fmt, ReadOptions(engine=eng))
-    report_rejects(src, result.rejects)
-    if Kind.COMPARISONS in result.tables:
-        table = result.tables[Kind.COMPARISONS]
-    elif Kind.RANKINGS in result.tables:
-        from prefkit.audit.frame import comparisons_from_rankings
 
-        ranked = result.tables[Kind.RANKINGS]
-        table = comparisons_from_rankings(ranked)
-        console.print(
-            f"{src}: {ranked.num_rows} rankings, audited as the {table.num_rows} comparisons "
-            "they imply (every pair of a ranking)"
-        )
+    # canonical comparisons Parquet is read batch by batch by the audit itself (bounded
+    # memory); --fix rewrites the table, so it reads it whole
+    files = canonical_files(src, Kind.COMPARISONS) if fmt in (None, "canonical") else None
+    if files is not None and fix is None:
+        import pyarrow.parquet as pq
+
+        table: Any = files
+        n_rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        if n_rows == 0:
+            fail(f"{src}: no valid row (0 rejected)")
     else:
-        fail(
-            f"{src}: the audit reads comparisons (or rankings); this file holds {result.kind.value}"
-        )
-    if table.num_rows == 0:
-        fail(f"{src}: no valid row ({len(result.rejects)} rejected)")
+        table = _read_table(src, fmt, eng)
+        n_rows = table.num_rows
     eval_table = None
     if against is not None:
         eval_table = read(against).table
@@ -126,7 +122,7 @@ def audit_cmd(
     fl = res.summary["flagged"]
     info = fl["by_severity"].get("info", 0)
     console.print(
-        f"[bold]{src}[/bold]: {table.num_rows} comparisons, {fl['rows']} rows with errors or "
+        f"[bold]{src}[/bold]: {n_rows} comparisons, {fl['rows']} rows with errors or "
         f"warnings ({100 * fl['share']:.1f}%), {info} more worth a look (info)"
     )
     console.print(res.summary["health"]["headline"], markup=False)
@@ -135,6 +131,34 @@ def audit_cmd(
             console.print(f"  {sev:<7} {issue}: {n}")
     if out is not None:
         console.print(f"report: {out / 'report.html'}")
+
+
+def _read_table(src: Path, fmt: str | None, eng: str) -> Any:
+    """Comparisons from any reader (rankings become the comparisons they imply)."""
+    from prefkit.io.base import ReadOptions
+    from prefkit.io.detect import read
+    from prefkit.schema import Kind
+
+    result = read(src, fmt, ReadOptions(engine=eng))
+    report_rejects(src, result.rejects)
+    if Kind.COMPARISONS in result.tables:
+        table = result.tables[Kind.COMPARISONS]
+    elif Kind.RANKINGS in result.tables:
+        from prefkit.audit.frame import comparisons_from_rankings
+
+        ranked = result.tables[Kind.RANKINGS]
+        table = comparisons_from_rankings(ranked)
+        console.print(
+            f"{src}: {ranked.num_rows} rankings, audited as the {table.num_rows} comparisons "
+            "they imply (every pair of a ranking)"
+        )
+    else:
+        fail(
+            f"{src}: the audit reads comparisons (or rankings); this file holds {result.kind.value}"
+        )
+    if table.num_rows == 0:
+        fail(f"{src}: no valid row ({len(result.rejects)} rejected)")
+    return table
 
 
 def register(app: typer.Typer) -> None:

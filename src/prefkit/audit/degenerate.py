@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from prefkit.audit.findings import Findings, concat_rows, distinct_rows, flag_rows, make_rows
-from prefkit.audit.frame import Frame, codes_of
+from prefkit.audit.frame import Frame
 
 CHECK = "degenerate"
 
@@ -75,10 +75,8 @@ def find_degenerate(f: Frame) -> Findings:
         )
         from prefkit.audit.truncation import truncation_scores
 
-        code, raw = codes_of(
-            pa.concat_arrays([f.a.cast(pa.large_string()), f.b.cast(pa.large_string())])
-        )
-        t_score, t_reason, found = truncation_scores(raw)
+        code = np.concatenate([f.a_raw, f.b_raw])
+        t_score, t_reason, found = truncation_scores(f.raw_texts)
         summary["length_cap"] = found["length_cap"]
         summary["word_limit"] = found["word_limit"]
         sc = np.where(code >= 0, t_score[np.maximum(code, 0)], 0.0)
@@ -123,9 +121,8 @@ def find_degenerate(f: Frame) -> Findings:
     placeholder = _np(pc.match_substring_regex(prompts, PLACEHOLDER))
     tmpl = bare | placeholder
     if tmpl.any():
-        has_prompt = np.asarray(f.table.column("prompt").is_valid(), dtype=bool)
         rows = f.prompt_rows(tmpl)
-        rows = rows[has_prompt[rows]]
+        rows = rows[f.prompt_valid[rows]]
         flag_rows(
             parts,
             summary,

@@ -28,6 +28,7 @@ from prefkit.audit.minhash import (
     U32,
     near_duplicate_clusters,
     signatures,
+    similarity,
 )
 
 CHECK = "duplicates"
@@ -250,7 +251,7 @@ def _pair_similarity(f: Frame, r1: I64, r2: I64, psig: U32, tsig: U32) -> NDArra
     responses' (either order), the smallest of the three."""
 
     def s(i1: I64, i2: I64, sig: U32) -> NDArray[np.float64]:
-        return np.asarray((sig[np.maximum(i1, 0)] == sig[np.maximum(i2, 0)]).mean(axis=1))
+        return similarity(sig, np.maximum(i1, 0), np.maximum(i2, 0))
 
     a1, b1, a2, b2 = f.a_code[r1], f.b_code[r1], f.a_code[r2], f.b_code[r2]
     sp = s(f.prompt_code[r1], f.prompt_code[r2], psig)

@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from prefkit.audit.frame import Frame
-from prefkit.audit.minhash import U32
+from prefkit.audit.minhash import U32, distinct, similarity
 
 F64 = NDArray[np.float64]
 
@@ -35,8 +35,8 @@ def style(f: Frame, psig: U32 | None = None, tsig: U32 | None = None) -> dict[st
         out[f"{name}_b"] = np.asarray(f.row[f"{name}_b"], dtype=np.float64)
     if psig is not None and tsig is not None and f.has_text:
         pcode = np.maximum(f.prompt_code, 0)
-        out["overlap_a"] = (psig[pcode] == tsig[np.maximum(f.a_code, 0)]).mean(axis=1)
-        out["overlap_b"] = (psig[pcode] == tsig[np.maximum(f.b_code, 0)]).mean(axis=1)
+        out["overlap_a"] = similarity(psig, pcode, np.maximum(f.a_code, 0), tsig)
+        out["overlap_b"] = similarity(psig, pcode, np.maximum(f.b_code, 0), tsig)
     else:
         out["overlap_a"] = np.zeros(f.n)
         out["overlap_b"] = np.zeros(f.n)
@@ -60,40 +60,82 @@ def design(f: Frame, st: dict[str, F64]) -> tuple[F64, list[str]]:
     return np.column_stack([cols[k] for k in names]), names
 
 
-def ngram_matrix(texts: pa.Array, min_df: int = 3, max_df: float = 0.5, n: int = 2) -> Any:
-    """Binary word 1..`n`-gram presence (scipy CSR, one row per text). The vocabulary is the
-    data's own (no hashing): n-grams in at least `min_df` texts and at most a `max_df` share
-    of them."""
-    from scipy.sparse import csr_matrix
+U64 = NDArray[np.uint64]
+_MIX = np.uint64(0x9E3779B97F4A7C15)
 
-    n_docs = len(texts)
+
+def _ngram_keys(texts: pa.Array, n: int = 2) -> tuple[NDArray[np.int64], U64]:
+    """(text index, 64-bit key) of every word 1..`n`-gram occurrence of `texts` (lower-cased
+    words, split at anything but word characters, `*`, `#` and backticks). A key hashes the n-gram's words
+    (polars' 64-bit string hash, chained), so the same n-gram gets the same key in any batch."""
+    import polars as pl
+
     toks = pc.split_pattern_regex(pc.utf8_lower(pc.fill_null(texts, "")), r"[^\w*#`]+")
+    if isinstance(toks, pa.ChunkedArray):
+        toks = toks.combine_chunks()
     flat = toks.flatten()
-    enc = pc.dictionary_encode(flat)
     keep = np.asarray(pc.utf8_length(flat), dtype=np.int64) > 0
-    codes = np.asarray(enc.indices, dtype=np.int64)[keep]
-    doc = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(np.asarray(toks.offsets)))[keep]
-    vocab = len(enc.dictionary)
-    feats, docs = [codes], [doc]
-    offset = vocab
-    cur = codes  # code of the (k-1)-gram starting at each position
+    h = pl.Series(flat.cast(pa.large_string())).hash(seed=0).to_numpy()[keep]
+    doc = np.repeat(np.arange(len(texts), dtype=np.int64), np.diff(np.asarray(toks.offsets)))
+    doc = doc[keep]
+    keys, docs = [h], [doc]
+    cur = h  # key of the (k-1)-gram starting at each position
     for k in range(2, n + 1):
-        m = codes.size - k + 1
+        m = h.size - k + 1
         if m <= 0:
             break
-        _, comp = np.unique(cur[:m] * vocab + codes[k - 1 :], return_inverse=True)
-        cur = comp.astype(np.int64)
+        cur = cur[:m] * _MIX + h[k - 1 :]
         same = doc[:m] == doc[k - 1 :]
-        feats.append(offset + cur[same])
+        keys.append(cur[same])
         docs.append(doc[:m][same])
-        offset += int(cur.max()) + 1
-    span = offset + 1
-    key = np.unique(np.concatenate(docs) * span + np.concatenate(feats))
-    dd, feat = key // span, key % span
-    df = np.bincount(feat)
-    ok = (df[feat] >= min_df) & (df[feat] <= max(min_df, max_df * n_docs))
-    _, col = np.unique(feat[ok], return_inverse=True)
-    n_col = int(col.max()) + 1 if col.size else 0
-    return csr_matrix(
-        (np.ones(int(ok.sum())), (dd[ok], col.astype(np.int64))), shape=(n_docs, max(n_col, 1))
-    )
+    return np.concatenate(docs), np.concatenate(keys)
+
+
+def _presence(doc: NDArray[np.int64], col: NDArray[np.int64], shape: tuple[int, int]) -> Any:
+    """Binary CSR matrix with a 1 at each (doc, col) (repeats count once)."""
+    from scipy.sparse import csr_matrix
+
+    m = csr_matrix((np.ones(doc.size), (doc, col)), shape=shape)
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def _vocab(doc: NDArray[np.int64], key: U64, n_docs: int, min_df: int, max_df: float) -> U64:
+    uniq = np.asarray(distinct(key), dtype=np.uint64)
+    if uniq.size == 0:
+        return uniq
+    inv = np.searchsorted(uniq, key).astype(np.int64)
+    df = np.bincount(_presence(doc, inv, (n_docs, uniq.size)).indices, minlength=uniq.size)
+    return np.asarray(uniq[(df >= min_df) & (df <= max(min_df, max_df * n_docs))])
+
+
+def ngram_vocab(texts: pa.Array, min_df: int = 3, max_df: float = 0.5, n: int = 2) -> U64:
+    """The n-gram vocabulary of `texts` (sorted keys, see `ngram_matrix`): n-grams in at least
+    `min_df` texts and at most a `max_df` share of them."""
+    doc, key = _ngram_keys(texts, n)
+    return _vocab(doc, key, len(texts), min_df, max_df)
+
+
+def ngram_matrix(
+    texts: pa.Array,
+    min_df: int = 3,
+    max_df: float = 0.5,
+    n: int = 2,
+    vocab: U64 | None = None,
+) -> Any:
+    """Binary word 1..`n`-gram presence (scipy CSR, one row per text, one column per entry of
+    the vocabulary). The vocabulary is the data's own (`ngram_vocab(texts, min_df, max_df)`)
+    unless a fixed one is given — e.g. built on a sample, then applied to every batch of texts
+    (a text's row depends on that text and the vocabulary only)."""
+    n_docs = len(texts)
+    doc, key = _ngram_keys(texts, n)
+    if vocab is None:
+        vocab = _vocab(doc, key, n_docs, min_df, max_df)
+    if vocab.size == 0:
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((n_docs, 1))
+    pos = np.minimum(np.searchsorted(vocab, key), vocab.size - 1)
+    hit = vocab[pos] == key
+    return _presence(doc[hit], pos[hit].astype(np.int64), (n_docs, vocab.size))

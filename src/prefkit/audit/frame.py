@@ -7,12 +7,16 @@ collapsed), equal texts get integer codes, and every pair gets an orientation-fr
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from prefkit.schema import Kind, SchemaError, conform, kind_of
@@ -103,19 +107,99 @@ def _meta(table: pa.Table, key: str, n: int) -> pa.Array:
     return pc.map_lookup(m, key, "first").cast(pa.string())
 
 
+BATCH_ROWS = 1 << 16  # rows per batch while the frame reads text
+U64 = NDArray[np.uint64]
+TEXT_COLUMNS = ("prompt", "response_a", "response_b")
+
+
+def hash64(arr: pa.Array | pa.ChunkedArray) -> U64:
+    """A 64-bit hash of each string (polars' seeded string hash: equal strings, equal hashes;
+    two distinct strings of a million collide with probability ~1e-8)."""
+    import polars as pl
+
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return np.asarray(pl.Series(arr.cast(pa.large_string())).hash(seed=0).to_numpy())
+
+
+Source: TypeAlias = pa.Table | Sequence[Path]
+
+
+def text_batches(source: Source, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
+    """A conformed comparisons table, or canonical Parquet files read batch by batch (each
+    batch conformed and validated; an error names the file and the row in it)."""
+    if isinstance(source, pa.Table):
+        for i in range(0, source.num_rows, rows):
+            yield source.slice(i, rows)
+        return
+    from prefkit.io.base import InputError
+    from prefkit.schema import validate
+
+    for path in source:
+        start = 0
+        for rb in pq.ParquetFile(path).iter_batches(batch_size=rows):
+            t = pa.Table.from_batches([rb])
+            try:
+                t = conform(t, Kind.COMPARISONS)
+                validate(t, Kind.COMPARISONS)
+            except SchemaError as e:
+                line = None if e.row is None else start + int(e.row)
+                raise InputError(path, e.reason, line=line, field=e.column) from e
+            start += t.num_rows
+            yield t
+
+
+def _cat(xs: list[U64]) -> U64:
+    return np.concatenate(xs) if xs else np.zeros(0, dtype=np.uint64)
+
+
+class _Distinct:
+    """The distinct strings of a stream of batches, kept once each (keyed by `hash64`)."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.hashes: list[U64] = []
+        self.values: list[pa.Array] = []
+
+    def add(self, h: U64, values: pa.Array) -> None:
+        u, first = np.unique(h, return_index=True)
+        new = np.fromiter((int(x) not in self.seen for x in u), dtype=bool, count=u.size)
+        if new.any():
+            self.seen.update(u[new].tolist())
+            self.hashes.append(u[new])
+            self.values.append(values.take(pa.array(first[new])).cast(pa.large_string()))
+
+    def codes(self, *row_hashes: U64) -> tuple[list[I64], pa.Array]:
+        """Per-row codes of each hash array and the distinct values by code; codes number the
+        values in order of first occurrence in the concatenated arrays (as
+        `pyarrow.compute.dictionary_encode` of the concatenated strings)."""
+        seq = np.concatenate(row_hashes)
+        uniq, first, inv = np.unique(seq, return_index=True, return_inverse=True)
+        rank = np.empty(uniq.size, dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(uniq.size)
+        code = rank[inv.reshape(-1)]
+        if self.hashes:
+            got = np.concatenate(self.hashes)
+            where = np.empty(uniq.size, dtype=np.int64)
+            where[rank[np.searchsorted(uniq, got)]] = np.arange(got.size)
+            values = pa.concat_arrays(self.values).take(pa.array(where))
+        else:
+            values = pa.array([], pa.large_string())
+        cuts = np.cumsum([len(h) for h in row_hashes])[:-1]
+        return [c.astype(np.int64) for c in np.split(code, cuts)], values
+
+
 @dataclass
 class Frame:
-    """Comparison rows as arrays. Built by `Frame.of(table)`."""
+    """Comparison rows as arrays. Built by `Frame.of(table or canonical Parquet files)`, which
+    reads the text batch by batch and keeps, per row, only codes and lengths; text is kept
+    once per distinct (normalized) prompt and response, and re-read from the source for the
+    rows a report shows (`text_rows`)."""
 
-    table: pa.Table
+    table: pa.Table  # every column but the text ones (prompt, response_a, response_b)
+    origin: Source  # where the text is (the table given, or the Parquet files)
     n: int
     row_id: pa.Array
-    prompt: pa.Array  # raw text
-    a: pa.Array
-    b: pa.Array
-    prompt_norm: pa.Array
-    a_norm: pa.Array
-    b_norm: pa.Array
     len_prompt: I64
     len_a: I64
     len_b: I64
@@ -132,56 +216,89 @@ class Frame:
     b_code: I64
     texts: pa.Array  # distinct normalized responses (index = a_code / b_code)
     prompts: pa.Array  # distinct normalized prompts (index = prompt_code)
+    a_raw: I64  # codes of the responses as written (joined messages, not normalized)
+    b_raw: I64
+    raw_texts: pa.Array  # distinct responses as written (index = a_raw / b_raw)
+    prompt_valid: B  # the row has a prompt (not null)
     has_text: bool
     extra: dict[str, object] = field(default_factory=dict)
     stats: dict[str, NDArray[np.generic]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, table: pa.Table) -> Frame:
-        if kind_of(table) is not Kind.COMPARISONS:
-            raise SchemaError(None, "*", "the audit reads comparison tables")
-        table = conform(table, Kind.COMPARISONS)
+    def of(cls, source: Source, stats: bool = True, rows: int = BATCH_ROWS) -> Frame:
+        """Read `source` (a comparisons table, or canonical comparisons Parquet files) batch by
+        batch. `stats`: also compute the row-wise statistics (`audit.rowwise.row_stats`) of
+        each batch (else an engine fills `stats`, or `row` computes them when first read)."""
+        from prefkit.audit.rowwise import row_stats, stats_arrays
+
+        if isinstance(source, pa.Table):
+            if kind_of(source) is not Kind.COMPARISONS:
+                raise SchemaError(None, "*", "the audit reads comparison tables")
+            source = conform(source, Kind.COMPARISONS)
+        prompts, texts, raw = _Distinct(), _Distinct(), _Distinct()
+        hp: list[U64] = []
+        ha: list[U64] = []
+        hb: list[U64] = []
+        ra: list[U64] = []
+        rb: list[U64] = []
+        lens: list[list[I64]] = [[], [], []]
+        valid: list[B] = []
+        rest: list[pa.Table] = []
+        parts: list[pa.Table] = []
+        with_text = 0
+        for t in text_batches(source, rows):
+            p, a, b = (joined_text(_column(t, c)) for c in TEXT_COLUMNS)
+            pn, an, bn = normalize(p), normalize(a), normalize(b)
+            hp.append(hash64(pn))
+            ha.append(hash64(an))
+            hb.append(hash64(bn))
+            ra.append(hash64(a))
+            rb.append(hash64(b))
+            prompts.add(hp[-1], pn)
+            texts.add(np.concatenate([ha[-1], hb[-1]]), pa.concat_arrays([an, bn]))
+            raw.add(np.concatenate([ra[-1], rb[-1]]), pa.concat_arrays([a, b]))
+            for k, x in enumerate((p, a, b)):
+                lens[k].append(np.asarray(pc.utf8_length(x), dtype=np.int64))
+            valid.append(np.asarray(_column(t, "prompt").is_valid(), dtype=bool))
+            resp = pc.or_(_column(t, "response_a").is_valid(), _column(t, "response_b").is_valid())
+            with_text += int(pc.sum(resp.cast(pa.int64())).as_py() or 0)
+            if stats:
+                parts.append(row_stats(t.select(list(TEXT_COLUMNS))))
+            rest.append(t.drop_columns(list(TEXT_COLUMNS)))
+        if not rest:
+            empty = (
+                conform(pa.table({}), Kind.COMPARISONS)
+                if not isinstance(source, pa.Table)
+                else source
+            )
+            rest = [empty.slice(0, 0).drop_columns(list(TEXT_COLUMNS))]
+        table = pa.concat_tables(rest).combine_chunks()
         n = table.num_rows
-        prompt = joined_text(_column(table, "prompt"))
-        a = joined_text(_column(table, "response_a"))
-        b = joined_text(_column(table, "response_b"))
-        pn, an, bn = normalize(prompt), normalize(a), normalize(b)
-        prompt_code, prompts = codes_of(pn)
-        ab_code, texts = codes_of(pa.concat_arrays([an, bn]))
+        (prompt_code,), prompt_values = prompts.codes(_cat(hp))
+        (a_code, b_code), text_values = texts.codes(_cat(ha), _cat(hb))
+        (a_raw, b_raw), raw_values = raw.codes(_cat(ra), _cat(rb))
         out = np.asarray(
             pc.fill_null(pc.index_in(_column(table, "outcome"), pa.array(OUTCOME_NAMES)), 0),
             dtype=np.int8,
         )
         ann_code, anns = codes_of(_string_col(table, "annotator", n))
         src_code, srcs = codes_of(_string_col(table, "source", n))
-        split_arr = _meta(table, "split", n)
-        split_code, splits = codes_of(split_arr)
+        split_code, splits = codes_of(_meta(table, "split", n))
         sf = np.asarray(
             pc.fill_null(
                 pc.index_in(_string_col(table, "shown_first", n), pa.array(["a", "b"])), -1
             ),
             dtype=np.int8,
         )
-        has_text = bool(
-            n
-            and (
-                _column(table, "response_a").null_count < n
-                or _column(table, "response_b").null_count < n
-            )
-        )
+        lp, la, lb = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in lens)
         return cls(
             table=table,
+            origin=source,
             n=n,
             row_id=_column(table, "id").cast(pa.string()),
-            prompt=prompt,
-            a=a,
-            b=b,
-            prompt_norm=pn,
-            a_norm=an,
-            b_norm=bn,
-            len_prompt=np.asarray(pc.utf8_length(prompt), dtype=np.int64),
-            len_a=np.asarray(pc.utf8_length(a), dtype=np.int64),
-            len_b=np.asarray(pc.utf8_length(b), dtype=np.int64),
+            len_prompt=lp,
+            len_a=la,
+            len_b=lb,
             outcome=out,
             annotator=ann_code,
             annotators=[str(x) for x in anns.to_pylist()],
@@ -191,24 +308,49 @@ class Frame:
             split=split_code,
             splits=[str(x) for x in splits.to_pylist()],
             prompt_code=prompt_code,
-            a_code=ab_code[:n],
-            b_code=ab_code[n:],
-            texts=texts,
-            prompts=prompts,
-            has_text=has_text,
+            a_code=a_code,
+            b_code=b_code,
+            texts=text_values,
+            prompts=prompt_values,
+            a_raw=a_raw,
+            b_raw=b_raw,
+            raw_texts=raw_values,
+            prompt_valid=np.concatenate(valid) if valid else np.zeros(0, dtype=bool),
+            has_text=bool(n and with_text > 0),
+            stats=stats_arrays(pa.concat_tables(parts)) if parts else {},
         )
+
+    def text_rows(self, idx: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """The prompt and the two responses (joined messages, as written) of rows `idx`, read
+        again from the source batch by batch."""
+        want = np.unique(np.asarray(idx, dtype=np.int64))
+        out: dict[int, tuple[str, str, str]] = {}
+        start = 0
+        for t in text_batches(self.origin):
+            lo = np.searchsorted(want, start)
+            hi = np.searchsorted(want, start + t.num_rows)
+            if hi > lo:
+                sub = t.take(pa.array(want[lo:hi] - start))
+                p, a, b = (joined_text(_column(sub, c)).to_pylist() for c in TEXT_COLUMNS)
+                for j, r in enumerate(want[lo:hi].tolist()):
+                    out[r] = (p[j], a[j], b[j])
+            start += t.num_rows
+            if hi >= want.size:
+                break
+        return out
 
     # -- derived keys ------------------------------------------------------------------
 
     @cached_property
     def row(self) -> dict[str, NDArray[np.generic]]:
-        """Row-wise text statistics and flags (`audit.rowwise.row_stats`): the ones an engine
-        computed (`stats`), else computed here in one call."""
+        """Row-wise text statistics and flags (`audit.rowwise.row_stats`): the ones computed
+        while reading or by an engine (`stats`), else computed here batch by batch."""
         if self.stats:
             return self.stats
-        from prefkit.audit.rowwise import TEXT_COLUMNS, row_stats, stats_arrays
+        from prefkit.audit.rowwise import row_stats, stats_arrays
 
-        return stats_arrays(row_stats(self.table.select(list(TEXT_COLUMNS))))
+        parts = [row_stats(t.select(list(TEXT_COLUMNS))) for t in text_batches(self.origin)]
+        return stats_arrays(pa.concat_tables(parts)) if parts else {}
 
     @cached_property
     def model_codes(self) -> tuple[I64, I64]:

@@ -139,9 +139,24 @@ def _densify(sig: U32) -> None:
     sig[rows] = filled
 
 
-def similarity(sig: U32, i: I64, j: I64) -> NDArray[np.float64]:
-    """Estimated Jaccard similarity of rows i and j (element-wise)."""
-    return np.asarray((sig[i] == sig[j]).mean(axis=1), dtype=np.float64)
+CHUNK = 1 << 18  # pairs per chunk of `similarity` (two chunks of signatures: 128 MiB)
+
+
+def similarity(sig: U32, i: I64, j: I64, other: U32 | None = None) -> NDArray[np.float64]:
+    """Estimated Jaccard similarity of rows i of `sig` and rows j of `other` (default: `sig`),
+    element-wise, a chunk of pairs at a time (memory does not grow with the pairs)."""
+    o = sig if other is None else other
+    out = np.empty(i.size, dtype=np.float64)
+    for s in range(0, i.size, CHUNK):
+        out[s : s + CHUNK] = (sig[i[s : s + CHUNK]] == o[j[s : s + CHUNK]]).mean(axis=1)
+    return out
+
+
+def distinct(x: NDArray[np.generic]) -> NDArray[np.generic]:
+    """Sorted distinct values, by a sort (numpy 2.4's hash-based `np.unique` is far slower on
+    millions of 64-bit keys and needs more memory)."""
+    s = np.sort(x)
+    return s[np.concatenate([[True], s[1:] != s[:-1]])] if s.size else s
 
 
 def candidate_pairs(sig: U32, bands: int) -> tuple[I64, I64]:
@@ -153,9 +168,10 @@ def candidate_pairs(sig: U32, bands: int) -> tuple[I64, I64]:
     """
     n, k = sig.shape
     r = k // bands
-    ii: list[I64] = []
-    jj: list[I64] = []
+    keys = np.zeros(0, dtype=np.int64)  # distinct pairs so far, min(i, j) * n + max(i, j)
     for bnd in range(bands):
+        ii: list[I64] = []
+        jj: list[I64] = []
         cols = sig[:, bnd * r : (bnd + 1) * r].astype(np.uint64)
         h = np.full(n, np.uint64(bnd), dtype=np.uint64)
         with np.errstate(over="ignore"):
@@ -184,12 +200,12 @@ def candidate_pairs(sig: U32, bands: int) -> tuple[I64, I64]:
             jj.append(members[:-1])
             ii.append(members[1:])
             jj.append(np.full(members.size - 1, members[0], dtype=np.int64))
-    if not ii:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    i = np.concatenate(ii)
-    j = np.concatenate(jj)
-    key = np.unique(np.minimum(i, j) * n + np.maximum(i, j))
-    return (key // n).astype(np.int64), (key % n).astype(np.int64)
+        if ii:  # merged band by band: memory holds the distinct pairs, not every band's
+            i, j = np.concatenate(ii), np.concatenate(jj)
+            keys = np.asarray(
+                distinct(np.concatenate([keys, distinct(np.minimum(i, j) * n + np.maximum(i, j))]))
+            )
+    return (keys // n).astype(np.int64), (keys % n).astype(np.int64)
 
 
 def clusters(n: int, i: I64, j: I64) -> I64:

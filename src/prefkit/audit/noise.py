@@ -32,23 +32,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.audit.features import F64, design, ngram_matrix, style
+from prefkit.audit.features import F64, design, style
 from prefkit.audit.findings import Findings, make_rows
 from prefkit.audit.frame import Frame
-from prefkit.audit.stats import (
-    Consensus,
-    lapse_model,
-    logit_fit,
-    logit_predict,
-    one_coin,
-    sparse_logit_coef,
-)
+from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin
 
 CHECK = "noise"
 I64 = NDArray[np.int64]
 TARGET_PRECISION = 0.8
+FIT_ROWS = 125_000  # decisive rows the n-gram feature model trains on (its 5 folds: ≤ 100k)
+VOCAB_TEXTS = 250_000  # distinct responses the n-gram vocabulary is built from
+SCORE_BATCH = 32_768  # distinct responses per n-gram scoring batch
 
 
 @dataclass(frozen=True)
@@ -116,10 +113,13 @@ def fit_noise(
     ngram_l2: float = 1e-2,
     p_a: F64 | None = None,
     max_train: int = 100_000,
+    max_fit: int = FIT_ROWS,
 ) -> NoiseModel:
     """Fit the label-noise model (module docstring). `p_a`: precomputed out-of-fold
     P(a wins) per row (e.g. from a reward model) used instead of the feature model's.
-    Each fold's feature model is fitted on at most `max_train` rows (a seeded subset)."""
+    Each fold's feature model is fitted on at most `max_train` rows (a seeded subset); with
+    n-grams, the folds train on a seeded sample of at most `max_fit` decisive rows, and the
+    n-gram vocabulary comes from at most `VOCAB_TEXTS` distinct responses (`_NgramFolds`)."""
     st = st if st is not None else style(f)
     given = p_a
     x, names = design(f, st)
@@ -137,50 +137,34 @@ def fit_noise(
     fold_of = rng.integers(0, folds, size=ug.size)[ginv]
     p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
     l2 = 1e-3 if x.shape[1] < 50 else 1e-2
-    xs: Any = x
-    if ngrams and f.has_text and given is None:
-        from scipy.sparse import csr_matrix, hstack
-
-        tm = ngram_matrix(f.texts)
-        diff = tm[np.maximum(f.a_code, 0)] - tm[np.maximum(f.b_code, 0)]
-        xs = hstack([csr_matrix(x), diff, _model_diff(f)], format="csr")
-    # the same rows with the display position removed: a prior for the pair, not the vote
-    pos_col = names.index("shown_first_a")
-    x0 = x.copy()
-    x0[:, pos_col] = 0.0
-    xs0: Any = x0
-    if xs is not x:
-        from scipy.sparse import csr_matrix as _csr
-        from scipy.sparse import hstack as _hstack
-
-        xs0 = _hstack([_csr(x0), xs[:, x.shape[1] :]], format="csr")
     p_pair = p_a.copy()
-    betas: dict[int, F64] = {}
+    ng = (
+        _NgramFolds(f, x, fold_of, rng, names.index("shown_first_a"), ngram_l2, max_train, max_fit)
+        if given is None and ngrams and f.has_text
+        else None
+    )
+    x0: F64 | None = None
 
     def fit_folds(usable: NDArray[np.bool_], target: F64, first: bool) -> None:
         """Out-of-fold feature model on the `usable` rows against `target` (P(a wins) per
         row, hard or soft); fills p_pair (and, on the first pass, p_a)."""
+        nonlocal x0
+        if ng is not None:
+            ng.fit(usable, target, p_a if first else None, p_pair)
+            return
+        if x0 is None:
+            # the same rows with the display position removed: a prior for the pair, not the vote
+            x0 = x.copy()
+            x0[:, names.index("shown_first_a")] = 0.0
         for k in range(folds):
             test = fold_of == k
-            train = usable & ~test
-            if train.sum() > max_train:  # a random subset bounds the cost on large tables
-                keep = np.flatnonzero(train)
-                train = np.zeros(f.n, dtype=bool)
-                train[rng.choice(keep, size=max_train, replace=False)] = True
+            train = _subset(usable & ~test, max_train, rng)
             if not test.any() or train.sum() < 20:
                 continue
-            if xs is x:
-                m = logit_fit(x[train], target[train], l2=l2)
-                p_pair[test] = m.predict(x0[test])
-                if first:
-                    p_a[test] = m.predict(x[test])
-            else:
-                # the second pass starts from the first pass's coefficients
-                beta = sparse_logit_coef(xs[train], target[train], l2=ngram_l2, init=betas.get(k))
-                betas[k] = beta
-                p_pair[test] = logit_predict(beta, xs0[test])
-                if first:
-                    p_a[test] = logit_predict(beta, xs[test])
+            m = logit_fit(x[train], target[train], l2=l2)
+            p_pair[test] = m.predict(x0[test])
+            if first:
+                p_a[test] = m.predict(x[test])
 
     if given is None:
         fit_folds(d, y, first=True)
@@ -297,6 +281,141 @@ def fit_noise(
         if several and given is None:
             method += "; feature model refitted on the votes-only posterior of the pairs"
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
+
+
+def _subset(mask: NDArray[np.bool_], size: int, rng: np.random.Generator) -> NDArray[np.bool_]:
+    """`mask`, or a seeded random `size` of its rows when it has more."""
+    if mask.sum() <= size:
+        return mask
+    out = np.zeros(mask.size, dtype=bool)
+    out[rng.choice(np.flatnonzero(mask), size=size, replace=False)] = True
+    return out
+
+
+def pair_logit_coef(
+    x: F64, tm: Any, ia: I64, ib: I64, md: Any, y: F64, l2: float, maxiter: int = 100,
+    init: F64 | None = None,
+) -> F64:  # fmt: skip
+    """`stats.sparse_logit_coef` on the design [x | tm[ia] − tm[ib] | md] (rows: dense
+    features, the n-gram difference of responses a and b, the model difference) without
+    building its n-gram block: the model is linear, so that block's logit is
+    s[ia] − s[ib] with s = tm·β, and its gradient is tmᵀ·(Σ r over rows with a = t − Σ r over
+    rows with b = t). Memory: `tm` (one row per distinct response) and per-row vectors."""
+    from scipy.optimize import minimize
+    from scipy.special import expit, log_expit
+
+    n, nx, nt = x.shape[0], x.shape[1], tm.shape[0]
+    nv = tm.shape[1]
+
+    def fun(beta: F64) -> tuple[float, F64]:
+        s = np.asarray(tm @ beta[1 + nx : 1 + nx + nv]).ravel()
+        z = beta[0] + x @ beta[1 : 1 + nx] + s[ia] - s[ib]
+        z = z + np.asarray(md @ beta[1 + nx + nv :]).ravel()
+        ll = y * log_expit(z) + (1 - y) * log_expit(-z)
+        r = (np.asarray(expit(z)) - y) / n
+        rt = np.bincount(ia, weights=r, minlength=nt) - np.bincount(ib, weights=r, minlength=nt)
+        g = np.concatenate(
+            [[r.sum()], x.T @ r, np.asarray(tm.T @ rt).ravel(), np.asarray(md.T @ r).ravel()]
+        )
+        g[1:] += l2 * beta[1:]
+        return float(-ll.mean() + 0.5 * l2 * float(beta[1:] @ beta[1:])), g
+
+    start = np.zeros(1 + nx + nv + md.shape[1]) if init is None else init
+    res = minimize(fun, start, jac=True, method="L-BFGS-B", options={"maxiter": maxiter})
+    return np.asarray(res.x, dtype=np.float64)
+
+
+class _NgramFolds:
+    """The n-gram feature model's out-of-fold fits, in bounded memory. The vocabulary comes
+    from the distinct responses of the first fit's rows (a sample of `VOCAB_TEXTS` of them
+    when there are more) and is kept for later fits, whose folds start from the previous
+    fit's coefficients; each fit trains its folds on their share of a sample of `max_fit`
+    usable rows, then every distinct response is scored batch by batch with each fold's
+    n-gram weights — the model is linear, so a row's logit is its dense and model terms plus
+    score(a) − score(b). Tables with ≤ `max_fit` usable rows and ≤ `VOCAB_TEXTS` responses
+    use every row and response."""
+
+    def __init__(
+        self,
+        f: Frame,
+        x: F64,
+        fold_of: I64,
+        rng: np.random.Generator,
+        pos_col: int,
+        l2: float,
+        max_train: int,
+        max_fit: int,
+    ) -> None:
+        self.f, self.x, self.fold_of, self.rng = f, x, fold_of, rng
+        self.pos_col, self.l2, self.max_train, self.max_fit = pos_col, l2, max_train, max_fit
+        self.a, self.b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
+        self.md = _model_diff(f)
+        self.vocab: NDArray[np.uint64] | None = None
+        self.betas: dict[int, F64] = {}
+        self.nv = 0
+
+    def fit(self, usable: NDArray[np.bool_], target: F64, p_a: F64 | None, p_pair: F64) -> None:
+        """Fit each fold on `usable` rows against `target` (P(a wins), hard or soft); write
+        the out-of-fold P(a wins) into `p_a` (when given) and, without the display position,
+        into `p_pair`."""
+        from prefkit.audit.features import ngram_matrix, ngram_vocab
+
+        f, x, a, b, rng = self.f, self.x, self.a, self.b, self.rng
+        fit = _subset(usable, self.max_fit, rng)
+        fit_texts = np.flatnonzero(
+            np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.texts))
+        )
+        if self.vocab is None:
+            if len(f.texts) <= VOCAB_TEXTS:
+                self.vocab = ngram_vocab(f.texts)
+            else:
+                size = min(VOCAB_TEXTS, fit_texts.size)
+                pick = np.sort(rng.choice(fit_texts, size=size, replace=False))
+                self.vocab = ngram_vocab(f.texts.take(pa.array(pick)))
+        tm = ngram_matrix(f.texts.take(pa.array(fit_texts)), vocab=self.vocab)
+        self.nv = int(tm.shape[1])  # one empty column when the vocabulary is empty
+        loc = np.zeros(len(f.texts), dtype=np.int64)
+        loc[fit_texts] = np.arange(fit_texts.size)
+        for k in range(int(self.fold_of.max(initial=-1)) + 1):
+            test = self.fold_of == k
+            train = _subset(fit & ~test, self.max_train, rng)
+            if not test.any() or train.sum() < 20:
+                continue
+            tr = np.flatnonzero(train)
+            self.betas[k] = pair_logit_coef(
+                x[tr], tm, loc[a[tr]], loc[b[tr]], self.md[tr], target[tr], self.l2,
+                init=self.betas.get(k),
+            )  # fmt: skip
+        del tm
+        if self.betas:
+            self._predict(p_a, p_pair)
+
+    def _predict(self, p_a: F64 | None, p_pair: F64) -> None:
+        from scipy.special import expit
+
+        from prefkit.audit.features import ngram_matrix
+
+        f, x, a, b, md = self.f, self.x, self.a, self.b, self.md
+        nx, nv = x.shape[1], self.nv
+        folds = sorted(self.betas)
+        w = np.column_stack([self.betas[k][1 + nx : 1 + nx + nv] for k in folds])
+        score = np.zeros((len(f.texts), len(folds)))
+        for start in range(0, len(f.texts), SCORE_BATCH):
+            part = f.texts.slice(start, SCORE_BATCH)
+            score[start : start + len(part)] = ngram_matrix(part, vocab=self.vocab) @ w
+        for j, k in enumerate(folds):
+            beta = self.betas[k]
+            rows = np.flatnonzero(self.fold_of == k)
+            z = (
+                beta[0]
+                + x[rows] @ beta[1 : 1 + nx]
+                + score[a[rows], j]
+                - score[b[rows], j]
+                + np.asarray(md[rows] @ beta[1 + nx + nv :]).ravel()
+            )
+            if p_a is not None:
+                p_a[rows] = expit(z)
+            p_pair[rows] = expit(z - x[rows, self.pos_col] * beta[1 + self.pos_col])
 
 
 N_GRADES = 4

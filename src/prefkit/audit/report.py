@@ -280,19 +280,26 @@ def _examples(res: Any, frame: Any, check: str) -> list[dict[str, Any]]:
         order = np.argsort(-np.asarray(sub.column("score")), kind="stable")[:EXAMPLES_PER_ISSUE]
         sub = sub.take(pa.array(order))
         idx = np.asarray(pc.index_in(sub.column("row_id"), value_set=frame.row_id).fill_null(-1))
-        for r, i in zip(sub.to_pylist(), idx, strict=True):
-            if i < 0:
-                continue
-            out.append(
-                r
-                | {
-                    "prompt": _clip(frame.prompt[int(i)].as_py()),
-                    "a": _clip(frame.a[int(i)].as_py()),
-                    "b": _clip(frame.b[int(i)].as_py()),
-                    "outcome": ["a", "b", "tie", "both_bad"][int(frame.outcome[int(i)])],
-                }
-            )
+        out.extend(
+            r
+            | {"row": int(i), "outcome": ["a", "b", "tie", "both_bad"][int(frame.outcome[int(i)])]}
+            for r, i in zip(sub.to_pylist(), idx, strict=True)
+            if i >= 0
+        )
     return out
+
+
+def _with_text(examples: dict[str, list[dict[str, Any]]], frame: Any) -> None:
+    """Add the prompt and responses of every example row, read again from the frame's source
+    in one pass."""
+    rows = sorted({e["row"] for ex in examples.values() for e in ex})
+    if not rows:
+        return
+    text = frame.text_rows(rows)
+    for ex in examples.values():
+        for e in ex:
+            p, a, b = text[e.pop("row")]
+            e |= {"prompt": _clip(p), "a": _clip(a), "b": _clip(b)}
 
 
 def _clip(s: str | None) -> str:
@@ -427,6 +434,8 @@ def render(res: Any, frame: Any = None) -> str:
                     "advice": ADVICE.get(issue, ""),
                 }
                 (issue_rows if sev in DEFAULT_SEVERITIES else info_rows).append(row)
+    if frame is not None:
+        _with_text({c["name"]: c["examples"] for c in checks}, frame)
     issue_rows.sort(key=lambda r: -SEVERITIES.index(r["severity"]))
     figs = _plots(summary)
     fl = summary.get("flagged") or {}

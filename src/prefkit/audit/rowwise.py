@@ -15,7 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-TEXT_COLUMNS = ("prompt", "response_a", "response_b")
+from prefkit.audit.frame import TEXT_COLUMNS, joined_text
+
 STYLE = ("list", "header", "bold", "refusal")
 DEBRIS_WHERE = ("", "prompt", "response_a", "response_b")
 SIG_K = 64
@@ -32,7 +33,6 @@ def row_stats(batch: pa.Table) -> pa.Table:
     for list, header, bold, refusal."""
     from prefkit.audit.degenerate import MOJIBAKE
     from prefkit.audit.features import BOLD, HEADER, LIST, REFUSAL
-    from prefkit.audit.frame import joined_text
 
     texts = {c: joined_text(batch.column(c)) for c in TEXT_COLUMNS}
     p, a, b = texts["prompt"], texts["response_a"], texts["response_b"]

@@ -60,7 +60,7 @@ def _clean(o: Any) -> Any:
 
 
 def run_audit(
-    table: pa.Table,
+    table: pa.Table | Sequence[Path],
     out_dir: str | Path | None = None,
     checks: Sequence[str] = CHECKS,
     against: pa.Table | None = None,
@@ -71,7 +71,8 @@ def run_audit(
     source_name: str = "",
     engine: str = "local",
 ) -> AuditResult:
-    """Audit a canonical comparisons table.
+    """Audit a canonical comparisons table, or canonical comparisons Parquet files (read
+    batch by batch: the text is never held whole, see docs/scale.md).
 
     `checks` picks a subset of `CHECKS`; `against` is an evaluation table for leakage;
     `progress(step, done, total)` is called as steps finish. When `out_dir` is given, writes
@@ -85,16 +86,10 @@ def run_audit(
     from prefkit.audit.degenerate import find_degenerate
     from prefkit.audit.duplicates import find_duplicates
     from prefkit.audit.features import style
-    from prefkit.audit.frame import Frame
+    from prefkit.audit.frame import TEXT_COLUMNS, Frame
     from prefkit.audit.leakage import find_leakage
     from prefkit.audit.noise import find_noise, fit_noise
-    from prefkit.audit.rowwise import (
-        TEXT_COLUMNS,
-        row_stats,
-        signature_matrix,
-        stats_arrays,
-        text_signatures,
-    )
+    from prefkit.audit.rowwise import row_stats, signature_matrix, stats_arrays, text_signatures
     from prefkit.engine import map_table
 
     unknown = [c for c in checks if c not in CHECKS]
@@ -110,7 +105,7 @@ def run_audit(
         if progress is not None:
             progress(step, done, total)
 
-    f = Frame.of(table)
+    f = Frame.of(table, stats=engine == "local")  # row stats: batch by batch while reading
     tick("prepare")
     if f.n == 0:
         empty = {c: Findings(c, summary={"rows": 0}) for c in checks}
@@ -129,7 +124,8 @@ def run_audit(
             write_outputs(res, Path(out_dir), f)
         return res
     need_sig = f.has_text and any(c in checks for c in ("duplicates", "leakage", "noise", "bias"))
-    f.stats = stats_arrays(map_table(f.table, row_stats, engine, columns=TEXT_COLUMNS))
+    if engine != "local":
+        f.stats = stats_arrays(map_table(f.origin, row_stats, engine, columns=TEXT_COLUMNS))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         psig: Any = None
         tsig: Any = None

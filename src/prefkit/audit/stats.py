@@ -3,8 +3,7 @@ and the one-coin Dawid–Skene model that turns several votes into a posterior p
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -196,7 +195,8 @@ def lapse_model(
     the annotators' rates beyond their binomial noise allows, so equal rates pool fully), γ_r has a N(0, `position_sd`²) prior
     (Newton steps on the expected log-likelihood of the sides). With more than `max_votes`
     votes the parameters are fitted on a random subset of items (`seed`) and every vote is
-    then scored with them (one E-step); `init` starts from a fitted model's parameters.
+    then scored with them (one E-step, about `max_votes` votes' worth of items at a time);
+    `init` starts from a fitted model's parameters.
 
     `tie` marks votes that answered "tie" (their `y` is ignored): an annotator says tie with
     probability ν_r / (2·cosh(L/2) + ν_r) (Davidson), so ties tell close pairs from clear
@@ -223,7 +223,31 @@ def lapse_model(
             iters, step, max_margin, lapse_prior, lapse_shrink, position_sd, tol, 0,
             robust=robust, tie=None if tie is None else tie[sel],
         )  # fmt: skip
-        init, iters = sub, 0
+        # every vote scored with the fitted parameters (one E-step; items are independent
+        # given them), `max_votes` votes' worth of items at a time: memory stays bounded
+        chunk = np.cumsum(np.bincount(item, minlength=n_items)) // max_votes
+        p_flip = np.zeros(v)
+        post_a = np.zeros(n_items)
+        margin = np.zeros(n_items)
+        ll = 0.0
+        for part_no in range(int(chunk[-1]) + 1 if n_items else 0):
+            its = chunk == part_no
+            if not its.any():
+                continue
+            rows = np.flatnonzero(its[item])
+            ids = (np.cumsum(its) - 1).astype(np.int64)
+            part = lapse_model(
+                ids[item[rows]], annotator[rows], grade[rows], y[rows], first[rows],
+                int(its.sum()), n_annotators, n_grades,
+                None if prior_a is None else prior_a[its],
+                0, step, max_margin, lapse_prior, lapse_shrink, position_sd, tol, 0,
+                init=sub, robust=robust, tie=None if tie is None else tie[rows],
+            )  # fmt: skip
+            p_flip[rows], post_a[its] = part.p_flip, part.posterior_a
+            if part.margin is not None:
+                margin[its] = part.margin
+            ll += part.loglik
+        return replace(sub, p_flip=p_flip, posterior_a=post_a, loglik=ll, margin=margin)
     grid = np.arange(-max_margin, max_margin + step / 2, step)
     n_g = grid.size
     n_bins = int(np.ceil((max_margin + 4.0) / step)) + 1
@@ -423,11 +447,3 @@ def sparse_logit_coef(
 def logit_predict(beta: F64, x: Any) -> F64:
     """P(y = 1) under coefficients `beta` (intercept first) for a sparse or dense design."""
     return np.asarray(expit(np.asarray(x @ beta[1:]).ravel() + beta[0]), dtype=np.float64)
-
-
-def sparse_logit_predictor(
-    x: Any, y: F64, l2: float = 1e-2, maxiter: int = 100
-) -> Callable[[Any], F64]:
-    """`sparse_logit_coef` as a function x -> P(y = 1)."""
-    beta = sparse_logit_coef(x, y, l2, maxiter)
-    return lambda xt: logit_predict(beta, xt)

@@ -1,0 +1,103 @@
+"""The audit in bounded memory: the frame read batch by batch from canonical Parquet equals
+the frame of the whole table, and the label-noise model fitted on a sample still scores
+every row out of fold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from prefkit import read
+from prefkit.audit.frame import Frame, codes_of, joined_text, normalize
+from prefkit.io.canonical import save
+from prefkit.schema import Kind
+
+
+def test_frame_from_parquet_batches_equals_the_whole_table(data_dir: Path, tmp_path: Path) -> None:
+    table = read(data_dir / "hh_rlhf_harmless_base_test/harmless-base/test.jsonl.gz").tables[
+        Kind.COMPARISONS
+    ]
+    path = tmp_path / "hh.parquet"
+    save(table, path)
+    whole = Frame.of(table)
+    parts = Frame.of([path], rows=500)  # 5 batches
+    assert parts.n == whole.n == table.num_rows
+    # independent reference: dictionary codes of the whole table's normalized text, in one go
+    an, bn = (normalize(joined_text(table.column(c))) for c in ("response_a", "response_b"))
+    ref_code, ref_texts = codes_of(pa.concat_arrays([an, bn]))
+    pref, ref_prompts = codes_of(normalize(joined_text(table.column("prompt"))))
+    for f in (whole, parts):
+        assert np.array_equal(f.a_code, ref_code[: f.n])
+        assert np.array_equal(f.b_code, ref_code[f.n :])
+        assert f.texts.to_pylist() == ref_texts.to_pylist()
+        assert np.array_equal(f.prompt_code, pref)
+        assert f.prompts.to_pylist() == ref_prompts.to_pylist()
+        raw = pa.concat_arrays([joined_text(table.column(c)) for c in ("response_a", "response_b")])
+        assert f.raw_texts.take(pa.array(np.concatenate([f.a_raw, f.b_raw]))).equals(raw)
+        assert np.array_equal(f.len_a, np.asarray(pc.utf8_length(raw[: f.n])))
+    for k, v in whole.row.items():
+        assert np.array_equal(parts.row[k], v), k
+    assert np.array_equal(parts.pair_key, whole.pair_key)
+    assert np.array_equal(parts.duplicate_group, whole.duplicate_group)
+    rows = [0, 499, 500, 1234, parts.n - 1]
+    got = parts.text_rows(rows)
+    for r in rows:
+        assert got[r] == tuple(
+            joined_text(table.column(c)).take(pa.array([r]))[0].as_py()
+            for c in ("prompt", "response_a", "response_b")
+        )
+
+
+def test_noise_model_fitted_on_a_sample_scores_every_row_out_of_fold(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefkit.audit import noise
+    from prefkit.simulate import simulate
+
+    table = simulate("noisy", size=2000, seed=1).tables[Kind.COMPARISONS]
+    f = Frame.of(table)
+    full = noise.fit_noise(f)
+    monkeypatch.setattr(noise, "VOCAB_TEXTS", 600)  # vocabulary from a sample of responses
+    small = noise.fit_noise(f, max_fit=800)  # folds train on 800 of ~1,700 decisive rows
+    d = f.decisive
+    base = float((f.outcome[d] == 0).mean())
+    assert (np.abs(small.p_a - base) > 1e-9).all()  # every row got a prediction
+    # measured (seed 1): r 0.86, AUC 0.723 on half the rows vs 0.759 on all; suspicion r 0.98
+    r = float(np.corrcoef(small.p_a, full.p_a)[0, 1])
+    assert full.auc is not None and small.auc is not None
+    assert r > 0.75 and small.auc > full.auc - 0.08, (r, small.auc, full.auc)
+    # the suspicion scores agree: the lapse model sees the same votes
+    rs = float(np.corrcoef(small.suspicion, full.suspicion)[0, 1])
+    assert rs > 0.9, rs
+
+
+def test_pair_logit_equals_the_logit_on_the_explicit_difference_design() -> None:
+    """The n-gram folds fit without building tm[a] − tm[b]: same coefficients as the ridge
+    logit on the explicit design [x | tm[a] − tm[b] | md] (simulated `noisy` text)."""
+    from scipy.sparse import csr_matrix, hstack
+
+    from prefkit.audit import noise
+    from prefkit.audit.features import design, ngram_matrix, style
+    from prefkit.audit.stats import sparse_logit_coef
+    from prefkit.simulate import simulate
+
+    f = Frame.of(simulate("noisy", size=1500, seed=2).tables[Kind.COMPARISONS])
+    x, _ = design(f, style(f))
+    tm = ngram_matrix(f.texts)
+    md = noise._model_diff(f)
+    a, b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
+    rows = np.flatnonzero(f.decisive)[:900]
+    y = (f.outcome[rows] == 0).astype(np.float64)
+    assert tm.shape[1] > 100 and tm.nnz > 0
+    explicit = hstack([csr_matrix(x[rows]), tm[a[rows]] - tm[b[rows]], md[rows]], format="csr")
+    ref = sparse_logit_coef(explicit, y, l2=1e-2)
+    got = noise.pair_logit_coef(x[rows], tm, a[rows], b[rows], md[rows], y, 1e-2)
+    assert got.shape == ref.shape
+    assert np.allclose(got, ref, atol=1e-6), float(np.abs(got - ref).max())
+    # and warm-started from its own solution it stays there
+    again = noise.pair_logit_coef(x[rows], tm, a[rows], b[rows], md[rows], y, 1e-2, init=got)
+    assert np.allclose(again, got, atol=1e-6)
