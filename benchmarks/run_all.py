@@ -63,6 +63,8 @@ BENCHMARKS: list[Bench] = [
           "audit checks on real sets with injected faults vs cleanlab"),
     Bench("noise", "bench_noise.py", ("--seeds", "0", "--size", "5000"),
           "label-noise detection vs cleanlab find_label_issues"),
+    Bench("noise_seeds", "bench_noise_seeds.py", ("--seeds", "10", "--size", "4000"),
+          "label-noise target seed by seed (development seeds): precision, recall, P@R0.6"),
     Bench("reward_sim", "bench_reward.py",
           ("--only", "sim", "--sim-size", "1500", "--sim-seeds", "1", "--sim-backends", "features"),
           "reward model trained on noisy vs cleaned simulated data"),
