@@ -139,10 +139,24 @@ def run_audit(
             fp = pool.submit(sig, f.prompts)
             ft = pool.submit(sig, f.texts)
             psig, tsig = fp.result(), ft.result()
+            del fp, ft
         else:
             psig, tsig = None, None
         tick("signatures")
         st = style(f, psig, tsig)
+        # duplicates and leakage are the only other users of the MinHash signatures (64 uint32
+        # per distinct text: ~0.7 GiB at 1M rows with text): they run (side by side) before
+        # the noise fit, and the signatures are freed instead of being held through its peak
+        jobs: dict[str, Future[Findings]] = {}
+        if "duplicates" in checks:
+            jobs["duplicates"] = pool.submit(
+                find_duplicates, f, near_dup_threshold, True, psig, tsig
+            )
+        if "leakage" in checks:
+            jobs["leakage"] = pool.submit(find_leakage, f, against, near_dup_threshold, True, psig)
+        del psig, tsig
+        for job in jobs.values():
+            job.exception()  # wait; a failure is raised where the results are collected
         v = votes(f)
         model = (
             fit_noise(f, st, embeddings=embeddings)
@@ -150,13 +164,10 @@ def run_audit(
             else None
         )
         tick("features")
-        jobs: dict[str, Future[Findings]] = {}
         for c in checks:
-            if c == "duplicates":
-                jobs[c] = pool.submit(find_duplicates, f, near_dup_threshold, True, psig, tsig)
-            elif c == "leakage":
-                jobs[c] = pool.submit(find_leakage, f, against, near_dup_threshold, True, psig)
-            elif c == "degenerate":
+            if c in jobs:
+                continue
+            if c == "degenerate":
                 jobs[c] = pool.submit(find_degenerate, f)
             elif c == "bias":
                 jobs[c] = pool.submit(find_bias, f, st)
