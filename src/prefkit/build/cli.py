@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -237,14 +237,7 @@ def pairs_cmd(
         report["unpaired"] = unpaired.report
     report["rows_written"] = report["unpaired"]["rows_out"] if to == "kto" else report["rows_out"]
     if report["rows_written"] == 0:
-        report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        reasons = {k: v for k, v in report["dropped"].items() if v}
-        reasons.update({f"unused: {k}": v for k, v in report["rows_unused"].items() if v})
-        why = ", ".join(f"{k} {v}" for k, v in reasons.items()) or "no candidate pair"
-        fail(
-            f"{src}: no pair to write ({report['rows_in']} rows in, {report['candidates']} "
-            f"candidates; {why}); nothing written but {report_path}"
-        )
+        _fail_nothing_written(src, report, report_path)
     if to == "canonical":
         written = write_table(built.table, out)
     elif to == "trl":
@@ -338,14 +331,7 @@ def _pairs_streamed(
     report["rows_written"] = report["rows_out"]
     if report["rows_written"] == 0:
         writer.abort()
-        report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
-        reasons = {k: v for k, v in report["dropped"].items() if v}
-        reasons.update({f"unused: {k}": v for k, v in report["rows_unused"].items() if v})
-        why = ", ".join(f"{k} {v}" for k, v in reasons.items()) or "no candidate pair"
-        fail(
-            f"{src}: no pair to write ({report['rows_in']} rows in, {report['candidates']} "
-            f"candidates; {why}); nothing written but {report_path}"
-        )
+        _fail_nothing_written(src, report, report_path)
     writer.close(PAIRS_SCHEMA)
     if to == "trl":
         try:
@@ -477,3 +463,15 @@ def split_cmd(
 def register(app: typer.Typer) -> None:
     app.command("pairs")(pairs_cmd)
     app.command("split")(split_cmd)
+
+
+def _fail_nothing_written(src: Any, report: dict[str, Any], report_path: Path) -> NoReturn:
+    """No pair to write: the report is saved, and the error names why rows were not used."""
+    report_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    reasons = {k: v for k, v in report["dropped"].items() if v}
+    reasons.update({f"unused: {k}": v for k, v in report["rows_unused"].items() if v})
+    why = ", ".join(f"{k} {v}" for k, v in reasons.items()) or "no candidate pair"
+    fail(
+        f"{src}: no pair to write ({report['rows_in']} rows in, {report['candidates']} "
+        f"candidates; {why}); nothing written but {report_path}"
+    )
