@@ -101,33 +101,67 @@ def _presence(doc: NDArray[np.int64], col: NDArray[np.int64], shape: tuple[int, 
     return m
 
 
-def _vocab(doc: NDArray[np.int64], key: U64, n_docs: int, min_df: int, max_df: float) -> U64:
+NGRAM_CHUNK = 16_384  # texts per chunk while n-grams are counted or a matrix is built
+MERGE_KEYS = 1 << 23  # per-chunk n-gram counts held before they are merged into one
+
+
+def _doc_freq(doc: NDArray[np.int64], key: U64, n_docs: int) -> tuple[U64, NDArray[np.int64]]:
+    """The distinct keys (sorted) and the number of documents holding each."""
     uniq = np.asarray(distinct(key), dtype=np.uint64)
     if uniq.size == 0:
-        return uniq
+        return uniq, np.zeros(0, dtype=np.int64)
     inv = np.searchsorted(uniq, key).astype(np.int64)
     df = np.bincount(_presence(doc, inv, (n_docs, uniq.size)).indices, minlength=uniq.size)
+    return uniq, df.astype(np.int64)
+
+
+def _merge_counts(
+    keys: list[U64], counts: list[NDArray[np.int64]]
+) -> tuple[U64, NDArray[np.int64]]:
+    """Sorted distinct keys of several (keys, counts) and their summed counts."""
+    k = np.concatenate(keys) if keys else np.zeros(0, dtype=np.uint64)
+    c = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+    if len(keys) <= 1 or k.size == 0:
+        return k, c
+    order = np.argsort(k)
+    k, c = k[order], c[order]
+    start = np.flatnonzero(np.concatenate([[True], k[1:] != k[:-1]]))
+    return k[start], np.add.reduceat(c, start)
+
+
+def _vocab(doc: NDArray[np.int64], key: U64, n_docs: int, min_df: int, max_df: float) -> U64:
+    uniq, df = _doc_freq(doc, key, n_docs)
     return np.asarray(uniq[(df >= min_df) & (df <= max(min_df, max_df * n_docs))])
 
 
-def ngram_vocab(texts: pa.Array, min_df: int = 3, max_df: float = 0.5, n: int = 2) -> U64:
+def ngram_vocab(
+    texts: pa.Array, min_df: int = 3, max_df: float = 0.5, n: int = 2, chunk: int = NGRAM_CHUNK
+) -> U64:
     """The n-gram vocabulary of `texts` (sorted keys, see `ngram_matrix`): n-grams in at least
-    `min_df` texts and at most a `max_df` share of them."""
-    doc, key = _ngram_keys(texts, n)
-    return _vocab(doc, key, len(texts), min_df, max_df)
+    `min_df` texts and at most a `max_df` share of them. Document frequencies are counted
+    `chunk` texts at a time and merged (memory: the distinct n-grams, not every occurrence)."""
+    n_docs = len(texts)
+    keys: list[U64] = []
+    counts: list[NDArray[np.int64]] = []
+    held = 0
+    for s in range(0, n_docs, chunk):
+        part = texts.slice(s, chunk)
+        doc, key = _ngram_keys(part, n)
+        u, df = _doc_freq(doc, key, len(part))
+        del doc, key
+        keys.append(u)
+        counts.append(df)
+        held += u.size
+        if held > MERGE_KEYS and len(keys) > 1:
+            k, c = _merge_counts(keys, counts)
+            keys, counts, held = [k], [c], k.size
+    uniq, df = _merge_counts(keys, counts)
+    return np.asarray(uniq[(df >= min_df) & (df <= max(min_df, max_df * n_docs))])
 
 
-def ngram_matrix(
-    texts: pa.Array,
-    min_df: int = 3,
-    max_df: float = 0.5,
-    n: int = 2,
-    vocab: U64 | None = None,
+def _matrix(
+    texts: pa.Array, vocab: U64 | None, n: int, min_df: int = 3, max_df: float = 0.5
 ) -> Any:
-    """Binary word 1..`n`-gram presence (scipy CSR, one row per text, one column per entry of
-    the vocabulary). The vocabulary is the data's own (`ngram_vocab(texts, min_df, max_df)`)
-    unless a fixed one is given — e.g. built on a sample, then applied to every batch of texts
-    (a text's row depends on that text and the vocabulary only)."""
     n_docs = len(texts)
     doc, key = _ngram_keys(texts, n)
     if vocab is None:
@@ -139,3 +173,29 @@ def ngram_matrix(
     pos = np.minimum(np.searchsorted(vocab, key), vocab.size - 1)
     hit = vocab[pos] == key
     return _presence(doc[hit], pos[hit].astype(np.int64), (n_docs, vocab.size))
+
+
+def ngram_matrix(
+    texts: pa.Array,
+    min_df: int = 3,
+    max_df: float = 0.5,
+    n: int = 2,
+    vocab: U64 | None = None,
+    chunk: int = NGRAM_CHUNK,
+) -> Any:
+    """Binary word 1..`n`-gram presence (scipy CSR, one row per text, one column per entry of
+    the vocabulary). The vocabulary is the data's own (`ngram_vocab(texts, min_df, max_df)`)
+    unless a fixed one is given — e.g. built on a sample, then applied to every batch of texts
+    (a text's row depends on that text and the vocabulary only, so with a fixed vocabulary
+    the matrix is built `chunk` texts at a time and stacked)."""
+    n_docs = len(texts)
+    if vocab is None or n_docs <= chunk:
+        return _matrix(texts, vocab, n, min_df, max_df)
+    if vocab.size == 0:
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix((n_docs, 1))
+    from scipy.sparse import vstack
+
+    blocks = [_matrix(texts.slice(s, chunk), vocab, n) for s in range(0, n_docs, chunk)]
+    return vstack(blocks, format="csr")
