@@ -7,11 +7,11 @@ collapsed), equal texts get integer codes, and every pair gets an orientation-fr
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -149,6 +149,55 @@ def text_batches(source: Source, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
             yield t
 
 
+Texts: TypeAlias = tuple[pa.Array, pa.Array, pa.Array]
+
+
+def _read_batch(
+    t: pa.Table, stats: bool
+) -> tuple[pa.Table, Texts, Texts, list[U64], pa.Table | None]:
+    """The per-batch work of `Frame.of` (Arrow kernels and hashing, which release the GIL):
+    the joined texts, their normalized forms, the five hash arrays (normalized prompt, a, b;
+    a and b as written) and, with `stats`, the batch's `row_stats`."""
+    from prefkit.audit.rowwise import row_stats
+
+    p, a, b = (joined_text(_column(t, c)) for c in TEXT_COLUMNS)
+    pn, an, bn = normalize(p), normalize(a), normalize(b)
+    h = [hash64(pn), hash64(an), hash64(bn), hash64(a), hash64(b)]
+    row = row_stats(t.select(list(TEXT_COLUMNS))) if stats else None
+    return t, (p, a, b), (pn, an, bn), h, row
+
+
+READ_THREADS = 2  # threads preparing batches while `Frame.of` reads (results in order)
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _ahead(
+    fn: Callable[[_T], _R], items: Iterator[_T], threads: int = READ_THREADS
+) -> Iterator[_R]:
+    """`map(fn, items)` on `threads` threads, in order (one more item waits ready); the items are
+    drawn from `items` on the calling thread (an error there or in `fn` is raised here)."""
+    if threads <= 1:
+        yield from map(fn, items)
+        return
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        queue: deque[Future[_R]] = deque()
+        try:
+            for item in items:
+                queue.append(pool.submit(fn, item))
+                if len(queue) > threads:
+                    yield queue.popleft().result()
+            while queue:
+                yield queue.popleft().result()
+        finally:
+            for fut in queue:
+                fut.cancel()
+
+
 def _cat(xs: list[U64]) -> U64:
     return np.concatenate(xs) if xs else np.zeros(0, dtype=np.uint64)
 
@@ -157,15 +206,20 @@ class _Distinct:
     """The distinct strings of a stream of batches, kept once each (keyed by `hash64`)."""
 
     def __init__(self) -> None:
-        self.seen: set[int] = set()
+        self.seen = np.zeros(0, dtype=np.uint64)  # sorted hashes seen so far
         self.hashes: list[U64] = []
         self.values: list[pa.Array] = []
 
     def add(self, h: U64, values: pa.Array) -> None:
         u, first = np.unique(h, return_index=True)
-        new = np.fromiter((int(x) not in self.seen for x in u), dtype=bool, count=u.size)
+        if self.seen.size:
+            pos = np.minimum(np.searchsorted(self.seen, u), self.seen.size - 1)
+            new = self.seen[pos] != u
+        else:
+            new = np.ones(u.size, dtype=bool)
         if new.any():
-            self.seen.update(u[new].tolist())
+            # two sorted runs: the stable sort (a merge) keeps this linear in what is held
+            self.seen = np.sort(np.concatenate([self.seen, u[new]]), kind="stable")
             self.hashes.append(u[new])
             self.values.append(values.take(pa.array(first[new])).cast(pa.large_string()))
 
@@ -182,7 +236,10 @@ class _Distinct:
             got = np.concatenate(self.hashes)
             where = np.empty(uniq.size, dtype=np.int64)
             where[rank[np.searchsorted(uniq, got)]] = np.arange(got.size)
-            values = pa.concat_arrays(self.values).take(pa.array(where))
+            held = pa.concat_arrays(self.values)
+            self.values = []  # one copy of the texts at a time besides the result
+            values = held.take(pa.array(where))
+            del held
         else:
             values = pa.array([], pa.large_string())
         cuts = np.cumsum([len(h) for h in row_hashes])[:-1]
@@ -229,7 +286,7 @@ class Frame:
         """Read `source` (a comparisons table, or canonical comparisons Parquet files) batch by
         batch. `stats`: also compute the row-wise statistics (`audit.rowwise.row_stats`) of
         each batch (else an engine fills `stats`, or `row` computes them when first read)."""
-        from prefkit.audit.rowwise import row_stats, stats_arrays
+        from prefkit.audit.rowwise import stats_arrays
 
         if isinstance(source, pa.Table):
             if kind_of(source) is not Kind.COMPARISONS:
@@ -246,14 +303,14 @@ class Frame:
         rest: list[pa.Table] = []
         parts: list[pa.Table] = []
         with_text = 0
-        for t in text_batches(source, rows):
-            p, a, b = (joined_text(_column(t, c)) for c in TEXT_COLUMNS)
-            pn, an, bn = normalize(p), normalize(a), normalize(b)
-            hp.append(hash64(pn))
-            ha.append(hash64(an))
-            hb.append(hash64(bn))
-            ra.append(hash64(a))
-            rb.append(hash64(b))
+        for t, (p, a, b), (pn, an, bn), h, row in _ahead(
+            lambda t: _read_batch(t, stats), text_batches(source, rows)
+        ):
+            hp.append(h[0])
+            ha.append(h[1])
+            hb.append(h[2])
+            ra.append(h[3])
+            rb.append(h[4])
             prompts.add(hp[-1], pn)
             texts.add(np.concatenate([ha[-1], hb[-1]]), pa.concat_arrays([an, bn]))
             raw.add(np.concatenate([ra[-1], rb[-1]]), pa.concat_arrays([a, b]))
@@ -262,8 +319,8 @@ class Frame:
             valid.append(np.asarray(_column(t, "prompt").is_valid(), dtype=bool))
             resp = pc.or_(_column(t, "response_a").is_valid(), _column(t, "response_b").is_valid())
             with_text += int(pc.sum(resp.cast(pa.int64())).as_py() or 0)
-            if stats:
-                parts.append(row_stats(t.select(list(TEXT_COLUMNS))))
+            if row is not None:
+                parts.append(row)
             rest.append(t.drop_columns(list(TEXT_COLUMNS)))
         if not rest:
             empty = (

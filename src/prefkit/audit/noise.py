@@ -28,8 +28,9 @@ number of wrong labels (sum of suspicions).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -360,7 +361,7 @@ class _NgramFolds:
         into `p_pair`."""
         from prefkit.audit.features import ngram_matrix, ngram_vocab
 
-        f, x, a, b, rng = self.f, self.x, self.a, self.b, self.rng
+        f, a, b, rng = self.f, self.a, self.b, self.rng
         fit = _subset(usable, self.max_fit, rng)
         fit_texts = np.flatnonzero(
             np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.texts))
@@ -376,19 +377,34 @@ class _NgramFolds:
         self.nv = int(tm.shape[1])  # one empty column when the vocabulary is empty
         loc = np.zeros(len(f.texts), dtype=np.int64)
         loc[fit_texts] = np.arange(fit_texts.size)
+        jobs: list[tuple[int, I64]] = []
         for k in range(int(self.fold_of.max(initial=-1)) + 1):
             test = self.fold_of == k
-            train = _subset(fit & ~test, self.max_train, rng)
+            train = _subset(fit & ~test, self.max_train, rng)  # drawn in fold order
             if not test.any() or train.sum() < 20:
                 continue
-            tr = np.flatnonzero(train)
-            self.betas[k] = pair_logit_coef(
-                x[tr], tm, loc[a[tr]], loc[b[tr]], self.md[tr], target[tr], self.l2,
-                init=self.betas.get(k),
-            )  # fmt: skip
+            jobs.append((k, np.flatnonzero(train)))
+        self._fit_folds(tm, loc, jobs, target)
         del tm
         if self.betas:
             self._predict(p_a, p_pair)
+
+    def _fit_folds(self, tm: Any, loc: I64, jobs: list[tuple[int, I64]], target: F64) -> None:
+        """Each fold's model on its training rows (`jobs`: fold, rows), from the previous
+        fit's coefficients; the folds are independent fits (sparse products and L-BFGS
+        release the GIL), run on `FIT_THREADS` threads."""
+        x, a, b = self.x, self.a, self.b
+
+        def fold(job: tuple[int, I64]) -> tuple[int, F64]:
+            k, tr = job
+            beta = pair_logit_coef(
+                x[tr], tm, loc[a[tr]], loc[b[tr]], self.md[tr], target[tr], self.l2,
+                init=self.betas.get(k),
+            )  # fmt: skip
+            return k, beta
+
+        for k, beta in _threads(fold, jobs):
+            self.betas[k] = beta
 
     def _predict(self, p_a: F64 | None, p_pair: F64) -> None:
         from scipy.special import expit
@@ -400,9 +416,12 @@ class _NgramFolds:
         folds = sorted(self.betas)
         w = np.column_stack([self.betas[k][1 + nx : 1 + nx + nv] for k in folds])
         score = np.zeros((len(f.texts), len(folds)))
-        for start in range(0, len(f.texts), SCORE_BATCH):
+
+        def batch(start: int) -> None:
             part = f.texts.slice(start, SCORE_BATCH)
             score[start : start + len(part)] = ngram_matrix(part, vocab=self.vocab) @ w
+
+        _threads(batch, list(range(0, len(f.texts), SCORE_BATCH)))
         for j, k in enumerate(folds):
             beta = self.betas[k]
             rows = np.flatnonzero(self.fold_of == k)
@@ -416,6 +435,22 @@ class _NgramFolds:
             if p_a is not None:
                 p_a[rows] = expit(z)
             p_pair[rows] = expit(z - x[rows, self.pos_col] * beta[1 + self.pos_col])
+
+
+FIT_THREADS = 2  # threads for the n-gram model's independent fold fits and scoring batches
+
+_J = TypeVar("_J")
+_O = TypeVar("_O")
+
+
+def _threads(fn: Callable[[_J], _O], jobs: list[_J], threads: int = FIT_THREADS) -> list[_O]:
+    """`[fn(j) for j in jobs]`, on up to `threads` threads (results in the jobs' order)."""
+    if threads <= 1 or len(jobs) <= 1:
+        return [fn(j) for j in jobs]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
+        return list(pool.map(fn, jobs))
 
 
 N_GRADES = 4
