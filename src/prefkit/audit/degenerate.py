@@ -55,6 +55,8 @@ def find_degenerate(f: Frame) -> Findings:
     n = f.n
     if n == 0:
         return Findings(CHECK, summary={"rows_flagged": 0})
+    if f.extra.get("raw_released"):
+        raise ValueError("the frame's raw responses were released (Frame.release_raw)")
     if f.has_text:
         ea = np.asarray(f.row["empty_a"], dtype=bool)  # audit.rowwise.row_stats
         eb = np.asarray(f.row["empty_b"], dtype=bool)

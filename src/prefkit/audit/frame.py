@@ -377,6 +377,14 @@ class Frame:
             stats=stats_arrays(pa.concat_tables(parts)) if parts else {},
         )
 
+    def release_raw(self) -> None:
+        """Free the responses as written (`raw_texts`, `a_raw`, `b_raw`: only the degenerate
+        check reads them) once it has run; reading them afterwards is an error."""
+        self.raw_texts = pa.array([], pa.large_string())
+        self.a_raw = np.zeros(0, dtype=np.int64)
+        self.b_raw = np.zeros(0, dtype=np.int64)
+        self.extra["raw_released"] = True
+
     def text_rows(self, idx: Sequence[int]) -> dict[int, tuple[str, str, str]]:
         """The prompt and the two responses (joined messages, as written) of rows `idx`, read
         again from the source batch by batch."""

@@ -145,8 +145,9 @@ def run_audit(
         tick("signatures")
         st = style(f, psig, tsig)
         # duplicates and leakage are the only other users of the MinHash signatures (64 uint32
-        # per distinct text: ~0.7 GiB at 1M rows with text): they run (side by side) before
-        # the noise fit, and the signatures are freed instead of being held through its peak
+        # per distinct text: ~0.7 GiB at 1M rows with text), and degenerate the only user of
+        # the responses as written: they run (side by side) before the noise fit, and the
+        # signatures and the raw responses are freed instead of being held through its peak
         jobs: dict[str, Future[Findings]] = {}
         if "duplicates" in checks:
             jobs["duplicates"] = pool.submit(
@@ -154,9 +155,12 @@ def run_audit(
             )
         if "leakage" in checks:
             jobs["leakage"] = pool.submit(find_leakage, f, against, near_dup_threshold, True, psig)
+        if "degenerate" in checks:
+            jobs["degenerate"] = pool.submit(find_degenerate, f)
         del psig, tsig
         for job in jobs.values():
             job.exception()  # wait; a failure is raised where the results are collected
+        f.release_raw()
         v = votes(f)
         model = (
             fit_noise(f, st, embeddings=embeddings)
@@ -167,9 +171,7 @@ def run_audit(
         for c in checks:
             if c in jobs:
                 continue
-            if c == "degenerate":
-                jobs[c] = pool.submit(find_degenerate, f)
-            elif c == "bias":
+            if c == "bias":
                 jobs[c] = pool.submit(find_bias, f, st)
             elif c == "agreement":
                 jobs[c] = pool.submit(find_agreement, f, v)
