@@ -101,3 +101,59 @@ def test_pair_logit_equals_the_logit_on_the_explicit_difference_design() -> None
     # and warm-started from its own solution it stays there
     again = noise.pair_logit_coef(x[rows], tm, a[rows], b[rows], md[rows], y, 1e-2, init=got)
     assert np.allclose(again, got, atol=1e-6)
+
+
+def test_ngram_vocabulary_and_matrix_built_in_chunks_equal_one_go(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Document frequencies counted a chunk at a time (and merged more than once) give the
+    vocabulary of a plain count over every response; the matrix built in chunks and stacked
+    is the matrix built in one go (HH harmless responses)."""
+    from collections import Counter
+
+    from prefkit.audit import features
+
+    table = read(data_dir / "hh_rlhf_harmless_base_test/harmless-base/test.jsonl.gz").tables[
+        Kind.COMPARISONS
+    ]
+    texts = normalize(joined_text(table.column("response_a"))).slice(0, 1200)
+    n = len(texts)
+    doc, key = features._ngram_keys(texts)
+    df = Counter(k for _, k in set(zip(doc.tolist(), key.tolist(), strict=True)))
+    ref = sorted(k for k, c in df.items() if 3 <= c <= max(3, 0.5 * n))
+    monkeypatch.setattr(features, "MERGE_KEYS", 2_000)  # merge after a few chunks
+    vocab = features.ngram_vocab(texts, chunk=300)
+    assert len(ref) > 300 and vocab.tolist() == ref
+    whole = features.ngram_matrix(texts, vocab=vocab, chunk=n)
+    parts = features.ngram_matrix(texts, vocab=vocab, chunk=300)
+    assert parts.shape == whole.shape and whole.nnz > 0
+    assert np.array_equal(parts.indptr, whole.indptr)
+    assert np.array_equal(parts.indices, whole.indices)
+    assert np.array_equal(parts.data, whole.data)
+
+
+@pytest.mark.slow
+def test_noise_model_on_two_threads_equals_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fold fits and scoring batches on 2 threads give exactly the 1-thread result."""
+    from prefkit.audit import noise
+    from prefkit.simulate import simulate
+
+    f = Frame.of(simulate("noisy", size=600, seed=3).tables[Kind.COMPARISONS])
+    monkeypatch.setattr(noise, "SCORE_BATCH", 150)  # several scoring batches
+    two = noise.fit_noise(f)
+    monkeypatch.setattr(noise, "FIT_THREADS", 1)
+    one = noise.fit_noise(f)
+    assert np.array_equal(two.p_a, one.p_a)
+    assert np.array_equal(two.suspicion, one.suspicion)
+    assert two.coef == one.coef
+
+
+def test_degenerate_refuses_a_frame_whose_raw_texts_were_released() -> None:
+    from prefkit.audit.degenerate import find_degenerate
+    from prefkit.simulate import simulate
+
+    f = Frame.of(simulate("noisy", size=300, seed=4).tables[Kind.COMPARISONS])
+    assert find_degenerate(f).summary["rows_flagged"] >= 0
+    f.release_raw()
+    with pytest.raises(ValueError, match="released"):
+        find_degenerate(f)
