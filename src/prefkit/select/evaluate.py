@@ -242,7 +242,7 @@ def train_subset_accuracy(
     from prefkit.reward.features import response_features
     from prefkit.reward.train import fit_features, usable
     from prefkit.select.criteria import DEFAULT_BY, parse_by
-    from prefkit.select.train import DEFAULT_BAND, select_train
+    from prefkit.select.train import DEFAULT_BAND, select_train, selected_table
 
     w = weights or parse_by(DEFAULT_BY["train"], "train")
     k = int(round(share * train.num_rows))
@@ -261,8 +261,8 @@ def train_subset_accuracy(
     truth = _truth_of(test)
     ok = truth != 0.5
 
-    def acc(rows: I64) -> float:
-        sub = p.take(rows)
+    def acc(rows: I64, sub: Any = None) -> float:
+        sub = p.take(rows) if sub is None else sub
         u = usable(sub)
         ff = fit_features(sub.take(u), seed=seed, features=(xa[rows][u], xb[rows][u]))
         m = ff.model
@@ -274,9 +274,20 @@ def train_subset_accuracy(
         "rows": train.num_rows,
         "kept": k,
         "test_pairs": int(ok.sum()),
-        "selected": acc(np.sort(sel.rows)),
+        # with the `pairs` criterion the kept rows carry their pair's merged label
+        "selected": acc(sel.rows, pairs_from_table(selected_table(train, sel))),
         "random": float(np.mean(each := [acc(np.sort(r.astype(np.int64))) for r in rands])),
         "random_each": each,
         "all": acc(np.arange(train.num_rows, dtype=np.int64)),
         "audit_dropped": sel.summary["criteria"].get("audit", {}).get("dropped_rows"),
-    }
+        "distinct_pairs": {"selected": _distinct(train, sel.rows),
+                           "random": float(np.mean([_distinct(train, r) for r in rands]))},
+    }  # fmt: skip
+
+
+def _distinct(table: pa.Table, rows: I64) -> int:
+    """Distinct pairs (`prefkit.build.pairs.vote_groups`) among `rows`."""
+    from prefkit.build.pairs import vote_groups
+
+    g, _, _ = vote_groups(table)
+    return len(set(g[np.asarray(rows, dtype=np.int64)].tolist()))
