@@ -14,9 +14,14 @@ per pair), a prompt-grouped 80/20 split per seed, the feature reward model of
   largest feature differences; and every merged pair, and all rows.
 - `configs`: `prefkit.select.evaluate.train_subset_accuracy` (what `bench_select --only train`
   runs) with other `--by` criteria sets, paired difference selected − random.
+- `arena`: votes to Spearman 0.9 on the `arena` scenario (`arena_votes_to_target`, batch 10,
+  to 600 votes) for the assignment arms `--arms` (uniform, active = the `interval` default,
+  balanced = the least-voted model pair next), on seeds 20 and above (`bench_select --only
+  arena` reports seeds 0–19): first crossing, sustained crossing, Spearman at 200 and 300.
 
-    python -m benchmarks.bench_select_dev [--only strategies,configs] [--seeds 10-19]
+    python -m benchmarks.bench_select_dev [--only strategies,configs,arena] [--seeds 10-19]
         [--data noisy|pandalm] [--configs "audit,pairs;pairs,agreement"] [--draws 5]
+        [--arms uniform,balanced,active]
 """
 
 from __future__ import annotations
@@ -230,15 +235,40 @@ def bench_configs(seeds: list[int], data: str, size: int, configs: list[str], dr
                "all_minus_random": {"mean": float(np.mean(a)), "ci95": _t_interval(a)}})  # fmt: skip
 
 
+def bench_arena(seeds: list[int], arms: list[str]) -> None:
+    from prefkit.select.evaluate import arena_votes_to_target
+
+    res: dict[str, dict[str, list[float]]] = {a: {"first": [], "sustained": []} for a in arms}
+    for s in seeds:
+        for arm in arms:
+            r = arena_votes_to_target(s, arm, target=0.9, batch=10, run_to=600)
+            c = r.pop("curve")
+            first = float(r["votes"] if r["reached"] else 610)
+            sus = float(610 if r["sustained_votes"] is None else r["sustained_votes"])
+            res[arm]["first"].append(first)
+            res[arm]["sustained"].append(sus)
+            _emit({"bench": "arena", "seed": s, "arm": arm, "first": first, "sustained": sus,
+                   "spearman_200": c[19], "spearman_300": c[29]})  # fmt: skip
+    out: dict[str, Any] = {"bench": "arena_summary", "seeds": seeds, "not_reached_counts_as": 610}
+    for arm in arms:
+        out[arm] = {k: float(np.mean(v)) for k, v in res[arm].items()}
+        if arm != "uniform" and "uniform" in res:
+            out[arm] |= {f"ratio_uniform_over_{arm}_{k}":
+                         float(np.mean(res["uniform"][k]) / np.mean(res[arm][k]))
+                         for k in ("first", "sustained")}  # fmt: skip
+    _emit(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", default="strategies,configs")
+    ap.add_argument("--only", default="strategies,configs")  # arena: with --seeds 20 or above
     ap.add_argument("--seeds", default="10-19")
     ap.add_argument("--data", default="noisy", choices=("noisy", "pandalm"))
     ap.add_argument("--sim-size", type=int, default=6000)
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--configs", default="audit,margin,agreement,diversity,balance;"
                     "audit,pairs,margin,agreement,diversity,balance;audit,pairs;pairs,agreement")  # fmt: skip
+    ap.add_argument("--arms", default="uniform,balanced,active")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "prefkit-select-cache"))
     a = ap.parse_args()
     seeds = _seeds(a.seeds)
@@ -249,6 +279,10 @@ def main() -> None:
         bench_strategies(seeds, a.sim_size, a.draws)
     if "configs" in only:
         bench_configs(seeds, a.data, a.sim_size, a.configs.split(";"), a.draws, a.cache)
+    if "arena" in only:
+        if min(seeds) < 20:
+            raise SystemExit("bench_select --only arena reports seeds 0-19; develop on 20+")
+        bench_arena(seeds, a.arms.split(","))
 
 
 if __name__ == "__main__":
