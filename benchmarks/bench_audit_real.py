@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT / "src"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from benchmarks.bench_noise import cleanlab_best, crowdlab, pr, prec_at_recall  # noqa: E402
+from prefkit.audit.duplicates import shingle_set  # noqa: E402
 from prefkit.audit.frame import Frame, comparisons_from_rankings  # noqa: E402
 from prefkit.audit.run import run_audit  # noqa: E402
 from prefkit.io.detect import read  # noqa: E402
@@ -322,6 +323,67 @@ def flags_by_issue(res: Any) -> dict[str, set[str]]:
     return out
 
 
+def _shingles(text: str) -> set[bytes]:
+    """The check's shingles, none for a text MinHash cannot match (under 8 bytes)."""
+    return shingle_set(text) if len(text.encode("utf-8")) >= 8 else set()
+
+
+def _jac(x: set[bytes], y: set[bytes]) -> float:
+    return len(x & y) / len(x | y) if x and y else 0.0
+
+
+def verified_near_pairs(f: Frame, rows: np.ndarray, threshold: float) -> np.ndarray:
+    """Which of `rows` truly are near-duplicate pairs by the check's definition, computed
+    exactly (no MinHash): another distinct pair whose prompt and both responses (either
+    order) have Jaccard similarity ≥ threshold over the same shingles. A flag on such a row
+    is what the check is for, whether or not a fault was injected there."""
+    pk = f.pair_key
+    uniq, first = np.unique(pk, return_index=True)
+    ptext = f.prompts.to_pylist()
+    ttext = f.texts.to_pylist()
+    psh: dict[int, set[bytes]] = {}
+    tsh: dict[int, set[bytes]] = {}
+
+    def sp(c: int) -> set[bytes]:
+        if c not in psh:
+            psh[c] = _shingles(ptext[c]) if c >= 0 else set()
+        return psh[c]
+
+    def st(c: int) -> set[bytes]:
+        if c not in tsh:
+            tsh[c] = _shingles(ttext[c]) if c >= 0 else set()
+        return tsh[c]
+
+    pcode = f.prompt_code[first]
+    acode, bcode = f.a_code[first], f.b_code[first]
+    near_prompts: dict[int, np.ndarray] = {}
+    out = np.zeros(len(rows), dtype=bool)
+    done: dict[int, bool] = {}
+    for n, r in enumerate(rows.tolist()):
+        u = int(np.searchsorted(uniq, pk[r]))
+        if u not in done:
+            p = int(pcode[u])
+            if p not in near_prompts:
+                codes = np.unique(pcode)
+                near_prompts[p] = codes[
+                    [_jac(sp(p), sp(int(c))) >= threshold for c in codes.tolist()]
+                ]
+            cand = np.flatnonzero(np.isin(pcode, near_prompts[p]))
+            a, b = st(int(acode[u])), st(int(bcode[u]))
+            hit = False
+            for v in cand.tolist():
+                if v == u:
+                    continue
+                x, y = st(int(acode[v])), st(int(bcode[v]))
+                sim = max(min(_jac(a, x), _jac(b, y)), min(_jac(a, y), _jac(b, x)))
+                if min(sim, _jac(sp(int(pcode[u])), sp(int(pcode[v])))) >= threshold:
+                    hit = True
+                    break
+            done[u] = hit
+        out[n] = done[u]
+    return out
+
+
 def measure(name: str, base: pa.Table, seed: int) -> dict[str, Any]:
     clean_res = run_audit(pa.Table.from_pylist(prepare(base, seed), schema=base.schema))
     pre = flags_by_issue(clean_res)  # what the published data already shows
@@ -342,6 +404,7 @@ def measure(name: str, base: pa.Table, seed: int) -> dict[str, Any]:
     un = np.isin(ids, list(untouched))
     found: dict[str, Any] = {"rows": int(t.num_rows), "audit_s": secs, "checks": {}, "clean": clean}
     by_issue = flags_by_issue(res)
+    f_inj = Frame.of(t)
     for issue in sorted(set(by_issue) | {k for k, v in truth.items() if v}):
         flagged = np.isin(ids, list(by_issue.get(issue, set())))
         # flagged already in the uninjected data: the row itself or the row a copy copies
@@ -360,10 +423,17 @@ def measure(name: str, base: pa.Table, seed: int) -> dict[str, Any]:
                 "precision_new": p_new if (flagged & ~known).any() else float("nan"),
                 "recall": r_,
             }
+        if issue == "near_duplicate_pair":
+            # a flag on an untouched row that IS a near-duplicate pair (exact Jaccard) is
+            # the published data's near-duplicate, not a false alarm
+            check = np.flatnonzero(flagged & un)
+            true_near = verified_near_pairs(f_inj, check, res.summary["duplicates"]["threshold"])
+            entry["false_alarm_verified"] = float((~true_near).sum() / max(int(un.sum()), 1))
+            entry["untouched_flags_true_near"] = float(true_near.mean()) if len(check) else 1.0
         found["checks"][issue] = entry
     # label noise: the ranking, and cleanlab on the same out-of-fold probabilities
     y = np.isin(ids, list(truth["noisy_label"]))
-    f = Frame.of(t)
+    f = f_inj
     multi = len(f.annotators) >= 2 and res.summary["noise"]["votes_per_pair"] > 1.5
     noise = found["checks"].setdefault("noisy_label", {})
     noise["P@R0.5"] = prec_at_recall(res.noise_score, y, 0.5)
@@ -418,9 +488,9 @@ def main() -> None:
         )
         print(
             "| check | precision | precision, new flags | recall | false-alarm rate "
-            "| false alarms not in the uninjected data | P@R0.5 |"
+            "| false alarms not in the uninjected data | false alarms, verified | P@R0.5 |"
         )
-        print("|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|")
         issues = sorted({i for r in runs for i in r["checks"]})
         for issue in issues:
             vals = [r["checks"].get(issue, {}) for r in runs]
@@ -430,6 +500,7 @@ def main() -> None:
                 fmt(*ci([v.get("recall", float("nan")) for v in vals])),
                 fmt(*ci([v.get("false_alarm", 0.0) for v in vals]), pct=True),
                 fmt(*ci([v.get("false_alarm_new", 0.0) for v in vals]), pct=True),
+                fmt(*ci([v.get("false_alarm_verified", float("nan")) for v in vals]), pct=True),
                 fmt(*ci([v.get("P@R0.5", float("nan")) for v in vals])),
             ]
             print(f"| {issue} | " + " | ".join(cells) + " |")
@@ -443,7 +514,7 @@ def main() -> None:
                 )
                 print(
                     f"| {label} | {fmt(*ci([v['precision'] for v in vals]))} | — | "
-                    f"{fmt(*ci([v['recall'] for v in vals]))} | — | — | "
+                    f"{fmt(*ci([v['recall'] for v in vals]))} | — | — | — | "
                     f"{fmt(*ci([v['P@R0.5'] for v in vals]))} |"
                 )
     if args.json:

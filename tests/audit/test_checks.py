@@ -214,3 +214,37 @@ def test_empty_and_all_tie_tables(tmp_path: object) -> None:
     assert res.summary["bias"]["outcomes"]["tie"] == 40
     assert not res.checks["noise"].row_ids("noisy_label")  # a tie is never a flipped label
     assert res.summary["degenerate"]["length_cap"] is None
+
+
+def test_benchmark_verifies_near_duplicate_pairs_exactly() -> None:
+    """bench_audit_real's exact check (no MinHash) that a flagged pair is a near duplicate:
+    another distinct pair whose prompt and both responses, either order, are ≥ 0.8 Jaccard."""
+    from benchmarks.bench_audit_real import verified_near_pairs
+
+    rows = [row(i) for i in range(12)]
+
+    def edit(r: dict[str, object], keys: tuple[str, ...], words: int) -> dict[str, str]:
+        out = {}
+        for k in keys:
+            w = str(r[k]).split(" ")
+            out[k] = " ".join(w[: len(w) - words] + [f"new{j}" for j in range(words)])
+        return out
+
+    both = ("prompt", "response_a", "response_b")
+    rows += [
+        row(100, **edit(rows[1], both, 1)),  # one word changed everywhere: near duplicate
+        # the same, shown swapped
+        row(
+            101,
+            prompt=edit(rows[2], both, 1)["prompt"],
+            response_a=edit(rows[2], both, 1)["response_b"],
+            response_b=edit(rows[2], both, 1)["response_a"],
+        ),
+        row(102, **edit(rows[3], both, 12)),  # a third of each response replaced: not one
+        row(103, prompt=rows[4]["prompt"]),  # same prompt, new responses: not one
+        dict(rows[5], id="r104"),  # the same pair again (a second vote): not a near duplicate
+    ]
+    f = frame(rows)
+    got = verified_near_pairs(f, np.arange(len(rows)), 0.8)
+    ids = [str(r["id"]) for r in rows]
+    assert {i for i, g in zip(ids, got, strict=True) if g} == {"r1", "r100", "r2", "r101"}
