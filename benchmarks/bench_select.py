@@ -1,11 +1,13 @@
 """`prefkit select` (issue 24): does selection pay, and how fast is it?
 
 - `train`: a feature reward model (`prefkit.reward.train.fit_features`) trained on the 25%
-  `select --for train` keeps (default criteria: audit, margin, agreement, diversity, balance)
-  vs a random 25% vs all rows, held-out accuracy (prompt-grouped 80/20 split per seed; truth:
-  the simulator's latent quality on `noisy`, the held-out labels on HH harmless, the majority
-  of the three annotators on PandaLM). Mean over seeds with a t interval, and the paired
-  difference selected − random with its t interval.
+  `select --for train` keeps (default criteria: audit, pairs, margin, agreement, diversity,
+  balance; with `pairs` each kept row carries its pair's merged votes) vs a random 25% of the
+  rows vs all rows, held-out accuracy (prompt-grouped 80/20 split per seed; truth: the
+  simulator's latent quality on `noisy`, the held-out labels on HH harmless, the majority of
+  the three annotators on PandaLM). Mean over seeds with a t interval, the paired difference
+  selected − random with its t interval, the paired all − random (what four times the rows
+  buy the same model), and the distinct pairs each quarter reaches.
 - `labels`: what clean labels can buy that reward model on `noisy` (a random 25% with the
   recorded labels vs with every label set to the latent truth): the ceiling of any selection
   that only removes wrong labels.
@@ -102,6 +104,14 @@ def bench_train(
         out["selection_beats_random_outside_intervals"] = bool(
             out["selected"]["ci95"][0] > out["random"]["ci95"][1]
         )
+        # what four times the rows buy the same model (all − random, paired): the room any
+        # selection of a quarter has unless it beats training on every row
+        alld = [r["all"] - r["random"] for r in runs]
+        out["all_minus_random"] = {"mean": float(np.mean(alld)), "ci95": _t_interval(alld)}
+        out["distinct_pairs_mean"] = {
+            side: float(np.mean([r["distinct_pairs"][side] for r in runs]))
+            for side in ("selected", "random")
+        }
         out["random_draws_per_seed"] = random_draws
         _emit(out)
 

@@ -99,11 +99,11 @@ def _local_batches(
         for b in t.to_batches(max_chunksize=batch_rows):
             yield pa.Table.from_batches([b], schema=t.schema)
         return
-    import pyarrow.parquet as pq
+    from prefkit.io.base import parquet_batches
 
     cols = list(columns) if columns is not None else None
     for path in source:
-        for b in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=cols):
+        for b in parquet_batches(path, batch_rows, cols):
             yield pa.Table.from_batches([b])
 
 

@@ -75,6 +75,23 @@ def test_fixed_allocation_votes_only_where_its_weights_are() -> None:
         arena_votes_to_target(0, "fixed", batch=20, size=3000, run_to=40)
 
 
+def test_balanced_plan_spreads_votes_evenly_over_model_pairs() -> None:
+    """The `balanced` arena policy: after any number of votes the counts per model pair
+    differ by at most one (uniform draws of 240 votes over 120 pairs leave some pairs with
+    none and others with 5 or more), and the run reaches the target like the others."""
+    from prefkit.select.evaluate import arena_votes_to_target, balanced_plan
+
+    rng = np.random.default_rng(0)
+    votes = np.zeros(120, dtype=np.int64)
+    for n in (7, 113, 120):
+        balanced_plan(votes, n, rng)
+        assert votes.max() - votes.min() <= 1 and votes.sum() in (7, 120, 240)
+    drawn = np.bincount(rng.integers(0, 120, size=240), minlength=120)
+    assert drawn.max() - drawn.min() >= 4
+    r = arena_votes_to_target(0, "balanced", target=0.9, batch=20, size=6000)
+    assert r["reached"] and r["spearman"] >= 0.9
+
+
 @pytest.mark.slow
 def test_selected_quarter_has_cleaner_labels_than_a_random_quarter_on_noisy() -> None:
     """Simulator `noisy` (flipped labels, spammers): the 25% `select` keeps (audit, margin,

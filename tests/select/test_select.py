@@ -103,6 +103,81 @@ def test_train_selection_filters_audit_and_prefers_agreeing_votes(
     assert np.mean(kept_ok) > np.mean(true_ok) + 0.05
 
 
+def test_pairs_keeps_each_pair_once_with_the_verdict_of_its_votes(
+    noisy: Path, tmp_path: Path
+) -> None:
+    """Simulator `noisy` (3 votes per pair, ~10% flipped labels, spammers): `--by pairs` keeps
+    one row per pair (a random quarter of the rows reaches about 58% of the pairs it touches
+    more than once), each row labelled by its pair's votes as counted here from the raw rows
+    (outcome: the side of the mean vote; strength: the mean vote), and those labels agree
+    with the latent quality more often than the single votes do."""
+    out = tmp_path / "pairs.parquet"
+    r = run(str(noisy), str(out), "--budget", "25%", "--for", "train", "--by", "pairs",
+            "--seed", "2")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    full = pq.read_table(noisy)
+    sub = pq.read_table(out)
+    assert sub.num_rows == round(0.25 * full.num_rows)
+    meta = [dict(m) for m in full.column("meta").to_pylist()]
+    kmeta = [dict(m) for m in sub.column("meta").to_pylist()]
+    kept_pairs = [m["pair_id"] for m in kmeta]
+    assert len(set(kept_pairs)) == sub.num_rows  # each pair once
+    rand = np.random.default_rng(0).choice(full.num_rows, sub.num_rows, replace=False)
+    assert len({meta[i]["pair_id"] for i in rand}) < 0.8 * sub.num_rows
+    # the mean vote per pair (a vote's value: its graded strength when that agrees with its
+    # side, else 1 for a, 0 for b; ties 0.5), oriented to the kept row's response a
+    votes: dict[str, list[tuple[str, str, float | None]]] = {}
+    for m, a, o, st in zip(meta, full.column("response_a").to_pylist(),
+                           full.column("outcome").to_pylist(),
+                           full.column("strength").to_pylist(), strict=True):  # fmt: skip
+        votes.setdefault(m["pair_id"], []).append((str(a), o, st))
+    right_kept, n_merged = [], 0
+    for m, a, o, st in zip(kmeta, sub.column("response_a").to_pylist(),
+                           sub.column("outcome").to_pylist(),
+                           sub.column("strength").to_pylist(), strict=True):  # fmt: skip
+        vals = []
+        for va, vo, vs in votes[m["pair_id"]]:
+            if vo == "both_bad":
+                continue
+            y = {"a": 1.0, "b": 0.0, "tie": 0.5}[vo]
+            if vo in ("a", "b") and vs is not None and (vs >= 0.5) == (vo == "a"):
+                y = vs
+            vals.append(y if va == str(a) else 1.0 - y)
+        assert int(m["select_votes"]) == len(votes[m["pair_id"]])
+        n_merged += len(votes[m["pair_id"]]) > 1
+        mean = float(np.mean(vals))
+        assert o == ("a" if mean > 0.5 else "b" if mean < 0.5 else "tie")
+        if o in ("a", "b"):
+            assert st == pytest.approx(mean)
+            right_kept.append((float(m["quality_a"]) > float(m["quality_b"])) == (o == "a"))
+    assert n_merged > 0.9 * sub.num_rows
+    right_all = [
+        (float(m["quality_a"]) > float(m["quality_b"])) == (o == "a")
+        for m, o in zip(meta, full.column("outcome").to_pylist(), strict=True)
+        if o in ("a", "b")
+    ]
+    assert np.mean(right_kept) > np.mean(right_all) + 0.04
+    s = _summary(out)["criteria"]["pairs"]
+    assert s["pairs"] == len(votes) and s["pairs_with_several_votes"] > 0.9 * len(votes)
+    assert s["votes_behind_kept_rows"] == sum(int(m["select_votes"]) for m in kmeta)
+
+
+def test_pairs_with_one_vote_per_pair_is_left_out_with_a_note(tmp_path: Path) -> None:
+    t = simulate("clean", size=300, seed=1).tables[Kind.COMPARISONS]
+    src = tmp_path / "clean.parquet"
+    pq.write_table(t, src)
+    out = tmp_path / "o.parquet"
+    r = run(str(src), str(out), "--budget", "40", "--for", "train", "--by", "pairs,margin",
+            "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert any(x.startswith("pairs: no pair has two") for x in s["notes"])
+    sub = pq.read_table(out)
+    orig = dict(zip(t.column("id").to_pylist(), t.column("outcome").to_pylist(), strict=True))
+    assert all(orig[i] == o for i, o in zip(sub.column("id").to_pylist(),
+                                            sub.column("outcome").to_pylist(), strict=True))  # fmt: skip
+
+
 def test_selection_is_deterministic_for_a_seed(noisy: Path, tmp_path: Path) -> None:
     outs = []
     for k, seed in enumerate(("4", "4")):

@@ -16,7 +16,6 @@ from typing import TypeAlias
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from prefkit.schema import Kind, SchemaError, conform, kind_of
@@ -132,12 +131,12 @@ def text_batches(source: Source, rows: int = BATCH_ROWS) -> Iterator[pa.Table]:
         for i in range(0, source.num_rows, rows):
             yield source.slice(i, rows)
         return
-    from prefkit.io.base import InputError
+    from prefkit.io.base import InputError, parquet_batches
     from prefkit.schema import validate
 
     for path in source:
         start = 0
-        for rb in pq.ParquetFile(path).iter_batches(batch_size=rows):
+        for rb in parquet_batches(path, rows):
             t = pa.Table.from_batches([rb])
             try:
                 t = conform(t, Kind.COMPARISONS)

@@ -357,9 +357,10 @@ def _pairs_streamed(
 
 def _batches(path: Path) -> Any:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    for b in pq.ParquetFile(path).iter_batches(batch_size=1 << 14):
+    from prefkit.io.base import parquet_batches
+
+    for b in parquet_batches(path, 1 << 14):
         yield pa.Table.from_batches([b])
 
 

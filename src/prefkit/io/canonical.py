@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefkit.io.base import InputError, ReadOptions, ReadResult, register_reader
+from prefkit.io.base import InputError, ReadOptions, ReadResult, parquet_batches, register_reader
 from prefkit.schema import (
     META_KIND_KEY,
     META_VERSION_KEY,
@@ -156,7 +156,7 @@ def iter_canonical(path: Path, kind: Kind, batch_rows: int = 1 << 14) -> Iterato
     row number counted from the start of the file."""
     offset = 0
     try:
-        batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        batches = parquet_batches(path, batch_rows)
         for b in batches:
             t = pa.Table.from_batches([b])
             try:

@@ -218,14 +218,17 @@ def _write(sel: Any, table: Any, out: Path, purpose: str) -> None:
         from prefkit.io.base import ReadResult
         from prefkit.io.writers import write
         from prefkit.schema import Kind
+        from prefkit.select.train import selected_table
 
-        sub = table.take(pa.array(rows, pa.int64()))
+        sub = selected_table(table, sel)
         metas = sub.column("meta").to_pylist() if "meta" in sub.column_names else [None] * len(rows)
         new = []
         for r, (m, why) in enumerate(zip(metas, sel.reasons, strict=True)):
             d = dict(m or [])
             d["select_rank"] = str(r + 1)
             d["select_reason"] = why
+            if sel.votes is not None:
+                d["select_votes"] = str(int(sel.votes.count[rows[r]]))
             new.append(list(d.items()))
         if "meta" in sub.column_names:
             pos = sub.column_names.index("meta")

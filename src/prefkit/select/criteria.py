@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-TRAIN_CRITERIA = ("audit", "margin", "agreement", "diversity", "balance")
+TRAIN_CRITERIA = ("audit", "pairs", "margin", "agreement", "diversity", "balance")
 ANNOTATE_CRITERIA = ("interval", "uncertainty", "disagreement", "diversity")
 DEFAULT_BY = {
-    "train": "audit,margin,agreement,diversity,balance",
+    "train": "audit,pairs,margin,agreement,diversity,balance",
     "annotate": "interval,uncertainty,disagreement,diversity",
 }
 TEXT_CRITERIA = ("diversity",)

@@ -43,7 +43,8 @@ def arena_votes_to_target(
     pair_weights: F64 | None = None,
 ) -> dict[str, Any]:
     """Votes needed (in batches of `batch`) until Spearman(BT fit, true strength) ≥ target
-    (`votes`: the first time). `policy`: `uniform`, `active` (`plan_battles`), or `fixed`:
+    (`votes`: the first time). `policy`: `uniform`, `active` (`plan_battles`), `balanced`
+    (`balanced_plan`: the model pair with the fewest votes so far next), or `fixed`:
     battles drawn from `pair_weights`, a fixed allocation over the model pairs
     `np.triu_indices(k, 1)` of the sorted model names (e.g. the best design with the true
     strengths known, `benchmarks/bench_select.py --only oracle`). With `run_to`, voting goes on to that many votes and the result
@@ -67,13 +68,14 @@ def arena_votes_to_target(
             o = {"a": "b", "b": "a"}.get(o, o)
         pool.setdefault((i, j), []).append(o)
     used: dict[tuple[int, int], int] = {}
-    rng = np.random.default_rng([seed, {"active": 11, "fixed": 17}.get(policy, 13)])
+    rng = np.random.default_rng([seed, {"active": 11, "fixed": 17, "balanced": 19}.get(policy, 13)])
     ma: list[str] = []
     mb: list[str] = []
     out: list[str] = []
     ca, cb = np.triu_indices(k, 1)
     ca, cb = ca.astype(np.int64), cb.astype(np.int64)
     theta = np.zeros(k)
+    pair_votes = np.zeros(ca.size, dtype=np.int64)  # policy balanced: votes per model pair
     reused = 0
     curve: list[float] = []
     first: int | None = None
@@ -89,6 +91,9 @@ def arena_votes_to_target(
             if pair_weights is None or pair_weights.size != ca.size:
                 raise ValueError("policy 'fixed' needs pair_weights over every model pair")
             pick = rng.choice(ca.size, size=batch, p=pair_weights / pair_weights.sum())
+            pa_, pb_ = ca[pick], cb[pick]
+        elif policy == "balanced":
+            pick = balanced_plan(pair_votes, batch, rng)
             pa_, pb_ = ca[pick], cb[pick]
         else:
             pa_, pb_ = uniform_plan(k, batch, rng)
@@ -122,6 +127,19 @@ def arena_votes_to_target(
         res["curve"] = [round(r, 4) for r in curve]
         res["sustained_votes"] = (last + 1) * batch if last < len(curve) else None
     return res
+
+
+def balanced_plan(pair_votes: I64, n: int, rng: np.random.Generator) -> I64:
+    """`n` battles, each on a model pair with the fewest votes so far (ties by a seeded
+    draw); `pair_votes` (votes per pair) is updated in place. Uniform assignment without its
+    multinomial spread: after m rounds of every pair the counts differ by at most one."""
+    out = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        low = np.flatnonzero(pair_votes == pair_votes.min())
+        j = int(low[rng.integers(0, low.size)])
+        pair_votes[j] += 1
+        out[t] = j
+    return out
 
 
 def feature_diffs(table: pa.Table) -> tuple[F64, F64, list[str]]:
@@ -235,14 +253,16 @@ def train_subset_accuracy(
     (`prefkit.reward.train.fit_features`, its default L2 by cross-validation) trained on the
     rows `select_train` keeps (default criteria), on as many rows drawn at random (`random`:
     the mean over `random_draws` independent draws, each in `random_each`, so the paired
-    difference selected − random is not dominated by the luck of one draw), and on all."""
+    difference selected − random is not dominated by the luck of one draw), and on all.
+    With the `pairs` criterion the selected rows are trained with their pair's merged votes
+    (`selected_table`); `distinct_pairs` counts the pairs each side reaches."""
     from pathlib import Path
 
     from prefkit.reward.data import pairs_from_table
     from prefkit.reward.features import response_features
     from prefkit.reward.train import fit_features, usable
     from prefkit.select.criteria import DEFAULT_BY, parse_by
-    from prefkit.select.train import DEFAULT_BAND, select_train
+    from prefkit.select.train import DEFAULT_BAND, select_train, selected_table
 
     w = weights or parse_by(DEFAULT_BY["train"], "train")
     k = int(round(share * train.num_rows))
@@ -261,8 +281,8 @@ def train_subset_accuracy(
     truth = _truth_of(test)
     ok = truth != 0.5
 
-    def acc(rows: I64) -> float:
-        sub = p.take(rows)
+    def acc(rows: I64, sub: Any = None) -> float:
+        sub = p.take(rows) if sub is None else sub
         u = usable(sub)
         ff = fit_features(sub.take(u), seed=seed, features=(xa[rows][u], xb[rows][u]))
         m = ff.model
@@ -274,9 +294,20 @@ def train_subset_accuracy(
         "rows": train.num_rows,
         "kept": k,
         "test_pairs": int(ok.sum()),
-        "selected": acc(np.sort(sel.rows)),
+        # with the `pairs` criterion the kept rows carry their pair's merged label
+        "selected": acc(sel.rows, pairs_from_table(selected_table(train, sel))),
         "random": float(np.mean(each := [acc(np.sort(r.astype(np.int64))) for r in rands])),
         "random_each": each,
         "all": acc(np.arange(train.num_rows, dtype=np.int64)),
         "audit_dropped": sel.summary["criteria"].get("audit", {}).get("dropped_rows"),
-    }
+        "distinct_pairs": {"selected": _distinct(train, sel.rows),
+                           "random": float(np.mean([_distinct(train, r) for r in rands]))},
+    }  # fmt: skip
+
+
+def _distinct(table: pa.Table, rows: I64) -> int:
+    """Distinct pairs (`prefkit.build.pairs.vote_groups`) among `rows`."""
+    from prefkit.build.pairs import vote_groups
+
+    g, _, _ = vote_groups(table)
+    return len(set(g[np.asarray(rows, dtype=np.int64)].tolist()))

@@ -4,6 +4,12 @@ Criteria, each a per-row score in 0..1 (higher = keep), combined by their weight
 
 - `audit`: a hard filter — rows the audit flags with severity error or warning are dropped
   (info findings are kept), counted per issue.
+- `pairs`: each pair once — the rows that judge the same pair (`prefkit.build.pairs.
+  vote_groups`) are merged into one row carrying the verdict of their votes (outcome: the
+  side the mean vote favours; `strength`: the mean vote, the schema's graded preference), so
+  a budget of rows reaches as many distinct pairs as it can instead of spending rows on
+  repeated votes. Counted in rows: a kept row stands for all the (audit-passing) votes on
+  its pair. Left out when no pair has two votes.
 - `margin`: the sweet spot of the label's reward margin ``m = r(preferred) - r(other)``:
   1 inside the band of quantiles [lo, hi] of m (default 0.25..0.95: not contradicted by the
   reward model, not trivially easy), falling off linearly in quantile outside it; ties 0.5.
@@ -58,6 +64,99 @@ class Selection:
     scores: dict[str, F64]
     total: F64
     summary: dict[str, Any] = field(default_factory=dict)
+    votes: Votes | None = None
+
+
+@dataclass(frozen=True)
+class Votes:
+    """The `pairs` criterion's merged labels, per input row (meaningful on the rows that
+    stand for their pair): the verdict of the pair's votes in this row's orientation
+    (`outcome`), the mean vote P(a preferred) (`strength`, NaN when no vote takes a side or
+    ties), the number of votes merged (`count`) and the share of them on the verdict's side
+    (`agreement`)."""
+
+    outcome: list[str]
+    strength: F64
+    count: I64
+    agreement: F64
+
+
+def merge_votes(
+    table: pa.Table, eligible: NDArray[np.bool_]
+) -> tuple[NDArray[np.bool_], Votes, int]:
+    """One row per pair among the `eligible` rows (the first of each pair) and the merged
+    labels (`Votes`); the third value is the number of pairs with two or more eligible
+    votes. A vote's value is its soft label (`prefkit.reward.data.soft_label`: a 1, b 0,
+    tie 0.5, graded by `strength`); `both_bad` votes count towards `count` but not towards
+    the mean, and a pair with only those keeps the outcome `both_bad`."""
+    from prefkit.build.pairs import vote_groups
+    from prefkit.reward.data import soft_label
+
+    n = table.num_rows
+    gidx, flip, groups = vote_groups(table)
+    outcome = [str(x) for x in _col(table, "outcome")]
+    strength = _col(table, "strength")
+    y = np.array([soft_label(o, None if s is None else float(s))
+                  for o, s in zip(outcome, strength, strict=True)])  # fmt: skip
+    sided = np.array([o in ("a", "b", "tie") for o in outcome]) & eligible
+    yg = np.where(flip, 1.0 - y, y)
+    ng = len(groups)
+    tot = np.zeros(ng)
+    cnt = np.zeros(ng)
+    every = np.zeros(ng)
+    np.add.at(tot, gidx[sided], yg[sided])
+    np.add.at(cnt, gidx[sided], 1.0)
+    np.add.at(every, gidx[eligible], 1.0)
+    mean_g = np.where(cnt > 0, tot / np.maximum(cnt, 1.0), 0.5)
+    # the verdict's side per group, and how many of the group's votes took it
+    side_g = np.where(mean_g > 0.5, 0, np.where(mean_g < 0.5, 1, 2))
+    side_g = np.where(cnt > 0, side_g, 3)
+    o_arr = np.asarray(outcome, dtype=object)
+    vote_side = np.where(o_arr == "a", 0, np.where(o_arr == "b", 1, np.where(o_arr == "tie", 2, 3)))
+    vote_side = np.where(flip & (vote_side < 2), 1 - vote_side, vote_side)
+    same = np.zeros(ng)
+    np.add.at(same, gidx[eligible], (vote_side[eligible] == side_g[gidx[eligible]]).astype(float))
+    rep = np.zeros(n, dtype=bool)
+    seen = np.zeros(ng, dtype=bool)
+    for i in np.flatnonzero(eligible).tolist():
+        if not seen[gidx[i]]:
+            seen[gidx[i]] = True
+            rep[i] = True
+    m_row = np.where(flip, 1.0 - mean_g[gidx], mean_g[gidx])
+    s_row = side_g[gidx]
+    s_row = np.where(flip & (s_row < 2), 1 - s_row, s_row)
+    names = np.array(["a", "b", "tie", "both_bad"], dtype=object)[s_row]
+    graded = (s_row < 2) & (cnt[gidx] > 0)
+    votes = Votes(
+        outcome=[str(x) for x in names],
+        strength=np.where(graded, m_row, np.nan),
+        count=every[gidx].astype(np.int64),
+        agreement=np.where(every[gidx] > 0, same[gidx] / np.maximum(every[gidx], 1.0), 0.0),
+    )
+    return rep, votes, int((every > 1).sum())
+
+
+def selected_table(table: pa.Table, sel: Selection) -> pa.Table:
+    """The chosen rows of `table` in the order chosen; with the `pairs` criterion each row
+    carries its pair's merged label (`outcome`, `strength`) instead of its own vote."""
+    sub = table.take(pa.array(sel.rows, pa.int64()))
+    if sel.votes is None:
+        return sub
+    rows = sel.rows.tolist()
+    out = pa.array([sel.votes.outcome[i] for i in rows], pa.string())
+    st = sel.votes.strength[sel.rows]
+    stc = pa.array([None if not np.isfinite(v) else float(v) for v in st.tolist()], pa.float64())
+    for name, col in (("outcome", out), ("strength", stc)):
+        if name in sub.column_names:
+            pos = sub.column_names.index(name)
+            sub = sub.set_column(
+                pos,
+                pa.field(name, sub.schema.field(name).type),
+                col.cast(sub.schema.field(name).type),
+            )
+        else:
+            sub = sub.append_column(name, col)
+    return sub
 
 
 def _col(table: pa.Table, name: str) -> list[Any]:
@@ -189,6 +288,25 @@ def select_train(
         crit["audit"] = {"weight": weights["audit"], "dropped_rows": 0}
 
     outcome = _col(table, "outcome")
+    votes: Votes | None = None
+    if "pairs" in weights:
+        say("pairs")
+        rep, merged, multi = merge_votes(table, eligible)
+        if multi == 0:
+            notes.append("pairs: no pair has two or more votes; criterion left out")
+            crit["pairs"] = {"weight": 0.0, "pairs_with_several_votes": 0}
+        else:
+            votes = merged
+            crit["pairs"] = {
+                "weight": weights["pairs"],
+                "rule": "one row per pair, labelled by the mean of its votes (outcome: the "
+                "side it favours, strength: the mean); a kept row stands for its pair's votes",
+                "pairs": int(rep.sum()),
+                "pairs_with_several_votes": multi,
+                "rows_merged": int((eligible & ~rep).sum()),
+            }
+            eligible &= rep
+            outcome = merged.outcome
     if "margin" in weights:
         say("margin")
         delta, basis = _reward_delta(table, rm, audit_p_a)
@@ -213,7 +331,11 @@ def select_train(
         }
     if "agreement" in weights:
         say("agreement")
-        s, multi = agreement_score(table)
+        if votes is not None:  # the share of the pair's votes that agree with its verdict
+            s = np.where(votes.count > 1, votes.agreement, 0.5)
+            multi = int(crit["pairs"]["pairs_with_several_votes"])
+        else:
+            s, multi = agreement_score(table)
         if multi == 0:
             notes.append("agreement: no pair has two or more votes; criterion left out")
             crit["agreement"] = {"weight": 0.0, "pairs_with_votes": 0}
@@ -323,7 +445,7 @@ def select_train(
         )  # fmt: skip
         chosen = order[loc]
 
-    reasons = _reasons(chosen, gains, scores, crit, sources, div_w)
+    reasons = _reasons(chosen, gains, scores, crit, sources, div_w, votes)
     kept_src: dict[str, int] = {}
     for i in chosen.tolist():
         kept_src[sources[i]] = kept_src.get(sources[i], 0) + 1
@@ -344,7 +466,10 @@ def select_train(
         },  # fmt: skip
         "notes": notes,
     }
-    return Selection(chosen, reasons, scores, total, summary)
+    if votes is not None:
+        crit["pairs"]["votes_behind_kept_rows"] = int(votes.count[chosen].sum())
+        crit["pairs"]["kept_rows_with_several_votes"] = int((votes.count[chosen] > 1).sum())
+    return Selection(chosen, reasons, scores, total, summary, votes)
 
 
 def _coverage(g: Any, chosen: I64) -> float:
@@ -369,12 +494,15 @@ def _reasons(
     crit: dict[str, Any],
     sources: list[str],
     div_w: float,
+    votes: Votes | None = None,
 ) -> list[str]:
     out = []
     for r, (i, gval) in enumerate(zip(chosen.tolist(), gains.tolist(), strict=False)):
         parts = []
         if "audit" in crit:
             parts.append("no audit error/warning")
+        if votes is not None:
+            parts.append(f"pair's {int(votes.count[i])} vote(s) merged: {votes.outcome[i]}")
         if "margin" in scores:
             s = scores["margin"][i]
             parts.append("margin in band" if s >= 1 else f"margin band score {s:.2f}")

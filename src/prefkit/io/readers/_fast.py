@@ -50,7 +50,7 @@ def open_batches(path: Path, csv_nulls: bool = False) -> tuple[str, Iterator[pa.
         import pyarrow.parquet as pq
 
         try:
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(path, pre_buffer=False)  # see base.parquet_batches
         except (pa.ArrowInvalid, OSError) as e:
             raise Decline(str(e)) from e
         return kind, pf.iter_batches(batch_size=PARQUET_BATCH, use_threads=True)

@@ -326,10 +326,10 @@ def sample(path: Path, rows: int = 20) -> list[Mapping[str, Any]] | None:
     """The first few parseable records of a file, for sniffing; None when unreadable."""
     out: list[Mapping[str, Any]] = []
     if path.is_file() and path.name.lower().endswith(".parquet"):
-        import pyarrow.parquet as pq
+        from prefkit.io.base import parquet_batches
 
         try:
-            first = next(pq.ParquetFile(path).iter_batches(batch_size=rows), None)
+            first = next(parquet_batches(path, rows), None)
         except (pa.ArrowInvalid, OSError):
             return None
         return list(first.to_pylist()) if first is not None and first.num_rows else None
