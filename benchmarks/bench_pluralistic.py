@@ -6,6 +6,7 @@ groups). Prints one JSON line per measurement.
 
     python -m benchmarks.bench_pluralistic [--votes-per-annotator 200] [--annotators 30]
         [--level-runs 200] [--permutations 199] [--skip-mixture] [--ceiling-seeds 5]
+    python -m benchmarks.bench_pluralistic --diagnose-worlds 10 [--diagnose-seed 5]
     python -m benchmarks.bench_pluralistic --context-worlds 10 [--context-seed 100]
         [--contexts 0,8,auto] [--context-features refusal] [--context-scenarios pluralistic]
         [--cache-dir DIR]
@@ -203,6 +204,128 @@ def known_group_feature_ari(sim: Simulation, folds: int = 5) -> float:
     return float(adjusted_rand_score(gl, ll.argmax(axis=1)))
 
 
+def _known_group_ari(x: Any, y: Any, ann: Any, labels: Any, folds: int = 5) -> float:
+    """Each group's logistic model on design `x` (decisive votes `y` = a won) fitted WITH the
+    true labels on the other annotators (annotator folds); each held-out annotator to the
+    group under which its votes are most likely."""
+    from sklearn.linear_model import LogisticRegression
+
+    names = sorted(set(labels.tolist()))
+    fold = np.random.default_rng(0).permutation(labels.size) % folds
+    ll = np.zeros((labels.size, len(names)))
+    for f in range(folds):
+        test = fold[ann] == f
+        for k, g in enumerate(names):
+            rows = (labels[ann] == g) & ~test
+            m = LogisticRegression(C=1.0, max_iter=3000).fit(x[rows], y[rows])
+            p = np.clip(m.predict_proba(x[test])[:, 1], 1e-9, 1 - 1e-9)
+            np.add.at(ll[:, k], ann[test], np.where(y[test] == 1, np.log(p), np.log1p(-p)))
+    return float(adjusted_rand_score(labels, ll.argmax(axis=1)))
+
+
+VISIBLE = ("detail", "harmful", "over_refusal", "hedge", "fmt_list", "fmt_header", "bold",
+           "filler")  # fmt: skip
+
+
+def attribute_ceiling(seed: int, size: int, annotators: int) -> dict[str, float]:
+    """Known-group ARI (`_known_group_ari`) when the design is the simulator's TRUE response
+    attributes (differences, plus length/100 and the idiosyncratic noise) instead of text
+    features: `all`; `visible` (no correctness, errors or noise: what the text states);
+    `visible_no_length`. Reads hidden variables on purpose: it says which attributes a
+    representation would need to see, it is not a method. The attributes are taken from the
+    simulator's own Bayes-classifier input (`_group_loglik`)."""
+    import prefkit.simulate.scenarios as scen_mod
+    from prefkit.simulate.world import ATTRIBUTES
+
+    seen: dict[str, Any] = {}
+    orig = scen_mod._group_loglik
+
+    def spy(*args: Any) -> Any:
+        seen["args"] = args
+        return orig(*args)
+
+    scen_mod._group_loglik = spy  # type: ignore[assignment]
+    try:
+        sim = simulate("pluralistic", size=size, seed=seed, annotators=annotators)
+    finally:
+        scen_mod._group_loglik = orig  # type: ignore[assignment]
+    _, resp, ra, rb, outcome, votes_ann, ann_ids = seen["args"]
+    dec = outcome < 2
+    ann = votes_ann[dec]
+    y = (outcome[dec] == 0).astype(np.int64)
+    att = {a: (resp.attrs[ra, j] - resp.attrs[rb, j])[dec] for j, a in enumerate(ATTRIBUTES)}
+    length = ((resp.length[ra] - resp.length[rb]) / 100.0)[dec]
+    noise = (resp.noise[ra] - resp.noise[rb])[dec]
+    labels = np.array([sim.truth["annotators"][a]["params"]["group"] for a in ann_ids])
+    designs = {
+        "all": [*att.values(), length, noise],
+        "visible": [*(att[a] for a in VISIBLE), length],
+        "visible_no_length": [att[a] for a in VISIBLE],
+    }
+    return {k: round(_known_group_ari(np.column_stack(v), y, ann, labels), 3)
+            for k, v in designs.items()}  # fmt: skip
+
+
+def start_check(sim: Simulation) -> dict[str, Any]:
+    """Is the bt-mixture's answer a local optimum? EM from 8 random starts (the default) beside
+    EM started from the TRUE memberships, same design (K true): penalised log-likelihood and
+    ARI of each; with the votes per unit and the co-voters' agreement (same vs different
+    group) on units voted on by exactly two annotators."""
+    from prefkit.rank.mixture import _run_em, design_responses, fit_mixture
+
+    truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
+    d = design_responses(sim.tables[Kind.COMPARISONS]).data
+    labels = np.array([truth[a] for a in d.annotators])
+    names = sorted(set(labels.tolist()))
+    onehot = (labels[:, None] == np.array(names)[None, :]).astype(np.float64)
+    em = fit_mixture(d, len(names), np.random.default_rng(0), n_init=8)
+    true_start = _run_em(d, 0.98 * onehot + 0.02 / len(names), 300, 1e-8)
+    per_unit = np.bincount(d.unit, minlength=d.x.shape[0])
+    order = np.argsort(d.unit, kind="stable")
+    two = per_unit[d.unit[order]] == 2
+    first, second = order[two][0::2], order[two][1::2]
+    rel = d.y3.argmax(axis=1)
+    ok = (rel[first] < 2) & (rel[second] < 2) & (d.annotator[first] != d.annotator[second])
+    first, second = first[ok], second[ok]
+    agree = rel[first] == rel[second]
+    same = labels[d.annotator[first]] == labels[d.annotator[second]]
+    return {
+        "em_objective": round(em.objective, 2),
+        "em_ari": round(float(adjusted_rand_score(labels, em.posterior.argmax(1))), 3),
+        "true_start_objective": round(true_start.objective, 2),
+        "true_start_ari": round(
+            float(adjusted_rand_score(labels, true_start.posterior.argmax(1))), 3
+        ),
+        "votes_per_unit": {str(v): int(c) for v, c in enumerate(np.bincount(per_unit)) if c},
+        "covoter_agreement_same_group": round(float(agree[same].mean()), 3),
+        "covoter_agreement_other_group": round(float(agree[~same].mean()), 3),
+        "covoter_pairs_same_other": [int(same.sum()), int((~same).sum())],
+    }
+
+
+def diagnose(worlds: int, seed0: int, size: int, annotators: int) -> None:
+    """Why `pluralistic` recovery stays below 0.9, per world (seeds seed0..): `start_check`,
+    the known-group ceiling of the mixture's design, and `attribute_ceiling`; then means with
+    95% t-intervals."""
+    keys = ("em_ari", "true_start_ari", "known_group_features", "attr_all", "attr_visible",
+            "attr_visible_no_length", "objective_gap")  # fmt: skip
+    acc: dict[str, list[float]] = {k: [] for k in keys}
+    for seed in range(seed0, seed0 + worlds):
+        sim = ensure_group_members(simulate("pluralistic", size=size, seed=seed,
+                                            annotators=annotators))  # fmt: skip
+        row: dict[str, Any] = {"scenario": "pluralistic", "seed": seed} | start_check(sim)
+        row["known_group_features"] = round(known_group_feature_ari(sim), 3)
+        row |= {f"attr_{k}": v for k, v in attribute_ceiling(seed, size, annotators).items()}
+        row["objective_gap"] = round(row["em_objective"] - row["true_start_objective"], 2)
+        for k in keys:
+            acc[k].append(float(row[k]))
+        print(json.dumps(row), flush=True)
+    print(json.dumps({"scenario": "pluralistic", "worlds": worlds,
+                      "seeds": [seed0, seed0 + worlds - 1], "votes": size,
+                      "annotators": annotators,
+                      "mean": {k: mean_ci(v) for k, v in acc.items()}}), flush=True)  # fmt: skip
+
+
 def level_run(seed: int, permutations: int, size: int) -> tuple[float | None, float]:
     sim = simulate("clean", size=size, seed=seed)
     t = sim.tables[Kind.COMPARISONS]
@@ -254,6 +377,10 @@ def main() -> None:
         help="Only the prompt-context study (`context_study`) over this many worlds.",
     )
     ap.add_argument("--context-seed", type=int, default=100, help="First seed of that study.")
+    ap.add_argument("--diagnose-worlds", type=int, default=0,
+                    help="Only the recovery diagnosis on `pluralistic` (`diagnose`) over this "
+                    "many worlds, from --diagnose-seed.")  # fmt: skip
+    ap.add_argument("--diagnose-seed", type=int, default=5, help="First seed of the diagnosis.")
     ap.add_argument("--cache-dir", default=None,
                     help=f"MiniLM embedding cache of the prompts (default {EMBED_CACHE}).")  # fmt: skip
     ap.add_argument("--contexts", default=None,
@@ -265,6 +392,9 @@ def main() -> None:
                     help="Which parts of that study to run (comma-separated).")  # fmt: skip
     a = ap.parse_args()
     size = a.votes_per_annotator * a.annotators
+    if a.diagnose_worlds:
+        diagnose(a.diagnose_worlds, a.diagnose_seed, size, a.annotators)
+        return
     if a.context_worlds:
         context_study(a.context_worlds, a.context_seed, size, a.annotators, a.level_size,
                       tuple(a.context_scenarios.split(",")), a.cache_dir or EMBED_CACHE,
