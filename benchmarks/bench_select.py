@@ -132,23 +132,16 @@ def bench_labels(seeds: int, sim_size: int, draws: int) -> None:
     both ways; `draws` random draws per seed, paired interval over seeds."""
     import dataclasses
 
-    from prefkit.reward.data import pairs_from_table
-    from prefkit.reward.features import response_features
     from prefkit.reward.train import fit_features, split_by_prompt, usable
-    from prefkit.select.evaluate import _truth_of
+    from prefkit.select.evaluate import _truth_of, feature_split
     from prefkit.simulate import simulate
 
     diffs = []
     for s in range(seeds):
         sim = simulate("noisy", size=sim_size, seed=s)
         train, test = split_by_prompt(sim.tables[next(iter(sim.tables))], val=0.2, seed=s)
-        p = pairs_from_table(train)
-        xa, _ = response_features(p.prompts, p.a)
-        xb, _ = response_features(p.prompts, p.b)
-        pt = pairs_from_table(test)
-        ta, _ = response_features(pt.prompts, pt.a)
-        tb, _ = response_features(pt.prompts, pt.b)
-        truth, true_train = _truth_of(test), _truth_of(train)
+        p, xa, xb, ta, tb, truth = feature_split(train, test)
+        true_train = _truth_of(train)
         ok = truth != 0.5
 
         def acc(rows: np.ndarray, clean: bool, p: Any = p, xa: Any = xa, xb: Any = xb,

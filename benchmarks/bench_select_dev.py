@@ -87,10 +87,8 @@ def _k_center(d: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
 
 def bench_strategies(seeds: list[int], size: int, draws: int) -> None:
     from prefkit.build.pairs import vote_groups
-    from prefkit.reward.data import pairs_from_table
-    from prefkit.reward.features import response_features
     from prefkit.reward.train import fit_features, split_by_prompt, usable
-    from prefkit.select.evaluate import _truth_of
+    from prefkit.select.evaluate import feature_split
     from prefkit.simulate import simulate
 
     rows = []
@@ -98,13 +96,7 @@ def bench_strategies(seeds: list[int], size: int, draws: int) -> None:
         t0 = time.perf_counter()
         sim = simulate("noisy", size=size, seed=s)
         train, test = split_by_prompt(sim.tables[next(iter(sim.tables))], val=0.2, seed=s)
-        p = pairs_from_table(train)
-        xa, _ = response_features(p.prompts, p.a)
-        xb, _ = response_features(p.prompts, p.b)
-        pt = pairs_from_table(test)
-        ta, _ = response_features(pt.prompts, pt.a)
-        tb, _ = response_features(pt.prompts, pt.b)
-        truth = _truth_of(test)
+        p, xa, xb, ta, tb, truth = feature_split(train, test)
         ok = truth != 0.5
         gidx, flip, groups = vote_groups(train)
 

@@ -218,6 +218,22 @@ def rm_label_curve(
     return curve
 
 
+def feature_split(train: pa.Table, test: pa.Table) -> tuple[Any, F64, F64, F64, F64, F64]:
+    """What the training-selection measurements share: the train pairs (`pairs_from_table`)
+    with both responses' reward features, the test pairs' features, and the test truth
+    (`_truth_of`): `(p, xa, xb, ta, tb, truth)`."""
+    from prefkit.reward.data import pairs_from_table
+    from prefkit.reward.features import response_features
+
+    p = pairs_from_table(train)
+    xa, _ = response_features(p.prompts, p.a)
+    xb, _ = response_features(p.prompts, p.b)
+    pt = pairs_from_table(test)
+    ta, _ = response_features(pt.prompts, pt.a)
+    tb, _ = response_features(pt.prompts, pt.b)
+    return p, xa, xb, ta, tb, _truth_of(test)
+
+
 def _truth_of(test: pa.Table) -> F64:
     """Per test row, 1 when a is truly better, 0 when b: the simulator's `quality_a` /
     `quality_b` when present, else the majority of the recorded votes on the pair
@@ -259,7 +275,6 @@ def train_subset_accuracy(
     from pathlib import Path
 
     from prefkit.reward.data import pairs_from_table
-    from prefkit.reward.features import response_features
     from prefkit.reward.train import fit_features, usable
     from prefkit.select.criteria import DEFAULT_BY, parse_by
     from prefkit.select.train import DEFAULT_BAND, select_train, selected_table
@@ -272,13 +287,7 @@ def train_subset_accuracy(
     )  # fmt: skip
     rng = np.random.default_rng([seed, 3])
     rands = [rng.choice(train.num_rows, size=k, replace=False) for _ in range(random_draws)]
-    p = pairs_from_table(train)
-    xa, _ = response_features(p.prompts, p.a)
-    xb, _ = response_features(p.prompts, p.b)
-    pt = pairs_from_table(test)
-    ta, _ = response_features(pt.prompts, pt.a)
-    tb, _ = response_features(pt.prompts, pt.b)
-    truth = _truth_of(test)
+    p, xa, xb, ta, tb, truth = feature_split(train, test)
     ok = truth != 0.5
 
     def acc(rows: I64, sub: Any = None) -> float:
