@@ -266,7 +266,11 @@ def fit_noise(
         # with several votes per pair, where responses recur within prompts, their votes
         # are pooled into the prior (`pooling`: a per-prompt Bradley–Terry over distinct
         # responses, out of fold)
-        recurrence, pooled = pool_prior(f, rows, it, n_it, fold_of, qrow, alone)
+        recurrence, pooled = pool_prior(
+            f, rows, it, n_it, fold_of, qrow,
+            lambda: alone or lapse_model(*lapse_args, tie=tie[rows], lapse_shrink=None),
+            several=alone is not None,
+        )  # fmt: skip
         qrow = qrow if pooled is None else pooled
         lm = lapse_model(
             *lapse_args, prior_a=qrow, robust=several, tie=tie[rows], lapse_shrink=None

@@ -31,6 +31,8 @@ precision fell from 0.53 to 0.39 and their false-alarm rate rose from 1.2% to 6.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -41,6 +43,7 @@ from prefkit.audit.stats import LapseModel
 I64 = NDArray[np.int64]
 TAU2 = 0.3  # prior variance of a response's utility beyond the feature model (logit units)
 MIN_RECURRENCE = 0.5
+SINGLE_VOTE = False  # pool with one vote per pair too (off: see above; for benchmarks)
 
 
 def response_keys(prompt: I64, a: I64, b: I64) -> tuple[I64, I64]:
@@ -103,13 +106,14 @@ def pool_prior(
     n_it: int,
     fold_of: I64,
     qrow: F64,
-    alone: LapseModel | None,
+    votes_only: Callable[[], LapseModel],
+    several: bool,
 ) -> tuple[float, F64 | None]:
     """The noise check's hook: the recurrence share of its pairs (`it`: pair index of each
     of its `rows`, `n_it` pairs) and, when it reaches `MIN_RECURRENCE` and the pairs have
-    several votes, the pooled prior P(a is better) per pair in the canonical orientation
-    (else None). `qrow`: the feature prior per pair; `alone`: the lapse model on the votes
-    alone, which the check fits only with several votes per pair (None otherwise)."""
+    `several` votes (or `SINGLE_VOTE`), the pooled prior P(a is better) per pair in the
+    canonical orientation (else None). `qrow`: the feature prior per pair; `votes_only`: the
+    lapse model on the votes alone (called only when pooling is on)."""
     from scipy.special import expit, logit
 
     if not f.has_text or n_it == 0:
@@ -120,8 +124,9 @@ def pool_prior(
     lo = np.minimum(f.a_code, f.b_code)[first]
     hi = np.maximum(f.a_code, f.b_code)[first]
     share = recurrence_share(prompt, lo, hi)
-    if share < MIN_RECURRENCE or alone is None:
+    if share < MIN_RECURRENCE or not (several or SINGLE_VOTE):
         return share, None
+    alone = votes_only()
     y = (
         alone.margin
         if alone.margin is not None
