@@ -26,8 +26,15 @@
    prior's logit with the pair's true margin (2·Δquality + 0.5·Δlength/100,
    `bench_noise_rules.py --true-margin`), and with `--oracle` the same fit given the other
    pairs' TRUE margins as targets (`reg` only; a ceiling for the kernel, not a method).
-3. `--audit-real ARGS`: `bench_audit_real.py ARGS` with the first variant's correction (on
-   real data where responses recur within a prompt, e.g. PandaLM).
+3. `--structure SEEDS`: on FineGrained (one vote per pair, rankings as comparisons) with the
+   10% flips of `bench_audit_real.py` injected with each seed, how well the prompt's other
+   pairs alone single out a flipped vote: the per-prompt Bradley–Terry of
+   `prefkit.audit.pooling.pooled_logit` (no text prior, target ±1 per vote, 0 for a tie),
+   leave-one-pair-out, τ² 1 and 10; score = −vote · (u_a − u_b); P@R0.5 over decisive rows.
+4. `--audit-real ARGS`: `bench_audit_real.py ARGS` with the first variant's correction (on
+   real data where responses recur within a prompt, e.g. PandaLM); with `--pooling
+   off|several|single` instead, with the check's own pooling (`prefkit.audit.pooling`)
+   off, as shipped, or also with one vote per pair, τ² = `--tau2`.
 
 Development seeds are 10 and up; seeds 0-9 are the test's.
 
@@ -311,6 +318,31 @@ def run(seed: int, size: int, variant: str, oracle: bool) -> dict[str, Any]:
     )
 
 
+def structure(seeds: list[int]) -> None:
+    """`--structure` (module docstring)."""
+    from benchmarks.bench_audit_real import inject, load
+    from benchmarks.bench_noise import prec_at_recall
+    from prefkit.audit.pooling import pooled_logit, recurrence_share
+
+    base = load("finegrained")
+    for seed in seeds:
+        t, truth, _, _ = inject(base, seed)
+        f = Frame.of(t)
+        flipped = np.isin(np.asarray(t.column("id").to_pylist()), list(truth["noisy_label"]))
+        d = f.decisive
+        lo, hi = np.minimum(f.a_code, f.b_code), np.maximum(f.a_code, f.b_code)
+        co = f.canonical_outcome
+        vote = np.where(co == 0, 1.0, np.where(co == 1, -1.0, 0.0))
+        out: dict[str, Any] = {"seed": seed, "flipped": int(flipped[d].sum())}
+        out["recurrence"] = round(recurrence_share(f.prompt_code, lo, hi), 4)
+        for tau2 in (1.0, 10.0):
+            u = pooled_logit(f.prompt_code, lo, hi, np.arange(f.n), np.zeros(f.n), vote, tau2)
+            out[f"P@R0.5 tau2={tau2:g}"] = round(
+                prec_at_recall(-vote[d] * u[d], flipped[d], 0.5), 4
+            )
+        print(json.dumps(out), flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[])
@@ -325,11 +357,31 @@ def main() -> None:
         help="run bench_audit_real.py with these arguments (one string), the prior corrected "
         "by the first of --variants",
     )
+    ap.add_argument(
+        "--pooling",
+        choices=["off", "several", "single"],
+        default=None,
+        help="with --audit-real: the check's pooling of recurring responses off, as shipped "
+        "(several votes per pair only) or also with one vote per pair (--tau2 sets τ²); "
+        "instead of --variants",
+    )
+    ap.add_argument("--tau2", type=float, default=0.3)
+    ap.add_argument("--structure", type=int, nargs="+", default=[], metavar="SEED")
     args = ap.parse_args()
+    if args.structure:
+        structure(args.structure)
+        return
     if args.audit_real is not None:
         from benchmarks import bench_audit_real
 
-        noise_mod.lapse_model = hook(args.variants[0])
+        if args.pooling:  # the check's own pooling (prefkit.audit.pooling), adjusted
+            import prefkit.audit.pooling as pooling
+
+            pooling.TAU2 = args.tau2
+            pooling.SINGLE_VOTE = args.pooling == "single"
+            pooling.MIN_RECURRENCE = 2.0 if args.pooling == "off" else pooling.MIN_RECURRENCE
+        else:
+            noise_mod.lapse_model = hook(args.variants[0])
         sys.argv = ["bench_audit_real.py", *shlex.split(args.audit_real)]
         bench_audit_real.main()
         return

@@ -39,6 +39,7 @@ from numpy.typing import NDArray
 from prefkit.audit.features import F64, design, style
 from prefkit.audit.findings import Findings, make_rows
 from prefkit.audit.frame import Frame
+from prefkit.audit.pooling import pool_prior
 from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin
 
 CHECK = "noise"
@@ -245,6 +246,7 @@ def fit_noise(
             len(f.annotators) + 1,
             N_GRADES,
         )
+        alone = None
         if several and given is None:
             # learning from crowds: the feature model is refitted on what the pairs' votes
             # say once lapses, spammers and grades are accounted for (the lapse model on the
@@ -261,6 +263,15 @@ def fit_noise(
             qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
                 np.bincount(it, minlength=n_it), 1
             )
+        # with several votes per pair, where responses recur within prompts, their votes
+        # are pooled into the prior (`pooling`: a per-prompt Bradley–Terry over distinct
+        # responses, out of fold)
+        recurrence, pooled = pool_prior(
+            f, rows, it, n_it, fold_of, qrow,
+            lambda: alone or lapse_model(*lapse_args, tie=tie[rows], lapse_shrink=None),
+            several=alone is not None,
+        )  # fmt: skip
+        qrow = qrow if pooled is None else pooled
         lm = lapse_model(
             *lapse_args, prior_a=qrow, robust=several, tie=tie[rows], lapse_shrink=None
         )
@@ -281,6 +292,11 @@ def fit_noise(
         )
         if several and given is None:
             method += "; feature model refitted on the votes-only posterior of the pairs"
+        if pooled is not None:
+            method += (
+                f"; votes of responses recurring within a prompt pooled into the prior "
+                f"({recurrence:.0%} of pairs)"
+            )
     return NoiseModel(p_a, np.clip(susp, 0, 1), cons, present, item, names, coef, auc, vpi, method)
 
 
