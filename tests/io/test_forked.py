@@ -212,9 +212,11 @@ def test_when_worker_processes_are_used(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.delenv(forked.ENV, raising=False)
     assert forked.workers_for(files) == 0  # small: not worth forking
     monkeypatch.setattr(forked, "MIN_BYTES", 1)
-    monkeypatch.setattr(forked.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(forked, "cpus", lambda: 2)
     assert forked.workers_for(files) == 2
     assert forked.workers_for(files[:1]) == 0  # one file
+    monkeypatch.setattr(forked, "cpus", lambda: 1)
+    assert forked.workers_for(files) == 0  # one core
     monkeypatch.setenv(forked.ENV, "0")
     assert forked.workers_for(files) == 0
     monkeypatch.setenv(forked.ENV, "3")

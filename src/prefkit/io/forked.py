@@ -47,10 +47,18 @@ def workers_for(files: Sequence[Path]) -> int:
     if setting.isdigit():
         n = min(len(files), int(setting))
         return n if n >= 2 else 0
-    n = min(len(files), os.cpu_count() or 1)
+    n = min(len(files), cpus())
     if n < 2 or input_bytes(files) < MIN_BYTES:
         return 0
     return n
+
+
+def cpus() -> int:
+    """The cores this process may run on (its affinity: a container's or `taskset`'s)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def input_bytes(files: Sequence[Path]) -> int:
