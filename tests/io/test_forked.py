@@ -223,6 +223,9 @@ def test_when_worker_processes_are_used(tmp_path: Path, monkeypatch: pytest.Monk
     assert forked.workers_for(files) == 3
     monkeypatch.setenv(forked.ENV, "1")
     assert forked.workers_for(files) == 0
+    monkeypatch.setenv(forked.ENV, "2")
+    monkeypatch.setattr(forked.sys, "platform", "darwin")
+    assert forked.workers_for(files) == 0  # fork only on Linux
 
 
 def test_reading_a_trl_folder_does_not_import_pandas(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
@@ -28,8 +29,10 @@ from prefkit.io.base import ReadResult
 from prefkit.schema import Kind
 
 ENV = "PREFKIT_READ_PROCESSES"
-#: below this many bytes of input files, forking costs more than it saves (docs/scale.md)
-MIN_BYTES = 16 << 20
+#: below this many bytes of input files, forking costs more than it saves: the machinery
+#: costs ~40 ms of CPU and ~10-20 ms of wall, and the IPC files ~0.45 ms of CPU per 1,000 TRL
+#: rows, so on two cores it pays from ~45k TRL rows (~4 MiB of Parquet); docs/scale.md
+MIN_BYTES = 8 << 20
 #: the temporary IPC files are about this many times the input's bytes (1M TRL rows: 85 MiB
 #: of Parquet, 340 MiB of canonical Arrow); /dev/shm is used when it has that much room
 GROWTH = 6
@@ -42,7 +45,7 @@ def workers_for(files: Sequence[Path]) -> int:
     setting = os.environ.get(ENV, "").strip().lower()
     if setting in ("0", "off", "no", "false"):
         return 0
-    if len(files) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if len(files) < 2 or not fork_safe():
         return 0
     if setting.isdigit():
         n = min(len(files), int(setting))
@@ -51,6 +54,11 @@ def workers_for(files: Sequence[Path]) -> int:
     if n < 2 or input_bytes(files) < MIN_BYTES:
         return 0
     return n
+
+
+def fork_safe() -> bool:
+    """Linux with the `fork` start method (Windows has none; macOS's is unsafe with threads)."""
+    return sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods()
 
 
 def cpus() -> int:
