@@ -206,6 +206,24 @@ def test_no_room_for_a_worker_file_falls_back(
     assert not gone.exists()
 
 
+def _die(task: Any) -> Any:
+    import os
+
+    os._exit(3)
+
+
+def test_a_worker_that_dies_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _parquet_folder(tmp_path / "hub")
+    monkeypatch.setenv(forked.ENV, "0")
+    here = read(root)
+    spy = Spy(monkeypatch)
+    monkeypatch.setattr(forked, "_work", _die)  # every worker exits at its first file
+    monkeypatch.setenv(forked.ENV, "2")
+    there = read(root)
+    _assert_same(here, there)
+    assert spy.mapped == 0 and len(spy.folders) == 1 and not Path(spy.folders[0]).exists()
+
+
 def test_when_worker_processes_are_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = _parquet_folder(tmp_path / "hub")
     files = sorted((root / "data").iterdir())

@@ -212,9 +212,11 @@ def read_dataset(
         # `name` (another format, unreadable): the checks and reads below, in this process
         todo = [(f, split) for f, split in files if not any(r.file == str(f) for r in unreadable)]
         results = forked.read_forked(read_part, jobs_of(todo, True), workers, need)
-        if results is not None and any(got.reader != name for got in results):
+        if results is None:  # the processes could not run: not again
+            workers = 0
+        elif any(got.reader != name for got in results):
             results = None
-        if results is not None:
+        else:
             files = todo
     if results is None:
         if fmt is None:

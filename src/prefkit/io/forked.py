@@ -29,10 +29,11 @@ from prefkit.io.base import ReadResult
 from prefkit.schema import Kind
 
 ENV = "PREFKIT_READ_PROCESSES"
-#: below this many bytes of input files, forking costs more than it saves: the machinery
-#: costs ~40 ms of CPU and ~10-20 ms of wall, and the IPC files ~0.45 ms of CPU per 1,000 TRL
-#: rows, so on two cores it pays from ~45k TRL rows (~4 MiB of Parquet); docs/scale.md
-MIN_BYTES = 8 << 20
+#: below this many bytes of input files, forking does not pay. Measured on 10 shards of TRL
+#: rows (RESULTS.md, "Ingest"): in a fresh process (the CLI) the break-even is ~100k rows
+#: (~9 MiB of Parquet; 300k rows: 1.2x faster, 50k: slower); in a process that has read
+#: before, in-process reading is warm and forking paid only from ~1M rows
+MIN_BYTES = 16 << 20
 #: the temporary IPC files are about this many times the input's bytes (1M TRL rows: 85 MiB
 #: of Parquet, 340 MiB of canonical Arrow); /dev/shm is used when it has that much room
 GROWTH = 6
