@@ -206,6 +206,32 @@ def test_no_room_for_a_worker_file_falls_back(
     assert not gone.exists()
 
 
+def test_a_file_that_cannot_be_mapped_or_no_temp_folder_falls_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _parquet_folder(tmp_path / "hub")
+    monkeypatch.setenv(forked.ENV, "0")
+    here = read(root)
+    monkeypatch.setenv(forked.ENV, "2")
+    mapped, calls = forked.mapped, []
+
+    def flaky(path: str) -> pa.Table:
+        calls.append(path)
+        if len(calls) == 2:  # the second file: read in this process instead
+            raise OSError("cannot map")
+        return mapped(path)
+
+    monkeypatch.setattr(forked, "mapped", flaky)
+    _assert_same(here, read(root))
+    assert len(calls) == 4
+
+    def no_folder(need: int) -> str:
+        raise OSError("no temporary folder")
+
+    monkeypatch.setattr(forked, "temp_folder", no_folder)
+    _assert_same(here, read(root))
+
+
 def _die(task: Any) -> Any:
     import os
 

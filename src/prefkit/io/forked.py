@@ -109,7 +109,7 @@ def _work(
             paths[kind] = path
             with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
                 w.write_table(table)
-    except OSError:  # no room: the parent reads this file
+    except Exception:  # no room, a type IPC cannot hold: the parent reads this file
         for path in paths.values():
             try:
                 os.unlink(path)
@@ -140,7 +140,10 @@ def read_forked(
     caller reads in this process)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    folder = temp_folder(need)
+    try:
+        folder = temp_folder(need)
+    except OSError:
+        return None
     try:
         try:
             ctx = multiprocessing.get_context("fork")
@@ -155,7 +158,10 @@ def read_forked(
                 results.append(fn(job))  # raises what reading it here raises
                 continue
             res, paths = out
-            res.tables = {kind: mapped(path) for kind, path in paths.items()}
+            try:
+                res.tables = {kind: mapped(path) for kind, path in paths.items()}
+            except (OSError, pa.ArrowInvalid):  # a file that cannot be mapped: read it here
+                res = fn(job)
             results.append(res)
         return results
     finally:
