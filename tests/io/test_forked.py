@@ -293,3 +293,18 @@ def test_reading_a_trl_folder_does_not_import_pandas(tmp_path: Path) -> None:
             check=True,
         )
         assert out.stdout.strip() == "False", (setting, out.stderr)
+
+
+def test_trl_prompts_with_controls_python_reads_otherwise(tmp_path: Path) -> None:
+    """Prompts holding a control character that Arrow and Python treat differently go to
+    the per-row path (the byte pre-check must not skip them); ids are `schema.prompt_id`."""
+    from prefkit.schema import prompt_id
+
+    prompts = ["a\x1fb", "café\x85", "ok", "café", "tab\tand  spaces", "x\x0by"]
+    rows = [{"prompt": p, "chosen": "x", "rejected": "y"} for p in prompts]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "t.parquet")
+    res = read(tmp_path / "t.parquet")
+    assert res.rows_vectorised == 4  # a\x1fb and café\x85 go row by row (\x0b is not UNSAFE)
+    got = res.table.to_pylist()
+    assert [r["prompt"][0]["content"] for r in got] == prompts
+    assert [r["prompt_id"] for r in got] == [prompt_id(r["prompt"]) for r in got]

@@ -26,6 +26,7 @@ from prefkit.io.readers._arrow import (
     bools,
     const,
     ints,
+    may_hold_unsafe,
     numpy_ints,
     offsets_of,
     prompt_ids,
@@ -413,7 +414,7 @@ class TRLPlan:
             ok &= ~bools(pc.fill_null(two, scalar(False)))
         flat = pc.list_flatten(prompt)
         contents = pc.struct_field(flat, "content")
-        if pc.any(pc.match_substring_regex(contents, UNSAFE)).as_py():
+        if may_hold_unsafe(contents) and pc.any(pc.match_substring_regex(contents, UNSAFE)).as_py():
             parents = numpy_ints(pc.list_parent_indices(prompt))
             hit = bools(pc.fill_null(pc.match_substring_regex(contents, UNSAFE), scalar(False)))
             ok &= np.bincount(parents, weights=hit, minlength=n) == 0
