@@ -297,6 +297,9 @@ def set_meta(table: pa.Table, key: str, value: str) -> pa.Table:
     n = len(meta)
     o = numpy_ints(meta.offsets)
     spans = np.diff(o) * valid(meta)  # a null map has no entries
+    if not spans.any():  # no entries anywhere (the rule below gives `key` alone per row)
+        new = pa.MapArray.from_arrays(ints(np.arange(n + 1)), const(key, n), const(value, n))
+        return table.set_column(table.schema.get_field_index("meta"), "meta", new)
     pos = np.repeat(o[:-1], spans) + (
         np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
     )
