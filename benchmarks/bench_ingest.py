@@ -18,7 +18,9 @@ Sections (all by default; pick some with --only):
   records: the rate of each reader as users run it (vectorised where it can, else per row).
 
 Times are wall seconds inside the process (after imports) and of the whole process; CPU is
-the process's user+sys, memory its ru_maxrss. Prints rows/s and ratios.
+the process's user+sys (for prefkit.read with its worker processes' added: a big hub folder
+is read in forked workers, `PREFKIT_READ_PROCESSES=0` turns them off), memory its ru_maxrss
+(the main process's). Prints rows/s and ratios.
 
     .venv/bin/python benchmarks/bench_ingest.py                 # 1M rows each (minutes)
     .venv/bin/python benchmarks/bench_ingest.py --rows 20000    # a small run (seconds)
@@ -156,16 +158,21 @@ import json, resource, sys, time
 t0 = time.perf_counter()
 from prefkit import read
 import prefkit.io.readers
+def children():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 t1 = time.perf_counter()
-c1 = time.process_time()
+c1, k1 = time.process_time(), children()
 res = read(sys.argv[1])
 t2 = time.perf_counter()
 read_cpu = time.process_time() - c1
+workers_cpu = children() - k1
 n = sum(t.num_rows for t in res.tables.values())
 ru = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({"read_s": t2 - t1, "read_cpu_s": read_cpu, "process_s": t2 - t0, "rows": n, "rows_in": res.rows_in,
+print(json.dumps({"read_s": t2 - t1, "read_cpu_s": read_cpu + workers_cpu, "workers_cpu_s": workers_cpu,
+                  "process_s": t2 - t0, "rows": n, "rows_in": res.rows_in,
                   "vectorised": res.rows_vectorised, "reader": res.reader, "rejects": len(res.rejects),
-                  "cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_mb": ru.ru_maxrss / 1024,
+                  "cpu_s": ru.ru_utime + ru.ru_stime + children(), "maxrss_mb": ru.ru_maxrss / 1024,
                   "arrow_mb": sum(t.nbytes for t in res.tables.values()) / 2**20}))
 """
 
@@ -301,6 +308,10 @@ def bench_hub(tmp: Path, rows: int, skip_datasets: bool) -> None:
     print(f"\n== hub: {rows:,} TRL rows in 10 Parquet shards ({size / 2**20:.0f} MiB)")
     ours = run(PREFKIT_READ, str(folder))
     print(line(f"prefkit.read(folder) ({ours['reader']}, {ours['vectorised']:,} vectorised)", ours))
+    print(
+        f"{'':<46}  read CPU {ours['read_cpu_s']:.2f}s (of it worker processes "
+        f"{ours['workers_cpu_s']:.2f}s; {os.environ.get('PREFKIT_READ_PROCESSES', 'auto')})"
+    )
     floor = run(ARROW_READ, str(folder))
     print(line("pyarrow read_table of the shards (floor)", floor))
     if not skip_datasets:

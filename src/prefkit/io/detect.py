@@ -180,67 +180,80 @@ def read_dataset(
     import dataclasses
 
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    from prefkit.engine import run_tasks
+    from prefkit.io import forked
     from prefkit.io.readers._base import default_source
-    from prefkit.io.readers._fast import set_meta
 
     unreadable: list[Reject] = []
     name, why = _pick_first(files, fmt, opts, unreadable)
-    if fmt is None:
-        for f, _ in files[1:]:
-            if any(r.file == str(f) for r in unreadable):
-                continue
-            try:
-                other, _ = pick(f, None, opts)
-            except InputError as e:
-                if opts.strict:
-                    raise
-                unreadable.append(_unreadable(f, e))
-                continue
-            if other != name:
-                raise InputError(
-                    path,
-                    f"mixed formats: {files[0][0]} reads as {name}, {f} as {other}; "
-                    "read one subfolder, or name the format with --from",
-                )
     dataset = path.name if path.is_dir() else Path(str(path).split("*")[0]).name or "dataset"
     source = opts.source or f"{name}:{dataset}"
-    tables: dict[Kind, list[pa.Table]] = {}
     out = ReadResult({}, reader=name, why=f"{why}; {len(files)} files read as one dataset")
-    out.rejects.extend(unreadable)
-    bad = {r.file for r in unreadable}
-    files = [(f, split) for f, split in files if str(f) not in bad]
 
     def shard_of(f: Path) -> str:
         shard = opts.source or default_source(f, name)
         return f"{source}/{f.name}" if shard == source else shard
 
-    # one task per file: two local threads (one file's Python work overlaps the other's
-    # decoding and kernels), or Ray tasks on every core of the cluster
-    from prefkit.engine import run_tasks
+    def jobs_of(todo: list[tuple[Path, str | None]], check: bool) -> list[Part]:
+        return [
+            (name, f, dataclasses.replace(opts, source=shard_of(f)), source, split, check and i > 0)
+            for i, (f, split) in enumerate(todo)
+        ]
 
-    jobs = [(name, f, dataclasses.replace(opts, source=shard_of(f))) for f, _ in files]
-    results = run_tasks(read_shard, jobs, opts.engine)
-    for (f, split), got in zip(files, results, strict=True):
-        shard = shard_of(f)
+    # one task per file: forked worker processes for a big enough local folder (both cores
+    # for the readers' Python work), else two local threads (one file's Python work overlaps
+    # the other's decoding and kernels), or Ray tasks on every core of the cluster
+    workers = forked.workers_for([f for f, _ in files]) if opts.engine == "local" else 0
+    need = forked.GROWTH * forked.input_bytes([f for f, _ in files])
+    results: list[ReadResult] | None = None
+    if workers and fmt is None:
+        # each worker checks its file's format before reading it; any file that is not
+        # `name` (another format, unreadable): the checks and reads below, in this process
+        todo = [(f, split) for f, split in files if not any(r.file == str(f) for r in unreadable)]
+        results = forked.read_forked(read_part, jobs_of(todo, True), workers, need)
+        if results is None:  # the processes could not run: not again
+            workers = 0
+        elif any(got.reader != name for got in results):
+            results = None
+        else:
+            files = todo
+    if results is None:
+        if fmt is None:
+            for f, _ in files[1:]:
+                if any(r.file == str(f) for r in unreadable):
+                    continue
+                try:
+                    other, _ = pick(f, None, opts)
+                except InputError as e:
+                    if opts.strict:
+                        raise
+                    unreadable.append(_unreadable(f, e))
+                    continue
+                if other != name:
+                    raise InputError(
+                        path,
+                        f"mixed formats: {files[0][0]} reads as {name}, {f} as {other}; "
+                        "read one subfolder, or name the format with --from",
+                    )
+        bad = {r.file for r in unreadable}
+        files = [(f, split) for f, split in files if str(f) not in bad]
+        jobs = jobs_of(files, False)
+        if workers:
+            results = forked.read_forked(read_part, jobs, workers, need)
+        if results is None:
+            results = run_tasks(read_part, jobs, opts.engine)
+    out.rejects.extend(unreadable)
+    tables: dict[Kind, list[pa.Table]] = {}
+    for got in results:
         out.rejects.extend(got.rejects)
         out.rows_in += got.rows_in
         out.rows_vectorised += got.rows_vectorised
         for k, v in got.notes.items():
             out.notes[k] = out.notes.get(k, 0) + v
         for kind, t in got.tables.items():
-            if not t.num_rows:
-                continue
-            src = t.column("source")
-            t = t.set_column(
-                t.schema.get_field_index("source"),
-                "source",
-                pc.if_else(pc.equal(src, shard), pa.scalar(source), src),
-            )
-            if split is not None:
-                t = set_meta(t, "split", split)
-            tables.setdefault(kind, []).append(conform(t, kind))
+            if t.num_rows:
+                tables.setdefault(kind, []).append(t)
     out.tables = {k: pa.concat_tables(v) for k, v in tables.items()}
     if not out.tables:
         kinds = [k for got in results for k in got.tables]
@@ -264,6 +277,49 @@ def read_shard(job: tuple[str, Path, ReadOptions]) -> ReadResult:
         if opts.strict:
             raise
         return ReadResult({}, rejects=[_unreadable(f, e)])
+
+
+#: one file of a dataset: reader, file, options (`source` the shard's), the dataset's
+#: source, the split, and whether to check first that the file reads as `reader`
+Part = tuple[str, Path, ReadOptions, str, "str | None", bool]
+
+
+def read_part(job: Part) -> ReadResult:
+    """One file of a dataset as a part of it (`read_shard`, then in every non-empty table
+    the shard's `source` made the dataset's and `meta.split` set), `reader` the reader's
+    name; with the check, a file that does not detect as that reader is not read (an empty
+    result whose `reader` is not the name). Runs in a thread, a forked worker process
+    (`prefkit.io.forked`) or a Ray task."""
+    import pyarrow.compute as pc
+
+    from prefkit.io.readers._arrow import scalar
+    from prefkit.io.readers._fast import set_meta
+
+    name, f, opts, source, split, check = job
+    if check:
+        try:
+            other, _ = pick(f, None, opts)
+        except InputError:
+            other = ""
+        if other != name:
+            return ReadResult({}, reader=f"not {name}")
+    got = read_shard((name, f, opts))
+    got.reader = name
+    shard = opts.source
+    assert shard is not None
+    for kind, t in list(got.tables.items()):
+        if not t.num_rows:
+            continue
+        src = t.column("source")
+        t = t.set_column(
+            t.schema.get_field_index("source"),
+            "source",
+            pc.if_else(pc.equal(src, scalar(shard)), scalar(source), src),
+        )
+        if split is not None:
+            t = set_meta(t, "split", split)
+        got.tables[kind] = conform(t, kind)
+    return got
 
 
 def _unreadable(f: Path, e: Exception) -> Reject:

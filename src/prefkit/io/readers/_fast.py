@@ -21,7 +21,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefkit.io.base import ReadOptions, ReadResult, Reject, StrictError
-from prefkit.io.readers._arrow import bools, const, ints, prompt_ids, texts
+from prefkit.io.readers._arrow import (
+    bools,
+    const,
+    flags,
+    ints,
+    numpy_ints,
+    prompt_ids,
+    scalar,
+    texts,
+)
 from prefkit.io.readers._base import as_json_text, outcome_value
 from prefkit.schema import MESSAGES, Kind, conform, from_rows, prompt_id
 
@@ -195,7 +204,7 @@ def where_value(col: pa.Array, pred: Callable[[Any], bool]) -> npt.NDArray[np.bo
     enc = col.dictionary_encode()
     good = np.array([v is not None and pred(v) for v in enc.dictionary.to_pylist()] + [False])
     idx = enc.indices
-    at = np.asarray(pc.fill_null(idx, len(good) - 1).to_numpy(zero_copy_only=False), np.int64)
+    at = numpy_ints(pc.fill_null(idx, scalar(len(good) - 1)))
     return good[at]
 
 
@@ -223,10 +232,10 @@ def messages_of(text: pa.Array, role: str) -> pa.Array:
         values = pa.StructArray.from_arrays([const(role, n), text], ["role", "content"])
         return pa.ListArray.from_arrays(ints(np.arange(n + 1)), values).cast(MESSAGES)
     ok = valid(text)
-    present = text.filter(pa.array(ok))
+    present = text.filter(flags(ok))
     values = pa.StructArray.from_arrays([const(role, len(present)), present], ["role", "content"])
     offsets = ints(np.concatenate([[0], np.cumsum(ok)]))
-    return pa.ListArray.from_arrays(offsets, values, mask=pa.array(~ok)).cast(MESSAGES)
+    return pa.ListArray.from_arrays(offsets, values, mask=flags(~ok)).cast(MESSAGES)
 
 
 def plain_prompt_ids(text: pa.Array) -> pa.Array:
@@ -239,7 +248,7 @@ def plain_prompt_ids(text: pa.Array) -> pa.Array:
         enc = text.dictionary_encode()
         uniq = enc.dictionary
     else:
-        uniq = text.fill_null("") if text.null_count else text
+        uniq = text.fill_null(scalar("")) if text.null_count else text
     m = len(uniq)
     ids = prompt_ids(const("user", m), uniq, ints(np.arange(m + 1)), messages_of(uniq, "user"))
     out = pc.take(ids, enc.indices) if repeats else ids
@@ -286,15 +295,22 @@ def set_meta(table: pa.Table, key: str, value: str) -> pa.Table:
     """`meta[key] = value` on every row (an existing entry for `key` replaced, order kept)."""
     meta = plain(table.column("meta"))
     n = len(meta)
-    o = np.asarray(meta.offsets.to_numpy(zero_copy_only=False), np.int64)
+    o = numpy_ints(meta.offsets)
     spans = np.diff(o) * valid(meta)  # a null map has no entries
+    if not spans.any():  # no entries anywhere (the rule below gives `key` alone per row)
+        new = pa.MapArray.from_arrays(ints(np.arange(n + 1)), const(key, n), const(value, n))
+        return table.set_column(table.schema.get_field_index("meta"), "meta", new)
     pos = np.repeat(o[:-1], spans) + (
         np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
     )
     parents = np.repeat(np.arange(n), spans)
     take = ints(pos, np.int64)
     keys, items = meta.keys.take(take), meta.items.take(take)
-    keep = ~bools(pc.fill_null(pc.equal(keys, key), False)) if len(keys) else np.zeros(0, bool)
+    keep = (
+        ~bools(pc.fill_null(pc.equal(keys, scalar(key)), scalar(False)))
+        if len(keys)
+        else np.zeros(0, bool)
+    )
     sel = ints(np.flatnonzero(keep), np.int64)
     keys, items, parents = keys.take(sel), items.take(sel), parents[keep]
     rows = np.concatenate([parents, np.arange(n)])
@@ -375,7 +391,9 @@ class BattlePlan:
             for s in reversed(srcs[:-1]):
                 if s in names:
                     cand = text(s)
-                    good = pc.and_(pc.is_valid(cand), pc.not_equal(pc.fill_null(cand, ""), ""))
+                    good = pc.and_(
+                        pc.is_valid(cand), pc.not_equal(pc.fill_null(cand, scalar("")), scalar(""))
+                    )
                     val = pc.if_else(good, cand, val)
             cols[fname] = val
         if "id" in cols:
@@ -396,7 +414,7 @@ class BattlePlan:
             if self.blank_prompt_is_none:
                 p = pc.if_else(pc.equal(p, ""), pa.nulls(n, pa.string()), p)
             if container in ("csv", "tsv"):  # may hold JSON message lists: per row
-                ok &= ~bools(pc.fill_null(pc.match_substring_regex(p, r"^\s*\["), False))
+                ok &= ~bools(pc.fill_null(pc.match_substring_regex(p, r"^\s*\["), scalar(False)))
             prompt_text = p
             cols["prompt"] = messages_of(p, "user")
         pid: pa.Array | None = None
@@ -439,7 +457,7 @@ class BattlePlan:
         ]
         for key_name, col_name in self.extra_meta:
             if col_name in names:
-                entries.append((key_name, pc.fill_null(text(col_name), "None")))
+                entries.append((key_name, pc.fill_null(text(col_name), scalar("None"))))
             else:
                 entries.append((key_name, const("None", n)))
         cols["meta"] = meta_map(entries, n, self.null_empty_meta)
@@ -481,6 +499,8 @@ def read_fast(
         container, batches = open_batches(path, csv_nulls)
     except Decline:
         return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError):
+        return None  # Arrow's readers parse a first block when opened: a bad line there
     ctx = reader.prepare(path, options)
     source = ctx.source
     plan: Plan | None = None

@@ -20,7 +20,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from prefkit.io.base import ReadOptions, register_reader
-from prefkit.io.readers._arrow import UNSAFE, bools, const, ints, offsets_of, prompt_ids
+from prefkit.io.readers._arrow import (
+    EMPTY,
+    UNSAFE,
+    bools,
+    const,
+    ints,
+    may_hold_unsafe,
+    numpy_ints,
+    offsets_of,
+    prompt_ids,
+    scalar,
+)
 from prefkit.io.readers._base import (
     Context,
     RecordReader,
@@ -346,14 +357,14 @@ def _messages(col: pa.Array, role: str) -> tuple[pa.Array, npt.NDArray[np.bool_]
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise Decline(f"{col.type}") from None
     ok = valid(msgs)
-    lengths = np.asarray(pc.fill_null(pc.list_value_length(msgs), 0).to_numpy(zero_copy_only=False))
+    lengths = numpy_ints(pc.fill_null(pc.list_value_length(msgs), scalar(0)))
     ok &= lengths > 0
     flat = pc.list_flatten(msgs)
     bad = pc.or_(
         pc.is_null(pc.struct_field(flat, "role")), pc.is_null(pc.struct_field(flat, "content"))
     )
     if pc.any(bad).as_py():
-        parents = np.asarray(pc.list_parent_indices(msgs).to_numpy(zero_copy_only=False))
+        parents = numpy_ints(pc.list_parent_indices(msgs))
         ok &= np.bincount(parents, weights=bools(bad), minlength=n) == 0
     return msgs, ok
 
@@ -361,14 +372,15 @@ def _messages(col: pa.Array, role: str) -> tuple[pa.Array, npt.NDArray[np.bool_]
 def _starts_with_assistant(msgs: pa.Array) -> npt.NDArray[np.bool_]:
     """Rows whose first message is the assistant's (empty or null lists: False)."""
     n = len(msgs)
-    lengths = np.asarray(pc.fill_null(pc.list_value_length(msgs), 0).to_numpy(zero_copy_only=False))
+    lengths = numpy_ints(pc.fill_null(pc.list_value_length(msgs), scalar(0)))
     lengths = lengths * valid(msgs)
     has = lengths > 0
     out = np.zeros(n, bool)
     if has.any():
         is_a = bools(
             pc.fill_null(
-                pc.equal(pc.struct_field(pc.list_flatten(msgs), "role"), "assistant"), False
+                pc.equal(pc.struct_field(pc.list_flatten(msgs), "role"), scalar("assistant")),
+                scalar(False),
             )
         )
         starts = np.concatenate([[0], np.cumsum(lengths)])[:-1]
@@ -396,15 +408,15 @@ class TRLPlan:
             # responses that repeat the prompt or each other: per row (`split_prompt`)
             ok &= _starts_with_assistant(chosen) & _starts_with_assistant(rejected)
             two = pc.and_(
-                pc.greater(pc.list_value_length(chosen), 1),
-                pc.greater(pc.list_value_length(rejected), 1),
+                pc.greater(pc.list_value_length(chosen), scalar(1)),
+                pc.greater(pc.list_value_length(rejected), scalar(1)),
             )
-            ok &= ~bools(pc.fill_null(two, False))
+            ok &= ~bools(pc.fill_null(two, scalar(False)))
         flat = pc.list_flatten(prompt)
         contents = pc.struct_field(flat, "content")
-        if pc.any(pc.match_substring_regex(contents, UNSAFE)).as_py():
-            parents = np.asarray(pc.list_parent_indices(prompt).to_numpy(zero_copy_only=False))
-            hit = bools(pc.fill_null(pc.match_substring_regex(contents, UNSAFE), False))
+        if may_hold_unsafe(contents) and pc.any(pc.match_substring_regex(contents, UNSAFE)).as_py():
+            parents = numpy_ints(pc.list_parent_indices(prompt))
+            hit = bools(pc.fill_null(pc.match_substring_regex(contents, UNSAFE), scalar(False)))
             ok &= np.bincount(parents, weights=hit, minlength=n) == 0
         if not ok.all():
             keep = ints(np.flatnonzero(ok), np.int64)
@@ -415,9 +427,7 @@ class TRLPlan:
         if pa.types.is_string(p_col.type):  # one user message each: hash each text once
             pids = plain_prompt_ids(p_col)
         else:
-            lengths = np.asarray(
-                pc.list_value_length(prompt).to_numpy(zero_copy_only=False), np.int64
-            )
+            lengths = numpy_ints(pc.list_value_length(prompt))  # rows kept: not null
             flat = pc.list_flatten(prompt)
             pids = prompt_ids(
                 pc.struct_field(flat, "role"),
@@ -430,7 +440,7 @@ class TRLPlan:
             (c, as_text(plain(batch.column(c)), "json", container != "jsonl")) for c in self.extra
         ]
         cols = {
-            "id": pc.binary_join_element_wise(source + ":", nums, ""),
+            "id": pc.binary_join_element_wise(scalar(source + ":"), nums, EMPTY),
             "prompt": prompt,
             "prompt_id": pids,
             "source": const(source, m),
