@@ -132,3 +132,32 @@ def test_hh_harmless_flags_only_unfinished_responses(data_dir: Path) -> None:
         k = by_id[r["row_id"]]
         side = r["detail"].split()[0][-1]  # "response_a ..." / "response_b ..."
         assert not _ends_a_sentence(last[(k, side)]), r
+
+
+def test_truncation_in_chunks_equals_one_go(data_dir: Path) -> None:
+    """The audit scores truncation a chunk of distinct responses at a time (in any order):
+    the cap, pile-up and mid-word rules, which look at every response, give the one-go
+    result. Real responses (HH-RLHF harmless) plus a length cap and a mid-word cut."""
+    from prefkit.audit.truncation import truncation_scores_chunks
+
+    path = data_dir / "hh_rlhf_harmless_base_test/harmless-base/test.jsonl.gz"
+    f = Frame.of(read(path).table)
+    rng = np.random.default_rng(0)
+    words = " ".join(CONTEXT).split()
+    capped = [
+        " ".join(rng.choice(words, 120))[:399].replace(" ", "_", 398) + "x" for _ in range(60)
+    ]
+    texts = pa.concat_arrays(
+        [
+            f.raw_texts.cast(pa.string()),
+            pa.array([*CONTEXT, "We took the bus, the usual mode of transpor", *capped]),
+        ]
+    )
+    score, reason, found = truncation_scores(texts)
+    assert found["length_cap"] == 400 and (score >= 0.8).sum() > 60
+    order = rng.permutation(len(texts))
+    chunks = [(idx, texts.take(pa.array(idx))) for idx in np.array_split(order, 7)]
+    s2, r2, found2 = truncation_scores_chunks(chunks, len(texts))
+    assert np.array_equal(s2, score)
+    assert r2 == reason
+    assert found2 == found

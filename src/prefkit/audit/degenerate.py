@@ -75,10 +75,11 @@ def find_degenerate(f: Frame) -> Findings:
                 for x, y in zip(ea[empty], eb[empty], strict=True)
             ],
         )
-        from prefkit.audit.truncation import truncation_scores
+        from prefkit.audit.truncation import truncation_scores_chunks
 
         code = np.concatenate([f.a_raw, f.b_raw])
-        t_score, t_reason, found = truncation_scores(f.raw_texts)
+        # the distinct responses as written, read back a chunk at a time (frame.TextSet)
+        t_score, t_reason, found = truncation_scores_chunks(f.raw_set.chunks(), len(f.raw_set))
         summary["length_cap"] = found["length_cap"]
         summary["word_limit"] = found["word_limit"]
         sc = np.where(code >= 0, t_score[np.maximum(code, 0)], 0.0)
@@ -116,12 +117,15 @@ def find_degenerate(f: Frame) -> Findings:
         [f"mojibake / replacement / control characters in {w}" for w in where[deb]],
     )
     # template-only prompts, decided once per distinct prompt
-    prompts = f.prompts
-    stripped = pc.replace_substring_regex(prompts, MARKERS, "")
-    stripped = pc.replace_substring_regex(stripped, r"[^\p{L}\p{N}]+", "")
-    bare = _np(pc.less(pc.utf8_length(stripped), 3))
-    placeholder = _np(pc.match_substring_regex(prompts, PLACEHOLDER))
-    tmpl = bare | placeholder
+    placeholder = np.zeros(len(f.prompt_set), dtype=bool)
+    tmpl = np.zeros(len(f.prompt_set), dtype=bool)
+    for pcodes, prompts in f.prompt_set.chunks():  # a chunk of distinct prompts at a time
+        stripped = pc.replace_substring_regex(prompts, MARKERS, "")
+        stripped = pc.replace_substring_regex(stripped, r"[^\p{L}\p{N}]+", "")
+        bare = _np(pc.less(pc.utf8_length(stripped), 3))
+        ph = _np(pc.match_substring_regex(prompts, PLACEHOLDER))
+        placeholder[pcodes] = ph
+        tmpl[pcodes] = bare | ph
     if tmpl.any():
         rows = f.prompt_rows(tmpl)
         rows = rows[f.prompt_valid[rows]]

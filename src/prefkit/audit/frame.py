@@ -197,17 +197,184 @@ def _ahead(
                 fut.cancel()
 
 
+def _light(t: pa.Table) -> pa.Table:
+    """The columns of a batch the checks read, without the text: `meta` is replaced by what
+    they use of it (`meta.pair_id`, `meta.split`, a 64-bit hash of the whole map as text,
+    whether it has any entry), and `prompt_id` is dropped."""
+    n = t.num_rows
+    mt = (
+        meta_text(_column(t, "meta"))
+        if "meta" in t.column_names and n
+        else pa.nulls(n, pa.string())
+    )
+    mt = pc.fill_null(mt, "")
+    extra = {
+        "meta_pair_id": _meta(t, "pair_id", n),
+        "meta_split": _meta(t, "split", n),
+        "meta_hash": pa.array(hash64(mt) if n else np.zeros(0, dtype=np.uint64), pa.uint64()),
+        "has_meta": pc.greater(pc.utf8_length(mt), 0) if n else pa.array([], pa.bool_()),
+    }
+    drop = [c for c in (*TEXT_COLUMNS, "meta", "prompt_id") if c in t.column_names]
+    out = t.drop_columns(drop)
+    for name, col in extra.items():
+        out = out.append_column(name, col)
+    return out
+
+
+def first_codes(h: U64) -> I64:
+    """Integer code per value of `h` numbered by first occurrence (as
+    `pyarrow.compute.dictionary_encode` numbers the strings `h` hashes)."""
+    uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+    rank = np.empty(uniq.size, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(uniq.size)
+    return rank[inv.reshape(-1)]
+
+
 def _cat(xs: list[U64]) -> U64:
     return np.concatenate(xs) if xs else np.zeros(0, dtype=np.uint64)
 
 
+SPILL_BYTES = 1 << 25  # distinct texts held in memory before they go to a scratch file
+STORE_ROWS = 1 << 14  # texts per record batch of a scratch file
+
+
+def _remove(path: str) -> None:
+    import os
+
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+class _Store:
+    """Strings appended batch by batch and read back in the same order, batch by batch: held
+    in memory up to `SPILL_BYTES`, beyond that written to a scratch Arrow IPC file (in
+    `TMPDIR`, removed when the store is freed or the process ends), so memory does not grow
+    with the text."""
+
+    def __init__(self) -> None:
+        self.mem: list[pa.Array] = []
+        self.held = 0
+        self.n = 0
+        self.path: str | None = None
+        self._sink: pa.NativeFile | None = None
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def append(self, values: pa.Array) -> None:
+        values = values.cast(pa.large_string())
+        self.n += len(values)
+        if self.path is None:
+            self.mem.append(values)
+            self.held += values.nbytes
+            if self.held > SPILL_BYTES:
+                self._spill()
+        else:
+            self._write(values)
+
+    def _spill(self) -> None:
+        import os
+        import tempfile
+        import weakref
+
+        fd, name = tempfile.mkstemp(prefix="prefkit-audit-", suffix=".arrows")
+        os.close(fd)
+        self.path = name
+        weakref.finalize(self, _remove, name)
+        self._sink = pa.OSFile(name, "wb")
+        self._writer = pa.ipc.new_stream(self._sink, pa.schema([("v", pa.large_string())]))
+        for v in self.mem:
+            self._write(v)
+        self.mem, self.held = [], 0
+
+    def _write(self, values: pa.Array) -> None:
+        assert self._writer is not None
+        for s in range(0, len(values), STORE_ROWS):
+            self._writer.write_batch(pa.record_batch([values.slice(s, STORE_ROWS)], names=["v"]))
+
+    def close(self) -> None:
+        """No more appends: the scratch file is complete (reads may start)."""
+        if self._writer is not None:
+            self._writer.close()
+            assert self._sink is not None
+            self._sink.close()
+            self._writer, self._sink = None, None
+
+    def batches(self) -> Iterator[pa.Array]:
+        """The strings in append order, a batch at a time (read from the file without
+        mapping it: a batch's memory is freed once it is dropped)."""
+        self.close()
+        if self.path is None:
+            yield from self.mem
+            return
+        with pa.OSFile(self.path, "rb") as src:
+            reader = pa.ipc.open_stream(src)
+            for rb in reader:
+                yield rb.column(0)
+
+
+class TextSet:
+    """The distinct texts of one kind (prompts, responses normalized or as written), numbered
+    by code; the text itself is in a `_Store` (memory or a scratch file), read back a chunk
+    at a time. Only `code_of` (the code of each stored text, in storage order) is in memory."""
+
+    def __init__(self, store: _Store | None = None, code_of: I64 | None = None) -> None:
+        self.store = store if store is not None else _Store()
+        self.code_of = code_of if code_of is not None else np.zeros(0, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self.code_of.size)
+
+    def chunks(self, size: int = STORE_ROWS) -> Iterator[tuple[I64, pa.Array]]:
+        """(codes, texts) of every distinct text, about `size` at a time, in storage order
+        (not code order)."""
+        start = 0
+        parts: list[pa.Array] = []
+        held = 0
+        for arr in self.store.batches():
+            parts.append(arr)
+            held += len(arr)
+            if held >= size:
+                yield self.code_of[start : start + held], pa.concat_arrays(parts)
+                start += held
+                parts, held = [], 0
+        if held:
+            yield self.code_of[start : start + held], pa.concat_arrays(parts)
+
+    def take(self, codes: I64) -> pa.Array:
+        """The texts of `codes` (distinct codes), in the order given."""
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.size == 0:
+            return pa.array([], pa.large_string())
+        want = np.full(len(self), -1, dtype=np.int64)
+        want[codes] = np.arange(codes.size)
+        got: list[pa.Array] = []
+        slot: list[I64] = []
+        for c, arr in self.chunks():
+            w = want[c]
+            sel = np.flatnonzero(w >= 0)
+            if sel.size:
+                got.append(arr.take(pa.array(sel)))
+                slot.append(w[sel])
+        vals = pa.concat_arrays(got)
+        order = np.empty(codes.size, dtype=np.int64)
+        order[np.concatenate(slot)] = np.arange(codes.size)
+        return vals.take(pa.array(order))
+
+    def all(self) -> pa.Array:
+        """Every distinct text in code order (the whole text in memory: small tables and
+        the paths that need every text at once)."""
+        return self.take(np.arange(len(self), dtype=np.int64))
+
+
 class _Distinct:
-    """The distinct strings of a stream of batches, kept once each (keyed by `hash64`)."""
+    """The distinct strings of a stream of batches, kept once each (keyed by `hash64`) in a
+    `_Store`."""
 
     def __init__(self) -> None:
         self.seen = np.zeros(0, dtype=np.uint64)  # sorted hashes seen so far
         self.hashes: list[U64] = []
-        self.values: list[pa.Array] = []
+        self.store = _Store()
 
     def add(self, h: U64, values: pa.Array) -> None:
         u, first = np.unique(h, return_index=True)
@@ -220,29 +387,26 @@ class _Distinct:
             # two sorted runs: the stable sort (a merge) keeps this linear in what is held
             self.seen = np.sort(np.concatenate([self.seen, u[new]]), kind="stable")
             self.hashes.append(u[new])
-            self.values.append(values.take(pa.array(first[new])).cast(pa.large_string()))
+            self.store.append(values.take(pa.array(first[new])))
 
-    def codes(self, *row_hashes: U64) -> tuple[list[I64], pa.Array]:
-        """Per-row codes of each hash array and the distinct values by code; codes number the
-        values in order of first occurrence in the concatenated arrays (as
+    def codes(self, *row_hashes: U64) -> tuple[list[I64], TextSet]:
+        """Per-row codes of each hash array and the distinct values; codes number the values
+        in order of first occurrence in the concatenated arrays (as
         `pyarrow.compute.dictionary_encode` of the concatenated strings)."""
         seq = np.concatenate(row_hashes)
         uniq, first, inv = np.unique(seq, return_index=True, return_inverse=True)
+        del seq
         rank = np.empty(uniq.size, dtype=np.int64)
         rank[np.argsort(first, kind="stable")] = np.arange(uniq.size)
+        del first
         code = rank[inv.reshape(-1)]
-        if self.hashes:
-            got = np.concatenate(self.hashes)
-            where = np.empty(uniq.size, dtype=np.int64)
-            where[rank[np.searchsorted(uniq, got)]] = np.arange(got.size)
-            held = pa.concat_arrays(self.values)
-            self.values = []  # one copy of the texts at a time besides the result
-            values = held.take(pa.array(where))
-            del held
-        else:
-            values = pa.array([], pa.large_string())
+        del inv
+        got = np.concatenate(self.hashes) if self.hashes else np.zeros(0, dtype=np.uint64)
+        code_of = rank[np.searchsorted(uniq, got)] if got.size else np.zeros(0, dtype=np.int64)
+        self.hashes, self.seen = [], np.zeros(0, dtype=np.uint64)
+        self.store.close()
         cuts = np.cumsum([len(h) for h in row_hashes])[:-1]
-        return [c.astype(np.int64) for c in np.split(code, cuts)], values
+        return [c.astype(np.int64) for c in np.split(code, cuts)], TextSet(self.store, code_of)
 
 
 @dataclass
@@ -270,11 +434,11 @@ class Frame:
     prompt_code: I64
     a_code: I64  # codes shared between a and b (same text -> same code)
     b_code: I64
-    texts: pa.Array  # distinct normalized responses (index = a_code / b_code)
-    prompts: pa.Array  # distinct normalized prompts (index = prompt_code)
+    text_set: TextSet  # distinct normalized responses (code = a_code / b_code)
+    prompt_set: TextSet  # distinct normalized prompts (code = prompt_code)
     a_raw: I64  # codes of the responses as written (joined messages, not normalized)
     b_raw: I64
-    raw_texts: pa.Array  # distinct responses as written (index = a_raw / b_raw)
+    raw_set: TextSet  # distinct responses as written (code = a_raw / b_raw)
     prompt_valid: B  # the row has a prompt (not null)
     has_text: bool
     extra: dict[str, object] = field(default_factory=dict)
@@ -320,14 +484,14 @@ class Frame:
             with_text += int(pc.sum(resp.cast(pa.int64())).as_py() or 0)
             if row is not None:
                 parts.append(row)
-            rest.append(t.drop_columns(list(TEXT_COLUMNS)))
+            rest.append(_light(t))
         if not rest:
             empty = (
                 conform(pa.table({}), Kind.COMPARISONS)
                 if not isinstance(source, pa.Table)
                 else source
             )
-            rest = [empty.slice(0, 0).drop_columns(list(TEXT_COLUMNS))]
+            rest = [_light(empty.slice(0, 0))]
         table = pa.concat_tables(rest).combine_chunks()
         n = table.num_rows
         (prompt_code,), prompt_values = prompts.codes(_cat(hp))
@@ -339,7 +503,7 @@ class Frame:
         )
         ann_code, anns = codes_of(_string_col(table, "annotator", n))
         src_code, srcs = codes_of(_string_col(table, "source", n))
-        split_code, splits = codes_of(_meta(table, "split", n))
+        split_code, splits = codes_of(_string_col(table, "meta_split", n))
         sf = np.asarray(
             pc.fill_null(
                 pc.index_in(_string_col(table, "shown_first", n), pa.array(["a", "b"])), -1
@@ -366,11 +530,11 @@ class Frame:
             prompt_code=prompt_code,
             a_code=a_code,
             b_code=b_code,
-            texts=text_values,
-            prompts=prompt_values,
+            text_set=text_values,
+            prompt_set=prompt_values,
             a_raw=a_raw,
             b_raw=b_raw,
-            raw_texts=raw_values,
+            raw_set=raw_values,
             prompt_valid=np.concatenate(valid) if valid else np.zeros(0, dtype=bool),
             has_text=bool(n and with_text > 0),
             stats=stats_arrays(pa.concat_tables(parts)) if parts else {},
@@ -379,10 +543,25 @@ class Frame:
     def release_raw(self) -> None:
         """Free the responses as written (`raw_texts`, `a_raw`, `b_raw`: only the degenerate
         check reads them) once it has run; reading them afterwards is an error."""
-        self.raw_texts = pa.array([], pa.large_string())
+        self.raw_set = TextSet()
         self.a_raw = np.zeros(0, dtype=np.int64)
         self.b_raw = np.zeros(0, dtype=np.int64)
         self.extra["raw_released"] = True
+
+    @property
+    def texts(self) -> pa.Array:
+        """Every distinct normalized response, in code order (read whole from `text_set`)."""
+        return self.text_set.all()
+
+    @property
+    def prompts(self) -> pa.Array:
+        """Every distinct normalized prompt, in code order (read whole from `prompt_set`)."""
+        return self.prompt_set.all()
+
+    @property
+    def raw_texts(self) -> pa.Array:
+        """Every distinct response as written, in code order (read whole from `raw_set`)."""
+        return self.raw_set.all()
 
     def text_rows(self, idx: Sequence[int]) -> dict[int, tuple[str, str, str]]:
         """The prompt and the two responses (joined messages, as written) of rows `idx`, read
@@ -445,7 +624,7 @@ class Frame:
     @cached_property
     def item(self) -> I64:
         """The judged item: `meta.pair_id` where given, else the pair key."""
-        pid = _meta(self.table, "pair_id", self.n)
+        pid = _string_col(self.table, "meta_pair_id", self.n)
         if pid.null_count == self.n:
             return self.pair_key
         code, _ = codes_of(pid)
@@ -479,12 +658,8 @@ class Frame:
         """Rows that carry something telling one vote from another: a known annotator, a
         rationale, or any `meta` (ids, timestamps, ...)."""
         rat = np.asarray(self.table.column("rationale").is_valid(), dtype=bool)
-        has_meta = np.asarray(pc.utf8_length(self._meta_text), dtype=np.int64) > 0
+        has_meta = np.asarray(self.table.column("has_meta"), dtype=bool)
         return np.asarray((self.annotator >= 0) | rat | has_meta)
-
-    @cached_property
-    def _meta_text(self) -> pa.Array:
-        return meta_text(_column(self.table, "meta")) if self.n else pa.array([], pa.string())
 
     @cached_property
     def vote_key(self) -> I64:
@@ -492,7 +667,7 @@ class Frame:
         outcome, annotator, aspect, rationale, strength, display order and `meta`. Two rows
         with the same key record the same vote (ids and `source` are not compared)."""
         rat, _ = codes_of(_string_col(self.table, "rationale", self.n))
-        meta, _ = codes_of(self._meta_text)
+        meta = first_codes(np.asarray(self.table.column("meta_hash"), dtype=np.uint64))
         st = _column(self.table, "strength").cast(pa.float64())
         sv = np.asarray(pc.fill_null(st, -1.0), dtype=np.float64)
         sv = np.where(self.swapped & (sv >= 0), 1.0 - sv, sv)

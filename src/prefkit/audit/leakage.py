@@ -81,7 +81,7 @@ def find_leakage(
         summary["reference_split"] = f.splits[train]
         ok = f.split >= 0
         # prompt -> set of splits (as a bit mask; up to 62 splits)
-        mask = np.zeros(len(f.prompts) + 1, dtype=np.int64)
+        mask = np.zeros(len(f.prompt_set) + 1, dtype=np.int64)
         np.bitwise_or.at(mask, f.prompt_code[ok], np.left_shift(1, f.split[ok]).astype(np.int64))
         score = np.zeros(f.n)
         multi = (mask & (mask - 1)) != 0  # more than one bit set
@@ -115,13 +115,15 @@ def find_leakage(
     if against is not None:
         ev = normalize(joined_text(against.column("prompt")))
         _, ev_prompts = codes_of(ev)
-        exact = np.asarray(pc.is_in(f.prompts, value_set=ev_prompts), dtype=bool)
+        exact = np.zeros(len(f.prompt_set), dtype=bool)
+        for pcodes, prompts in f.prompt_set.chunks():
+            exact[pcodes] = np.asarray(pc.is_in(prompts, value_set=ev_prompts), dtype=bool)
         score_p = exact.astype(np.float64)
         if near and psig is not None:
             esig = signatures(ev_prompts)
             both = np.concatenate([psig, esig])
             labels, i, j, sim = near_duplicate_clusters(both, threshold)
-            npr = len(f.prompts)
+            npr = len(f.prompt_set)
             has_eval = np.zeros(int(labels.max()) + 1, dtype=bool)
             has_eval[labels[npr:]] = True
             best = np.zeros(len(labels))

@@ -30,14 +30,18 @@ def _splitmix(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
         return x ^ (x >> np.uint64(31))
 
 
-def signatures(texts: pa.Array, k: int = 64, chunk_bytes: int = 1 << 24) -> U32:
+def signatures(
+    texts: pa.Array, k: int = 64, chunk_bytes: int = 1 << 24, salt: I64 | None = None
+) -> U32:
     """MinHash signature (len(texts) x k, uint32) of each text's set of shingles.
 
     A shingle is the 8 bytes starting at a word start (texts are expected normalized, so
     words are separated by single spaces).
 
     `k` must be a power of two. Texts shorter than 8 bytes (and empty texts) get a
-    signature that matches nothing (exact duplicates are found separately).
+    signature that matches nothing (exact duplicates are found separately), drawn from the
+    text's position in `texts`, or from `salt[i]` when given (its position in another
+    batching of the texts: the same signatures whatever batches they are computed in).
     """
     if k & (k - 1) or not 2 <= k <= 64:
         raise ValueError("k must be a power of two in 2..64")
@@ -55,7 +59,7 @@ def signatures(texts: pa.Array, k: int = 64, chunk_bytes: int = 1 << 24) -> U32:
     else:
         lens = np.diff(offsets)
     if bufs[2] is None or offsets[-1] == offsets[0]:
-        _densify(sig)
+        _densify(sig, salt)
         return sig
     data = np.frombuffer(bufs[2], dtype=np.uint8)
     shift = np.uint64(64 - int(np.log2(k)))
@@ -105,11 +109,11 @@ def signatures(texts: pa.Array, k: int = 64, chunk_bytes: int = 1 << 24) -> U32:
             block[cell_idx] = (packed[first] & np.uint64(0xFFFFFFFF)).astype(np.uint32)
             sig[start:stop] = block.reshape(stop - start, k)
         start = stop
-    _densify(sig)
+    _densify(sig, salt)
     return sig
 
 
-def _densify(sig: U32) -> None:
+def _densify(sig: U32, salt: I64 | None = None) -> None:
     """Fill empty bins from the next non-empty bin (rotation); no-shingle rows get unique values."""
     empty = sig == _MAX
     rows = np.flatnonzero(empty.any(axis=1))
@@ -133,9 +137,9 @@ def _densify(sig: U32) -> None:
         todo &= ~take
     if none.any():
         # documents without a shingle: a signature unique to the row (never a near-duplicate)
-        ids = rows[none].astype(np.uint64)
-        salt = _splitmix(ids[:, None] * np.uint64(k) + np.arange(k, dtype=np.uint64)[None, :])
-        filled[none] = (salt & np.uint64(0xFFFFFFFE)).astype(np.uint32)
+        ids = (rows[none] if salt is None else salt[rows[none]]).astype(np.uint64)
+        mix = _splitmix(ids[:, None] * np.uint64(k) + np.arange(k, dtype=np.uint64)[None, :])
+        filled[none] = (mix & np.uint64(0xFFFFFFFE)).astype(np.uint32)
     sig[rows] = filled
 
 

@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from prefkit.audit.features import F64, design, style
 from prefkit.audit.findings import Findings, make_rows
-from prefkit.audit.frame import Frame
+from prefkit.audit.frame import Frame, _ahead
 from prefkit.audit.pooling import pool_prior
 from prefkit.audit.stats import Consensus, lapse_model, logit_fit, one_coin
 
@@ -380,18 +380,18 @@ class _NgramFolds:
         f, a, b, rng = self.f, self.a, self.b, self.rng
         fit = _subset(usable, self.max_fit, rng)
         fit_texts = np.flatnonzero(
-            np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.texts))
+            np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.text_set))
         )
         if self.vocab is None:
-            if len(f.texts) <= VOCAB_TEXTS:
-                self.vocab = ngram_vocab(f.texts)
+            if len(f.text_set) <= VOCAB_TEXTS:
+                self.vocab = ngram_vocab(f.text_set.all())
             else:
                 size = min(VOCAB_TEXTS, fit_texts.size)
                 pick = np.sort(rng.choice(fit_texts, size=size, replace=False))
-                self.vocab = ngram_vocab(f.texts.take(pa.array(pick)))
-        tm = ngram_matrix(f.texts.take(pa.array(fit_texts)), vocab=self.vocab)
+                self.vocab = ngram_vocab(f.text_set.take(pick))
+        tm = ngram_matrix(f.text_set.take(fit_texts), vocab=self.vocab)
         self.nv = int(tm.shape[1])  # one empty column when the vocabulary is empty
-        loc = np.zeros(len(f.texts), dtype=np.int64)
+        loc = np.zeros(len(f.text_set), dtype=np.int64)
         loc[fit_texts] = np.arange(fit_texts.size)
         jobs: list[tuple[int, I64]] = []
         for k in range(int(self.fold_of.max(initial=-1)) + 1):
@@ -431,13 +431,16 @@ class _NgramFolds:
         nx, nv = x.shape[1], self.nv
         folds = sorted(self.betas)
         w = np.column_stack([self.betas[k][1 + nx : 1 + nx + nv] for k in folds])
-        score = np.zeros((len(f.texts), len(folds)))
+        score = np.zeros((len(f.text_set), len(folds)))
 
-        def batch(start: int) -> None:
-            part = f.texts.slice(start, SCORE_BATCH)
-            score[start : start + len(part)] = ngram_matrix(part, vocab=self.vocab) @ w
+        def batch(chunk: tuple[I64, pa.Array]) -> None:
+            codes, part = chunk
+            score[codes] = ngram_matrix(part, vocab=self.vocab) @ w
 
-        _threads(batch, list(range(0, len(f.texts), SCORE_BATCH)))
+        # the distinct responses are read back a chunk at a time (frame.TextSet), scored on
+        # FIT_THREADS threads
+        for _ in _ahead(batch, f.text_set.chunks(SCORE_BATCH), FIT_THREADS):
+            pass
         for j, k in enumerate(folds):
             beta = self.betas[k]
             rows = np.flatnonzero(self.fold_of == k)

@@ -10,6 +10,8 @@ workers) give the same arrays.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -55,10 +57,17 @@ def row_stats(batch: pa.Table) -> pa.Table:
 
 
 def text_signatures(batch: pa.Table) -> pa.Table:
-    """MinHash signature (`SIG_K` uint32) of each text in column `text` (normalized)."""
+    """MinHash signature (`SIG_K` uint32) of each text in column `text` (normalized); with a
+    column `salt`, a text without shingles gets the signature of that position
+    (`minhash.signatures`)."""
     from prefkit.audit.minhash import signatures
 
-    sig = signatures(batch.column("text").combine_chunks(), k=SIG_K)
+    salt = (
+        np.asarray(batch.column("salt").combine_chunks(), dtype=np.int64)
+        if "salt" in batch.column_names
+        else None
+    )
+    sig = signatures(batch.column("text").combine_chunks(), k=SIG_K, salt=salt)
     flat = pa.array(sig.reshape(-1), pa.uint32())
     return pa.table({"sig": pa.FixedSizeListArray.from_arrays(flat, SIG_K)})
 
@@ -69,6 +78,26 @@ def signature_matrix(t: pa.Table) -> NDArray[np.uint32]:
     if col is None:
         return np.zeros((0, SIG_K), dtype=np.uint32)
     return np.asarray(col.flatten(), dtype=np.uint32).reshape(-1, SIG_K)
+
+
+SIG_BATCH = 1 << 14  # texts per `text_signatures` batch (`engine.BATCH_ROWS`)
+
+
+def text_set_signatures(
+    ts: Any, engine: str = "local", chunk: int = 1 << 18, batch: int | None = SIG_BATCH
+) -> NDArray[np.uint32]:
+    """The (n, `SIG_K`) signatures of every text of a `frame.TextSet`, by code, computed a
+    chunk of texts at a time (`engine.map_table`): a text without shingles gets the signature
+    of its position in batches of `batch` texts in code order (`None`: one batch), as when
+    the texts are signed in code order in one table."""
+    from prefkit.engine import map_table
+
+    out = np.empty((len(ts), SIG_K), dtype=np.uint32)
+    for codes, vals in ts.chunks(chunk):
+        salt = codes % batch if batch else codes
+        t = pa.table({"text": vals, "salt": pa.array(salt, pa.int64())})
+        out[codes] = signature_matrix(map_table(t, text_signatures, engine))
+    return out
 
 
 def stats_arrays(t: pa.Table) -> dict[str, NDArray[np.generic]]:

@@ -89,7 +89,7 @@ def run_audit(
     from prefkit.audit.frame import TEXT_COLUMNS, Frame
     from prefkit.audit.leakage import find_leakage
     from prefkit.audit.noise import find_noise, fit_noise
-    from prefkit.audit.rowwise import row_stats, signature_matrix, stats_arrays, text_signatures
+    from prefkit.audit.rowwise import row_stats, stats_arrays, text_set_signatures
     from prefkit.engine import map_table
 
     unknown = [c for c in checks if c not in CHECKS]
@@ -106,6 +106,7 @@ def run_audit(
             progress(step, done, total)
 
     f = Frame.of(table, stats=engine == "local")  # row stats: batch by batch while reading
+    _release()
     tick("prepare")
     if f.n == 0:
         empty = {c: Findings(c, summary={"rows": 0}) for c in checks}
@@ -130,14 +131,9 @@ def run_audit(
         psig: Any = None
         tsig: Any = None
         if need_sig:
-
-            def sig(texts: pa.Array) -> Any:
-                return signature_matrix(
-                    map_table(pa.table({"text": texts}), text_signatures, engine)
-                )
-
-            fp = pool.submit(sig, f.prompts)
-            ft = pool.submit(sig, f.texts)
+            # the distinct texts are read back a chunk at a time (frame.TextSet)
+            fp = pool.submit(text_set_signatures, f.prompt_set, engine)
+            ft = pool.submit(text_set_signatures, f.text_set, engine)
             psig, tsig = fp.result(), ft.result()
             del fp, ft
         else:
@@ -161,6 +157,7 @@ def run_audit(
         for job in jobs.values():
             job.exception()  # wait; a failure is raised where the results are collected
         f.release_raw()
+        _release()
         v = votes(f)
         model = (
             fit_noise(f, st, embeddings=embeddings)
@@ -205,6 +202,16 @@ def run_audit(
     if out_dir is not None:
         write_outputs(res, Path(out_dir), f)
     return res
+
+
+def _release() -> None:
+    """Hand the memory Arrow's allocator keeps for reuse back to the system between stages
+    (what a stage freed would otherwise still count in the process's resident memory), after
+    collecting the cycles that may still hold a stage's Arrow buffers."""
+    import gc
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
 
 
 def write_outputs(res: AuditResult, out: Path, frame: Any = None) -> dict[str, Path]:

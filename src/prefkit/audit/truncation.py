@@ -27,6 +27,9 @@ ending with a URL or a number.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -115,24 +118,39 @@ def _last_token(text: pa.Array, pattern: str) -> pa.Array:
     return pc.utf8_lower(pc.struct_field(pc.extract_regex(text, pattern), [0]))
 
 
-def _midword(text: pa.Array, open_: B) -> tuple[B, list[str | None]]:
-    """Last word unknown as a whole word in the data, but the start of a frequent word."""
+def _word_counts(trimmed: pa.Array) -> pa.Table:
+    """Occurrences of each lower-cased word (1–40 letters) in `trimmed`: columns `values`,
+    `counts`."""
+    flat = pc.split_pattern_regex(pc.utf8_lower(trimmed), r"[^\p{L}'’]+").flatten()
+    size = pc.utf8_length(flat)
+    flat = flat.filter(pc.and_(pc.greater(size, 0), pc.less_equal(size, 40)))
+    vc = pc.value_counts(flat.cast(pa.large_string()))
+    return pa.table({"values": vc.field("values"), "counts": vc.field("counts")})
+
+
+def _merge_word_counts(parts: list[pa.Table]) -> pa.Table:
+    t = pa.concat_tables(parts)
+    if len(parts) == 1:
+        return t
+    g = t.group_by("values").aggregate([("counts", "sum")])
+    return pa.table({"values": g.column("values"), "counts": g.column("counts_sum")})
+
+
+def _midword(
+    cand: I64, lw: pa.Array, counts: pa.Table, n: int
+) -> tuple[B, dict[int, str]]:  # fmt: skip
+    """Last word unknown as a whole word in the data, but the start of a frequent word.
+    `cand`: the texts whose last word `lw` (lower-cased) is a candidate; `counts`: the data's
+    word counts (`_word_counts`)."""
     from bisect import bisect_left
     from collections import Counter
 
-    n = len(text)
     out = np.zeros(n, dtype=bool)
-    words: list[str | None] = [None] * n
-    last = _last_token(text, LAST_WORD)
-    cand = np.flatnonzero(open_ & np.asarray(last.is_valid(), dtype=bool))
+    words: dict[int, str] = {}
     if not cand.size:
         return out, words
-    flat = pc.split_pattern_regex(pc.utf8_lower(text), r"[^\p{L}'’]+").flatten()
-    size = pc.utf8_length(flat)
-    flat = flat.filter(pc.and_(pc.greater(size, 0), pc.less_equal(size, 40)))
-    vc = pc.value_counts(flat)
-    vals, cnts = vc.field("values"), vc.field("counts")
-    lw = last.take(pa.array(cand))
+    vals = counts.column("values").combine_chunks()
+    cnts = counts.column("counts").combine_chunks()
     long_enough = np.asarray(pc.greater_equal(pc.utf8_length(lw), 2), dtype=bool)
     cand, lw = cand[long_enough], lw.filter(pa.array(long_enough))
     own = Counter(lw.to_pylist())
@@ -151,17 +169,17 @@ def _midword(text: pa.Array, open_: B) -> tuple[B, list[str | None]]:
     return out, words
 
 
-def truncation_scores(text: pa.Array) -> tuple[F64, list[str], dict[str, int | None]]:
-    """Score (0 = no evidence) and reason for each text, and the cap/limit found.
+_FLAGS = ("empty", "open", "url_num", "prose", "fence", "dangling", "bracket", "listcolon")
 
-    `text` holds the distinct raw responses of a dataset (the cap and pile-up rules count
-    distinct responses, so a response judged by several annotators counts once)."""
-    n = len(text)
-    if n == 0:
-        return np.zeros(0), [], {"length_cap": None, "word_limit": None}
+
+def _text_evidence(
+    text: pa.Array,
+) -> tuple[dict[str, NDArray[np.generic]], pa.Table, pa.Array, pa.Array]:
+    """What each text shows on its own (length, word count, flags), the texts' word counts,
+    the last word of each text that may end mid-word (else null) and the last token of each
+    text ending on a dangling word (else null)."""
     text = pc.fill_null(text, "")
     trimmed = pc.utf8_rtrim_whitespace(text)
-    lengths = np.asarray(pc.utf8_length(text), dtype=np.int64)
     empty = np.asarray(pc.equal(pc.utf8_length(trimmed), 0), dtype=bool)
     finished = _m(trimmed, FINISHED)
     ends_url_num = _m(trimmed, URL_END) | _m(trimmed, NUMBER_END)
@@ -169,23 +187,92 @@ def truncation_scores(text: pa.Array) -> tuple[F64, list[str], dict[str, int | N
     open_ = ~finished & ~empty
     prose = open_ & ~ends_url_num & ~code_last & ~_m(trimmed, TITLE_LAST_LINE)
     fences = np.asarray(pc.count_substring(text, "```"), dtype=np.int64)
-    words = np.asarray(pc.list_value_length(pc.utf8_split_whitespace(trimmed)), dtype=np.int64)
-    cap, cap_hit = _cap(lengths, open_ & ~ends_url_num)
-    limit, pile = _pileup(words, open_ & ~ends_url_num)
-    mid, mid_word = _midword(trimmed, prose)
-    last = _last_token(trimmed, r"(?P<w>\S+)\s*$")
-    dangling = prose & _m(trimmed, DANGLING_RE)
-    bracket = prose & _m(trimmed, OPEN_BRACKET)
-    listcolon = ~empty & ~code_last & _m(trimmed, LIST_OR_COLON)
-    fence = (fences % 2 == 1) & ~empty
-    rules = (cap_hit, fence, pile, mid, dangling, bracket, listcolon)
+    last = _last_token(trimmed, LAST_WORD)
+    lw = pc.if_else(pa.array(prose), last, pa.scalar(None, last.type))
+    ev: dict[str, NDArray[np.generic]] = {
+        "length": np.asarray(pc.utf8_length(text), dtype=np.int64),
+        "words": np.asarray(
+            pc.list_value_length(pc.utf8_split_whitespace(trimmed)), dtype=np.int64
+        ),
+        "empty": empty,
+        "open": open_,
+        "url_num": ends_url_num,
+        "prose": prose,
+        "fence": (fences % 2 == 1) & ~empty,
+        "dangling": prose & _m(trimmed, DANGLING_RE),
+        "bracket": prose & _m(trimmed, OPEN_BRACKET),
+        "listcolon": ~empty & ~code_last & _m(trimmed, LIST_OR_COLON),
+    }
+    ends = _last_token(trimmed, r"(?P<w>\S+)\s*$")
+    ev_last = pc.if_else(pa.array(ev["dangling"]), ends, pa.scalar(None, ends.type))
+    return ev, _word_counts(trimmed), lw, ev_last
+
+
+def truncation_scores(text: pa.Array) -> tuple[F64, list[str], dict[str, int | None]]:
+    """Score (0 = no evidence) and reason for each text, and the cap/limit found.
+
+    `text` holds the distinct raw responses of a dataset (the cap and pile-up rules count
+    distinct responses, so a response judged by several annotators counts once)."""
+    n = len(text)
+    return truncation_scores_chunks([(np.arange(n, dtype=np.int64), text)], n)
+
+
+MERGE_WORDS = 1 << 22  # word counts held before the chunks' counts are merged
+
+
+def truncation_scores_chunks(
+    chunks: Iterable[tuple[I64, pa.Array]], n: int
+) -> tuple[F64, list[str], dict[str, int | None]]:
+    """`truncation_scores` of `n` texts given a chunk at a time as (indices, texts): each
+    text's own evidence is kept as a few numbers, the data's word counts merged chunk by
+    chunk; the rules that look at every text (cap, pile-up, mid-word) run at the end."""
+    if n == 0:
+        return np.zeros(0), [], {"length_cap": None, "word_limit": None}
+    ev: dict[str, NDArray[Any]] = {k: np.zeros(n, dtype=np.int64) for k in ("length", "words")}
+    ev |= {k: np.zeros(n, dtype=bool) for k in _FLAGS}
+    cand_idx: list[I64] = []
+    cand_word: list[pa.Array] = []
+    last_word: dict[int, str] = {}
+    counts: list[pa.Table] = []
+    held = 0
+    for idx, text in chunks:
+        e, wc, lw, ends = _text_evidence(text)
+        for k, v in e.items():
+            ev[k][idx] = v
+        ok = np.asarray(lw.is_valid(), dtype=bool)
+        cand_idx.append(idx[ok])
+        cand_word.append(lw.filter(pa.array(ok)).cast(pa.large_string()))
+        okd = np.flatnonzero(np.asarray(ends.is_valid(), dtype=bool))
+        if okd.size:
+            for i, w in zip(idx[okd].tolist(), ends.take(pa.array(okd)).to_pylist(), strict=True):
+                last_word[int(i)] = w
+        counts.append(wc)
+        held += wc.num_rows
+        if held > MERGE_WORDS and len(counts) > 1:
+            counts = [_merge_word_counts(counts)]
+            held = counts[0].num_rows
+    words_all = (
+        _merge_word_counts(counts)
+        if counts
+        else pa.table(
+            {"values": pa.array([], pa.large_string()), "counts": pa.array([], pa.int64())}
+        )
+    )
+    open_: B = ev["open"]
+    ends_url_num: B = ev["url_num"]
+    cap, cap_hit = _cap(ev["length"], open_ & ~ends_url_num)
+    limit, pile = _pileup(ev["words"], open_ & ~ends_url_num)
+    cidx = np.concatenate(cand_idx) if cand_idx else np.zeros(0, dtype=np.int64)
+    order = np.argsort(cidx, kind="stable")  # candidates in text order
+    cw = pa.concat_arrays(cand_word) if cand_word else pa.array([], pa.large_string())
+    mid, mid_word = _midword(cidx[order], cw.take(pa.array(order)), words_all, n)
+    rules = (cap_hit, ev["fence"], pile, mid, ev["dangling"], ev["bracket"], ev["listcolon"])
     score = np.zeros(n)
     reason = [""] * n
-    last_list = last.to_pylist()
     for (s, template), hit in zip(REASONS, rules, strict=True):
         for i in np.flatnonzero(hit & (score < s)).tolist():
             score[i] = s
             reason[i] = template.format(
-                cap=cap, limit=limit, word=mid_word[i] or last_list[i] or ""
+                cap=cap, limit=limit, word=mid_word.get(i) or last_word.get(i) or ""
             )
     return score, reason, {"length_cap": cap, "word_limit": limit}
