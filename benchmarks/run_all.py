@@ -67,6 +67,8 @@ BENCHMARKS: list[Bench] = [
           "label-noise target seed by seed (development seeds): precision, recall, P@R0.6"),
     Bench("noise_rules", "bench_noise_rules.py", ("--seeds", "10", "--size", "4000"),
           "label-noise flag rules and the true-margin ceiling (development seeds)"),
+    Bench("noise_prompt", "bench_noise_prompt.py", ("--seeds", "10", "--size", "4000"),
+          "per-prompt answer models as label-noise priors (development seeds)"),
     Bench("reward_sim", "bench_reward.py",
           ("--only", "sim", "--sim-size", "1500", "--sim-seeds", "1", "--sim-backends", "features"),
           "reward model trained on noisy vs cleaned simulated data"),
