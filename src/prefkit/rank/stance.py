@@ -23,7 +23,8 @@ specific it is, measured with general linguistic resources, not with any generat
 
 The lexicon features are log(1 + matches); the sentence counts are plain counts (a padded
 answer's cost grows with each added sentence); the rest are shares or log-lengths. Computed per
-text in Python (a few thousand texts per second).
+text in Python: about 1,800 texts per CPU-second (12,000 simulated responses in 6.7 CPU-s on the
+shared 2-core dev VM, 2026-12-07).
 """
 
 from __future__ import annotations
