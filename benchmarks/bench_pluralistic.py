@@ -26,7 +26,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from prefkit.rank.data import aggregate, battles_from_table
 from prefkit.rank.groups import heterogeneity_test, split_groups
-from prefkit.rank.mixture import mixture_table
+from prefkit.rank.mixture import MIXTURE_STANCE, mixture_table
 from prefkit.rank.run import RankOptions, rank_table
 from prefkit.schema import Kind
 from prefkit.simulate import Simulation, simulate
@@ -178,17 +178,19 @@ def bayes_oracle_ari(sim: Simulation) -> float:
                                      [max(gl[a], key=gl[a].get) for a in ann]))  # fmt: skip
 
 
-def known_group_feature_ari(sim: Simulation, folds: int = 5) -> float:
+def known_group_feature_ari(
+    sim: Simulation, folds: int = 5, stance: tuple[str, ...] = MIXTURE_STANCE
+) -> float:
     """Ceiling of the mixture's representation: each group's logistic model on the same design
-    (model one-hot + standardised feature differences) fitted WITH the true group labels on
-    the other annotators (annotator folds), then each held-out annotator assigned to the
-    group under which its decisive votes are most likely."""
+    (model one-hot + standardised feature differences, with the `stance` columns) fitted WITH
+    the true group labels on the other annotators (annotator folds), then each held-out
+    annotator assigned to the group under which its decisive votes are most likely."""
     from sklearn.linear_model import LogisticRegression
 
     from prefkit.rank.mixture import design_responses
 
     truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
-    d = design_responses(sim.tables[Kind.COMPARISONS]).data
+    d = design_responses(sim.tables[Kind.COMPARISONS], stance=stance).data
     x, dec, ann = d.x[d.unit], d.y3[:, 2] == 0, d.annotator
     gl = np.array([truth[a] for a in d.annotators])
     names = sorted(set(gl.tolist()))
@@ -227,15 +229,11 @@ VISIBLE = ("detail", "harmful", "over_refusal", "hedge", "fmt_list", "fmt_header
            "filler")  # fmt: skip
 
 
-def attribute_ceiling(seed: int, size: int, annotators: int) -> dict[str, float]:
-    """Known-group ARI (`_known_group_ari`) when the design is the simulator's TRUE response
-    attributes (differences, plus length/100 and the idiosyncratic noise) instead of text
-    features: `all`; `visible` (no correctness, errors or noise: what the text states);
-    `visible_no_length`. Reads hidden variables on purpose: it says which attributes a
-    representation would need to see, it is not a method. The attributes are taken from the
-    simulator's own Bayes-classifier input (`_group_loglik`)."""
+def _spied_world(seed: int, size: int, annotators: int) -> tuple[Simulation, tuple[Any, ...]]:
+    """`pluralistic` world and the arguments of the simulator's Bayes-classifier input
+    (`_group_loglik`: groups, responses with their TRUE attributes, votes' responses, outcomes,
+    annotators): hidden variables, read on purpose by the diagnosis only."""
     import prefkit.simulate.scenarios as scen_mod
-    from prefkit.simulate.world import ATTRIBUTES
 
     seen: dict[str, Any] = {}
     orig = scen_mod._group_loglik
@@ -249,7 +247,48 @@ def attribute_ceiling(seed: int, size: int, annotators: int) -> dict[str, float]
         sim = simulate("pluralistic", size=size, seed=seed, annotators=annotators)
     finally:
         scen_mod._group_loglik = orig  # type: ignore[assignment]
-    _, resp, ra, rb, outcome, votes_ann, ann_ids = seen["args"]
+    return ensure_group_members(sim), seen["args"]
+
+
+def stance_r2(args: tuple[Any, ...]) -> dict[str, list[float]]:
+    """How well text features recover the hidden attributes the groups weigh differently:
+    5-fold cross-validated linear R² of each response's true `detail`, `hedge` and `filler`
+    from [the 27 reward features, + the mixture's stance columns, + every stance feature]
+    (prompts left out: response text only)."""
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import cross_val_predict
+
+    from prefkit.rank.stance import stance_features
+    from prefkit.reward.features import response_features
+    from prefkit.simulate.world import ATTRIBUTES
+
+    resp = args[1]
+    blank = [""] * len(resp.text)
+    base, _ = response_features(blank, resp.text)
+    st, names = stance_features(blank, resp.text)
+    mix = st[:, [names.index(c) for c in MIXTURE_STANCE]]
+    designs = (base, np.hstack([base, mix]), np.hstack([base, st]))
+    out: dict[str, list[float]] = {}
+    for a in ("detail", "hedge", "filler"):
+        y = resp.attrs[:, ATTRIBUTES.index(a)]
+        out[a] = [
+            round(float(1 - ((y - cross_val_predict(LinearRegression(), x, y, cv=5)) ** 2).sum()
+                        / ((y - y.mean()) ** 2).sum()), 3)
+            for x in designs
+        ]  # fmt: skip
+    return out
+
+
+def attribute_ceiling(sim: Simulation, args: tuple[Any, ...]) -> dict[str, float]:
+    """Known-group ARI (`_known_group_ari`) when the design is the simulator's TRUE response
+    attributes (differences, plus length/100 and the idiosyncratic noise) instead of text
+    features: `all`; `visible` (no correctness, errors or noise: what the text states);
+    `visible_no_length`. Reads hidden variables on purpose: it says which attributes a
+    representation would need to see, it is not a method. The attributes are taken from the
+    simulator's own Bayes-classifier input (`_spied_world`)."""
+    from prefkit.simulate.world import ATTRIBUTES
+
+    _, resp, ra, rb, outcome, votes_ann, ann_ids = args
     dec = outcome < 2
     ann = votes_ann[dec]
     y = (outcome[dec] == 0).astype(np.int64)
@@ -305,25 +344,32 @@ def start_check(sim: Simulation) -> dict[str, Any]:
 
 def diagnose(worlds: int, seed0: int, size: int, annotators: int) -> None:
     """Why `pluralistic` recovery stays below 0.9, per world (seeds seed0..): `start_check`,
-    the known-group ceiling of the mixture's design, and `attribute_ceiling`; then means with
-    95% t-intervals."""
-    keys = ("em_ari", "true_start_ari", "known_group_features", "attr_all", "attr_visible",
-            "attr_visible_no_length", "objective_gap")  # fmt: skip
+    the known-group ceiling of the mixture's design with and without the stance columns,
+    `stance_r2` and `attribute_ceiling`; then means with 95% t-intervals."""
+    keys = ("em_ari", "true_start_ari", "known_group_features", "known_group_no_stance",
+            "attr_all", "attr_visible", "attr_visible_no_length", "objective_gap")  # fmt: skip
     acc: dict[str, list[float]] = {k: [] for k in keys}
+    r2: dict[str, list[list[float]]] = {}
     for seed in range(seed0, seed0 + worlds):
-        sim = ensure_group_members(simulate("pluralistic", size=size, seed=seed,
-                                            annotators=annotators))  # fmt: skip
+        sim, args = _spied_world(seed, size, annotators)
         row: dict[str, Any] = {"scenario": "pluralistic", "seed": seed} | start_check(sim)
         row["known_group_features"] = round(known_group_feature_ari(sim), 3)
-        row |= {f"attr_{k}": v for k, v in attribute_ceiling(seed, size, annotators).items()}
+        row["known_group_no_stance"] = round(known_group_feature_ari(sim, stance=()), 3)
+        row |= {f"attr_{k}": v for k, v in attribute_ceiling(sim, args).items()}
         row["objective_gap"] = round(row["em_objective"] - row["true_start_objective"], 2)
+        row["r2_base_mixture_allstance"] = stance_r2(args)
+        for a, v in row["r2_base_mixture_allstance"].items():
+            r2.setdefault(a, []).append(v)
         for k in keys:
             acc[k].append(float(row[k]))
         print(json.dumps(row), flush=True)
     print(json.dumps({"scenario": "pluralistic", "worlds": worlds,
                       "seeds": [seed0, seed0 + worlds - 1], "votes": size,
-                      "annotators": annotators,
-                      "mean": {k: mean_ci(v) for k, v in acc.items()}}), flush=True)  # fmt: skip
+                      "annotators": annotators, "stance": list(MIXTURE_STANCE),
+                      "mean": {k: mean_ci(v) for k, v in acc.items()},
+                      "r2_base_mixture_allstance": {
+                          a: np.round(np.mean(v, axis=0), 3).tolist() for a, v in r2.items()}}),
+          flush=True)  # fmt: skip
 
 
 def level_run(seed: int, permutations: int, size: int) -> tuple[float | None, float]:

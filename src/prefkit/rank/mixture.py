@@ -9,7 +9,8 @@ predictor eta = x · beta_g, where x is the unit's design row:
   (Bradley–Terry on the models);
 - **with text** (item = response): a response's strength in group g is its model's strength
   plus a linear function of its features (the torch-free reward features: length, formatting,
-  refusal and hedging markers, ...), so x = [e_model(a) − e_model(b), phi(a) − phi(b)] with
+  refusal and hedging markers, ...; and `MIXTURE_STANCE` of `prefkit.rank.stance`: epistemic
+  hedges, specific and generic sentences, sentence specificity), so x = [e_model(a) − e_model(b), phi(a) − phi(b)] with
   the feature differences standardised; a response's strength thereby carries over to every
   pair it resembles, which is what lets groups be told apart when every pair is new;
 - **with prompt context** (`--context N`, opt-in): the effect of chosen features may depend on
@@ -51,6 +52,15 @@ FEATURE_PRIOR = 1.0
 TIE_PRIOR = 0.01  # on log nu around the pooled value (a group without ties stays finite)
 CONTEXT_PRIOR = 1.0  # on the feature x prompt-context interactions (standardised like features)
 CONTEXT_FEATURES = ("refusal",)  # default features whose effect may depend on the prompt
+# stance columns (`prefkit.rank.stance`) added to the response features: chosen on the
+# simulator's development worlds (benchmarks/RESULTS.md, "Stance features")
+MIXTURE_STANCE = (
+    "epistemic",
+    "specific_sentences",
+    "generic_sentences",
+    "specificity_sum",
+    "specificity_mean",
+)
 CONTEXT_AUTO = (0, 4, 8)  # components `--context auto` chooses among (held-out likelihood)
 MAX_AUTO_GROUPS = 6
 FOLDS = 5
@@ -464,13 +474,16 @@ def design_responses(
     context: int = 0,
     context_features: Sequence[str] = CONTEXT_FEATURES,
     embed_cache: str | Path | None = None,
+    stance: Sequence[str] = MIXTURE_STANCE,
 ) -> Design:
     """With text: units are the compared pairs of responses (`meta.pair_id`, else prompt and
     the two texts), the design is the models' one-hot difference (when named) and the
-    standardised difference of the responses' features (`prefkit.reward.features`); with
-    `context` > 0, also those features' differences (`context_features`, or ("all",)) times
-    the prompts' leading embedding components (`context_columns`)."""
+    standardised difference of the responses' features (`prefkit.reward.features`, plus the
+    `stance` columns of `prefkit.rank.stance`: epistemic hedges, specific and generic
+    sentences, sentence specificity); with `context` > 0, also those features' differences (`context_features`, or
+    ("all",)) times the prompts' leading embedding components (`context_columns`)."""
     from prefkit.build.pairs import orient, vote_groups
+    from prefkit.rank.stance import stance_features
     from prefkit.reward.features import response_features
     from prefkit.schema import messages_text
 
@@ -509,6 +522,10 @@ def design_responses(
         progress(f"features of {len(key_of)} responses")
     keys = list(key_of)
     phi, fnames = response_features([k[0] for k in keys], [k[1] for k in keys])
+    if stance:
+        st, snames = stance_features([k[0] for k in keys], [k[1] for k in keys])
+        phi = np.hstack([phi, st[:, [snames.index(c) for c in stance]]])
+        fnames = [*fnames, *stance]
     ia = np.array([key_of[(p, t)] for p, t in zip(prompts, texts_a, strict=True)])
     ib = np.array([key_of[(p, t)] for p, t in zip(prompts, texts_b, strict=True)])
     diff = phi[ia] - phi[ib]
