@@ -11,7 +11,7 @@ from prefkit.audit.duplicates import find_duplicates
 from prefkit.audit.findings import FINDINGS_SCHEMA
 from prefkit.audit.frame import Frame
 from prefkit.audit.leakage import find_leakage
-from prefkit.audit.minhash import signatures, similarity
+from prefkit.audit.minhash import candidate_pairs, signatures, similarity
 from prefkit.schema import from_rows
 
 rng = np.random.default_rng(0)
@@ -36,6 +36,25 @@ def row(i: int, **kw: object) -> dict[str, object]:
 
 def frame(rows: list[dict[str, object]]) -> Frame:
     return Frame.of(from_rows(rows, "comparisons"))
+
+
+def test_lsh_pairs_verified_band_by_band_equal_verifying_every_candidate() -> None:
+    """`keep_at` keeps only the verified pairs while the bands are walked (bounded memory):
+    the same pairs, in the same order, as filtering every candidate afterwards."""
+    base = [text(60) for _ in range(40)]
+    docs: list[str] = []
+    for b in base:  # each base text with edits of several sizes: pairs on both sides of 0.8
+        words = b.split()
+        for k in (1.0, 0.95, 0.85, 0.7, 0.5):
+            m = int(len(words) * k)
+            docs.append(" ".join(words[:m] + list(rng.choice(WORDS, len(words) - m))))
+    sig = signatures(pa.array(docs))
+    i, j = candidate_pairs(sig, 12)
+    sim = similarity(sig, i, j)
+    vi, vj = candidate_pairs(sig, 12, keep_at=0.8)
+    assert 0 < vi.size < i.size  # some candidates fail, some pass
+    np.testing.assert_array_equal(vi, i[sim >= 0.8])
+    np.testing.assert_array_equal(vj, j[sim >= 0.8])
 
 
 def test_minhash_estimates_jaccard() -> None:
