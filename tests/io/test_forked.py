@@ -308,3 +308,26 @@ def test_trl_prompts_with_controls_python_reads_otherwise(tmp_path: Path) -> Non
     got = res.table.to_pylist()
     assert [r["prompt"][0]["content"] for r in got] == prompts
     assert [r["prompt_id"] for r in got] == [prompt_id(r["prompt"]) for r in got]
+
+
+def _worker_state() -> tuple[str, bool]:
+    from prefkit.io.readers import _fast
+
+    return pa.default_memory_pool().backend_name, _fast.THREADS
+
+
+def test_workers_decode_in_their_thread_with_memory_kept(tmp_path: Path) -> None:
+    """Each worker, once: Arrow decodes in the worker's own thread (no prefetch thread), and on
+    glibc its Arrow memory comes from the system pool; this process keeps its own settings."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    before = _worker_state()
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=forked.setup_worker) as pool:
+        backend, threads = pool.submit(_worker_state).result()
+    assert threads is False
+    glibc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else None
+    assert backend == ("system" if glibc else before[0])
+    assert _worker_state() == before and before[1] is True
