@@ -182,11 +182,17 @@ def read_forked(
     try:
         try:
             ctx = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(
+            pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=ctx, initializer=setup_worker
-            ) as pool:
+            )
+            try:
                 futures = [pool.submit(_work, (fn, job, folder)) for job in jobs]
                 outs = [f.result() for f in futures]
+            finally:
+                # the tables are in their files once the results are here: the workers exit
+                # (20-35 ms each, freeing their memory) and are reaped by the pool's thread
+                # while this process goes on
+                pool.shutdown(wait=False)
         except Exception:  # fn's own errors stay in `_work`: this is the machinery's
             return None
         results: list[ReadResult] = []
