@@ -185,7 +185,9 @@ def prompt_ids(
     body = Strings(contents).bytes
     text = body.tobytes()
     lowered = pc.ascii_lower(contents)  # rows that are not ASCII are redone below
-    if (len(body) and body.min() < 0x20) or b"  " in text:
+    # every two neighbouring bytes as one uint16, read in place: "  " is 0x2020
+    pairs = np.ndarray((max(len(body) - 1, 0),), "<u2", body, 0, (1,))
+    if (len(body) and body.min() < 0x20) or np.any(pairs == 0x2020):
         needs = pc.match_substring_regex(lowered, r"[\t\n\x0b\x0c\r]|  ")
         idx = pc.indices_nonzero(needs)
         if len(idx):
