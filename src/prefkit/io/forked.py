@@ -188,11 +188,12 @@ def read_forked(
             try:
                 futures = [pool.submit(_work, (fn, job, folder)) for job in jobs]
                 outs = [f.result() for f in futures]
-            finally:
-                # the tables are in their files once the results are here: the workers exit
-                # (20-35 ms each, freeing their memory) and are reaped by the pool's thread
-                # while this process goes on
-                pool.shutdown(wait=False)
+            except BaseException:  # no worker may still write into the folder once it goes
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            # the tables are in their files once the results are here: the workers exit (20-35
+            # ms each, freeing their memory) and are reaped by the pool's thread meanwhile
+            pool.shutdown(wait=False)
         except Exception:  # fn's own errors stay in `_work`: this is the machinery's
             return None
         results: list[ReadResult] = []
