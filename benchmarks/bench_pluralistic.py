@@ -88,7 +88,7 @@ def groups_and_test(sim: Simulation, permutations: int) -> dict[str, Any]:
 def mixture_ari(sim: Simulation, k: int | None, context: int | str = 0,
                 max_groups: int = 6, cache: str = EMBED_CACHE,
                 features: tuple[str, ...] = ("refusal",),
-                prior: str = "evidence") -> dict[str, Any]:  # fmt: skip
+                prior: str = "fixed") -> dict[str, Any]:  # fmt: skip
     truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
     t0 = time.perf_counter()
     _, ann, _, summary = mixture_table(sim.tables[Kind.COMPARISONS], groups=k, items="response",
@@ -106,7 +106,7 @@ def mixture_ari(sim: Simulation, k: int | None, context: int | str = 0,
 def prior_study(worlds: int, seed0: int, size: int, annotators: int,
                 scenarios: tuple[str, ...]) -> None:  # fmt: skip
     """Latent-group recovery with the feature prior fixed (1.0) and chosen by empirical Bayes
-    (`--feature-prior evidence`, the default), K true, over worlds seed0..seed0+worlds-1: one
+    (`--feature-prior evidence`, opt-in), K true, over worlds seed0..seed0+worlds-1: one
     JSON line per world, then the means with 95% t-intervals and the paired difference."""
     for scen in scenarios:
         acc: dict[str, list[float]] = {"fixed": [], "evidence": []}

@@ -34,11 +34,11 @@ def _mixture(precision: float, seed: int) -> tuple[MixtureData, np.ndarray]:
 @pytest.mark.parametrize("precision", [0.5, 4.0])
 def test_evidence_prior_recovers_the_coefficients_precision(precision: float) -> None:
     d, label = _mixture(precision, seed=1)
-    fit = fit_mixture(d, 3, np.random.default_rng(0), n_init=4)
+    fit = fit_mixture(d, 3, np.random.default_rng(0), n_init=4, prior="evidence")
     assert fit.feature_prior is not None
     assert precision / 2.0 < fit.feature_prior < precision * 2.0
     assert adjusted_rand_score(label, fit.posterior.argmax(axis=1)) == 1.0
-    fixed = fit_mixture(d, 3, np.random.default_rng(0), n_init=4, prior="fixed")
+    fixed = fit_mixture(d, 3, np.random.default_rng(0), n_init=4)
     assert fixed.feature_prior is None
     assert adjusted_rand_score(label, fixed.posterior.argmax(axis=1)) == 1.0
 
@@ -48,7 +48,7 @@ def test_evidence_prior_leaves_a_design_without_features_alone() -> None:
     d, label = _mixture(1.0, seed=2)
     items = MixtureData(d.x, d.unit, d.annotator, d.y3, np.full(12, 0.1), d.annotators,
                         tuple(f"m{q}" for q in range(12)))  # fmt: skip
-    a = fit_mixture(items, 3, np.random.default_rng(0), n_init=2)
-    b = fit_mixture(items, 3, np.random.default_rng(0), n_init=2, prior="fixed")
+    a = fit_mixture(items, 3, np.random.default_rng(0), n_init=2, prior="evidence")
+    b = fit_mixture(items, 3, np.random.default_rng(0), n_init=2)
     assert a.feature_prior is None and a.objective == b.objective
     assert np.array_equal(a.posterior, b.posterior)

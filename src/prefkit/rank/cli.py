@@ -405,10 +405,10 @@ def aggregate_cmd(
         help="bt-mixture --context: embedding cache (default ~/.cache/prefkit/embeddings).",
     ),
     feature_prior: str = typer.Option(
-        "evidence",
+        "fixed",
         "--feature-prior",
-        help="bt-mixture with text: evidence (the feature coefficients' prior precision chosen "
-        "per fit by empirical Bayes) | fixed (1.0).",
+        help="bt-mixture with text: fixed (1.0) | evidence (the feature coefficients' prior "
+        "precision chosen per fit by empirical Bayes; opt-in, no measured gain).",
     ),
     gold: Path | None = typer.Option(
         None, "--gold", help="CSV/JSONL with pair_id,outcome of pairs whose answer is known."
@@ -483,7 +483,7 @@ def _mixture(
     fmt: str | None,
     as_json: bool,
     ctx: tuple[int | str, tuple[str, ...], Path | None],
-    feature_prior: str = "evidence",
+    feature_prior: str = "fixed",
 ) -> None:
     """`aggregate --method bt-mixture`: OUT keeps every vote with meta.group added;
     annotators.parquet (posterior group per annotator) and group_scores.parquet next to it."""

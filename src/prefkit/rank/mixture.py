@@ -20,8 +20,9 @@ predictor eta = x · beta_g, where x is the unit's design row:
 
 The E-step computes each annotator's posterior over groups from all of its votes jointly; the
 M-step refits every group's model on the posterior-weighted votes (Newton steps with an L2
-prior: `ITEM_PRIOR` on item strengths, `FEATURE_PRIOR` on feature coefficients). Several
-random starts; the best penalised log-likelihood wins. K is chosen by held-out likelihood:
+prior: `ITEM_PRIOR` on item strengths, `FEATURE_PRIOR` on feature coefficients; opt-in,
+`--feature-prior evidence`: the feature prior's precision chosen per fit by empirical Bayes,
+MacKay's evidence update). Several random starts; the best penalised log-likelihood wins. K is chosen by held-out likelihood:
 each annotator's votes are split into folds, the model is fitted on the other folds, and a
 held-out fold is scored by the predictive probability of the annotator's held-out votes
 *jointly*, mixing the groups by the posterior from its training votes. The smallest K within
@@ -319,7 +320,7 @@ def fit_mixture(
     n_init: int = 8,
     max_iter: int = 300,
     tol: float = 1e-8,
-    prior: Literal["fixed", "evidence"] = "evidence",
+    prior: Literal["fixed", "evidence"] = "fixed",
 ) -> MixtureFit:
     """EM from `n_init` random starts (Dirichlet(1) memberships); the best penalised
     log-likelihood wins. With `prior="evidence"` and response-feature columns in the design,
@@ -371,7 +372,7 @@ def folds_of(d: MixtureData, folds: int, rng: np.random.Generator) -> I64:
 
 def heldout_loglik(d: MixtureData, fold: I64, k: int, rng: np.random.Generator,
                    n_init: int, step: Callable[[int], None] | None = None,
-                   prior: Literal["fixed", "evidence"] = "evidence") -> F64:  # fmt: skip
+                   prior: Literal["fixed", "evidence"] = "fixed") -> F64:  # fmt: skip
     """Per annotator: the held-out log-likelihood of its votes summed over folds (each fold's
     votes scored jointly under the mixture fitted on the other folds); `step(1)` after each
     fold."""
@@ -398,7 +399,7 @@ def select_groups(
     folds: int = FOLDS,
     n_init: int = 4,
     progress: Callable[[int], None] | None = None,
-    prior: Literal["fixed", "evidence"] = "evidence",
+    prior: Literal["fixed", "evidence"] = "fixed",
 ) -> tuple[int, list[dict[str, Any]]]:
     """Choose K by held-out likelihood (module docstring): returns (K, one record per K with
     `heldout_loglik` (per vote), `difference` from the best K and its standard error
@@ -723,7 +724,7 @@ def mixture_table(
     context: int | Literal["auto"] = 0,
     context_features: Sequence[str] = CONTEXT_FEATURES,
     embed_cache: str | Path | None = None,
-    prior: Literal["fixed", "evidence"] = "evidence",
+    prior: Literal["fixed", "evidence"] = "fixed",
 ) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]:
     """`prefkit aggregate --method bt-mixture`: (the votes with `meta.group` and
     `meta.group_posterior` added for every row whose annotator was fitted, the annotators
