@@ -7,6 +7,8 @@ groups). Prints one JSON line per measurement.
     python -m benchmarks.bench_pluralistic [--votes-per-annotator 200] [--annotators 30]
         [--level-runs 200] [--permutations 199] [--skip-mixture] [--ceiling-seeds 5]
     python -m benchmarks.bench_pluralistic --diagnose-worlds 10 [--diagnose-seed 5]
+    python -m benchmarks.bench_pluralistic --prior-worlds 5 [--prior-seed 0]
+        [--prior-scenarios pluralistic,pluralistic3]
     python -m benchmarks.bench_pluralistic --context-worlds 10 [--context-seed 100]
         [--contexts 0,8,auto] [--context-features refusal] [--context-scenarios pluralistic]
         [--cache-dir DIR]
@@ -85,17 +87,48 @@ def groups_and_test(sim: Simulation, permutations: int) -> dict[str, Any]:
 
 def mixture_ari(sim: Simulation, k: int | None, context: int | str = 0,
                 max_groups: int = 6, cache: str = EMBED_CACHE,
-                features: tuple[str, ...] = ("refusal",)) -> dict[str, Any]:  # fmt: skip
+                features: tuple[str, ...] = ("refusal",),
+                prior: str = "fixed") -> dict[str, Any]:  # fmt: skip
     truth = {a: g for g, m in sim.truth["group_members"].items() for a in m}
     t0 = time.perf_counter()
     _, ann, _, summary = mixture_table(sim.tables[Kind.COMPARISONS], groups=k, items="response",
                                        context=context, max_groups=max_groups,  # type: ignore[arg-type]
-                                       embed_cache=cache, context_features=features)  # fmt: skip
+                                       embed_cache=cache, context_features=features,
+                                       prior=prior)  # type: ignore[arg-type]  # fmt: skip
     labels = ann.column("group").to_pylist()
     ari = adjusted_rand_score([truth[a] for a in ann.column("annotator").to_pylist()], labels)
     return {"k_requested": k or "auto", "k": summary["groups"], "ari": ari,
             "context": summary["context"]["components"],
+            "feature_prior": summary["priors"]["features"],
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def prior_study(worlds: int, seed0: int, size: int, annotators: int,
+                scenarios: tuple[str, ...]) -> None:  # fmt: skip
+    """Latent-group recovery with the feature prior fixed (1.0) and chosen by empirical Bayes
+    (`--feature-prior evidence`, opt-in), K true, over worlds seed0..seed0+worlds-1: one
+    JSON line per world, then the means with 95% t-intervals and the paired difference."""
+    for scen in scenarios:
+        acc: dict[str, list[float]] = {"fixed": [], "evidence": []}
+        for seed in range(seed0, seed0 + worlds):
+            sim = ensure_group_members(simulate(scen, size=size, seed=seed, annotators=annotators))
+            k_true = len(sim.truth["group_members"])
+            row: dict[str, Any] = {"scenario": scen, "seed": seed}
+            for prior in acc:
+                r = mixture_ari(sim, k_true, prior=prior)
+                acc[prior].append(r["ari"])
+                row[f"ari_{prior}"] = round(r["ari"], 3)
+                row[f"seconds_{prior}"] = r["seconds"]
+                if prior == "evidence":
+                    row["feature_prior"] = round(r["feature_prior"], 2)
+            print(json.dumps(row), flush=True)
+        diff = [e - f for e, f in zip(acc["evidence"], acc["fixed"], strict=True)]
+        print(json.dumps({"scenario": scen, "worlds": worlds, "seeds": [seed0, seed0 + worlds - 1],
+                          "votes": size, "annotators": annotators, "k": "true",
+                          "ari": {p: mean_ci(v) for p, v in acc.items()},
+                          "evidence_minus_fixed": mean_ci(diff),
+                          "worlds_at_least_0.9": {p: int(sum(a >= 0.9 for a in v))
+                                                  for p, v in acc.items()}}), flush=True)  # fmt: skip
 
 
 def mean_ci(v: list[float]) -> dict[str, float]:
@@ -306,7 +339,7 @@ def attribute_ceiling(sim: Simulation, args: tuple[Any, ...]) -> dict[str, float
 
 
 def start_check(sim: Simulation) -> dict[str, Any]:
-    """Is the bt-mixture's answer a local optimum? EM from 8 random starts (the default) beside
+    """Is the bt-mixture's answer a local optimum? EM from 8 random starts (fixed prior 1.0) beside
     EM started from the TRUE memberships, same design (K true): penalised log-likelihood and
     ARI of each; with the votes per unit and the co-voters' agreement (same vs different
     group) on units voted on by exactly two annotators."""
@@ -317,7 +350,7 @@ def start_check(sim: Simulation) -> dict[str, Any]:
     labels = np.array([truth[a] for a in d.annotators])
     names = sorted(set(labels.tolist()))
     onehot = (labels[:, None] == np.array(names)[None, :]).astype(np.float64)
-    em = fit_mixture(d, len(names), np.random.default_rng(0), n_init=8)
+    em = fit_mixture(d, len(names), np.random.default_rng(0), n_init=8, prior="fixed")
     true_start = _run_em(d, 0.98 * onehot + 0.02 / len(names), 300, 1e-8)
     per_unit = np.bincount(d.unit, minlength=d.x.shape[0])
     order = np.argsort(d.unit, kind="stable")
@@ -436,8 +469,18 @@ def main() -> None:
                     help="Features whose effect may depend on the prompt (or all).")  # fmt: skip
     ap.add_argument("--context-scenarios", default="pluralistic,pluralistic3,clean",
                     help="Which parts of that study to run (comma-separated).")  # fmt: skip
+    ap.add_argument("--prior-worlds", type=int, default=0,
+                    help="Only the feature-prior study (`prior_study`: fixed vs evidence) over "
+                    "this many worlds, from --prior-seed.")  # fmt: skip
+    ap.add_argument("--prior-seed", type=int, default=5, help="First seed of that study.")
+    ap.add_argument("--prior-scenarios", default="pluralistic",
+                    help="Scenarios of that study (comma-separated).")  # fmt: skip
     a = ap.parse_args()
     size = a.votes_per_annotator * a.annotators
+    if a.prior_worlds:
+        prior_study(a.prior_worlds, a.prior_seed, size, a.annotators,
+                    tuple(a.prior_scenarios.split(",")))  # fmt: skip
+        return
     if a.diagnose_worlds:
         diagnose(a.diagnose_worlds, a.diagnose_seed, size, a.annotators)
         return

@@ -404,6 +404,12 @@ def aggregate_cmd(
         "--cache-dir",
         help="bt-mixture --context: embedding cache (default ~/.cache/prefkit/embeddings).",
     ),
+    feature_prior: str = typer.Option(
+        "fixed",
+        "--feature-prior",
+        help="bt-mixture with text: fixed (1.0) | evidence (the feature coefficients' prior "
+        "precision chosen per fit by empirical Bayes; opt-in, no measured gain).",
+    ),
     gold: Path | None = typer.Option(
         None, "--gold", help="CSV/JSONL with pair_id,outcome of pairs whose answer is known."
     ),
@@ -431,8 +437,9 @@ def aggregate_cmd(
                 fail("--context must be >= 0", code=2)
         if not feats:
             fail("--context-features must name at least one feature (or all)", code=2)
+        _choice(feature_prior, "--feature-prior", ("evidence", "fixed"))
         ctx = (n_ctx, feats, cache_dir)
-        _mixture(src, dst, groups, items, max_groups, seed, fmt, as_json, ctx)
+        _mixture(src, dst, groups, items, max_groups, seed, fmt, as_json, ctx, feature_prior)
         return
     gold_map = _read_gold(gold) if gold is not None else None
     import pyarrow.parquet as pq
@@ -476,6 +483,7 @@ def _mixture(
     fmt: str | None,
     as_json: bool,
     ctx: tuple[int | str, tuple[str, ...], Path | None],
+    feature_prior: str = "fixed",
 ) -> None:
     """`aggregate --method bt-mixture`: OUT keeps every vote with meta.group added;
     annotators.parquet (posterior group per annotator) and group_scores.parquet next to it."""
@@ -511,6 +519,7 @@ def _mixture(
                 progress=lambda m: bar.console.print(f"[dim]{m}[/dim]"),
                 steps=lambda done, total: bar.update(task, completed=done, total=total),
                 context=ctx[0], context_features=ctx[1], embed_cache=cache,  # type: ignore[arg-type]
+                prior=feature_prior,  # type: ignore[arg-type]
             )  # fmt: skip
         except RankInputError as e:
             bar.stop()

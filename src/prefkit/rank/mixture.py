@@ -20,8 +20,9 @@ predictor eta = x · beta_g, where x is the unit's design row:
 
 The E-step computes each annotator's posterior over groups from all of its votes jointly; the
 M-step refits every group's model on the posterior-weighted votes (Newton steps with an L2
-prior: `ITEM_PRIOR` on item strengths, `FEATURE_PRIOR` on feature coefficients). Several
-random starts; the best penalised log-likelihood wins. K is chosen by held-out likelihood:
+prior: `ITEM_PRIOR` on item strengths, `FEATURE_PRIOR` on feature coefficients; opt-in,
+`--feature-prior evidence`: the feature prior's precision chosen per fit by empirical Bayes,
+MacKay's evidence update). Several random starts; the best penalised log-likelihood wins. K is chosen by held-out likelihood:
 each annotator's votes are split into folds, the model is fitted on the other folds, and a
 held-out fold is scored by the predictive probability of the annotator's held-out votes
 *jointly*, mixing the groups by the posterior from its training votes. The smallest K within
@@ -61,6 +62,10 @@ MIXTURE_STANCE = (
     "specificity_sum",
     "specificity_mean",
 )
+# empirical-Bayes feature prior (`fit_mixture(prior="evidence")`): bounds, rounds, tolerance
+PRIOR_RANGE = (0.01, 1e4)
+PRIOR_ROUNDS = 20
+PRIOR_TOL = 0.01  # stop when the precision moves by less than 1% (log scale)
 CONTEXT_AUTO = (0, 4, 8)  # components `--context auto` chooses among (held-out likelihood)
 MAX_AUTO_GROUPS = 6
 FOLDS = 5
@@ -105,6 +110,7 @@ class MixtureFit:
     objective: float  # penalised log-likelihood that EM maximises
     iterations: int
     converged: bool
+    feature_prior: float | None = None  # the evidence-chosen feature prior (None: as in the data)
 
 
 def _policy_y(d: MixtureData) -> F64:
@@ -262,6 +268,51 @@ def _run_em(
     return MixtureFit(k, weights, coef, tau, resp, ll, obj, iterations, converged)
 
 
+def feature_columns(d: MixtureData) -> I64:
+    """Columns of the response-feature coefficients (not items, not prompt-context terms)."""
+    return np.array(
+        [q for q, n in enumerate(d.names) if n.startswith("feature:") and "*ctx" not in n],
+        dtype=np.int64,
+    )
+
+
+def with_feature_prior(d: MixtureData, prior: float) -> MixtureData:
+    pen = d.penalty.copy()
+    pen[feature_columns(d)] = prior
+    return replace(d, penalty=pen)
+
+
+def evidence_prior(d: MixtureData, fit: MixtureFit, cols: I64) -> float:
+    """MacKay's (1992) evidence update of the feature prior precision: lambda = gamma / sum of
+    the squared feature coefficients over groups, gamma = sum over groups and feature columns of
+    1 − lambda (H_g^-1)_ff (the well-determined parameters), H_g each group's penalised Hessian
+    at the fit."""
+    lam = float(d.penalty[cols[0]])
+    gamma = 0.0
+    for h in _hessians(d, fit):
+        gamma += float((1.0 - lam * np.diag(np.linalg.inv(h))[cols]).sum())
+    ss = float((fit.coef[:, cols] ** 2).sum())
+    return float(np.clip(gamma / max(ss, 1e-12), PRIOR_RANGE[0], PRIOR_RANGE[1]))
+
+
+def _hessians(d: MixtureData, fit: MixtureFit) -> list[F64]:
+    y = _unit_counts(d, cells(d).T.tocsr(), fit.posterior)
+    dv = derivs(d.model, _eta(d.x, fit.coef), fit.tau[:, None], y)
+    return [_gram(d.x, dv.fee[g]) + np.diag(d.penalty) for g in range(fit.k)]
+
+
+def _best_of_starts(d: MixtureData, k: int, rng: np.random.Generator, n_init: int,
+                    max_iter: int, tol: float) -> MixtureFit:  # fmt: skip
+    best: MixtureFit | None = None
+    for _ in range(1 if k == 1 else n_init):
+        resp = np.ones((d.n_annotators, 1)) if k == 1 else rng.dirichlet(np.ones(k), d.n_annotators)
+        f = _run_em(d, resp, max_iter, tol)
+        if best is None or f.objective > best.objective:
+            best = f
+    assert best is not None
+    return best
+
+
 def fit_mixture(
     d: MixtureData,
     k: int,
@@ -269,23 +320,34 @@ def fit_mixture(
     n_init: int = 8,
     max_iter: int = 300,
     tol: float = 1e-8,
+    prior: Literal["fixed", "evidence"] = "fixed",
 ) -> MixtureFit:
     """EM from `n_init` random starts (Dirichlet(1) memberships); the best penalised
-    log-likelihood wins. Groups are returned largest first."""
+    log-likelihood wins. With `prior="evidence"` and response-feature columns in the design,
+    the feature prior precision is then chosen by empirical Bayes: MacKay's evidence update
+    (`evidence_prior`) iterated with EM from that fit's memberships until it settles, and EM
+    is rerun from `n_init` fresh random starts at the chosen precision (best penalised
+    likelihood again); `feature_prior` records it. Groups are returned largest first."""
     if k < 1:
         raise RankInputError("the number of groups must be >= 1")
     if k > d.n_annotators:
         raise RankInputError(f"{k} groups but only {d.n_annotators} annotator(s) with usable votes")
     if d.n_votes == 0:
         raise RankInputError("no usable vote for the mixture")
-    best: MixtureFit | None = None
-    starts = 1 if k == 1 else n_init
-    for _ in range(starts):
-        resp = np.ones((d.n_annotators, 1)) if k == 1 else rng.dirichlet(np.ones(k), d.n_annotators)
-        f = _run_em(d, resp, max_iter, tol)
-        if best is None or f.objective > best.objective:
-            best = f
-    assert best is not None
+    best = _best_of_starts(d, k, rng, n_init, max_iter, tol)
+    cols = feature_columns(d)
+    if prior == "evidence" and cols.size:
+        lam = float(d.penalty[cols[0]])
+        fit = best
+        for _ in range(PRIOR_ROUNDS):
+            new = evidence_prior(with_feature_prior(d, lam), fit, cols)
+            done = abs(np.log(new / lam)) < PRIOR_TOL
+            lam = new
+            fit = _run_em(with_feature_prior(d, lam), fit.posterior, max_iter, tol)
+            if done:
+                break
+        best = _best_of_starts(with_feature_prior(d, lam), k, rng, n_init, max_iter, tol)
+        best = replace(best, feature_prior=lam)
     order = np.argsort(-best.weights, kind="stable")
     return replace(
         best,
@@ -309,14 +371,15 @@ def folds_of(d: MixtureData, folds: int, rng: np.random.Generator) -> I64:
 
 
 def heldout_loglik(d: MixtureData, fold: I64, k: int, rng: np.random.Generator,
-                   n_init: int, step: Callable[[int], None] | None = None) -> F64:  # fmt: skip
+                   n_init: int, step: Callable[[int], None] | None = None,
+                   prior: Literal["fixed", "evidence"] = "fixed") -> F64:  # fmt: skip
     """Per annotator: the held-out log-likelihood of its votes summed over folds (each fold's
     votes scored jointly under the mixture fitted on the other folds); `step(1)` after each
     fold."""
     out = np.zeros(d.n_annotators)
     for f in np.unique(fold).tolist():
         train = fold != f
-        fit = fit_mixture(d.subset(train), k, rng, n_init=n_init)
+        fit = fit_mixture(d.subset(train), k, rng, n_init=n_init, prior=prior)
         ll = -np.asarray(cells(d.subset(~train)) @ cell_nll(d, fit.coef, fit.tau))
         # annotators without training votes fall back to the mixing weights
         has = np.bincount(d.annotator[train], minlength=d.n_annotators) > 0
@@ -336,6 +399,7 @@ def select_groups(
     folds: int = FOLDS,
     n_init: int = 4,
     progress: Callable[[int], None] | None = None,
+    prior: Literal["fixed", "evidence"] = "fixed",
 ) -> tuple[int, list[dict[str, Any]]]:
     """Choose K by held-out likelihood (module docstring): returns (K, one record per K with
     `heldout_loglik` (per vote), `difference` from the best K and its standard error
@@ -344,7 +408,7 @@ def select_groups(
     fold = folds_of(d, folds, rng)
     per: dict[int, F64] = {}
     for k in ks:
-        per[k] = heldout_loglik(d, fold, k, rng, n_init, progress)
+        per[k] = heldout_loglik(d, fold, k, rng, n_init, progress, prior)
     return one_se_choice(per, d.n_votes, "k")
 
 
@@ -660,6 +724,7 @@ def mixture_table(
     context: int | Literal["auto"] = 0,
     context_features: Sequence[str] = CONTEXT_FEATURES,
     embed_cache: str | Path | None = None,
+    prior: Literal["fixed", "evidence"] = "fixed",
 ) -> tuple[pa.Table, pa.Table, pa.Table, dict[str, Any]]:
     """`prefkit aggregate --method bt-mixture`: (the votes with `meta.group` and
     `meta.group_posterior` added for every row whose annotator was fitted, the annotators
@@ -710,7 +775,7 @@ def mixture_table(
         steps(0, total)
     if groups is None:
         say(f"choosing the number of groups among {ks[0]}..{ks[-1]} by held-out likelihood")
-        k, selection = select_groups(d, ks, rng, progress=tick)
+        k, selection = select_groups(d, ks, rng, progress=tick, prior=prior)
     else:
         k = int(groups)
         if k < 1:
@@ -719,16 +784,18 @@ def mixture_table(
         say(f"choosing the prompt context among {CONTEXT_AUTO} component(s) at K = {k}")
         fold = folds_of(d, FOLDS, rng)
         per = {
-            c: heldout_loglik(with_context(full, c).data, fold, k, rng, 4, tick)
+            c: heldout_loglik(with_context(full, c).data, fold, k, rng, 4, tick, prior)
             for c in CONTEXT_AUTO
         }
         n_ctx, context_selection = one_se_choice(per, d.n_votes, "components")
         des = with_context(full, n_ctx)
         d = des.data
     say(f"fitting {k} group(s) on {d.n_votes} votes by {d.n_annotators} annotators")
-    fit = fit_mixture(d, k, rng, n_init=n_init)
+    fit = fit_mixture(d, k, rng, n_init=n_init, prior=prior)
     if steps is not None:
         steps(total, total)
+    if fit.feature_prior is not None:
+        d = with_feature_prior(d, fit.feature_prior)
     covs = coef_covariances(d, fit)
     z = float(norm.ppf(0.5 + level / 2.0))
     gnames = [f"g{q + 1}" for q in range(k)]
@@ -810,7 +877,12 @@ def mixture_table(
         "features": list(des.features),
         "top_items": top,
         "level": level,
-        "priors": {"items": ITEM_PRIOR, "features": FEATURE_PRIOR, "context": CONTEXT_PRIOR},
+        "priors": {
+            "items": ITEM_PRIOR,
+            "features": FEATURE_PRIOR if fit.feature_prior is None else fit.feature_prior,
+            "context": CONTEXT_PRIOR,
+        },
+        "feature_prior": "evidence" if fit.feature_prior is not None else "fixed",
         "context": {
             "components": n_ctx,
             "requested": context,
