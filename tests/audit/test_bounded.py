@@ -88,7 +88,8 @@ def test_pair_logit_equals_the_logit_on_the_explicit_difference_design() -> None
     f = Frame.of(simulate("noisy", size=1500, seed=2).tables[Kind.COMPARISONS])
     x, _ = design(f, style(f))
     tm = ngram_matrix(f.texts)
-    md = noise._model_diff(f)
+    ma, mb = f.model_codes
+    md = noise._model_diff(ma, mb, noise._model_columns(ma, mb))
     a, b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
     rows = np.flatnonzero(f.decisive)[:900]
     y = (f.outcome[rows] == 0).astype(np.float64)

@@ -107,6 +107,9 @@ def _meta(table: pa.Table, key: str, n: int) -> pa.Array:
 
 
 BATCH_ROWS = 1 << 16  # rows per batch while the frame reads text
+# columns `Frame.of` reads into integer codes (`outcome`, `annotator`, `source`, `split`,
+# `shown_first`) and then drops from `Frame.table`
+CODED_COLUMNS = ("outcome", "annotator", "source", "meta_split", "shown_first")
 U64 = NDArray[np.uint64]
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
 
@@ -416,7 +419,7 @@ class Frame:
     once per distinct (normalized) prompt and response, and re-read from the source for the
     rows a report shows (`text_rows`)."""
 
-    table: pa.Table  # every column but the text ones (prompt, response_a, response_b)
+    table: pa.Table  # the other columns, without the text and `CODED_COLUMNS` (see `_light`)
     origin: Source  # where the text is (the table given, or the Parquet files)
     n: int
     row_id: pa.Array
@@ -510,7 +513,14 @@ class Frame:
             ),
             dtype=np.int8,
         )
+        # the columns turned into codes above are not kept as strings
+        table = table.drop_columns([c for c in CODED_COLUMNS if c in table.column_names])
         lp, la, lb = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in lens)
+        row_stats = stats_arrays(pa.concat_tables(parts)) if parts else {}
+        del parts
+        for name, same in (("len_prompt", lp), ("len_a", la), ("len_b", lb)):
+            if name in row_stats:  # the same lengths: held once
+                row_stats[name] = same
         return cls(
             table=table,
             origin=source,
@@ -537,7 +547,7 @@ class Frame:
             raw_set=raw_values,
             prompt_valid=np.concatenate(valid) if valid else np.zeros(0, dtype=bool),
             has_text=bool(n and with_text > 0),
-            stats=stats_arrays(pa.concat_tables(parts)) if parts else {},
+            stats=row_stats,
         )
 
     def release_raw(self) -> None:
@@ -597,6 +607,13 @@ class Frame:
 
     @cached_property
     def model_codes(self) -> tuple[I64, I64]:
+        return self.model_codes_uncached()
+
+    def model_codes_uncached(self) -> tuple[I64, I64]:
+        """`model_codes` computed again (the frame does not keep them): for a step that needs
+        them once and holds them in a smaller type."""
+        if "model_codes" in self.__dict__:
+            return self.model_codes
         models = pa.concat_arrays(
             [_string_col(self.table, "model_a", self.n), _string_col(self.table, "model_b", self.n)]
         )

@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.audit.features import F64, design, style
+from prefkit.audit.features import DESIGN, F64, Style, design, style
 from prefkit.audit.findings import Findings, make_rows
 from prefkit.audit.frame import Frame, _ahead
 from prefkit.audit.pooling import pool_prior
@@ -48,6 +48,7 @@ TARGET_PRECISION = 0.8
 FIT_ROWS = 125_000  # decisive rows the n-gram feature model trains on (its 5 folds: ≤ 100k)
 VOCAB_TEXTS = 250_000  # distinct responses the n-gram vocabulary is built from
 SCORE_BATCH = 32_768  # distinct responses per n-gram scoring batch
+PREDICT_ROWS = 1 << 18  # rows whose design matrix is built at once while predicting
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _embedder() -> Any:
 
 def fit_noise(
     f: Frame,
-    st: dict[str, F64] | None = None,
+    st: Style | None = None,
     folds: int = 5,
     seed: int = 0,
     embeddings: bool = False,
@@ -124,12 +125,19 @@ def fit_noise(
     n-gram vocabulary comes from at most `VOCAB_TEXTS` distinct responses (`_NgramFolds`)."""
     st = st if st is not None else style(f)
     given = p_a
-    x, names = design(f, st)
+    names = list(DESIGN)
+    emb: F64 | None = None
     if embeddings and f.has_text:
-        e = embedding_features(f)
-        if e is not None:
-            x = np.column_stack([x, e])
-            names = names + [f"emb{i}" for i in range(e.shape[1])]
+        emb = embedding_features(f)
+        if emb is not None:
+            names = names + [f"emb{i}" for i in range(emb.shape[1])]
+
+    def x(rows: NDArray[np.integer] | NDArray[np.bool_]) -> F64:
+        """The design matrix of `rows` (built a part at a time: never whole for a big table)."""
+        m = design(f, st, rows)[0]
+        return m if emb is None else np.column_stack([m, emb[rows]])
+
+    nx = len(names)
     d = f.decisive
     y = (f.outcome == 0).astype(np.float64)
     rng = np.random.default_rng(seed)
@@ -138,41 +146,40 @@ def fit_noise(
     ug, ginv = np.unique(f.item, return_inverse=True)
     fold_of = rng.integers(0, folds, size=ug.size)[ginv]
     p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
-    l2 = 1e-3 if x.shape[1] < 50 else 1e-2
+    l2 = 1e-3 if nx < 50 else 1e-2
     p_pair = p_a.copy()
+    pos = names.index("shown_first_a")
     ng = (
-        _NgramFolds(f, x, fold_of, rng, names.index("shown_first_a"), ngram_l2, max_train, max_fit)
+        _NgramFolds(f, x, nx, fold_of, rng, pos, ngram_l2, max_train, max_fit)
         if given is None and ngrams and f.has_text
         else None
     )
-    x0: F64 | None = None
 
     def fit_folds(usable: NDArray[np.bool_], target: F64, first: bool) -> None:
         """Out-of-fold feature model on the `usable` rows against `target` (P(a wins) per
         row, hard or soft); fills p_pair (and, on the first pass, p_a)."""
-        nonlocal x0
         if ng is not None:
             ng.fit(usable, target, p_a if first else None, p_pair)
             return
-        if x0 is None:
-            # the same rows with the display position removed: a prior for the pair, not the vote
-            x0 = x.copy()
-            x0[:, names.index("shown_first_a")] = 0.0
         for k in range(folds):
             test = fold_of == k
             train = _subset(usable & ~test, max_train, rng)
             if not test.any() or train.sum() < 20:
                 continue
-            m = logit_fit(x[train], target[train], l2=l2)
-            p_pair[test] = m.predict(x0[test])
+            m = logit_fit(x(train), target[train], l2=l2)
+            xt = x(test)
             if first:
-                p_a[test] = m.predict(x[test])
+                p_a[test] = m.predict(xt)
+            # the same rows with the display position removed: a prior for the pair, not the vote
+            xt[:, pos] = 0.0
+            p_pair[test] = m.predict(xt)
+            del xt
 
     if given is None:
         fit_folds(d, y, first=True)
-    full = logit_fit(x[d], y[d], l2=l2) if d.sum() >= 20 else None
+    full = logit_fit(x(d), y[d], l2=l2) if d.sum() >= 20 else None
     coef = (
-        {n: float(c) for n, c in zip(["intercept", *names[: x.shape[1]]], full.coef, strict=False)}
+        {n: float(c) for n, c in zip(["intercept", *names[:nx]], full.coef, strict=False)}
         if full
         else {}
     )
@@ -355,7 +362,8 @@ class _NgramFolds:
     def __init__(
         self,
         f: Frame,
-        x: F64,
+        x: Callable[[Any], F64],
+        nx: int,
         fold_of: I64,
         rng: np.random.Generator,
         pos_col: int,
@@ -363,13 +371,24 @@ class _NgramFolds:
         max_train: int,
         max_fit: int,
     ) -> None:
-        self.f, self.x, self.fold_of, self.rng = f, x, fold_of, rng
+        self.f, self.x, self.nx, self.fold_of, self.rng = f, x, nx, fold_of, rng
         self.pos_col, self.l2, self.max_train, self.max_fit = pos_col, l2, max_train, max_fit
-        self.a, self.b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
-        self.md = _model_diff(f)
+        ma, mb = f.model_codes_uncached()
+        self.ma, self.mb = ma.astype(np.int32), mb.astype(np.int32)
+        del ma, mb
+        self.n_models = _model_columns(self.ma, self.mb)
         self.vocab: NDArray[np.uint64] | None = None
         self.betas: dict[int, F64] = {}
         self.nv = 0
+
+    def _ab(self, rows: NDArray[np.integer] | NDArray[np.bool_]) -> tuple[I64, I64]:
+        """Codes of responses a and b of `rows` (a missing response: code 0)."""
+        f = self.f
+        return np.maximum(f.a_code[rows], 0), np.maximum(f.b_code[rows], 0)
+
+    def _md(self, rows: NDArray[np.integer]) -> Any:
+        """`_model_diff` of `rows` (built for the rows in use, not held for the table)."""
+        return _model_diff(self.ma[rows], self.mb[rows], self.n_models)
 
     def fit(self, usable: NDArray[np.bool_], target: F64, p_a: F64 | None, p_pair: F64) -> None:
         """Fit each fold on `usable` rows against `target` (P(a wins), hard or soft); write
@@ -377,10 +396,10 @@ class _NgramFolds:
         into `p_pair`."""
         from prefkit.audit.features import ngram_matrix, ngram_vocab
 
-        f, a, b, rng = self.f, self.a, self.b, self.rng
+        f, rng = self.f, self.rng
         fit = _subset(usable, self.max_fit, rng)
         fit_texts = np.flatnonzero(
-            np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.text_set))
+            np.bincount(np.concatenate(self._ab(fit)), minlength=len(f.text_set))
         )
         if self.vocab is None:
             if len(f.text_set) <= VOCAB_TEXTS:
@@ -409,12 +428,13 @@ class _NgramFolds:
         """Each fold's model on its training rows (`jobs`: fold, rows), from the previous
         fit's coefficients; the folds are independent fits (sparse products and L-BFGS
         release the GIL), run on `FIT_THREADS` threads."""
-        x, a, b = self.x, self.a, self.b
+        x = self.x
 
         def fold(job: tuple[int, I64]) -> tuple[int, F64]:
             k, tr = job
+            a, b = self._ab(tr)
             beta = pair_logit_coef(
-                x[tr], tm, loc[a[tr]], loc[b[tr]], self.md[tr], target[tr], self.l2,
+                x(tr), tm, loc[a], loc[b], self._md(tr), target[tr], self.l2,
                 init=self.betas.get(k),
             )  # fmt: skip
             return k, beta
@@ -427,8 +447,8 @@ class _NgramFolds:
 
         from prefkit.audit.features import ngram_matrix
 
-        f, x, a, b, md = self.f, self.x, self.a, self.b, self.md
-        nx, nv = x.shape[1], self.nv
+        f, x = self.f, self.x
+        nx, nv = self.nx, self.nv
         folds = sorted(self.betas)
         w = np.column_stack([self.betas[k][1 + nx : 1 + nx + nv] for k in folds])
         score = np.zeros((len(f.text_set), len(folds)))
@@ -443,17 +463,21 @@ class _NgramFolds:
             pass
         for j, k in enumerate(folds):
             beta = self.betas[k]
-            rows = np.flatnonzero(self.fold_of == k)
-            z = (
-                beta[0]
-                + x[rows] @ beta[1 : 1 + nx]
-                + score[a[rows], j]
-                - score[b[rows], j]
-                + np.asarray(md[rows] @ beta[1 + nx + nv :]).ravel()
-            )
-            if p_a is not None:
-                p_a[rows] = expit(z)
-            p_pair[rows] = expit(z - x[rows, self.pos_col] * beta[1 + self.pos_col])
+            fold = np.flatnonzero(self.fold_of == k)
+            for s in range(0, fold.size, PREDICT_ROWS):  # the design a part at a time
+                rows = fold[s : s + PREDICT_ROWS]
+                xr = x(rows)
+                a, b = self._ab(rows)
+                z = (
+                    beta[0]
+                    + xr @ beta[1 : 1 + nx]
+                    + score[a, j]
+                    - score[b, j]
+                    + np.asarray(self._md(rows) @ beta[1 + nx + nv :]).ravel()
+                )
+                if p_a is not None:
+                    p_a[rows] = expit(z)
+                p_pair[rows] = expit(z - xr[:, self.pos_col] * beta[1 + self.pos_col])
 
 
 FIT_THREADS = 2  # threads for the n-gram model's independent fold fits and scoring batches
@@ -475,21 +499,28 @@ def _threads(fn: Callable[[_J], _O], jobs: list[_J], threads: int = FIT_THREADS)
 N_GRADES = 4
 
 
-def _model_diff(f: Frame) -> Any:
-    """One-hot model of response a minus one-hot model of response b (a Bradley–Terry term);
-    an empty matrix when the table names no models."""
-    from scipy.sparse import csr_matrix
-
-    ma, mb = f.model_codes
+def _model_columns(ma: NDArray[np.integer], mb: NDArray[np.integer]) -> int:
+    """Columns of the model term (`_model_diff`) for a table's model codes: one per model,
+    or a single empty column when fewer than two models are ever compared."""
     k = int(max(ma.max(initial=-1), mb.max(initial=-1))) + 1
     ok = (ma >= 0) & (mb >= 0) & (ma != mb)
-    rows = np.flatnonzero(ok)
+    return k if k >= 2 and bool(ok.any()) else 1
+
+
+def _model_diff(ma: NDArray[np.integer], mb: NDArray[np.integer], k: int) -> Any:
+    """One-hot model of response a minus one-hot model of response b (a Bradley–Terry term)
+    for rows with model codes `ma`, `mb`, `k` columns (`_model_columns`); all zeros when the
+    table names no models."""
+    from scipy.sparse import csr_matrix
+
+    n = int(ma.size)
+    rows = np.flatnonzero((ma >= 0) & (mb >= 0) & (ma != mb))
     if k < 2 or rows.size == 0:
-        return csr_matrix((f.n, 1))
+        return csr_matrix((n, k))
     data = np.concatenate([np.ones(rows.size), -np.ones(rows.size)])
     return csr_matrix(
         (data, (np.concatenate([rows, rows]), np.concatenate([ma[rows], mb[rows]]))),
-        shape=(f.n, k),
+        shape=(n, k),
     )
 
 
