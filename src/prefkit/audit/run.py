@@ -164,24 +164,27 @@ def run_audit(
             if {"noise", "annotators"} & set(checks)
             else None
         )
+        _release()
         tick("features")
-        for c in checks:
-            if c in jobs:
-                continue
-            if c == "bias":
-                jobs[c] = pool.submit(find_bias, f, st)
-            elif c == "agreement":
-                jobs[c] = pool.submit(find_agreement, f, v)
-            elif c == "annotators":
-                assert model is not None
-                jobs[c] = pool.submit(find_annotators, f, v, model)
-            elif c == "noise":
-                assert model is not None
-                jobs[c] = pool.submit(find_noise, f, model)
         results: dict[str, Findings] = {}
         for c in checks:
-            results[c] = jobs[c].result()
+            # the checks after the noise fit are quick: one after another, each step's
+            # per-row temporaries freed before the next (they would add up side by side)
+            if c in jobs:
+                results[c] = jobs[c].result()
+            elif c == "bias":
+                results[c] = find_bias(f, st)
+            elif c == "agreement":
+                results[c] = find_agreement(f, v)
+            elif c == "annotators":
+                assert model is not None
+                results[c] = find_annotators(f, v, model)
+            elif c == "noise":
+                assert model is not None
+                results[c] = find_noise(f, model)
+            _release()
             tick(c)
+    del jobs
     all_rows = concat(list(results.values())).rows
     summary: dict[str, Any] = {
         "input": {"rows": f.n, "source": source_name, "has_text": f.has_text},
@@ -212,6 +215,22 @@ def _release() -> None:
 
     gc.collect()
     pa.default_memory_pool().release_unused()
+    _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    """glibc's `malloc_trim(0)`: hand the pages of freed blocks back to the system (numpy's
+    arrays under the allocator's mmap threshold are carved from its heaps, which otherwise
+    keep them resident). Nothing on other C libraries."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def write_outputs(res: AuditResult, out: Path, frame: Any = None) -> dict[str, Path]:
