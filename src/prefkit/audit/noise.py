@@ -143,8 +143,10 @@ def fit_noise(
     rng = np.random.default_rng(seed)
     # folds by pair: no vote informs the feature prediction for its own pair (the pair's
     # other votes enter through the lapse model); other pairs of the same prompt may
-    ug, ginv = np.unique(f.item, return_inverse=True)
-    fold_of = rng.integers(0, folds, size=ug.size)[ginv]
+    ug, item = np.unique(f.item, return_inverse=True)
+    item = item.reshape(-1).astype(np.int64, copy=False)  # compact item index per row
+    fold_of = rng.integers(0, folds, size=ug.size)[item]
+    del ug
     p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
     l2 = 1e-3 if nx < 50 else 1e-2
     p_pair = p_a.copy()
@@ -178,6 +180,7 @@ def fit_noise(
     if given is None:
         fit_folds(d, y, first=True)
     full = logit_fit(x(d), y[d], l2=l2) if d.sum() >= 20 else None
+    del y
     coef = (
         {n: float(c) for n, c in zip(["intercept", *names[:nx]], full.coef, strict=False)}
         if full
@@ -192,8 +195,6 @@ def fit_noise(
     remap = np.full(4, -1, dtype=np.int64)
     remap[present] = np.arange(len(present))
     k = len(present)
-    _, item = np.unique(f.item, return_inverse=True)
-    item = item.astype(np.int64)
     n_items = int(item.max()) + 1 if item.size else 0
     lab = remap[f.canonical_outcome]
     # per-item prior from the feature model (canonical orientation)
@@ -238,17 +239,19 @@ def fit_noise(
         qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
             np.bincount(it, minlength=n_it), 1
         )
-        s_row = np.where(f.shown_first == 0, 1.0, np.where(f.shown_first == 1, -1.0, 0.0))
-        s_can = np.where(f.swapped, -s_row, s_row)
+        sf, sw = f.shown_first[rows], f.swapped[rows]
+        s_row = np.where(sf == 0, 1.0, np.where(sf == 1, -1.0, 0.0))
+        s_can = np.where(sw, -s_row, s_row)  # of `rows`
+        del sf, sw, s_row
         # with one vote per pair a wrong feature prediction and a flipped vote explain the
         # same disagreement: the outlier share is only identifiable with more votes
         several = rows.size >= 1.5 * n_it
         lapse_args = (
-            it.astype(np.int64),
+            it.astype(np.int64, copy=False),
             ann[rows],
-            np.where(tie, 0, _grades(f))[rows],
-            np.where(tie, 0, f.canonical_outcome)[rows].astype(np.int64),
-            s_can[rows],
+            np.where(tie[rows], 0, _grades(f, rows)),
+            np.where(tie[rows], 0, f.canonical_outcome[rows]).astype(np.int64),
+            s_can,
             n_it,
             len(f.annotators) + 1,
             N_GRADES,
@@ -524,11 +527,15 @@ def _model_diff(ma: NDArray[np.integer], mb: NDArray[np.integer], k: int) -> Any
     )
 
 
-def _grades(f: Frame) -> I64:
-    """Confidence grade of each vote from `strength`: 0 unknown/even, 1..3 = |strength − ½|·6."""
+def _grades(f: Frame, rows: I64 | None = None) -> I64:
+    """Confidence grade of each vote (of `rows`) from `strength`: 0 unknown/even, 1..3 =
+    |strength − ½|·6."""
+    n = f.n if rows is None else rows.size
     if "strength" not in f.table.column_names:
-        return np.zeros(f.n, dtype=np.int64)
+        return np.zeros(n, dtype=np.int64)
     s = f.table.column("strength").to_numpy(zero_copy_only=False).astype(np.float64)
+    if rows is not None:
+        s = s[rows]
     g = np.where(np.isnan(s), 0.0, np.clip(np.round(np.abs(s - 0.5) * 6), 0, 3))
     return g.astype(np.int64)
 

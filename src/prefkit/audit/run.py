@@ -158,13 +158,13 @@ def run_audit(
             job.exception()  # wait; a failure is raised where the results are collected
         f.release_raw()
         _release()
-        v = votes(f)
         model = (
             fit_noise(f, st, embeddings=embeddings)
             if {"noise", "annotators"} & set(checks)
             else None
         )
         _release()
+        v = votes(f)  # after the noise fit (which counts them itself): not held through it
         tick("features")
         results: dict[str, Findings] = {}
         for c in checks:
