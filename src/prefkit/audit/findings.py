@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 SEVERITIES = ("info", "warning", "error")
 DEFAULT_SEVERITIES = ("warning", "error")  # what the default report counts and --fix acts on
@@ -160,36 +160,51 @@ def flagged_summary(rows: pa.Table, n: int) -> dict[str, Any]:
     }
     if not rows.num_rows:
         return out
-    ids = np.asarray(rows.column("row_id").to_pylist(), dtype=object)
-    sev = np.asarray(
-        [SEVERITIES.index(s) for s in rows.column("severity").to_pylist()], dtype=np.int64
-    )
-    issue = np.asarray(rows.column("issue").to_pylist(), dtype=object)
-    uid, inv = np.unique(ids.astype(str), return_inverse=True)
-    worst = np.full(uid.size, -1, dtype=np.int64)
+    import pyarrow.compute as pc
+
+    # Arrow kernels on the columns (no Python string per finding: millions at scale)
+    inv, ids = _codes(rows.column("row_id"))
+    sev = np.asarray(pc.index_in(rows.column("severity"), pa.array(SEVERITIES)), dtype=np.int64)
+    icode, issues = _codes(rows.column("issue"))
+    names = [str(v) for v in issues.to_pylist()]
+    worst = np.full(len(ids), -1, dtype=np.int64)
     np.maximum.at(worst, inv, sev)
     for k, s in enumerate(SEVERITIES):
         out["by_severity"][s] = int((worst == k).sum())
         sel = sev == k
         if sel.any():
-            names, counts = np.unique(issue[sel].astype(str), return_counts=True)
-            out["by_issue_default"][s] = {
-                str(a): int(c) for a, c in zip(names, counts, strict=True)
-            }
+            out["by_issue_default"][s] = _counts(icode[sel], names)
     default = int((worst >= SEVERITIES.index("warning")).sum())
-    names, counts = np.unique(issue.astype(str), return_counts=True)
-    out["by_issue"] = {str(a): int(c) for a, c in zip(names, counts, strict=True)}
+    out["by_issue"] = _counts(icode, names)
     out["rows"] = default
     out["share"] = default / n if n else 0.0
-    out["all_rows"] = int(uid.size)
+    out["all_rows"] = len(ids)
     return out
+
+
+def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[NDArray[np.int64], pa.Array]:
+    """Integer code per value of a string column (equal strings share a code) and the
+    distinct values (Arrow kernels: no Python object per value)."""
+    import pyarrow.compute as pc
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    enc = pc.dictionary_encode(col)
+    return np.asarray(enc.indices, dtype=np.int64), enc.dictionary
+
+
+def _counts(codes: NDArray[np.int64], names: list[str]) -> dict[str, int]:
+    """{name: count} of `codes`, names in sorted order (as `numpy.unique` sorts them)."""
+    c = np.bincount(codes, minlength=len(names))
+    return {n: int(c[i]) for n, i in sorted((n, i) for i, n in enumerate(names)) if c[i]}
 
 
 def concat_rows(tables: Sequence[pa.Table]) -> pa.Table:
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return _empty()
-    return pa.concat_tables(tables).combine_chunks()
+    # chunked, not combined: the rows stay shared with the checks' own tables (no copy)
+    return pa.concat_tables(tables)
 
 
 def concat(findings: Sequence[Findings], check: str = "all") -> Findings:
