@@ -217,7 +217,10 @@ def fit_noise(
     ann = f.annotator.copy()
     ann[ann < 0] = len(f.annotators)  # unknown annotators share one accuracy
     cons = one_coin(item, ann, lab, n_items, len(f.annotators) + 1, k, prior=prior)
-    susp = 1.0 - cons.posterior[item, lab]
+    del prior, qi
+    # the consensus's suspicion; replaced by the lapse model's when there are decisive votes
+    susp = 1.0 - cons.posterior[item, lab] if not d.any() else np.zeros(0)
+    del lab
     vpi = float(f.n / n_items) if n_items else 0.0
     method = "feature model + one-coin consensus"
     spam_rows = np.zeros(f.n, dtype=bool)
@@ -239,6 +242,7 @@ def fit_noise(
         qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
             np.bincount(it, minlength=n_it), 1
         )
+        del q
         sf, sw = f.shown_first[rows], f.swapped[rows]
         s_row = np.where(sf == 0, 1.0, np.where(sf == 1, -1.0, 0.0))
         s_can = np.where(sw, -s_row, s_row)  # of `rows`
@@ -269,10 +273,11 @@ def fit_noise(
             usable = np.zeros(f.n, dtype=bool)
             usable[rows] = True
             fit_folds(usable, post, first=False)
-            q = np.where(f.swapped, 1 - p_pair, p_pair)
-            qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
+            q = np.where(f.swapped[rows], 1 - p_pair[rows], p_pair[rows])
+            qrow = np.bincount(it, weights=q, minlength=n_it) / np.maximum(
                 np.bincount(it, minlength=n_it), 1
             )
+            del q, post, usable
         # with several votes per pair, where responses recur within prompts, their votes
         # are pooled into the prior (`pooling`: a per-prompt Bradley–Terry over distinct
         # responses, out of fold)
