@@ -678,11 +678,12 @@ class Frame:
         has_meta = np.asarray(self.table.column("has_meta"), dtype=bool)
         return np.asarray((self.annotator >= 0) | rat | has_meta)
 
-    @cached_property
+    @property
     def vote_key(self) -> I64:
         """Everything that identifies a vote, aligned to the pair's canonical order: the pair,
         outcome, annotator, aspect, rationale, strength, display order and `meta`. Two rows
-        with the same key record the same vote (ids and `source` are not compared)."""
+        with the same key record the same vote (ids and `source` are not compared). Not kept:
+        `duplicate_group`, its one reader, is."""
         rat, _ = codes_of(_string_col(self.table, "rationale", self.n))
         meta = first_codes(np.asarray(self.table.column("meta_hash"), dtype=np.uint64))
         st = _column(self.table, "strength").cast(pa.float64())
