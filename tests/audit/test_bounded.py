@@ -220,9 +220,10 @@ def test_text_set_signatures_equal_the_signatures_of_the_texts_in_code_order(
     arr = pa.array(texts, pa.large_string())
     d = frame_mod._Distinct()
     h = frame_mod.hash64(arr)
-    for s in range(0, len(arr), 3000):
-        d.add(h[s : s + 3000], arr.slice(s, 3000))
-    (code,), ts = d.codes(h)
+    ids = [d.add(h[s : s + 3000], arr.slice(s, 3000)) for s in range(0, len(arr), 3000)]
+    (code,), ts = d.codes(np.concatenate(ids))
+    # codes number the texts by first occurrence, as dictionary encoding does
+    assert np.array_equal(code, np.asarray(pc.dictionary_encode(arr).indices))
     assert ts.store.path is not None and len(ts) > (1 << 14)  # past one batch of positions
     in_order = ts.all()
     assert in_order.take(pa.array(code)).equals(arr)
