@@ -231,3 +231,30 @@ def test_text_set_signatures_equal_the_signatures_of_the_texts_in_code_order(
     assert np.array_equal(text_set_signatures(ts, chunk=5000), ref)
     short = np.asarray(pc.binary_length(in_order), dtype=np.int64) < 8
     assert short.sum() >= 10_000
+
+
+def test_findings_text_formatted_once_per_value_equals_python_formatting() -> None:
+    """`format_each` gives the strings a per-row f-string gives (floats at rounding edges,
+    integers, repeats), as an Arrow array; the flagged-row summary counts the same with
+    Arrow kernels as with Python sets."""
+    from prefkit.audit.findings import flagged_summary, format_each, make_rows
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.integers(0, 65, 5000) / 64, [0.125, 0.375, 0.005, 0.015, 1.0]])
+    got = format_each("pair ~{:.2f} similar", x).to_pylist()
+    assert got == [f"pair ~{v:.2f} similar" for v in x]
+    g = rng.integers(0, 300, 4000)
+    assert format_each("n{}", g).to_pylist() == [f"n{v}" for v in g]
+    assert format_each("x{}", np.zeros(0, dtype=np.int64)).to_pylist() == []
+    ids = [f"r{i}" for i in rng.integers(0, 900, 3000)]
+    sev = rng.choice(["info", "warning", "error"], 3000)
+    rows = make_rows("c", "i", ids, 0.5, list(sev), format_each("d{}", g[:3000]))
+    s = flagged_summary(rows, 5000)
+    worst: dict[str, int] = {}
+    rank = {"info": 0, "warning": 1, "error": 2}
+    for i, v in zip(ids, sev, strict=True):
+        worst[i] = max(worst.get(i, -1), rank[v])
+    assert s["all_rows"] == len(worst)
+    assert s["rows"] == sum(w >= 1 for w in worst.values())
+    assert s["by_severity"]["error"] == sum(w == 2 for w in worst.values())
+    assert s["by_issue"] == {"i": 3000}

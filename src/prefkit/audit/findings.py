@@ -80,8 +80,8 @@ def make_rows(
     row_ids: pa.Array | Sequence[str] | ArrayLike,
     score: ArrayLike,
     severity: str | Sequence[str],
-    detail: Sequence[str | None] | str | None = None,
-    group: Sequence[str | None] | ArrayLike | None = None,
+    detail: Sequence[str | None] | str | pa.Array | None = None,
+    group: Sequence[str | None] | ArrayLike | pa.Array | None = None,
 ) -> pa.Table:
     """Build a findings table for one issue (scalars broadcast; `severity` is one for all
     rows or one per row)."""
@@ -98,10 +98,14 @@ def make_rows(
     sc = np.broadcast_to(np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0), (n,))
     if detail is None or isinstance(detail, str):
         det = pa.array([detail] * n, pa.string())
+    elif isinstance(detail, pa.Array):
+        det = detail.cast(pa.string())
     else:
         det = pa.array([None if x is None else str(x) for x in detail], pa.string())
     if group is None:
         grp = pa.nulls(n, pa.string())
+    elif isinstance(group, pa.Array):
+        grp = group.cast(pa.string())
     else:
         g = np.asarray(group)
         grp = pa.array([None if x is None else str(x) for x in g.tolist()], pa.string())
@@ -119,6 +123,18 @@ def make_rows(
     )
 
 
+def format_each(template: str, values: ArrayLike) -> pa.Array:
+    """`[template.format(v) for v in values]` as an Arrow string array, each distinct value
+    formatted once (the same strings; findings on millions of rows then hold no Python
+    string per row)."""
+    v = np.asarray(values)
+    if v.size == 0:
+        return pa.array([], pa.string())
+    uniq, inv = np.unique(v, return_inverse=True)
+    text = pa.array([template.format(x) for x in uniq.tolist()], pa.string())
+    return text.take(pa.array(inv.reshape(-1)))
+
+
 def flag_rows(
     parts: list[pa.Table],
     summary: dict[str, Any],
@@ -128,8 +144,8 @@ def flag_rows(
     issue: str,
     score: ArrayLike,
     severity: str | Sequence[str],
-    detail: Sequence[str | None] | str | None = None,
-    group: Sequence[str | None] | ArrayLike | None = None,
+    detail: Sequence[str | None] | str | pa.Array | None = None,
+    group: Sequence[str | None] | ArrayLike | pa.Array | None = None,
 ) -> None:
     """Count the rows `ids` under `summary[count_key]` and, when there are any, add their
     findings (`make_rows`) to `parts`."""
