@@ -24,6 +24,7 @@ OUTCOME_CODES = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}
 OUTCOME_NAMES = ("a", "b", "tie", "both_bad")
 
 I64 = NDArray[np.int64]
+I32 = NDArray[np.int32]
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
 
@@ -472,9 +473,9 @@ class Frame:
     origin: Source  # where the text is (the table given, or the Parquet files)
     n: int
     row_id: pa.Array
-    len_prompt: I64
-    len_a: I64
-    len_b: I64
+    len_prompt: I32  # characters of the joined messages
+    len_a: I32
+    len_b: I32
     outcome: NDArray[np.int8]  # 0 a, 1 b, 2 tie, 3 both_bad
     annotator: I64  # code, -1 = unknown
     annotators: list[str]
@@ -512,7 +513,7 @@ class Frame:
         # a and b as written
         ids: list[list[NDArray[np.int32]]] = [[], [], [], [], []]
         start = 0
-        lens: list[list[I64]] = [[], [], []]
+        lens: list[list[I32]] = [[], [], []]
         valid: list[B] = []
         rest: list[pa.Table] = []
         parts: list[pa.Table] = []
@@ -533,7 +534,7 @@ class Frame:
                 ids[2 * k].append(got[m:])
             start += m
             for k, x in enumerate((p, a, b)):
-                lens[k].append(np.asarray(pc.utf8_length(x), dtype=np.int64))
+                lens[k].append(np.asarray(pc.utf8_length(x), dtype=np.int32))
             valid.append(np.asarray(_column(t, "prompt").is_valid(), dtype=bool))
             resp = pc.or_(_column(t, "response_a").is_valid(), _column(t, "response_b").is_valid())
             with_text += int(pc.sum(resp.cast(pa.int64())).as_py() or 0)
@@ -570,7 +571,7 @@ class Frame:
         )
         # the columns turned into codes above are not kept as strings
         table = table.drop_columns([c for c in CODED_COLUMNS if c in table.column_names])
-        lp, la, lb = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in lens)
+        lp, la, lb = (np.concatenate(x) if x else np.zeros(0, dtype=np.int32) for x in lens)
         row_stats: dict[str, NDArray[np.generic]] = {}
         if parts:  # `rowwise.row_stats`, with the lengths held once (the frame's)
             row_stats = {"len_prompt": lp, "len_a": la, "len_b": lb}
