@@ -129,6 +129,12 @@ def run_audit(
     if engine != "local":
         f.stats = stats_arrays(map_table(f.origin, row_stats, engine, columns=TEXT_COLUMNS))
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        jobs: dict[str, Future[Findings]] = {}
+        if "degenerate" in checks:
+            # the only reader of the responses as written (freed after it) runs while the
+            # signatures are computed, not beside the near-duplicate search, whose peak holds
+            # the signatures of every distinct text
+            jobs["degenerate"] = pool.submit(find_degenerate, f)
         psig: Any = None
         tsig: Any = None
         if need_sig:
@@ -142,18 +148,15 @@ def run_audit(
         tick("signatures")
         st = style(f, psig, tsig)
         # duplicates and leakage are the only other users of the MinHash signatures (64 uint32
-        # per distinct text: ~0.7 GiB at 1M rows with text), and degenerate the only user of
-        # the responses as written: they run (side by side) before the noise fit, and the
-        # signatures and the raw responses are freed instead of being held through its peak
-        jobs: dict[str, Future[Findings]] = {}
+        # per distinct text: ~0.5 GiB at 4M rows with text): they run (side by side) before
+        # the noise fit, and the signatures and the raw responses are freed instead of being
+        # held through its peak
         if "duplicates" in checks:
             jobs["duplicates"] = pool.submit(
                 find_duplicates, f, near_dup_threshold, True, psig, tsig
             )
         if "leakage" in checks:
             jobs["leakage"] = pool.submit(find_leakage, f, against, near_dup_threshold, True, psig)
-        if "degenerate" in checks:
-            jobs["degenerate"] = pool.submit(find_degenerate, f)
         del psig, tsig
         for job in jobs.values():
             job.exception()  # wait; a failure is raised where the results are collected
