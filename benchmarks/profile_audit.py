@@ -20,6 +20,27 @@ from pathlib import Path
 from typing import Any
 
 
+def _stacks() -> list[str]:
+    """The prefkit frames of every other thread. No frame object outlives this call: a frame
+    held by the sampler would keep its function's locals (and their memory) alive."""
+    stacks = []
+    frames = sys._current_frames()
+    try:
+        for tid, fr in frames.items():
+            if tid == threading.get_ident():
+                continue
+            st = [
+                f"{Path(x.filename).name}:{x.lineno}:{x.name}"
+                for x in traceback.extract_stack(fr)
+                if "prefkit" in x.filename
+            ]
+            if st:
+                stacks.append(" > ".join(st[-5:]))
+    finally:
+        del frames
+    return stacks
+
+
 def main() -> None:
     import numpy as np
     import psutil
@@ -48,17 +69,7 @@ def main() -> None:
                 peak[0] = r
                 if r > logged + 150 * 2**20:
                     logged = r
-                    stacks = []
-                    for tid, fr in sys._current_frames().items():
-                        if tid == threading.get_ident():
-                            continue
-                        st = [
-                            f"{Path(x.filename).name}:{x.lineno}:{x.name}"
-                            for x in traceback.extract_stack(fr)
-                            if "prefkit" in x.filename
-                        ]
-                        if st:
-                            stacks.append(" > ".join(st[-5:]))
+                    stacks = _stacks()
                     pr(f"NEW HIGH {r / 2**30:.2f}G", " || ".join(stacks))
             time.sleep(0.05)
 

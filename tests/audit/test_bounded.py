@@ -88,7 +88,8 @@ def test_pair_logit_equals_the_logit_on_the_explicit_difference_design() -> None
     f = Frame.of(simulate("noisy", size=1500, seed=2).tables[Kind.COMPARISONS])
     x, _ = design(f, style(f))
     tm = ngram_matrix(f.texts)
-    md = noise._model_diff(f)
+    ma, mb = f.model_codes
+    md = noise._model_diff(ma, mb, noise._model_columns(ma, mb))
     a, b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
     rows = np.flatnonzero(f.decisive)[:900]
     y = (f.outcome[rows] == 0).astype(np.float64)
@@ -219,9 +220,10 @@ def test_text_set_signatures_equal_the_signatures_of_the_texts_in_code_order(
     arr = pa.array(texts, pa.large_string())
     d = frame_mod._Distinct()
     h = frame_mod.hash64(arr)
-    for s in range(0, len(arr), 3000):
-        d.add(h[s : s + 3000], arr.slice(s, 3000))
-    (code,), ts = d.codes(h)
+    ids = [d.add(h[s : s + 3000], arr.slice(s, 3000)) for s in range(0, len(arr), 3000)]
+    (code,), ts = d.codes(np.concatenate(ids))
+    # codes number the texts by first occurrence, as dictionary encoding does
+    assert np.array_equal(code, np.asarray(pc.dictionary_encode(arr).indices))
     assert ts.store.path is not None and len(ts) > (1 << 14)  # past one batch of positions
     in_order = ts.all()
     assert in_order.take(pa.array(code)).equals(arr)
@@ -229,3 +231,30 @@ def test_text_set_signatures_equal_the_signatures_of_the_texts_in_code_order(
     assert np.array_equal(text_set_signatures(ts, chunk=5000), ref)
     short = np.asarray(pc.binary_length(in_order), dtype=np.int64) < 8
     assert short.sum() >= 10_000
+
+
+def test_findings_text_formatted_once_per_value_equals_python_formatting() -> None:
+    """`format_each` gives the strings a per-row f-string gives (floats at rounding edges,
+    integers, repeats), as an Arrow array; the flagged-row summary counts the same with
+    Arrow kernels as with Python sets."""
+    from prefkit.audit.findings import flagged_summary, format_each, make_rows
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.integers(0, 65, 5000) / 64, [0.125, 0.375, 0.005, 0.015, 1.0]])
+    got = format_each("pair ~{:.2f} similar", x).to_pylist()
+    assert got == [f"pair ~{v:.2f} similar" for v in x]
+    g = rng.integers(0, 300, 4000)
+    assert format_each("n{}", g).to_pylist() == [f"n{v}" for v in g]
+    assert format_each("x{}", np.zeros(0, dtype=np.int64)).to_pylist() == []
+    ids = [f"r{i}" for i in rng.integers(0, 900, 3000)]
+    sev = rng.choice(["info", "warning", "error"], 3000)
+    rows = make_rows("c", "i", ids, 0.5, list(sev), format_each("d{}", g[:3000]))
+    s = flagged_summary(rows, 5000)
+    worst: dict[str, int] = {}
+    rank = {"info": 0, "warning": 1, "error": 2}
+    for i, v in zip(ids, sev, strict=True):
+        worst[i] = max(worst.get(i, -1), rank[v])
+    assert s["all_rows"] == len(worst)
+    assert s["rows"] == sum(w >= 1 for w in worst.values())
+    assert s["by_severity"]["error"] == sum(w == 2 for w in worst.values())
+    assert s["by_issue"] == {"i": 3000}

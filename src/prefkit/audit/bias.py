@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from prefkit.audit.features import F64, style
+from prefkit.audit.features import F64, Style, style
 from prefkit.audit.findings import Findings
 from prefkit.audit.frame import Frame
 from prefkit.audit.stats import logit_fit
@@ -131,7 +131,7 @@ def position_mixture(f: Frame, iters: int = 200) -> dict[str, Any]:
     return {"theta": theta, "share": share, "bias": theta - 0.5, "posterior": post.tolist()}
 
 
-def find_bias(f: Frame, st: dict[str, F64] | None = None) -> Findings:
+def find_bias(f: Frame, st: Style | None = None) -> Findings:
     st = st if st is not None else style(f)
     summary: dict[str, Any] = {}
     summary["length"] = length_bias(f)

@@ -22,7 +22,14 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.audit.findings import Findings, concat_rows, distinct_rows, flag_rows, make_rows
+from prefkit.audit.findings import (
+    Findings,
+    concat_rows,
+    distinct_rows,
+    flag_rows,
+    format_each,
+    make_rows,
+)
 from prefkit.audit.frame import Frame, combine_codes
 from prefkit.audit.minhash import (
     U32,
@@ -84,11 +91,11 @@ def find_duplicates(
                     f.take_ids(sel),
                     1.0,
                     sev,
-                    [
-                        f"same {what} as {int(c) - 1} other row(s)"
-                        for c in size[np.searchsorted(dup, sel)]
-                    ],
-                    group=[f"x{g}" for g in grp[sel]],
+                    format_each(
+                        "same " + what + " as {} other row(s)",
+                        size[np.searchsorted(dup, sel)].astype(np.int64) - 1,
+                    ),
+                    group=format_each("x{}", grp[sel]),
                 )
             )
     # contradictions: the same known annotator, the same pair (either order) and aspect,
@@ -177,8 +184,8 @@ def _near(
         "near_duplicate_prompt",
         best[pc_] / 2,
         "info",
-        [f"prompt ~{s:.2f} similar to another prompt" for s in best[pc_]],
-        group=[f"p{g}" for g in labels[pc_]],
+        format_each("prompt ~{:.2f} similar to another prompt", best[pc_]),
+        group=format_each("p{}", labels[pc_]),
     )
     # near-duplicate pairs: same prompt cluster and the same two response clusters
     tsig = text_sig if text_sig is not None else signatures(f.texts)
@@ -237,8 +244,8 @@ def _near(
         "near_duplicate_pair",
         pbest[ru],
         "info",
-        [f"pair ~{sv:.2f} similar to another pair" for sv in pbest[ru]],
-        group=[f"n{g}" for g in plab[ru]],
+        format_each("pair ~{:.2f} similar to another pair", pbest[ru]),
+        group=format_each("n{}", plab[ru]),
     )
     return parts
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -24,39 +24,63 @@ REFUSAL = (
 )
 
 
-def style(f: Frame, psig: U32 | None = None, tsig: U32 | None = None) -> dict[str, F64]:
-    """Length, formatting (list/header/bold), refusal and prompt overlap of each response."""
-    out: dict[str, F64] = {
-        "len_a": f.len_a.astype(np.float64),
-        "len_b": f.len_b.astype(np.float64),
-    }
+Style: TypeAlias = dict[str, NDArray[Any]]
+
+
+def style(f: Frame, psig: U32 | None = None, tsig: U32 | None = None) -> Style:
+    """Length, formatting (list/header/bold), refusal and prompt overlap of each response.
+
+    Compact and mostly shared: the lengths are the frame's own arrays (int64), the flags are
+    int8 views of the frame's row statistics (0/1), the overlaps float32 (a MinHash estimate
+    is k/64, exact in float32); so a table of millions of rows holds no float64 copy of them.
+    Arithmetic on them (`design`) gives the same float64 values as float64 inputs would."""
+    out: Style = {"len_a": f.len_a, "len_b": f.len_b}
     for name in ("list", "header", "bold", "refusal"):  # audit.rowwise.row_stats
-        out[f"{name}_a"] = np.asarray(f.row[f"{name}_a"], dtype=np.float64)
-        out[f"{name}_b"] = np.asarray(f.row[f"{name}_b"], dtype=np.float64)
+        for side in ("a", "b"):
+            flag = np.ascontiguousarray(f.row[f"{name}_{side}"], dtype=np.bool_)
+            out[f"{name}_{side}"] = flag.view(np.int8)
     if psig is not None and tsig is not None and f.has_text:
         pcode = np.maximum(f.prompt_code, 0)
-        out["overlap_a"] = similarity(psig, pcode, np.maximum(f.a_code, 0), tsig)
-        out["overlap_b"] = similarity(psig, pcode, np.maximum(f.b_code, 0), tsig)
+        for side, code in (("a", f.a_code), ("b", f.b_code)):
+            sim = similarity(psig, pcode, np.maximum(code, 0), tsig)
+            out[f"overlap_{side}"] = sim.astype(np.float32)
     else:
-        out["overlap_a"] = np.zeros(f.n)
-        out["overlap_b"] = np.zeros(f.n)
+        out["overlap_a"] = np.zeros(f.n, dtype=np.float32)
+        out["overlap_b"] = np.zeros(f.n, dtype=np.float32)
     return out
 
 
-def design(f: Frame, st: dict[str, F64]) -> tuple[F64, list[str]]:
-    """Antisymmetric design matrix for P(a wins): swapping a and b negates every column."""
-    la, lb = st["len_a"], st["len_b"]
+DESIGN = (
+    "log_len_ratio", "len_diff_1k", "list", "header", "bold", "refusal", "overlap",
+    "shown_first_a",
+)  # fmt: skip
+
+
+def design(
+    f: Frame, st: Style, rows: NDArray[np.integer] | NDArray[np.bool_] | None = None
+) -> tuple[F64, list[str]]:
+    """Antisymmetric design matrix for P(a wins): swapping a and b negates every column. With
+    `rows` (indices or a mask), the matrix of those rows only (the same values as those rows
+    of the whole matrix): large tables build it a part at a time."""
+
+    def col(name: str) -> NDArray[Any]:
+        x = st[name]
+        return x if rows is None else x[rows]
+
+    la = col("len_a").astype(np.float64)
+    lb = col("len_b").astype(np.float64)
+    sf = f.shown_first if rows is None else f.shown_first[rows]
     cols = {
         "log_len_ratio": np.log1p(la) - np.log1p(lb),
         "len_diff_1k": np.clip((la - lb) / 1000.0, -5, 5),
-        "list": st["list_a"] - st["list_b"],
-        "header": st["header_a"] - st["header_b"],
-        "bold": st["bold_a"] - st["bold_b"],
-        "refusal": st["refusal_a"] - st["refusal_b"],
-        "overlap": st["overlap_a"] - st["overlap_b"],
-        "shown_first_a": np.where(f.shown_first == 0, 1.0, np.where(f.shown_first == 1, -1.0, 0.0)),
+        "list": col("list_a").astype(np.float64) - col("list_b"),
+        "header": col("header_a").astype(np.float64) - col("header_b"),
+        "bold": col("bold_a").astype(np.float64) - col("bold_b"),
+        "refusal": col("refusal_a").astype(np.float64) - col("refusal_b"),
+        "overlap": col("overlap_a").astype(np.float64) - col("overlap_b"),
+        "shown_first_a": np.where(sf == 0, 1.0, np.where(sf == 1, -1.0, 0.0)),
     }
-    names = list(cols)
+    names = list(DESIGN)
     return np.column_stack([cols[k] for k in names]), names
 
 

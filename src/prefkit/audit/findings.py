@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
 SEVERITIES = ("info", "warning", "error")
 DEFAULT_SEVERITIES = ("warning", "error")  # what the default report counts and --fix acts on
@@ -80,8 +80,8 @@ def make_rows(
     row_ids: pa.Array | Sequence[str] | ArrayLike,
     score: ArrayLike,
     severity: str | Sequence[str],
-    detail: Sequence[str | None] | str | None = None,
-    group: Sequence[str | None] | ArrayLike | None = None,
+    detail: Sequence[str | None] | str | pa.Array | None = None,
+    group: Sequence[str | None] | ArrayLike | pa.Array | None = None,
 ) -> pa.Table:
     """Build a findings table for one issue (scalars broadcast; `severity` is one for all
     rows or one per row)."""
@@ -98,10 +98,14 @@ def make_rows(
     sc = np.broadcast_to(np.clip(np.asarray(score, dtype=np.float64), 0.0, 1.0), (n,))
     if detail is None or isinstance(detail, str):
         det = pa.array([detail] * n, pa.string())
+    elif isinstance(detail, pa.Array):
+        det = detail.cast(pa.string())
     else:
         det = pa.array([None if x is None else str(x) for x in detail], pa.string())
     if group is None:
         grp = pa.nulls(n, pa.string())
+    elif isinstance(group, pa.Array):
+        grp = group.cast(pa.string())
     else:
         g = np.asarray(group)
         grp = pa.array([None if x is None else str(x) for x in g.tolist()], pa.string())
@@ -119,6 +123,18 @@ def make_rows(
     )
 
 
+def format_each(template: str, values: ArrayLike) -> pa.Array:
+    """`[template.format(v) for v in values]` as an Arrow string array, each distinct value
+    formatted once (the same strings; findings on millions of rows then hold no Python
+    string per row)."""
+    v = np.asarray(values)
+    if v.size == 0:
+        return pa.array([], pa.string())
+    uniq, inv = np.unique(v, return_inverse=True)
+    text = pa.array([template.format(x) for x in uniq.tolist()], pa.string())
+    return text.take(pa.array(inv.reshape(-1)))
+
+
 def flag_rows(
     parts: list[pa.Table],
     summary: dict[str, Any],
@@ -128,8 +144,8 @@ def flag_rows(
     issue: str,
     score: ArrayLike,
     severity: str | Sequence[str],
-    detail: Sequence[str | None] | str | None = None,
-    group: Sequence[str | None] | ArrayLike | None = None,
+    detail: Sequence[str | None] | str | pa.Array | None = None,
+    group: Sequence[str | None] | ArrayLike | pa.Array | None = None,
 ) -> None:
     """Count the rows `ids` under `summary[count_key]` and, when there are any, add their
     findings (`make_rows`) to `parts`."""
@@ -160,36 +176,51 @@ def flagged_summary(rows: pa.Table, n: int) -> dict[str, Any]:
     }
     if not rows.num_rows:
         return out
-    ids = np.asarray(rows.column("row_id").to_pylist(), dtype=object)
-    sev = np.asarray(
-        [SEVERITIES.index(s) for s in rows.column("severity").to_pylist()], dtype=np.int64
-    )
-    issue = np.asarray(rows.column("issue").to_pylist(), dtype=object)
-    uid, inv = np.unique(ids.astype(str), return_inverse=True)
-    worst = np.full(uid.size, -1, dtype=np.int64)
+    import pyarrow.compute as pc
+
+    # Arrow kernels on the columns (no Python string per finding: millions at scale)
+    inv, ids = _codes(rows.column("row_id"))
+    sev = np.asarray(pc.index_in(rows.column("severity"), pa.array(SEVERITIES)), dtype=np.int64)
+    icode, issues = _codes(rows.column("issue"))
+    names = [str(v) for v in issues.to_pylist()]
+    worst = np.full(len(ids), -1, dtype=np.int64)
     np.maximum.at(worst, inv, sev)
     for k, s in enumerate(SEVERITIES):
         out["by_severity"][s] = int((worst == k).sum())
         sel = sev == k
         if sel.any():
-            names, counts = np.unique(issue[sel].astype(str), return_counts=True)
-            out["by_issue_default"][s] = {
-                str(a): int(c) for a, c in zip(names, counts, strict=True)
-            }
+            out["by_issue_default"][s] = _counts(icode[sel], names)
     default = int((worst >= SEVERITIES.index("warning")).sum())
-    names, counts = np.unique(issue.astype(str), return_counts=True)
-    out["by_issue"] = {str(a): int(c) for a, c in zip(names, counts, strict=True)}
+    out["by_issue"] = _counts(icode, names)
     out["rows"] = default
     out["share"] = default / n if n else 0.0
-    out["all_rows"] = int(uid.size)
+    out["all_rows"] = len(ids)
     return out
+
+
+def _codes(col: pa.ChunkedArray | pa.Array) -> tuple[NDArray[np.int64], pa.Array]:
+    """Integer code per value of a string column (equal strings share a code) and the
+    distinct values (Arrow kernels: no Python object per value)."""
+    import pyarrow.compute as pc
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    enc = pc.dictionary_encode(col)
+    return np.asarray(enc.indices, dtype=np.int64), enc.dictionary
+
+
+def _counts(codes: NDArray[np.int64], names: list[str]) -> dict[str, int]:
+    """{name: count} of `codes`, names in sorted order (as `numpy.unique` sorts them)."""
+    c = np.bincount(codes, minlength=len(names))
+    return {n: int(c[i]) for n, i in sorted((n, i) for i, n in enumerate(names)) if c[i]}
 
 
 def concat_rows(tables: Sequence[pa.Table]) -> pa.Table:
     tables = [t for t in tables if t.num_rows]
     if not tables:
         return _empty()
-    return pa.concat_tables(tables).combine_chunks()
+    # chunked, not combined: the rows stay shared with the checks' own tables (no copy)
+    return pa.concat_tables(tables)
 
 
 def concat(findings: Sequence[Findings], check: str = "all") -> Findings:

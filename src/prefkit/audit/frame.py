@@ -24,6 +24,7 @@ OUTCOME_CODES = {"a": 0, "b": 1, "tie": 2, "both_bad": 3}
 OUTCOME_NAMES = ("a", "b", "tie", "both_bad")
 
 I64 = NDArray[np.int64]
+I32 = NDArray[np.int32]
 F64 = NDArray[np.float64]
 B = NDArray[np.bool_]
 
@@ -107,6 +108,9 @@ def _meta(table: pa.Table, key: str, n: int) -> pa.Array:
 
 
 BATCH_ROWS = 1 << 16  # rows per batch while the frame reads text
+# columns `Frame.of` reads into integer codes (`outcome`, `annotator`, `source`, `split`,
+# `shown_first`) and then drops from `Frame.table`
+CODED_COLUMNS = ("outcome", "annotator", "source", "meta_split", "shown_first")
 U64 = NDArray[np.uint64]
 TEXT_COLUMNS = ("prompt", "response_a", "response_b")
 
@@ -221,6 +225,23 @@ def _light(t: pa.Table) -> pa.Table:
     return out
 
 
+def _combine(tables: list[pa.Table]) -> pa.Table:
+    """`pa.concat_tables(tables).combine_chunks()` a column at a time: each column's pieces
+    are freed once it is combined (the list is emptied), so the copy never holds the whole
+    table twice."""
+    if not tables:
+        raise ValueError("no tables")
+    schema = tables[0].schema
+    cols: list[pa.Array] = []
+    for name in schema.names:
+        chunks = [c for t in tables for c in t.column(name).chunks]
+        cols.append(pa.chunked_array(chunks, schema.field(name).type).combine_chunks())
+        del chunks
+        tables[:] = [t.drop_columns([name]) for t in tables]
+    tables.clear()
+    return pa.table(cols, schema=schema)
+
+
 def first_codes(h: U64) -> I64:
     """Integer code per value of `h` numbered by first occurrence (as
     `pyarrow.compute.dictionary_encode` numbers the strings `h` hashes)."""
@@ -230,8 +251,11 @@ def first_codes(h: U64) -> I64:
     return rank[inv.reshape(-1)]
 
 
-def _cat(xs: list[U64]) -> U64:
-    return np.concatenate(xs) if xs else np.zeros(0, dtype=np.uint64)
+def _cat(xs: list[NDArray[np.int32]]) -> NDArray[np.int32]:
+    return np.concatenate(xs) if xs else np.zeros(0, dtype=np.int32)
+
+
+SECOND = np.int64(1 << 40)  # position offset of a batch's second column (response b)
 
 
 SPILL_BYTES = 1 << 25  # distinct texts held in memory before they go to a scratch file
@@ -369,44 +393,73 @@ class TextSet:
 
 class _Distinct:
     """The distinct strings of a stream of batches, kept once each (keyed by `hash64`) in a
-    `_Store`."""
+    `_Store`. `add` gives each row a provisional id (the order the strings were first stored)
+    and remembers, per distinct string, the first position it was seen at; `codes` turns the
+    provisional ids into codes numbered by first position. So only a 4-byte id per row and a
+    few numbers per distinct string are held, never the rows' hashes."""
+
+    END = np.iinfo(np.int64).max
 
     def __init__(self) -> None:
         self.seen = np.zeros(0, dtype=np.uint64)  # sorted hashes seen so far
-        self.hashes: list[U64] = []
+        self.seen_id = np.zeros(0, dtype=np.int64)  # their provisional ids
+        self.first = np.zeros(1 << 10, dtype=np.int64)  # per provisional id: first position
+        self.n = 0
+        self.added = 0  # elements added so far (the default positions)
         self.store = _Store()
 
-    def add(self, h: U64, values: pa.Array) -> None:
-        u, first = np.unique(h, return_index=True)
+    def add(self, h: U64, values: pa.Array, position: I64 | None = None) -> NDArray[np.int32]:
+        """Store the strings of `values` not seen before (`h`: their hashes) and return the
+        provisional id of each. `position`: where each element sits in the order codes are
+        numbered by (default: the order elements are added)."""
+        if position is None:
+            position = np.arange(self.added, self.added + h.size, dtype=np.int64)
+        self.added += int(h.size)
+        u, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        inv = inv.reshape(-1)
+        ids = np.empty(u.size, dtype=np.int64)
         if self.seen.size:
             pos = np.minimum(np.searchsorted(self.seen, u), self.seen.size - 1)
-            new = self.seen[pos] != u
+            found = self.seen[pos] == u
+            ids[found] = self.seen_id[pos[found]]
         else:
-            new = np.ones(u.size, dtype=bool)
-        if new.any():
+            found = np.zeros(u.size, dtype=bool)
+        new = ~found
+        k = int(new.sum())
+        ids[new] = np.arange(self.n, self.n + k)
+        first_pos = np.full(u.size, self.END, dtype=np.int64)
+        np.minimum.at(first_pos, inv, position)
+        if found.any():  # a string seen before may sit earlier in the numbering order here
+            old = ids[found]
+            self.first[old] = np.minimum(self.first[old], first_pos[found])
+        if k:
             # two sorted runs: the stable sort (a merge) keeps this linear in what is held
-            self.seen = np.sort(np.concatenate([self.seen, u[new]]), kind="stable")
-            self.hashes.append(u[new])
+            allh = np.concatenate([self.seen, u[new]])
+            order = np.argsort(allh, kind="stable")
+            self.seen = allh[order]
+            self.seen_id = np.concatenate([self.seen_id, ids[new]])[order]
+            if self.n + k > self.first.size:  # grown by doubling: amortised linear
+                grown = np.empty(max(2 * self.first.size, self.n + k), dtype=np.int64)
+                grown[: self.n] = self.first[: self.n]
+                self.first = grown
+            self.first[self.n : self.n + k] = first_pos[new]
+            self.n += k
             self.store.append(values.take(pa.array(first[new])))
+        return ids[inv].astype(np.int32)
 
-    def codes(self, *row_hashes: U64) -> tuple[list[I64], TextSet]:
-        """Per-row codes of each hash array and the distinct values; codes number the values
-        in order of first occurrence in the concatenated arrays (as
-        `pyarrow.compute.dictionary_encode` of the concatenated strings)."""
-        seq = np.concatenate(row_hashes)
-        uniq, first, inv = np.unique(seq, return_index=True, return_inverse=True)
-        del seq
-        rank = np.empty(uniq.size, dtype=np.int64)
-        rank[np.argsort(first, kind="stable")] = np.arange(uniq.size)
+    def codes(self, *provisional: NDArray[np.int32]) -> tuple[list[I64], TextSet]:
+        """Per-row codes of each array of provisional ids (from `add`) and the distinct
+        values; codes number the values in order of first position (with the default
+        positions: of first occurrence, as `pyarrow.compute.dictionary_encode` numbers the
+        strings)."""
+        first = self.first[: self.n]
+        self.first = np.zeros(0, dtype=np.int64)
+        rank = np.empty(first.size, dtype=np.int64)
+        rank[np.argsort(first, kind="stable")] = np.arange(first.size)
         del first
-        code = rank[inv.reshape(-1)]
-        del inv
-        got = np.concatenate(self.hashes) if self.hashes else np.zeros(0, dtype=np.uint64)
-        code_of = rank[np.searchsorted(uniq, got)] if got.size else np.zeros(0, dtype=np.int64)
-        self.hashes, self.seen = [], np.zeros(0, dtype=np.uint64)
+        self.seen, self.seen_id = np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
         self.store.close()
-        cuts = np.cumsum([len(h) for h in row_hashes])[:-1]
-        return [c.astype(np.int64) for c in np.split(code, cuts)], TextSet(self.store, code_of)
+        return [rank[p] for p in provisional], TextSet(self.store, rank)
 
 
 @dataclass
@@ -416,13 +469,13 @@ class Frame:
     once per distinct (normalized) prompt and response, and re-read from the source for the
     rows a report shows (`text_rows`)."""
 
-    table: pa.Table  # every column but the text ones (prompt, response_a, response_b)
+    table: pa.Table  # the other columns, without the text and `CODED_COLUMNS` (see `_light`)
     origin: Source  # where the text is (the table given, or the Parquet files)
     n: int
     row_id: pa.Array
-    len_prompt: I64
-    len_a: I64
-    len_b: I64
+    len_prompt: I32  # characters of the joined messages
+    len_a: I32
+    len_b: I32
     outcome: NDArray[np.int8]  # 0 a, 1 b, 2 tie, 3 both_bad
     annotator: I64  # code, -1 = unknown
     annotators: list[str]
@@ -456,12 +509,11 @@ class Frame:
                 raise SchemaError(None, "*", "the audit reads comparison tables")
             source = conform(source, Kind.COMPARISONS)
         prompts, texts, raw = _Distinct(), _Distinct(), _Distinct()
-        hp: list[U64] = []
-        ha: list[U64] = []
-        hb: list[U64] = []
-        ra: list[U64] = []
-        rb: list[U64] = []
-        lens: list[list[I64]] = [[], [], []]
+        # provisional ids per row (`_Distinct.add`): prompt, response a and b (normalized),
+        # a and b as written
+        ids: list[list[NDArray[np.int32]]] = [[], [], [], [], []]
+        start = 0
+        lens: list[list[I32]] = [[], [], []]
         valid: list[B] = []
         rest: list[pa.Table] = []
         parts: list[pa.Table] = []
@@ -469,22 +521,27 @@ class Frame:
         for t, (p, a, b), (pn, an, bn), h, row in _ahead(
             lambda t: _read_batch(t, stats), text_batches(source, rows)
         ):
-            hp.append(h[0])
-            ha.append(h[1])
-            hb.append(h[2])
-            ra.append(h[3])
-            rb.append(h[4])
-            prompts.add(hp[-1], pn)
-            texts.add(np.concatenate([ha[-1], hb[-1]]), pa.concat_arrays([an, bn]))
-            raw.add(np.concatenate([ra[-1], rb[-1]]), pa.concat_arrays([a, b]))
+            m = t.num_rows
+            ids[0].append(prompts.add(h[0], pn))
+            # codes number responses by first occurrence among all a's, then all b's
+            at = np.arange(start, start + m, dtype=np.int64)
+            both = np.concatenate([at, at + SECOND])
+            for k, (dist, x, y) in enumerate(((texts, an, bn), (raw, a, b)), start=1):
+                got = dist.add(
+                    np.concatenate([h[2 * k - 1], h[2 * k]]), pa.concat_arrays([x, y]), both
+                )
+                ids[2 * k - 1].append(got[:m])
+                ids[2 * k].append(got[m:])
+            start += m
             for k, x in enumerate((p, a, b)):
-                lens[k].append(np.asarray(pc.utf8_length(x), dtype=np.int64))
+                lens[k].append(np.asarray(pc.utf8_length(x), dtype=np.int32))
             valid.append(np.asarray(_column(t, "prompt").is_valid(), dtype=bool))
             resp = pc.or_(_column(t, "response_a").is_valid(), _column(t, "response_b").is_valid())
             with_text += int(pc.sum(resp.cast(pa.int64())).as_py() or 0)
-            if row is not None:
-                parts.append(row)
+            if row is not None:  # the lengths are kept once (`lens`)
+                parts.append(row.drop_columns(["len_prompt", "len_a", "len_b"]))
             rest.append(_light(t))
+            del t, p, a, b, pn, an, bn, h, row, at, both, got
         if not rest:
             empty = (
                 conform(pa.table({}), Kind.COMPARISONS)
@@ -492,11 +549,13 @@ class Frame:
                 else source
             )
             rest = [_light(empty.slice(0, 0))]
-        table = pa.concat_tables(rest).combine_chunks()
+        table = _combine(rest)
+        del rest
         n = table.num_rows
-        (prompt_code,), prompt_values = prompts.codes(_cat(hp))
-        (a_code, b_code), text_values = texts.codes(_cat(ha), _cat(hb))
-        (a_raw, b_raw), raw_values = raw.codes(_cat(ra), _cat(rb))
+        (prompt_code,), prompt_values = prompts.codes(_cat(ids[0]))
+        (a_code, b_code), text_values = texts.codes(_cat(ids[1]), _cat(ids[2]))
+        (a_raw, b_raw), raw_values = raw.codes(_cat(ids[3]), _cat(ids[4]))
+        del ids
         out = np.asarray(
             pc.fill_null(pc.index_in(_column(table, "outcome"), pa.array(OUTCOME_NAMES)), 0),
             dtype=np.int8,
@@ -510,7 +569,14 @@ class Frame:
             ),
             dtype=np.int8,
         )
-        lp, la, lb = (np.concatenate(x) if x else np.zeros(0, dtype=np.int64) for x in lens)
+        # the columns turned into codes above are not kept as strings
+        table = table.drop_columns([c for c in CODED_COLUMNS if c in table.column_names])
+        lp, la, lb = (np.concatenate(x) if x else np.zeros(0, dtype=np.int32) for x in lens)
+        row_stats: dict[str, NDArray[np.generic]] = {}
+        if parts:  # `rowwise.row_stats`, with the lengths held once (the frame's)
+            row_stats = {"len_prompt": lp, "len_a": la, "len_b": lb}
+            row_stats |= stats_arrays(pa.concat_tables(parts))
+        del parts
         return cls(
             table=table,
             origin=source,
@@ -537,7 +603,7 @@ class Frame:
             raw_set=raw_values,
             prompt_valid=np.concatenate(valid) if valid else np.zeros(0, dtype=bool),
             has_text=bool(n and with_text > 0),
-            stats=stats_arrays(pa.concat_tables(parts)) if parts else {},
+            stats=row_stats,
         )
 
     def release_raw(self) -> None:
@@ -597,6 +663,13 @@ class Frame:
 
     @cached_property
     def model_codes(self) -> tuple[I64, I64]:
+        return self.model_codes_uncached()
+
+    def model_codes_uncached(self) -> tuple[I64, I64]:
+        """`model_codes` computed again (the frame does not keep them): for a step that needs
+        them once and holds them in a smaller type."""
+        if "model_codes" in self.__dict__:
+            return self.model_codes
         models = pa.concat_arrays(
             [_string_col(self.table, "model_a", self.n), _string_col(self.table, "model_b", self.n)]
         )
@@ -661,11 +734,12 @@ class Frame:
         has_meta = np.asarray(self.table.column("has_meta"), dtype=bool)
         return np.asarray((self.annotator >= 0) | rat | has_meta)
 
-    @cached_property
+    @property
     def vote_key(self) -> I64:
         """Everything that identifies a vote, aligned to the pair's canonical order: the pair,
         outcome, annotator, aspect, rationale, strength, display order and `meta`. Two rows
-        with the same key record the same vote (ids and `source` are not compared)."""
+        with the same key record the same vote (ids and `source` are not compared). Not kept:
+        `duplicate_group`, its one reader, is."""
         rat, _ = codes_of(_string_col(self.table, "rationale", self.n))
         meta = first_codes(np.asarray(self.table.column("meta_hash"), dtype=np.uint64))
         st = _column(self.table, "strength").cast(pa.float64())

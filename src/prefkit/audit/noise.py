@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from prefkit.audit.features import F64, design, style
+from prefkit.audit.features import DESIGN, F64, Style, design, style
 from prefkit.audit.findings import Findings, make_rows
 from prefkit.audit.frame import Frame, _ahead
 from prefkit.audit.pooling import pool_prior
@@ -48,6 +48,7 @@ TARGET_PRECISION = 0.8
 FIT_ROWS = 125_000  # decisive rows the n-gram feature model trains on (its 5 folds: ≤ 100k)
 VOCAB_TEXTS = 250_000  # distinct responses the n-gram vocabulary is built from
 SCORE_BATCH = 32_768  # distinct responses per n-gram scoring batch
+PREDICT_ROWS = 1 << 18  # rows whose design matrix is built at once while predicting
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,7 @@ def _embedder() -> Any:
 
 def fit_noise(
     f: Frame,
-    st: dict[str, F64] | None = None,
+    st: Style | None = None,
     folds: int = 5,
     seed: int = 0,
     embeddings: bool = False,
@@ -124,55 +125,64 @@ def fit_noise(
     n-gram vocabulary comes from at most `VOCAB_TEXTS` distinct responses (`_NgramFolds`)."""
     st = st if st is not None else style(f)
     given = p_a
-    x, names = design(f, st)
+    names = list(DESIGN)
+    emb: F64 | None = None
     if embeddings and f.has_text:
-        e = embedding_features(f)
-        if e is not None:
-            x = np.column_stack([x, e])
-            names = names + [f"emb{i}" for i in range(e.shape[1])]
+        emb = embedding_features(f)
+        if emb is not None:
+            names = names + [f"emb{i}" for i in range(emb.shape[1])]
+
+    def x(rows: NDArray[np.integer] | NDArray[np.bool_]) -> F64:
+        """The design matrix of `rows` (built a part at a time: never whole for a big table)."""
+        m = design(f, st, rows)[0]
+        return m if emb is None else np.column_stack([m, emb[rows]])
+
+    nx = len(names)
     d = f.decisive
     y = (f.outcome == 0).astype(np.float64)
     rng = np.random.default_rng(seed)
     # folds by pair: no vote informs the feature prediction for its own pair (the pair's
     # other votes enter through the lapse model); other pairs of the same prompt may
-    ug, ginv = np.unique(f.item, return_inverse=True)
-    fold_of = rng.integers(0, folds, size=ug.size)[ginv]
+    ug, item = np.unique(f.item, return_inverse=True)
+    item = item.reshape(-1).astype(np.int64, copy=False)  # compact item index per row
+    fold_of = rng.integers(0, folds, size=ug.size)[item]
+    del ug
     p_a = np.full(f.n, float(y[d].mean()) if d.any() else 0.5) if given is None else given
-    l2 = 1e-3 if x.shape[1] < 50 else 1e-2
+    l2 = 1e-3 if nx < 50 else 1e-2
     p_pair = p_a.copy()
+    pos = names.index("shown_first_a")
     ng = (
-        _NgramFolds(f, x, fold_of, rng, names.index("shown_first_a"), ngram_l2, max_train, max_fit)
+        _NgramFolds(f, x, nx, fold_of, rng, pos, ngram_l2, max_train, max_fit)
         if given is None and ngrams and f.has_text
         else None
     )
-    x0: F64 | None = None
 
     def fit_folds(usable: NDArray[np.bool_], target: F64, first: bool) -> None:
         """Out-of-fold feature model on the `usable` rows against `target` (P(a wins) per
         row, hard or soft); fills p_pair (and, on the first pass, p_a)."""
-        nonlocal x0
         if ng is not None:
             ng.fit(usable, target, p_a if first else None, p_pair)
             return
-        if x0 is None:
-            # the same rows with the display position removed: a prior for the pair, not the vote
-            x0 = x.copy()
-            x0[:, names.index("shown_first_a")] = 0.0
         for k in range(folds):
             test = fold_of == k
             train = _subset(usable & ~test, max_train, rng)
             if not test.any() or train.sum() < 20:
                 continue
-            m = logit_fit(x[train], target[train], l2=l2)
-            p_pair[test] = m.predict(x0[test])
+            m = logit_fit(x(train), target[train], l2=l2)
+            xt = x(test)
             if first:
-                p_a[test] = m.predict(x[test])
+                p_a[test] = m.predict(xt)
+            # the same rows with the display position removed: a prior for the pair, not the vote
+            xt[:, pos] = 0.0
+            p_pair[test] = m.predict(xt)
+            del xt
 
     if given is None:
         fit_folds(d, y, first=True)
-    full = logit_fit(x[d], y[d], l2=l2) if d.sum() >= 20 else None
+    full = logit_fit(x(d), y[d], l2=l2) if d.sum() >= 20 else None
+    del y
     coef = (
-        {n: float(c) for n, c in zip(["intercept", *names[: x.shape[1]]], full.coef, strict=False)}
+        {n: float(c) for n, c in zip(["intercept", *names[:nx]], full.coef, strict=False)}
         if full
         else {}
     )
@@ -185,8 +195,6 @@ def fit_noise(
     remap = np.full(4, -1, dtype=np.int64)
     remap[present] = np.arange(len(present))
     k = len(present)
-    _, item = np.unique(f.item, return_inverse=True)
-    item = item.astype(np.int64)
     n_items = int(item.max()) + 1 if item.size else 0
     lab = remap[f.canonical_outcome]
     # per-item prior from the feature model (canonical orientation)
@@ -209,7 +217,10 @@ def fit_noise(
     ann = f.annotator.copy()
     ann[ann < 0] = len(f.annotators)  # unknown annotators share one accuracy
     cons = one_coin(item, ann, lab, n_items, len(f.annotators) + 1, k, prior=prior)
-    susp = 1.0 - cons.posterior[item, lab]
+    del prior, qi
+    # the consensus's suspicion; replaced by the lapse model's when there are decisive votes
+    susp = 1.0 - cons.posterior[item, lab] if not d.any() else np.zeros(0)
+    del lab
     vpi = float(f.n / n_items) if n_items else 0.0
     method = "feature model + one-coin consensus"
     spam_rows = np.zeros(f.n, dtype=bool)
@@ -231,17 +242,20 @@ def fit_noise(
         qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
             np.bincount(it, minlength=n_it), 1
         )
-        s_row = np.where(f.shown_first == 0, 1.0, np.where(f.shown_first == 1, -1.0, 0.0))
-        s_can = np.where(f.swapped, -s_row, s_row)
+        del q
+        sf, sw = f.shown_first[rows], f.swapped[rows]
+        s_row = np.where(sf == 0, 1.0, np.where(sf == 1, -1.0, 0.0))
+        s_can = np.where(sw, -s_row, s_row)  # of `rows`
+        del sf, sw, s_row
         # with one vote per pair a wrong feature prediction and a flipped vote explain the
         # same disagreement: the outlier share is only identifiable with more votes
         several = rows.size >= 1.5 * n_it
         lapse_args = (
-            it.astype(np.int64),
+            it.astype(np.int64, copy=False),
             ann[rows],
-            np.where(tie, 0, _grades(f))[rows],
-            np.where(tie, 0, f.canonical_outcome)[rows].astype(np.int64),
-            s_can[rows],
+            np.where(tie[rows], 0, _grades(f, rows)),
+            np.where(tie[rows], 0, f.canonical_outcome[rows]).astype(np.int64),
+            s_can,
             n_it,
             len(f.annotators) + 1,
             N_GRADES,
@@ -259,10 +273,11 @@ def fit_noise(
             usable = np.zeros(f.n, dtype=bool)
             usable[rows] = True
             fit_folds(usable, post, first=False)
-            q = np.where(f.swapped, 1 - p_pair, p_pair)
-            qrow = np.bincount(it, weights=q[rows], minlength=n_it) / np.maximum(
+            q = np.where(f.swapped[rows], 1 - p_pair[rows], p_pair[rows])
+            qrow = np.bincount(it, weights=q, minlength=n_it) / np.maximum(
                 np.bincount(it, minlength=n_it), 1
             )
+            del q, post, usable
         # with several votes per pair, where responses recur within prompts, their votes
         # are pooled into the prior (`pooling`: a per-prompt Bradley–Terry over distinct
         # responses, out of fold)
@@ -355,7 +370,8 @@ class _NgramFolds:
     def __init__(
         self,
         f: Frame,
-        x: F64,
+        x: Callable[[Any], F64],
+        nx: int,
         fold_of: I64,
         rng: np.random.Generator,
         pos_col: int,
@@ -363,13 +379,24 @@ class _NgramFolds:
         max_train: int,
         max_fit: int,
     ) -> None:
-        self.f, self.x, self.fold_of, self.rng = f, x, fold_of, rng
+        self.f, self.x, self.nx, self.fold_of, self.rng = f, x, nx, fold_of, rng
         self.pos_col, self.l2, self.max_train, self.max_fit = pos_col, l2, max_train, max_fit
-        self.a, self.b = np.maximum(f.a_code, 0), np.maximum(f.b_code, 0)
-        self.md = _model_diff(f)
+        ma, mb = f.model_codes_uncached()
+        self.ma, self.mb = ma.astype(np.int32), mb.astype(np.int32)
+        del ma, mb
+        self.n_models = _model_columns(self.ma, self.mb)
         self.vocab: NDArray[np.uint64] | None = None
         self.betas: dict[int, F64] = {}
         self.nv = 0
+
+    def _ab(self, rows: NDArray[np.integer] | NDArray[np.bool_]) -> tuple[I64, I64]:
+        """Codes of responses a and b of `rows` (a missing response: code 0)."""
+        f = self.f
+        return np.maximum(f.a_code[rows], 0), np.maximum(f.b_code[rows], 0)
+
+    def _md(self, rows: NDArray[np.integer]) -> Any:
+        """`_model_diff` of `rows` (built for the rows in use, not held for the table)."""
+        return _model_diff(self.ma[rows], self.mb[rows], self.n_models)
 
     def fit(self, usable: NDArray[np.bool_], target: F64, p_a: F64 | None, p_pair: F64) -> None:
         """Fit each fold on `usable` rows against `target` (P(a wins), hard or soft); write
@@ -377,10 +404,10 @@ class _NgramFolds:
         into `p_pair`."""
         from prefkit.audit.features import ngram_matrix, ngram_vocab
 
-        f, a, b, rng = self.f, self.a, self.b, self.rng
+        f, rng = self.f, self.rng
         fit = _subset(usable, self.max_fit, rng)
         fit_texts = np.flatnonzero(
-            np.bincount(np.concatenate([a[fit], b[fit]]), minlength=len(f.text_set))
+            np.bincount(np.concatenate(self._ab(fit)), minlength=len(f.text_set))
         )
         if self.vocab is None:
             if len(f.text_set) <= VOCAB_TEXTS:
@@ -409,12 +436,13 @@ class _NgramFolds:
         """Each fold's model on its training rows (`jobs`: fold, rows), from the previous
         fit's coefficients; the folds are independent fits (sparse products and L-BFGS
         release the GIL), run on `FIT_THREADS` threads."""
-        x, a, b = self.x, self.a, self.b
+        x = self.x
 
         def fold(job: tuple[int, I64]) -> tuple[int, F64]:
             k, tr = job
+            a, b = self._ab(tr)
             beta = pair_logit_coef(
-                x[tr], tm, loc[a[tr]], loc[b[tr]], self.md[tr], target[tr], self.l2,
+                x(tr), tm, loc[a], loc[b], self._md(tr), target[tr], self.l2,
                 init=self.betas.get(k),
             )  # fmt: skip
             return k, beta
@@ -427,8 +455,8 @@ class _NgramFolds:
 
         from prefkit.audit.features import ngram_matrix
 
-        f, x, a, b, md = self.f, self.x, self.a, self.b, self.md
-        nx, nv = x.shape[1], self.nv
+        f, x = self.f, self.x
+        nx, nv = self.nx, self.nv
         folds = sorted(self.betas)
         w = np.column_stack([self.betas[k][1 + nx : 1 + nx + nv] for k in folds])
         score = np.zeros((len(f.text_set), len(folds)))
@@ -443,17 +471,21 @@ class _NgramFolds:
             pass
         for j, k in enumerate(folds):
             beta = self.betas[k]
-            rows = np.flatnonzero(self.fold_of == k)
-            z = (
-                beta[0]
-                + x[rows] @ beta[1 : 1 + nx]
-                + score[a[rows], j]
-                - score[b[rows], j]
-                + np.asarray(md[rows] @ beta[1 + nx + nv :]).ravel()
-            )
-            if p_a is not None:
-                p_a[rows] = expit(z)
-            p_pair[rows] = expit(z - x[rows, self.pos_col] * beta[1 + self.pos_col])
+            fold = np.flatnonzero(self.fold_of == k)
+            for s in range(0, fold.size, PREDICT_ROWS):  # the design a part at a time
+                rows = fold[s : s + PREDICT_ROWS]
+                xr = x(rows)
+                a, b = self._ab(rows)
+                z = (
+                    beta[0]
+                    + xr @ beta[1 : 1 + nx]
+                    + score[a, j]
+                    - score[b, j]
+                    + np.asarray(self._md(rows) @ beta[1 + nx + nv :]).ravel()
+                )
+                if p_a is not None:
+                    p_a[rows] = expit(z)
+                p_pair[rows] = expit(z - xr[:, self.pos_col] * beta[1 + self.pos_col])
 
 
 FIT_THREADS = 2  # threads for the n-gram model's independent fold fits and scoring batches
@@ -475,29 +507,40 @@ def _threads(fn: Callable[[_J], _O], jobs: list[_J], threads: int = FIT_THREADS)
 N_GRADES = 4
 
 
-def _model_diff(f: Frame) -> Any:
-    """One-hot model of response a minus one-hot model of response b (a Bradley–Terry term);
-    an empty matrix when the table names no models."""
-    from scipy.sparse import csr_matrix
-
-    ma, mb = f.model_codes
+def _model_columns(ma: NDArray[np.integer], mb: NDArray[np.integer]) -> int:
+    """Columns of the model term (`_model_diff`) for a table's model codes: one per model,
+    or a single empty column when fewer than two models are ever compared."""
     k = int(max(ma.max(initial=-1), mb.max(initial=-1))) + 1
     ok = (ma >= 0) & (mb >= 0) & (ma != mb)
-    rows = np.flatnonzero(ok)
+    return k if k >= 2 and bool(ok.any()) else 1
+
+
+def _model_diff(ma: NDArray[np.integer], mb: NDArray[np.integer], k: int) -> Any:
+    """One-hot model of response a minus one-hot model of response b (a Bradley–Terry term)
+    for rows with model codes `ma`, `mb`, `k` columns (`_model_columns`); all zeros when the
+    table names no models."""
+    from scipy.sparse import csr_matrix
+
+    n = int(ma.size)
+    rows = np.flatnonzero((ma >= 0) & (mb >= 0) & (ma != mb))
     if k < 2 or rows.size == 0:
-        return csr_matrix((f.n, 1))
+        return csr_matrix((n, k))
     data = np.concatenate([np.ones(rows.size), -np.ones(rows.size)])
     return csr_matrix(
         (data, (np.concatenate([rows, rows]), np.concatenate([ma[rows], mb[rows]]))),
-        shape=(f.n, k),
+        shape=(n, k),
     )
 
 
-def _grades(f: Frame) -> I64:
-    """Confidence grade of each vote from `strength`: 0 unknown/even, 1..3 = |strength − ½|·6."""
+def _grades(f: Frame, rows: I64 | None = None) -> I64:
+    """Confidence grade of each vote (of `rows`) from `strength`: 0 unknown/even, 1..3 =
+    |strength − ½|·6."""
+    n = f.n if rows is None else rows.size
     if "strength" not in f.table.column_names:
-        return np.zeros(f.n, dtype=np.int64)
+        return np.zeros(n, dtype=np.int64)
     s = f.table.column("strength").to_numpy(zero_copy_only=False).astype(np.float64)
+    if rows is not None:
+        s = s[rows]
     g = np.where(np.isnan(s), 0.0, np.clip(np.round(np.abs(s - 0.5) * 6), 0, 3))
     return g.astype(np.int64)
 
