@@ -217,11 +217,9 @@ def _release() -> None:
     collecting the cycles that may still hold a stage's Arrow buffers."""
     import gc
 
-    from prefkit._glibc import malloc_trim
-
     gc.collect()
     pa.default_memory_pool().release_unused()
-    malloc_trim()  # numpy's arrays under the mmap threshold are carved from glibc's heaps
+    _malloc_trim()
 
 
 MMAP_THRESHOLD = 1 << 22  # blocks from 4 MiB get their own mapping (glibc's M_MMAP_THRESHOLD)
@@ -234,9 +232,30 @@ def _mmap_large_blocks() -> None:
     pages stay resident; with a fixed threshold each such array is mapped on its own and
     returned to the system when freed (4M rows: −0.25 GiB resident at the same step,
     RESULTS.md). Nothing on other C libraries."""
-    from prefkit._glibc import M_MMAP_THRESHOLD, mallopt
+    import ctypes
+    import sys
 
-    mallopt((M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+def _malloc_trim() -> None:
+    """glibc's `malloc_trim(0)`: hand the pages of freed blocks back to the system (numpy's
+    arrays under the allocator's mmap threshold are carved from its heaps, which otherwise
+    keep them resident). Nothing on other C libraries."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def write_outputs(res: AuditResult, out: Path, frame: Any = None) -> dict[str, Path]:

@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-from prefkit._glibc import M_MMAP_THRESHOLD, M_TOP_PAD, M_TRIM_THRESHOLD, mallopt
 from prefkit.io.base import ReadResult
 from prefkit.schema import Kind
 
@@ -38,6 +37,10 @@ MIN_BYTES = 16 << 20
 #: the temporary IPC files are about this many times the input's bytes (1M TRL rows: 85 MiB
 #: of Parquet, 340 MiB of canonical Arrow); /dev/shm is used when it has that much room
 GROWTH = 6
+#: glibc `mallopt` parameters: allocations up to 32 MiB from the heap, which is neither trimmed
+#: nor handed back between files (a worker reads one file after another, each needing about
+#: the memory of the last)
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 
 J = TypeVar("J")
 
@@ -103,10 +106,24 @@ def setup_worker() -> None:
     from prefkit.io.readers import _fast
 
     _fast.THREADS = False
-    # allocations up to 32 MiB from the heap, which is neither trimmed nor handed back
-    # between files (a worker reads one file after another, each needing about the memory
-    # of the last)
-    if mallopt((M_MMAP_THRESHOLD, 32 << 20), (M_TRIM_THRESHOLD, 1 << 30), (M_TOP_PAD, 64 << 20)):
+    try:
+        glibc = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):
+        glibc = None
+    if not glibc:
+        return
+    try:
+        import ctypes
+
+        mallopt = ctypes.CDLL(None).mallopt
+        kept = (
+            mallopt(M_MMAP_THRESHOLD, 32 << 20)
+            and mallopt(M_TRIM_THRESHOLD, 1 << 30)
+            and mallopt(M_TOP_PAD, 64 << 20)
+        )
+    except (OSError, AttributeError):
+        return
+    if kept:
         pa.set_memory_pool(pa.system_memory_pool())
 
 
