@@ -166,18 +166,10 @@ c1, k1 = time.process_time(), children()
 res = read(sys.argv[1])
 t2 = time.perf_counter()
 read_cpu = time.process_time() - c1
-# worker processes still exiting are reaped by their pool's thread: wait for it, so that
-# their CPU (and the exit's) is counted
-import concurrent.futures.process as cfp, threading
-for t in threading.enumerate():
-    if isinstance(t, cfp._ExecutorManagerThread):
-        t.join()
-reaped_s = time.perf_counter() - t2
 workers_cpu = children() - k1
 n = sum(t.num_rows for t in res.tables.values())
 ru = resource.getrusage(resource.RUSAGE_SELF)
 print(json.dumps({"read_s": t2 - t1, "read_cpu_s": read_cpu + workers_cpu, "workers_cpu_s": workers_cpu,
-                  "reaped_s": reaped_s,
                   "process_s": t2 - t0, "rows": n, "rows_in": res.rows_in,
                   "vectorised": res.rows_vectorised, "reader": res.reader, "rejects": len(res.rejects),
                   "cpu_s": ru.ru_utime + ru.ru_stime + children(), "maxrss_mb": ru.ru_maxrss / 1024,
@@ -318,8 +310,7 @@ def bench_hub(tmp: Path, rows: int, skip_datasets: bool) -> None:
     print(line(f"prefkit.read(folder) ({ours['reader']}, {ours['vectorised']:,} vectorised)", ours))
     print(
         f"{'':<46}  read CPU {ours['read_cpu_s']:.2f}s (of it worker processes "
-        f"{ours['workers_cpu_s']:.2f}s; {os.environ.get('PREFKIT_READ_PROCESSES', 'auto')}; "
-        f"workers gone {ours['reaped_s']:.3f}s after the read)"
+        f"{ours['workers_cpu_s']:.2f}s; {os.environ.get('PREFKIT_READ_PROCESSES', 'auto')})"
     )
     floor = run(ARROW_READ, str(folder))
     print(line("pyarrow read_table of the shards (floor)", floor))

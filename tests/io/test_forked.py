@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prefkit.io import forked
-from prefkit.io.base import InputError, OptionError, ReadOptions, ReadResult, StrictError
+from prefkit.io.base import InputError, ReadOptions, ReadResult, StrictError
 from prefkit.io.detect import read
 from tests.conftest import REPO
 
@@ -192,32 +192,6 @@ def test_errors_are_the_in_process_ones(tmp_path: Path, monkeypatch: pytest.Monk
     assert messages[0] == messages[1]
 
 
-def test_workers_detect_their_files_as_this_process_would(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Each worker detects its own file: a named source, an unreadable first file (the reader
-    is then the second file's) and an option error give what reading in this process gives."""
-    root = _parquet_folder(tmp_path / "hub", bad_row=False)
-    here, there, spy = _both(root, monkeypatch, ReadOptions(source="mine"))
-    _assert_same(here, there)
-    assert spy.mapped == 4 and set(there.table.column("source").to_pylist()) == {"mine"}
-    first = root / "data" / "test-00000-of-00001.parquet"  # sorted first
-    first.write_bytes(first.read_bytes()[:100])
-    here, there, spy = _both(root, monkeypatch)
-    _assert_same(here, there)
-    # the workers' first try finds a file that does not detect: read again as before (the
-    # first file detected here, the workers check theirs), 3 files mapped each time
-    assert there.reader == "trl" and spy.mapped == 6
-    assert [Path(r.file).name for r in there.rejects] == [first.name]
-    messages = []
-    for setting in ("0", "2"):
-        monkeypatch.setenv(forked.ENV, setting)
-        with pytest.raises(OptionError) as e:
-            read(root, options=ReadOptions(value_maps={"nosuchfield": {"x": "y"}}))
-        messages.append(str(e.value))
-    assert messages[0] == messages[1] and "nosuchfield" in messages[0]
-
-
 def test_no_room_for_a_worker_file_falls_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -334,26 +308,3 @@ def test_trl_prompts_with_controls_python_reads_otherwise(tmp_path: Path) -> Non
     got = res.table.to_pylist()
     assert [r["prompt"][0]["content"] for r in got] == prompts
     assert [r["prompt_id"] for r in got] == [prompt_id(r["prompt"]) for r in got]
-
-
-def _worker_state() -> tuple[str, bool]:
-    from prefkit.io.readers import _fast
-
-    return pa.default_memory_pool().backend_name, _fast.THREADS
-
-
-def test_workers_decode_in_their_thread_with_memory_kept(tmp_path: Path) -> None:
-    """Each worker, once: Arrow decodes in the worker's own thread (no prefetch thread), and on
-    glibc its Arrow memory comes from the system pool; this process keeps its own settings."""
-    import multiprocessing
-    import os
-    from concurrent.futures import ProcessPoolExecutor
-
-    before = _worker_state()
-    ctx = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(1, mp_context=ctx, initializer=forked.setup_worker) as pool:
-        backend, threads = pool.submit(_worker_state).result()
-    assert threads is False
-    glibc = os.confstr("CS_GNU_LIBC_VERSION") if "CS_GNU_LIBC_VERSION" in os.confstr_names else None
-    assert backend == ("system" if glibc else before[0])
-    assert _worker_state() == before and before[1] is True

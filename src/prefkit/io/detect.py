@@ -183,35 +183,17 @@ def read_dataset(
 
     from prefkit.engine import run_tasks
     from prefkit.io import forked
+    from prefkit.io.readers._base import default_source
 
     unreadable: list[Reject] = []
+    name, why = _pick_first(files, fmt, opts, unreadable)
     dataset = path.name if path.is_dir() else Path(str(path).split("*")[0]).name or "dataset"
-    # one task per file: forked worker processes for a big enough local folder (both cores
-    # for the readers' Python work), else two local threads (one file's Python work overlaps
-    # the other's decoding and kernels), or Ray tasks on every core of the cluster
-    workers = forked.workers_for([f for f, _ in files]) if opts.engine == "local" else 0
-    need = forked.GROWTH * forked.input_bytes([f for f, _ in files])
-    results: list[ReadResult] | None = None
-    if workers and fmt is None:
-        # each worker detects its own file and reads it: this process starts them at once
-        # instead of detecting the first file first. Every file must detect as the same
-        # reader; anything else (a file that does not detect, another format, an option
-        # error) is done again below as it always was
-        detect_jobs = [(f, opts, dataset, split) for f, split in files]
-        results = forked.read_forked(detect_part, detect_jobs, workers, need)
-        if results is None:  # the processes could not run: not again
-            workers = 0
-        elif not results[0].reader or any(got.reader != results[0].reader for got in results):
-            results = None
-    if results is not None:
-        name, why = results[0].reader, results[0].why
-    else:
-        name, why = _pick_first(files, fmt, opts, unreadable)
     source = opts.source or f"{name}:{dataset}"
     out = ReadResult({}, reader=name, why=f"{why}; {len(files)} files read as one dataset")
 
     def shard_of(f: Path) -> str:
-        return shard_source(f, name, source, opts)
+        shard = opts.source or default_source(f, name)
+        return f"{source}/{f.name}" if shard == source else shard
 
     def jobs_of(todo: list[tuple[Path, str | None]], check: bool) -> list[Part]:
         return [
@@ -219,7 +201,13 @@ def read_dataset(
             for i, (f, split) in enumerate(todo)
         ]
 
-    if results is None and workers and fmt is None:
+    # one task per file: forked worker processes for a big enough local folder (both cores
+    # for the readers' Python work), else two local threads (one file's Python work overlaps
+    # the other's decoding and kernels), or Ray tasks on every core of the cluster
+    workers = forked.workers_for([f for f, _ in files]) if opts.engine == "local" else 0
+    need = forked.GROWTH * forked.input_bytes([f for f, _ in files])
+    results: list[ReadResult] | None = None
+    if workers and fmt is None:
         # each worker checks its file's format before reading it; any file that is not
         # `name` (another format, unreadable): the checks and reads below, in this process
         todo = [(f, split) for f, split in files if not any(r.file == str(f) for r in unreadable)]
@@ -331,32 +319,6 @@ def read_part(job: Part) -> ReadResult:
         if split is not None:
             t = set_meta(t, "split", split)
         got.tables[kind] = conform(t, kind)
-    return got
-
-
-def shard_source(f: Path, name: str, source: str, opts: ReadOptions) -> str:
-    """The `source` a file of a dataset is read with (made the dataset's `source` after)."""
-    from prefkit.io.readers._base import default_source
-
-    shard = opts.source or default_source(f, name)
-    return f"{source}/{f.name}" if shard == source else shard
-
-
-def detect_part(job: tuple[Path, ReadOptions, str, str | None]) -> ReadResult:
-    """One file of a dataset named `dataset` (with split `split`), its reader detected here:
-    `read_part` with that reader, `reader` and `why` the detection's. A file that does not
-    detect: an empty result with no reader. Runs in a forked worker process."""
-    import dataclasses
-
-    f, opts, dataset, split = job
-    try:
-        name, why = pick(f, None, opts)
-    except InputError:
-        return ReadResult({})
-    source = opts.source or f"{name}:{dataset}"
-    shard = shard_source(f, name, source, opts)
-    got = read_part((name, f, dataclasses.replace(opts, source=shard), source, split, False))
-    got.why = why
     return got
 
 

@@ -37,10 +37,6 @@ MIN_BYTES = 16 << 20
 #: the temporary IPC files are about this many times the input's bytes (1M TRL rows: 85 MiB
 #: of Parquet, 340 MiB of canonical Arrow); /dev/shm is used when it has that much room
 GROWTH = 6
-#: glibc `mallopt` parameters: allocations up to 32 MiB from the heap, which is neither trimmed
-#: nor handed back between files (a worker reads one file after another, each needing about
-#: the memory of the last)
-M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
 
 J = TypeVar("J")
 
@@ -94,37 +90,6 @@ def temp_folder(need: int) -> str:
     except OSError:
         pass
     return tempfile.mkdtemp(prefix="prefkit-read-")
-
-
-def setup_worker() -> None:
-    """Once in each worker, before its first file: Arrow decodes in the worker's own thread
-    (the workers already fill every core: more threads only switch), and its memory comes
-    from glibc's heap kept between files — each file's pages are then the previous file's,
-    not fresh ones the kernel must zero (measured on 10 shards of 100k TRL rows: 0.69 GiB of
-    new pages in the two workers instead of 1.07 GiB, RESULTS.md "Ingest"). Without glibc,
-    Arrow's default pool stays."""
-    from prefkit.io.readers import _fast
-
-    _fast.THREADS = False
-    try:
-        glibc = os.confstr("CS_GNU_LIBC_VERSION")
-    except (ValueError, OSError):
-        glibc = None
-    if not glibc:
-        return
-    try:
-        import ctypes
-
-        mallopt = ctypes.CDLL(None).mallopt
-        kept = (
-            mallopt(M_MMAP_THRESHOLD, 32 << 20)
-            and mallopt(M_TRIM_THRESHOLD, 1 << 30)
-            and mallopt(M_TOP_PAD, 64 << 20)
-        )
-    except (OSError, AttributeError):
-        return
-    if kept:
-        pa.set_memory_pool(pa.system_memory_pool())
 
 
 def _work(
@@ -182,18 +147,9 @@ def read_forked(
     try:
         try:
             ctx = multiprocessing.get_context("fork")
-            pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=ctx, initializer=setup_worker
-            )
-            try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 futures = [pool.submit(_work, (fn, job, folder)) for job in jobs]
                 outs = [f.result() for f in futures]
-            except BaseException:  # no worker may still write into the folder once it goes
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-            # the tables are in their files once the results are here: the workers exit (20-35
-            # ms each, freeing their memory) and are reaped by the pool's thread meanwhile
-            pool.shutdown(wait=False)
         except Exception:  # fn's own errors stay in `_work`: this is the machinery's
             return None
         results: list[ReadResult] = []

@@ -4,7 +4,6 @@ string pieces, and `schema.prompt_id` for a whole column of prompts at once."""
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 import numpy as np
@@ -138,27 +137,6 @@ class Strings:
         return low[v == 0x0A], unsafe
 
 
-_PLAIN_ROLE = re.compile(rb"[\x20-\x7e]+")  # printable ASCII: a JSON string as it is
-
-
-def _one_role(
-    starts: npt.NDArray[np.int64], roles: Strings, text: bytes, nulls: int
-) -> bytes | None:
-    """The role of every message when each prompt is one message (`starts` 0, 1, ..., n) and
-    all roles are the same printable ASCII text without `"` or `\\` (its JSON is itself);
-    else None. `text`: the roles' bytes."""
-    n = len(starts) - 1
-    if n <= 0 or nulls or not np.array_equal(starts, np.arange(n + 1)):
-        return None
-    size = len(text) // n
-    if not np.array_equal(roles.offsets - roles.lo, np.arange(n + 1) * size):
-        return None  # roles of different lengths
-    role = text[:size]
-    if not role or not _PLAIN_ROLE.fullmatch(role) or b'"' in role or b"\\" in role:
-        return None
-    return role if text == role * n else None
-
-
 _KEY_OPEN = texts(['[["', ',["'])
 _KEY_CLOSE = texts(['"]', '"]]'])
 _KEY_SEP = texts(['","'])[0]
@@ -185,9 +163,10 @@ def prompt_ids(
     body = Strings(contents).bytes
     text = body.tobytes()
     lowered = pc.ascii_lower(contents)  # rows that are not ASCII are redone below
-    # every two neighbouring bytes as one uint16, read in place: "  " is 0x2020
-    pairs = np.ndarray((max(len(body) - 1, 0),), "<u2", body, 0, (1,))
-    if (len(body) and body.min() < 0x20) or np.any(pairs == 0x2020):
+    padded = np.zeros(len(body) + 2, np.uint8)
+    padded[: len(body)] = body
+    pairs = np.ndarray((len(body) + 1,), "<u2", padded, 0, (1,))
+    if (len(body) and body.min() < 0x20) or np.any(pairs == 0x2020):  # "  "
         needs = pc.match_substring_regex(lowered, r"[\t\n\x0b\x0c\r]|  ")
         idx = pc.indices_nonzero(needs)
         if len(idx):
@@ -203,48 +182,31 @@ def prompt_ids(
     if b'"' in text:
         esc = pc.replace_substring(esc, '"', '\\"')
     starts = numpy_ints(offsets)
-    role_strings = Strings(roles)
-    rb = role_strings.bytes
-    rtext = rb.tobytes()
-    role = _one_role(starts, role_strings, rtext, roles.null_count) if len(roles) == n else None
-    out: list[bytes] = []
-    add = out.append
-    if role is not None:
-        # one message of one plain role per prompt (TRL's string prompts): the key is
-        # `[["<role>","` + content + `"]]`, hashed from a copy of the state after its head:
-        # the keys are never built (measured: -12% CPU for join and hashing), same digests
-        pieces = Strings(esc)
-        bounds = (pieces.offsets - pieces.lo).tolist()
-        data = pieces.bytes.tobytes()
-        fresh = hashlib.blake2b(b'[["' + role + b'","', digest_size=8).copy
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            h = fresh()
-            h.update(data[a:b])
-            h.update(b'"]]')
-            add(h.digest())
-    else:
-        first = np.ones(len(contents), np.int8)
-        first[starts[:-1]] = 0
-        last = np.zeros(len(contents), np.int8)
-        last[starts[1:] - 1] = 1
-        head = pc.take(_KEY_OPEN, ints(first, np.int8))
-        tail = pc.take(_KEY_CLOSE, ints(last, np.int8))
-        elems = Strings(pc.binary_join_element_wise(head, roles, _KEY_SEP, esc, tail, EMPTY))
-        bounds = (elems.offsets[starts] - elems.lo).tolist()
-        data = elems.bytes.tobytes()
-        # a copy of one fresh 8-byte blake2b state per key: ~20% less CPU than the
-        # constructor with its keyword argument (37 vs 47 ms per 100k keys), same digests
-        fresh = hashlib.blake2b(digest_size=8).copy
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            h = fresh()
-            h.update(data[a:b])
-            add(h.digest())
-    digests = bytearray(b"".join(out))
+    first = np.ones(len(contents), np.int8)
+    first[starts[:-1]] = 0
+    last = np.zeros(len(contents), np.int8)
+    last[starts[1:] - 1] = 1
+    head = pc.take(_KEY_OPEN, ints(first, np.int8))
+    tail = pc.take(_KEY_CLOSE, ints(last, np.int8))
+    elems = Strings(pc.binary_join_element_wise(head, roles, _KEY_SEP, esc, tail, EMPTY))
+    bounds = (elems.offsets[starts] - elems.lo).tolist()
+    data = elems.bytes.tobytes()
+    blake = hashlib.blake2b
+    digests = bytearray(
+        b"".join(
+            [
+                blake(data[a:b], digest_size=8).digest()
+                for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
+        )
+    )
     odd = np.zeros(len(contents), bool)
     if contents.null_count or roles.null_count:
         odd |= ~bools(pc.and_(pc.is_valid(contents), pc.is_valid(roles)))
     if len(body) and body.max() >= 0x80:
         odd |= ~bools(pc.fill_null(pc.string_is_ascii(contents), scalar(True)))
+    rb = Strings(roles).bytes
+    rtext = rb.tobytes()
     if len(rb) and (rb.max() >= 0x80 or rb.min() < 0x20 or b'"' in rtext or b"\\" in rtext):
         odd |= bools(
             pc.fill_null(pc.match_substring_regex(roles, r'[^\x20-\x7e]|["\\]'), scalar(False))

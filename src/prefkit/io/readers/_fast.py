@@ -39,9 +39,6 @@ if TYPE_CHECKING:
 
 PARQUET_BATCH = 1 << 18  # rows per Parquet batch
 BLOCK_BYTES = 16 << 20  # bytes per CSV / JSON block
-#: decode in Arrow's threads and a prefetch thread (overlapping this thread's Python work);
-#: off in the worker processes of `prefkit.io.forked`, which already fill every core
-THREADS = True
 
 
 class Decline(Exception):
@@ -65,7 +62,7 @@ def open_batches(path: Path, csv_nulls: bool = False) -> tuple[str, Iterator[pa.
             pf = pq.ParquetFile(path, pre_buffer=False)  # see base.parquet_batches
         except (pa.ArrowInvalid, OSError) as e:
             raise Decline(str(e)) from e
-        return kind, pf.iter_batches(batch_size=PARQUET_BATCH, use_threads=THREADS)
+        return kind, pf.iter_batches(batch_size=PARQUET_BATCH, use_threads=True)
     if kind == "hf":
         return kind, iter(read_hf_dir(path).to_batches(max_chunksize=PARQUET_BATCH))
     gz = _is_gzip(path)
@@ -83,7 +80,7 @@ def open_batches(path: Path, csv_nulls: bool = False) -> tuple[str, Iterator[pa.
         stream = pa.input_stream(str(path), compression="gzip" if gz else None)
         reader = pcsv.open_csv(
             stream,
-            read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=THREADS),
+            read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=True),
             parse_options=pcsv.ParseOptions(delimiter=delim, newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(
                 column_types={n: pa.string() for n in names},
@@ -515,7 +512,7 @@ def read_fast(
     fast = 0
     fname = str(path)
     try:
-        for batch in prefetch(batches) if THREADS else batches:
+        for batch in prefetch(batches):
             if schema is None:
                 schema = batch.schema
                 plan = plan_for(schema, container)
